@@ -1,0 +1,607 @@
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct engine {
+    struct engine_config cfg;
+    struct service_addr *service_addrs;
+    struct engine_events ev;
+    struct engine_stats stats;
+    struct reasm_timeouts timeouts;
+    struct reasm_budget budget;
+    struct flowtab table;
+    struct tm_list open;    /* open flows, least recently active first */
+    struct tm_list closing; /* open flows the server closed */
+    struct tm_list closed;  /* finished flows, remembered for a while */
+    struct flow **heap;     /* flows with a hole, by due time */
+    uint32_t heap_len, heap_cap;
+    uint64_t now;
+    uint64_t next_id;
+};
+
+const char *flow_end_reason_name(enum flow_end_reason why)
+{
+    switch (why) {
+    case FLOW_END_FIN:
+        return "fin";
+    case FLOW_END_RST:
+        return "reset";
+    case FLOW_END_SERVER_RST:
+        return "server-reset";
+    case FLOW_END_IDLE:
+        return "idle";
+    case FLOW_END_EVICTED:
+        return "evicted";
+    case FLOW_END_NEW_SYN:
+        return "replaced";
+    case FLOW_END_INPUT:
+        return "input-ended";
+    }
+    return "unknown";
+}
+
+/* ---- hole heap: a binary min-heap on due_ns ---- */
+
+static void heap_set(struct engine *e, uint32_t i, struct flow *f)
+{
+    e->heap[i] = f;
+    f->heap_idx = i;
+}
+
+static void heap_up(struct engine *e, uint32_t i)
+{
+    struct flow *f = e->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (e->heap[parent]->due_ns <= f->due_ns) {
+            break;
+        }
+        heap_set(e, i, e->heap[parent]);
+        i = parent;
+    }
+    heap_set(e, i, f);
+}
+
+static void heap_down(struct engine *e, uint32_t i)
+{
+    struct flow *f = e->heap[i];
+    for (;;) {
+        uint32_t child = 2 * i + 1;
+        if (child >= e->heap_len) {
+            break;
+        }
+        if (child + 1 < e->heap_len &&
+            e->heap[child + 1]->due_ns < e->heap[child]->due_ns) {
+            child++;
+        }
+        if (e->heap[child]->due_ns >= f->due_ns) {
+            break;
+        }
+        heap_set(e, i, e->heap[child]);
+        i = child;
+    }
+    heap_set(e, i, f);
+}
+
+static void heap_remove(struct engine *e, struct flow *f)
+{
+    uint32_t i = f->heap_idx;
+    if (i == UINT32_MAX) {
+        return;
+    }
+    f->heap_idx = UINT32_MAX;
+    e->heap_len--;
+    if (i == e->heap_len) {
+        return;
+    }
+    struct flow *moved = e->heap[e->heap_len];
+    heap_set(e, i, moved);
+    heap_up(e, i);
+    heap_down(e, moved->heap_idx);
+}
+
+static void heap_schedule(struct engine *e, struct flow *f, uint64_t due)
+{
+    if (f->heap_idx != UINT32_MAX) {
+        uint64_t old = f->due_ns;
+        f->due_ns = due;
+        if (due < old) {
+            heap_up(e, f->heap_idx);
+        } else if (due > old) {
+            heap_down(e, f->heap_idx);
+        }
+        return;
+    }
+    if (e->heap_len == e->heap_cap) {
+        e->heap_cap = e->heap_cap ? e->heap_cap * 2 : 64;
+        e->heap = tm_xrealloc(e->heap, e->heap_cap * sizeof(*e->heap));
+    }
+    f->due_ns = due;
+    heap_set(e, e->heap_len++, f);
+    heap_up(e, f->heap_idx);
+}
+
+/* ---- reassembly sink ---- */
+
+struct sink_ctx {
+    struct engine *e;
+    struct flow *f;
+};
+
+static void sink_data(void *ctx, const uint8_t *data, uint32_t len)
+{
+    struct sink_ctx *s = ctx;
+    s->f->payload_bytes += len;
+    s->e->stats.payload_bytes += len;
+    if (s->e->ev.data != NULL) {
+        s->e->ev.data(s->e->ev.ctx, s->f, data, len);
+    }
+}
+
+static void sink_gap(void *ctx, uint32_t len)
+{
+    struct sink_ctx *s = ctx;
+    s->f->gaps++;
+    s->f->gap_bytes += len;
+    s->e->stats.gaps++;
+    s->e->stats.gap_bytes += len;
+    if (s->e->ev.gap != NULL) {
+        s->e->ev.gap(s->e->ev.ctx, s->f, len);
+    }
+}
+
+/* ---- flow lifecycle ---- */
+
+struct engine *engine_new(const struct engine_config *cfg,
+                          const struct engine_events *ev)
+{
+    struct engine *e = tm_xcalloc(1, sizeof(*e));
+    e->cfg = *cfg;
+    if (cfg->n_service_addrs > 0) {
+        size_t n = cfg->n_service_addrs * sizeof(*e->service_addrs);
+        e->service_addrs = tm_xmalloc(n);
+        memcpy(e->service_addrs, cfg->service_addrs, n);
+    }
+    e->cfg.service_addrs = e->service_addrs;
+    e->ev = *ev;
+    e->timeouts.gap_ns = cfg->gap_timeout_ns;
+    e->timeouts.rtx_ns = TM_MAX(cfg->rtx_timeout_ns, cfg->gap_timeout_ns);
+    e->budget.limit = cfg->queue_budget;
+    flowtab_init(&e->table, cfg->hash_seed);
+    tm_list_init(&e->open);
+    tm_list_init(&e->closing);
+    tm_list_init(&e->closed);
+    return e;
+}
+
+static void free_flow(struct engine *e, struct flow *f)
+{
+    reasm_discard(&f->rs, &e->budget);
+    heap_remove(e, f);
+    tm_list_remove(&f->link);
+    flowtab_remove(&e->table, &f->node);
+    free(f);
+}
+
+static void free_list(struct engine *e, struct tm_list *l)
+{
+    struct tm_list *n;
+    while ((n = tm_list_first(l)) != NULL) {
+        free_flow(e, TM_CONTAINER_OF(n, struct flow, link));
+    }
+}
+
+void engine_free(struct engine *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    free_list(e, &e->open);
+    free_list(e, &e->closing);
+    free_list(e, &e->closed);
+    flowtab_cleanup(&e->table);
+    free(e->heap);
+    free(e->service_addrs);
+    free(e);
+}
+
+/*
+ * Ends an open flow. A flow that ends normally (FIN or reset) is
+ * remembered for a while so that its late retransmissions and ACKs open
+ * nothing; other ends forget the tuple, so later data starts a new flow.
+ */
+static void end_flow(struct engine *e, struct flow *f,
+                     enum flow_end_reason why)
+{
+    struct sink_ctx sc = {e, f};
+    struct reasm_sink sink = {sink_data, sink_gap, &sc};
+    switch (why) {
+    case FLOW_END_RST:
+    case FLOW_END_SERVER_RST:
+        /* What arrived in order is delivered already; what waits behind
+         * a hole was never read by the server either. */
+        e->stats.discarded_bytes += reasm_discard(&f->rs, &e->budget);
+        e->stats.flows_reset++;
+        break;
+    case FLOW_END_FIN:
+        e->stats.flows_completed++;
+        break;
+    default:
+        reasm_skip_holes(&f->rs, e->now, NULL, &e->budget, &sink);
+        if (why == FLOW_END_IDLE) {
+            e->stats.flows_expired++;
+        } else if (why == FLOW_END_EVICTED) {
+            e->stats.flows_evicted++;
+        } else if (why == FLOW_END_NEW_SYN) {
+            e->stats.flows_replaced++;
+        } else {
+            e->stats.flows_unfinished++;
+        }
+        break;
+    }
+    heap_remove(e, f);
+    if (e->ev.end != NULL) {
+        e->ev.end(e->ev.ctx, f, why);
+    }
+    f->user = NULL;
+    e->stats.flows_open--;
+    bool remember = why == FLOW_END_FIN || why == FLOW_END_RST ||
+                    why == FLOW_END_SERVER_RST;
+    if (remember && e->cfg.closed_keep_ns > 0) {
+        reasm_discard(&f->rs, &e->budget);
+        f->state = FLOW_CLOSED;
+        f->last_ns = e->now;
+        tm_list_remove(&f->link);
+        tm_list_append(&e->closed, &f->link);
+    } else {
+        free_flow(e, f);
+    }
+}
+
+/* Makes room for one more flow: the oldest remembered tuple goes first,
+ * then the flow idle the longest. */
+static void make_room(struct engine *e)
+{
+    while (e->table.count >= e->cfg.max_flows) {
+        struct tm_list *n = tm_list_first(&e->closed);
+        if (n != NULL) {
+            free_flow(e, TM_CONTAINER_OF(n, struct flow, link));
+            continue;
+        }
+        n = tm_list_first(&e->closing);
+        if (n == NULL) {
+            n = tm_list_first(&e->open);
+        }
+        if (n == NULL) {
+            return;
+        }
+        end_flow(e, TM_CONTAINER_OF(n, struct flow, link),
+                 FLOW_END_EVICTED);
+    }
+}
+
+static struct flow *new_flow(struct engine *e, const struct flow_key *key)
+{
+    if (e->cfg.max_flows > 0) {
+        make_room(e);
+    }
+    struct flow *f = tm_xcalloc(1, sizeof(*f));
+    f->node.key = *key;
+    f->heap_idx = UINT32_MAX;
+    f->id = ++e->next_id;
+    f->first_ns = f->last_ns = e->now;
+    tm_list_init(&f->link);
+    tm_list_append(&e->open, &f->link);
+    flowtab_insert(&e->table, &f->node);
+    e->stats.flows_seen++;
+    e->stats.flows_open++;
+    if (e->stats.flows_open > e->stats.flows_open_peak) {
+        e->stats.flows_open_peak = e->stats.flows_open;
+    }
+    return f;
+}
+
+static void touch(struct engine *e, struct flow *f)
+{
+    f->last_ns = e->now;
+    tm_list_remove(&f->link);
+    tm_list_append((f->flags & FLOW_SERVER_FIN) ? &e->closing : &e->open,
+                   &f->link);
+}
+
+/* Skips holes that are due, ends the flow if that reached its FIN, and
+ * otherwise reschedules its next hole. Returns false if the flow ended
+ * (and may be freed). */
+static bool settle(struct engine *e, struct flow *f)
+{
+    if (reasm_has_hole(&f->rs)) {
+        struct sink_ctx sc = {e, f};
+        struct reasm_sink sink = {sink_data, sink_gap, &sc};
+        reasm_skip_holes(&f->rs, e->now, &e->timeouts, &e->budget, &sink);
+    }
+    if (reasm_done(&f->rs)) {
+        end_flow(e, f, FLOW_END_FIN);
+        return false;
+    }
+    if (reasm_has_hole(&f->rs)) {
+        heap_schedule(e, f, reasm_hole_deadline(&f->rs, &e->timeouts));
+    } else {
+        heap_remove(e, f);
+    }
+    return true;
+}
+
+/* ---- segments ---- */
+
+static void key_from(struct flow_key *k, const struct tcp_segment *s,
+                     bool inbound)
+{
+    memset(k, 0, sizeof(*k));
+    k->family = s->family;
+    size_t alen = s->family == 4 ? 4 : 16;
+    if (inbound) {
+        memcpy(k->caddr, s->src, alen);
+        memcpy(k->saddr, s->dst, alen);
+        k->cport = s->sport;
+        k->sport = s->dport;
+    } else {
+        memcpy(k->caddr, s->dst, alen);
+        memcpy(k->saddr, s->src, alen);
+        k->cport = s->dport;
+        k->sport = s->sport;
+    }
+}
+
+static bool is_service_addr(const struct engine *e, uint8_t family,
+                            const uint8_t *addr)
+{
+    if (e->cfg.n_service_addrs == 0) {
+        return true;
+    }
+    size_t alen = family == 4 ? 4 : 16;
+    for (size_t i = 0; i < e->cfg.n_service_addrs; i++) {
+        const struct service_addr *a = &e->service_addrs[i];
+        if (a->family == family && memcmp(a->addr, addr, alen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct flow *find(struct engine *e, const struct flow_key *k)
+{
+    struct flowtab_entry *n = flowtab_find(&e->table, k);
+    return n ? TM_CONTAINER_OF(n, struct flow, node) : NULL;
+}
+
+static void inbound(struct engine *e, const struct tcp_segment *s,
+                    const struct flow_key *key)
+{
+    bool syn = s->flags & TCP_FLAG_SYN;
+    bool rst = s->flags & TCP_FLAG_RST;
+    bool fin = s->flags & TCP_FLAG_FIN;
+    e->stats.inbound++;
+    if (syn && (s->flags & TCP_FLAG_ACK)) {
+        /* A SYN-ACK sent to the service port: the port is the client's
+         * here, not a service's. */
+        e->stats.stray++;
+        return;
+    }
+    struct flow *f = find(e, key);
+    if (f != NULL && f->state == FLOW_CLOSED) {
+        if (syn && !((f->flags & FLOW_SYN) && f->isn == s->seq)) {
+            free_flow(e, f); /* the tuple is reused by a new connection */
+            f = NULL;
+        } else {
+            e->stats.late++;
+            return;
+        }
+    }
+    if (f != NULL && syn && !((f->flags & FLOW_SYN) && f->isn == s->seq)) {
+        end_flow(e, f, FLOW_END_NEW_SYN);
+        f = NULL;
+    }
+    if (f == NULL) {
+        if (syn && !rst) {
+            f = new_flow(e, key);
+            f->flags |= FLOW_SYN;
+            f->isn = s->seq;
+            reasm_init_syn(&f->rs, s->seq);
+        } else if (s->wire_len > 0 && !rst) {
+            f = new_flow(e, key);
+            reasm_init_mid(&f->rs, s->seq);
+        } else {
+            e->stats.stray++; /* a bare ACK, FIN or RST opens nothing */
+            return;
+        }
+        if (e->ev.open != NULL) {
+            e->ev.open(e->ev.ctx, f);
+        }
+    }
+    touch(e, f);
+    if (rst) {
+        end_flow(e, f, FLOW_END_RST);
+        return;
+    }
+    if (s->wire_len > 0 || fin) {
+        struct sink_ctx sc = {e, f};
+        struct reasm_sink sink = {sink_data, sink_gap, &sc};
+        uint32_t seq = s->seq + (syn ? 1u : 0u);
+        reasm_push(&f->rs, seq, s->payload, s->payload_len, s->wire_len,
+                   fin, e->now, e->cfg.flow_queue_cap, &e->budget, &sink);
+    }
+    settle(e, f);
+}
+
+static void outbound(struct engine *e, const struct tcp_segment *s,
+                     const struct flow_key *key)
+{
+    e->stats.outbound++;
+    struct flow *f = find(e, key);
+    if (f == NULL || f->state == FLOW_CLOSED) {
+        return;
+    }
+    f->server_bytes += s->wire_len;
+    if (s->flags & TCP_FLAG_RST) {
+        touch(e, f);
+        end_flow(e, f, FLOW_END_SERVER_RST);
+        return;
+    }
+    if (s->flags & TCP_FLAG_FIN) {
+        f->flags |= FLOW_SERVER_FIN;
+    }
+    touch(e, f);
+    if (s->flags & TCP_FLAG_ACK) {
+        reasm_ack(&f->rs, s->ack, e->now);
+        settle(e, f);
+    }
+}
+
+/* Which way a segment goes when no service port is set: a known flow
+ * decides, then the SYN, then the higher (ephemeral) port is the
+ * client. Returns 1 inbound, -1 outbound, 0 ignore. */
+static int guess_direction(struct engine *e, const struct tcp_segment *s)
+{
+    struct flow_key k;
+    key_from(&k, s, true);
+    if (find(e, &k) != NULL) {
+        return 1;
+    }
+    key_from(&k, s, false);
+    if (find(e, &k) != NULL) {
+        return -1;
+    }
+    if (s->flags & TCP_FLAG_SYN) {
+        return (s->flags & TCP_FLAG_ACK) ? 0 : 1;
+    }
+    return s->sport >= s->dport ? 1 : -1;
+}
+
+enum decode_verdict engine_packet(struct engine *e, int linktype,
+                                  uint64_t ts_ns, const uint8_t *pkt,
+                                  uint32_t caplen, uint32_t wirelen)
+{
+    struct tcp_segment s;
+    e->stats.packets++;
+    if (ts_ns > e->now) {
+        e->now = ts_ns;
+    }
+    enum decode_verdict v = decode_packet(linktype, pkt, caplen, wirelen, &s);
+    e->stats.decode[v]++;
+    if (v != DECODE_TCP) {
+        return v;
+    }
+    int dir;
+    if (e->cfg.port == 0) {
+        dir = guess_direction(e, &s);
+    } else if (s.dport == e->cfg.port &&
+               is_service_addr(e, s.family, s.dst)) {
+        dir = 1;
+    } else if (s.sport == e->cfg.port &&
+               is_service_addr(e, s.family, s.src)) {
+        dir = -1;
+    } else {
+        dir = 0;
+    }
+    if (dir == 0) {
+        e->stats.other++;
+        return v;
+    }
+    struct flow_key key;
+    key_from(&key, &s, dir > 0);
+    if (dir > 0) {
+        inbound(e, &s, &key);
+    } else {
+        outbound(e, &s, &key);
+    }
+    return v;
+}
+
+static void expire_list(struct engine *e, struct tm_list *l,
+                        uint64_t timeout, enum flow_end_reason why)
+{
+    struct tm_list *n;
+    while ((n = tm_list_first(l)) != NULL) {
+        struct flow *f = TM_CONTAINER_OF(n, struct flow, link);
+        if (e->now - f->last_ns < timeout) {
+            break;
+        }
+        if (f->state == FLOW_CLOSED) {
+            free_flow(e, f);
+        } else {
+            end_flow(e, f, why);
+        }
+    }
+}
+
+void engine_advance(struct engine *e, uint64_t now_ns)
+{
+    if (now_ns > e->now) {
+        e->now = now_ns;
+    }
+    while (e->heap_len > 0 && e->heap[0]->due_ns <= e->now) {
+        struct flow *f = e->heap[0];
+        heap_remove(e, f);
+        if (settle(e, f) && f->heap_idx != UINT32_MAX &&
+            f->due_ns <= e->now) {
+            heap_remove(e, f); /* no progress is possible: do not spin */
+        }
+    }
+    if (e->cfg.idle_timeout_ns > 0) {
+        expire_list(e, &e->open, e->cfg.idle_timeout_ns, FLOW_END_IDLE);
+    }
+    uint64_t closing = e->cfg.closing_timeout_ns;
+    if (closing == 0 || (e->cfg.idle_timeout_ns > 0 &&
+                         e->cfg.idle_timeout_ns < closing)) {
+        closing = e->cfg.idle_timeout_ns;
+    }
+    if (closing > 0) {
+        expire_list(e, &e->closing, closing, FLOW_END_IDLE);
+    }
+    expire_list(e, &e->closed, e->cfg.closed_keep_ns, FLOW_END_FIN);
+}
+
+static void finish_list(struct engine *e, struct tm_list *l)
+{
+    struct tm_list *n;
+    while ((n = tm_list_first(l)) != NULL) {
+        struct flow *f = TM_CONTAINER_OF(n, struct flow, link);
+        /* A flow whose FIN is due once its holes are skipped completes;
+         * the rest end with the input. */
+        struct sink_ctx sc = {e, f};
+        struct reasm_sink sink = {sink_data, sink_gap, &sc};
+        reasm_skip_holes(&f->rs, e->now, NULL, &e->budget, &sink);
+        end_flow(e, f,
+                 reasm_done(&f->rs) ? FLOW_END_FIN : FLOW_END_INPUT);
+    }
+}
+
+void engine_finish(struct engine *e)
+{
+    finish_list(e, &e->open);
+    finish_list(e, &e->closing);
+    free_list(e, &e->closed);
+}
+
+uint64_t engine_now(const struct engine *e)
+{
+    return e->now;
+}
+
+size_t engine_queued_bytes(const struct engine *e)
+{
+    return e->budget.used;
+}
+
+const size_t *engine_queued_counter(const struct engine *e)
+{
+    return &e->budget.used;
+}
+
+const struct engine_stats *engine_stats(const struct engine *e)
+{
+    return &e->stats;
+}

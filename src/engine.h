@@ -1,0 +1,135 @@
+/*
+ * The mirroring engine: capture records in, per-connection client byte
+ * streams out. Pure: no I/O and no clock; time is the capture's own
+ * timestamps, advanced by the caller when a live source goes quiet.
+ *
+ * A segment is inbound when its destination port is the service port
+ * (and, if service addresses are given, its destination address is one
+ * of them); segments the other way carry the server's acknowledgements
+ * and resets. Every connection's inbound bytes go through a struct reasm;
+ * the engine reports flows opening, their bytes in order, gaps, and their
+ * end through the callbacks in struct engine_events.
+ */
+#ifndef TAPMIRROR_ENGINE_H
+#define TAPMIRROR_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "flowtab.h"
+#include "list.h"
+#include "reasm.h"
+
+enum flow_state { FLOW_OPEN = 0, FLOW_CLOSED };
+
+#define FLOW_SYN        0x01 /* opened by a SYN: isn is known */
+#define FLOW_SERVER_FIN 0x02 /* the server has closed its side */
+
+struct flow {
+    struct flowtab_entry node; /* key: client -> server */
+    struct tm_list link;       /* on the open, closing or closed list */
+    uint64_t id;               /* numbered from 1 in order of opening */
+    uint64_t first_ns, last_ns;
+    uint64_t due_ns;           /* when the first hole is due to be skipped */
+    uint32_t heap_idx;         /* in the hole heap, or UINT32_MAX */
+    uint32_t isn;
+    struct reasm rs;
+    uint8_t state;
+    uint8_t flags;
+    uint32_t gaps;
+    uint64_t payload_bytes; /* client bytes delivered */
+    uint64_t gap_bytes;     /* client bytes skipped over */
+    uint64_t server_bytes;  /* server payload seen on the wire */
+    void *user;             /* belongs to the events' consumer */
+};
+
+enum flow_end_reason {
+    FLOW_END_FIN,        /* delivery reached the client's FIN */
+    FLOW_END_RST,        /* the client reset the connection */
+    FLOW_END_SERVER_RST, /* the server reset the connection */
+    FLOW_END_IDLE,       /* nothing seen for the idle timeout */
+    FLOW_END_EVICTED,    /* the flow table was full */
+    FLOW_END_NEW_SYN,    /* a new connection reused the 4-tuple */
+    FLOW_END_INPUT,      /* the input ended */
+};
+
+const char *flow_end_reason_name(enum flow_end_reason why);
+
+/*
+ * What the engine reports. `data` borrows the record or the reassembly
+ * queue for the duration of the call. `end` is the last call for a flow;
+ * the flow object may be freed after it returns.
+ */
+struct engine_events {
+    void (*open)(void *ctx, struct flow *f);
+    void (*data)(void *ctx, struct flow *f, const uint8_t *data,
+                 uint32_t len);
+    void (*gap)(void *ctx, struct flow *f, uint32_t len);
+    void (*end)(void *ctx, struct flow *f, enum flow_end_reason why);
+    void *ctx;
+};
+
+/* An address of the service: inbound segments must be sent to one. */
+struct service_addr {
+    uint8_t family; /* 4 or 6 */
+    uint8_t addr[16];
+};
+
+struct engine_config {
+    uint16_t port; /* service port; 0 guesses each connection's client
+                      (the SYN's sender, else the higher port) */
+    const struct service_addr *service_addrs; /* none: any address */
+    size_t n_service_addrs;
+    uint64_t gap_timeout_ns;   /* a hole the capture missed */
+    uint64_t rtx_timeout_ns;   /* a hole the server is waiting for too */
+    uint64_t idle_timeout_ns;  /* a flow with no segments at all */
+    uint64_t closing_timeout_ns; /* after the server's FIN */
+    uint64_t closed_keep_ns;   /* a finished flow's tuple is remembered */
+    size_t flow_queue_cap;     /* out-of-order bytes held per flow */
+    size_t queue_budget;       /* out-of-order bytes held in all */
+    size_t max_flows;          /* open and remembered flows */
+    uint64_t hash_seed;
+};
+
+struct engine_stats {
+    uint64_t packets;
+    uint64_t decode[DECODE_VERDICT_COUNT];
+    uint64_t inbound, outbound, other; /* TCP segments by direction */
+    uint64_t stray;      /* segments of unknown flows that open nothing */
+    uint64_t late;       /* segments of finished flows */
+    uint64_t flows_seen, flows_completed, flows_reset, flows_expired;
+    uint64_t flows_evicted, flows_unfinished, flows_replaced;
+    uint64_t flows_open, flows_open_peak;
+    uint64_t payload_bytes, gaps, gap_bytes, discarded_bytes;
+};
+
+struct engine;
+
+/* Returns owned; free with engine_free(). Copies the configuration. */
+struct engine *engine_new(const struct engine_config *cfg,
+                          const struct engine_events *ev);
+/* Frees every flow without reporting anything. */
+void engine_free(struct engine *e);
+
+/* Feeds one captured packet. Returns how it decoded. */
+enum decode_verdict engine_packet(struct engine *e, int linktype,
+                                  uint64_t ts_ns, const uint8_t *pkt,
+                                  uint32_t caplen, uint32_t wirelen);
+
+/* Moves the engine's clock to `now_ns` (if later) and applies every
+ * timeout that is due: hole skips, idle flows, remembered tuples. */
+void engine_advance(struct engine *e, uint64_t now_ns);
+
+/* The input has ended: every open flow's holes are skipped, its queue is
+ * delivered and it ends with FLOW_END_INPUT. */
+void engine_finish(struct engine *e);
+
+uint64_t engine_now(const struct engine *e);
+size_t engine_queued_bytes(const struct engine *e);
+/* Where the engine keeps that count, for a budget shared with replay. */
+const size_t *engine_queued_counter(const struct engine *e);
+const struct engine_stats *engine_stats(const struct engine *e);
+
+#endif

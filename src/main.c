@@ -1,0 +1,53 @@
+/*
+ * tapmirror: mirror the inbound TCP traffic of one service port into a
+ * capture and, live, into local processes. The only file that exits.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "run.h"
+#include "summary.h"
+
+int main(int argc, char **argv)
+{
+    /* A reader that goes away must show up as EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct tm_options opt;
+    char err[512];
+    enum cli_result r = cli_parse(argc, argv, &opt, stdout, err, sizeof(err));
+    if (r == CLI_HELP || r == CLI_VERSION) {
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (r == CLI_USAGE) {
+        fprintf(stderr, "tapmirror: %s\n", err);
+        if (opt.cmd != CMD_NONE) {
+            fprintf(stderr, "tapmirror: try 'tapmirror %s --help'\n",
+                    cli_command_name(opt.cmd));
+        } else {
+            fprintf(stderr, "tapmirror: try 'tapmirror --help'\n");
+        }
+        exit(2);
+    }
+    tm_log_set_level(opt.verbosity);
+    int code;
+    switch (opt.cmd) {
+    case CMD_SUMMARY:
+        code = summary_command(&opt);
+        break;
+    case CMD_REPLAY:
+    case CMD_CAPTURE:
+        code = run_command(&opt);
+        break;
+    default:
+        fprintf(stderr, "tapmirror: the %s command is not available\n",
+                cli_command_name(opt.cmd));
+        code = 2;
+        break;
+    }
+    exit(code);
+}

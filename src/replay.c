@@ -1,0 +1,1120 @@
+#include "replay.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "list.h"
+#include "log.h"
+#include "util.h"
+
+/* The first chunk of a queue is small (most requests are); later ones are
+ * large so that bulk transfers need few allocations and writes. */
+#define CHUNK_FIRST     4096u
+#define CHUNK_LARGE     (64u * 1024)
+#define WRITE_MAX_BUFS  32
+#define WRITE_MAX_BYTES (4u * 1024 * 1024)
+#define RETRY_FIRST_MS  50
+#define RETRY_MAX_MS    1000
+#define DISCARD_BUF     (64u * 1024)
+
+struct chunk {
+    struct chunk *next;
+    uint32_t start, end, cap;
+    uint8_t data[];
+};
+
+enum conn_state {
+    C_IDLE,       /* not dialled yet */
+    C_QUEUED,     /* waiting for a descriptor slot */
+    C_RETRY,      /* waiting to redial after a failure */
+    C_CONNECTING,
+    C_OPEN,
+    C_SHUTTING,   /* half-close in progress */
+    C_LINGER,     /* half-closed: reading until the target closes */
+    C_CLOSING,    /* finished: handles closing */
+};
+
+struct target {
+    char label[80];
+    struct sockaddr_storage addr;
+    struct replay_target_stats st;
+    uv_tcp_t *parked; /* the start-up probe's connection, kept for the
+                         first mirrored connection */
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    union {
+        uv_connect_t connect;
+        uv_write_t write;
+        uv_shutdown_t shutdown;
+    } req;
+    struct replay_session *session;
+    struct target *target;
+    struct chunk *head, *tail;
+    size_t queued;   /* bytes not yet accepted by the target */
+    size_t inflight; /* bytes of the write in progress */
+    size_t unsent;   /* of those, still in libuv's queue at the last check */
+    uint64_t first_failure_ns;
+    uint32_t attempts;
+    uint8_t state;
+    bool flow_ended, target_eof, dropped, tcp_open, dirty;
+    struct tm_list link;      /* every conn: the replay's list */
+    struct tm_list wait_link; /* the wait queue or the dirty list */
+};
+
+struct replay_session {
+    struct replay *r;
+    uint64_t flow_id;
+    unsigned live;  /* conns whose handles are not closed yet */
+    bool flow_gone; /* replay_end was called */
+    struct conn conns[];
+};
+
+struct replay {
+    uv_loop_t *loop;
+    struct replay_config cfg;
+    struct target *targets;
+    size_t n_targets;
+    struct tm_list conns;   /* every conn with a live handle */
+    struct tm_list waitq;   /* conns waiting for a descriptor */
+    struct tm_list dirty;   /* conns with bytes not yet being written */
+    size_t queued;
+    const size_t *other_usage; /* reassembly's share of --max-buffer */
+    size_t open_fds, waiting;
+    uint64_t max_fds;
+    size_t low_water;
+    void (*low_cb)(void *);
+    void *low_ctx;
+    bool draining;
+    uv_timer_t drain_timer;
+    bool drain_timer_init;
+    void (*drain_done)(void *);
+    void *drain_ctx;
+    uint8_t discard[DISCARD_BUF];
+};
+
+static void bind_parked(struct replay *r);
+static void on_parked_read(uv_stream_t *st, ssize_t nread,
+                           const uv_buf_t *buf);
+static void on_parked_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_connect(uv_connect_t *req, int status);
+static void close_tcp(struct conn *c, bool reset);
+
+static uint64_t now_ns(void)
+{
+    return uv_hrtime();
+}
+
+static uint64_t ns_to_ms(uint64_t ns)
+{
+    return (ns + TM_NS_PER_MS - 1) / TM_NS_PER_MS;
+}
+
+const char *replay_format_addr(const struct sockaddr *sa, char *buf,
+                               size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 =
+            (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, len, "?");
+    }
+    return buf;
+}
+
+bool replay_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 =
+            (const struct sockaddr_in6 *)(const void *)sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) {
+            return true;
+        }
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            return in6->sin6_addr.s6_addr[12] == 127;
+        }
+    }
+    return false;
+}
+
+struct replay *replay_new(uv_loop_t *loop, const struct replay_config *cfg)
+{
+    struct replay *r = tm_xcalloc(1, sizeof(*r));
+    r->loop = loop;
+    r->cfg = *cfg;
+    r->max_fds = cfg->max_connections ? cfg->max_connections : 1000000;
+    tm_list_init(&r->conns);
+    tm_list_init(&r->waitq);
+    tm_list_init(&r->dirty);
+    return r;
+}
+
+void replay_add_target(struct replay *r, const char *label,
+                       const struct sockaddr *addr, uv_tcp_t *parked)
+{
+    r->targets =
+        tm_xrealloc(r->targets, (r->n_targets + 1) * sizeof(*r->targets));
+    struct target *t = &r->targets[r->n_targets++];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->label, sizeof(t->label), "%s", label);
+    size_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    memcpy(&t->addr, addr, alen);
+    t->parked = parked;
+    bind_parked(r);
+    if (parked != NULL) {
+        /* Read to notice the target closing it; any byte is discarded. */
+        uv_read_start((uv_stream_t *)parked, on_parked_alloc,
+                      on_parked_read);
+    }
+}
+
+/* The parked handles point at their target: fix that once the target
+ * array stops moving. */
+static void bind_parked(struct replay *r)
+{
+    for (size_t i = 0; i < r->n_targets; i++) {
+        if (r->targets[i].parked != NULL) {
+            r->targets[i].parked->data = &r->targets[i];
+        }
+    }
+}
+
+size_t replay_target_count(const struct replay *r)
+{
+    return r->n_targets;
+}
+
+const char *replay_target_label(const struct replay *r, size_t i)
+{
+    return r->targets[i].label;
+}
+
+const struct replay_target_stats *replay_target_stats(const struct replay *r,
+                                                      size_t i)
+{
+    return &r->targets[i].st;
+}
+
+size_t replay_queued(const struct replay *r)
+{
+    return r->queued;
+}
+
+size_t replay_open_connections(const struct replay *r)
+{
+    return r->open_fds;
+}
+
+size_t replay_waiting_connections(const struct replay *r)
+{
+    return r->waiting;
+}
+
+void replay_set_other_usage(struct replay *r, const size_t *used)
+{
+    r->other_usage = used;
+}
+
+void replay_set_low_water(struct replay *r, size_t low, void (*cb)(void *),
+                          void *ctx)
+{
+    r->low_water = low;
+    r->low_cb = cb;
+    r->low_ctx = ctx;
+}
+
+/* ---- queue ---- */
+
+static void queue_free(struct conn *c)
+{
+    struct chunk *k = c->head;
+    while (k != NULL) {
+        struct chunk *next = k->next;
+        free(k);
+        k = next;
+    }
+    c->head = c->tail = NULL;
+}
+
+static void queue_append(struct conn *c, const uint8_t *data, uint32_t len)
+{
+    struct chunk *t = c->tail;
+    if (t != NULL && t->cap > t->end) {
+        uint32_t n = TM_MIN(len, t->cap - t->end);
+        memcpy(t->data + t->end, data, n);
+        t->end += n;
+        data += n;
+        len -= n;
+    }
+    if (len == 0) {
+        return;
+    }
+    uint32_t cap = c->head == NULL ? CHUNK_FIRST : CHUNK_LARGE;
+    if (cap < len) {
+        cap = len;
+    }
+    struct chunk *k = tm_xmalloc(sizeof(*k) + cap);
+    k->next = NULL;
+    k->start = 0;
+    k->end = len;
+    k->cap = cap;
+    memcpy(k->data, data, len);
+    if (t != NULL) {
+        t->next = k;
+    } else {
+        c->head = k;
+    }
+    c->tail = k;
+}
+
+/* Removes `n` written bytes from the front. */
+static void queue_consume(struct conn *c, size_t n)
+{
+    while (n > 0) {
+        struct chunk *k = c->head;
+        uint32_t avail = k->end - k->start;
+        uint32_t take = (uint32_t)TM_MIN((size_t)avail, n);
+        k->start += take;
+        n -= take;
+        /* Emptied chunks are freed at once: an idle connection should
+         * hold no buffer at all. */
+        if (k->start == k->end) {
+            c->head = k->next;
+            if (c->head == NULL) {
+                c->tail = NULL;
+            }
+            free(k);
+        }
+    }
+}
+
+static void account_removed(struct replay *r, struct conn *c, size_t n)
+{
+    c->queued -= n;
+    r->queued -= n;
+}
+
+/* ---- lifecycle ---- */
+
+static void conn_dial(struct conn *c);
+static void start_write(struct conn *c);
+static void do_shutdown(struct conn *c);
+static void check_drained(struct replay *r);
+
+static void session_release(struct replay_session *s)
+{
+    if (--s->live == 0 && s->flow_gone) {
+        free(s);
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct replay *r = c->session->r;
+    queue_free(c);
+    tm_list_remove(&c->link);
+    session_release(c->session);
+    check_drained(r);
+}
+
+/* Admits conns waiting for a descriptor while there are slots. */
+static void admit_waiting(struct replay *r)
+{
+    struct tm_list *n;
+    while (r->open_fds < r->max_fds && (n = tm_list_first(&r->waitq))) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, wait_link);
+        tm_list_remove(&c->wait_link);
+        r->waiting--;
+        conn_dial(c);
+    }
+}
+
+static void finish_conn(struct conn *c)
+{
+    c->state = C_CLOSING;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct replay *r = c->session->r;
+    c->tcp_open = false;
+    r->open_fds--;
+    if (c->state == C_CLOSING) {
+        finish_conn(c);
+    }
+    admit_waiting(r);
+}
+
+static void close_tcp(struct conn *c, bool reset)
+{
+    if (!c->tcp_open || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        return;
+    }
+    if (reset && c->state != C_CONNECTING &&
+        uv_tcp_close_reset(&c->tcp, on_tcp_closed) == 0) {
+        return;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
+}
+
+/* Ends a conn for good: its handles close and its queue is freed. */
+static void conn_close(struct conn *c, bool reset)
+{
+    if (c->state == C_CLOSING) {
+        return;
+    }
+    struct replay *r = c->session->r;
+    if (c->dirty) {
+        tm_list_remove(&c->wait_link);
+        c->dirty = false;
+    } else if (c->state == C_QUEUED) {
+        tm_list_remove(&c->wait_link);
+        r->waiting--;
+    }
+    account_removed(r, c, c->queued);
+    c->state = C_CLOSING;
+    uv_timer_stop(&c->timer);
+    if (c->tcp_open) {
+        close_tcp(c, reset); /* finish_conn follows in on_tcp_closed */
+    } else {
+        finish_conn(c);
+    }
+}
+
+/* Gives the conn up with its bytes undelivered: counted, and reset so the
+ * target never mistakes a truncated request for a whole one. */
+static void conn_drop(struct conn *c, const char *why)
+{
+    if (c->dropped || c->state == C_CLOSING) {
+        return;
+    }
+    c->dropped = true;
+    c->target->st.flows_dropped++;
+    c->target->st.bytes_dropped += c->queued;
+    tm_verbose("connection %llu to %s dropped (%s), %zu bytes undelivered",
+               (unsigned long long)c->session->flow_id, c->target->label, why,
+               c->queued);
+    conn_close(c, true);
+}
+
+/* ---- connecting ---- */
+
+static void on_connect_timeout(uv_timer_t *t);
+static void on_retry_timer(uv_timer_t *t);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static bool is_no_descriptor(int status)
+{
+    return status == UV_EMFILE || status == UV_ENFILE ||
+           status == UV_ENOBUFS || status == UV_EADDRNOTAVAIL;
+}
+
+static void queue_for_slot(struct conn *c)
+{
+    struct replay *r = c->session->r;
+    c->state = C_QUEUED;
+    tm_list_append(&r->waitq, &c->wait_link);
+    r->waiting++;
+}
+
+/* A dial failed with `status`: retry within the window, else drop. */
+static void dial_failed(struct conn *c, int status)
+{
+    struct replay *r = c->session->r;
+    struct target *t = c->target;
+    uint64_t now = now_ns();
+    t->st.dial_failures++;
+    if (c->first_failure_ns == 0) {
+        c->first_failure_ns = now;
+    }
+    close_tcp(c, false);
+    if (c->flow_ended && c->queued == 0) {
+        conn_close(c, false); /* nothing was lost */
+        return;
+    }
+    if (now - c->first_failure_ns >= r->cfg.retry_window_ns || r->draining) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s for %s", uv_strerror(status),
+                 now - c->first_failure_ns >= r->cfg.retry_window_ns
+                     ? "the whole retry window"
+                     : "the last attempt");
+        conn_drop(c, why);
+        return;
+    }
+    if (is_no_descriptor(status)) {
+        /* Out of descriptors or ports: wait for a conn to close, and lower
+         * the ceiling so that this does not repeat for every dial. */
+        if (r->open_fds > 1 && r->max_fds > r->open_fds - 1) {
+            r->max_fds = r->open_fds > 8 ? r->open_fds - 1 : 8;
+        }
+        if (r->open_fds > 1) {
+            c->attempts++;
+            queue_for_slot(c);
+            return;
+        }
+    }
+    uint64_t delay = (uint64_t)RETRY_FIRST_MS << TM_MIN(c->attempts, 5u);
+    if (delay > RETRY_MAX_MS) {
+        delay = RETRY_MAX_MS;
+    }
+    c->attempts++;
+    c->state = C_RETRY;
+    uv_timer_start(&c->timer, on_retry_timer, delay, 0);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status == UV_ECANCELED || c->state != C_CONNECTING) {
+        return; /* closed meanwhile: the timeout or a drop handled it */
+    }
+    uv_timer_stop(&c->timer);
+    if (status < 0) {
+        dial_failed(c, status);
+        return;
+    }
+    c->state = C_OPEN;
+    c->attempts = 0;
+    c->first_failure_ns = 0;
+    c->target->st.connections++;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (c->queued > 0) {
+        start_write(c);
+    } else if (c->flow_ended) {
+        do_shutdown(c);
+    }
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->state == C_CONNECTING) {
+        c->state = C_RETRY; /* on_connect sees ECANCELED and ignores it */
+        dial_failed(c, UV_ETIMEDOUT);
+    }
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->state != C_RETRY) {
+        return;
+    }
+    if (c->tcp_open) {
+        /* The failed attempt's socket is still closing. */
+        uv_timer_start(&c->timer, on_retry_timer, 5, 0);
+        return;
+    }
+    struct replay *r = c->session->r;
+    if (r->open_fds >= r->max_fds) {
+        queue_for_slot(c);
+        return;
+    }
+    conn_dial(c);
+}
+
+static void on_parked_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void close_parked(struct target *t)
+{
+    if (t->parked != NULL) {
+        uv_close((uv_handle_t *)t->parked, on_parked_closed);
+        t->parked = NULL;
+    }
+}
+
+static void on_parked_read(uv_stream_t *st, ssize_t nread,
+                           const uv_buf_t *buf)
+{
+    struct target *t = st->data;
+    (void)buf;
+    if (nread < 0) {
+        close_parked(t); /* the target closed it: dial afresh later */
+    }
+}
+
+static void on_parked_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[256];
+    (void)h;
+    (void)suggested;
+    buf->base = scratch;
+    buf->len = sizeof(scratch);
+}
+
+/* Gives the probe's connection to `c`, so that checking the target at
+ * start does not show it a spurious empty connection. */
+static bool take_parked(struct conn *c)
+{
+    struct target *t = c->target;
+    struct replay *r = c->session->r;
+    uv_os_fd_t fd;
+    if (t->parked == NULL || uv_fileno((uv_handle_t *)t->parked, &fd) < 0) {
+        return false;
+    }
+    int copy = dup(fd);
+    close_parked(t);
+    if (copy < 0) {
+        return false;
+    }
+    uv_tcp_init(r->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_tcp_open(&c->tcp, copy) < 0) {
+        close(copy);
+        c->tcp_open = true;
+        r->open_fds++;
+        close_tcp(c, false);
+        return false;
+    }
+    c->tcp_open = true;
+    r->open_fds++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = C_CONNECTING;
+    c->req.connect.data = c;
+    on_connect(&c->req.connect, 0);
+    return true;
+}
+
+static void conn_dial(struct conn *c)
+{
+    struct replay *r = c->session->r;
+    if (r->open_fds >= r->max_fds) {
+        queue_for_slot(c);
+        return;
+    }
+    if (c->target->parked != NULL && c->attempts == 0 && take_parked(c)) {
+        return;
+    }
+    uv_tcp_init(r->loop, &c->tcp);
+    c->tcp.data = c;
+    c->tcp_open = true;
+    r->open_fds++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = C_CONNECTING;
+    c->req.connect.data = c;
+    int rc = uv_tcp_connect(&c->req.connect, &c->tcp,
+                            (const struct sockaddr *)&c->target->addr,
+                            on_connect);
+    if (rc < 0) {
+        c->state = C_RETRY;
+        dial_failed(c, rc);
+        return;
+    }
+    uv_timer_start(&c->timer, on_connect_timeout,
+                   ns_to_ms(r->cfg.connect_timeout_ns), 0);
+}
+
+/* ---- writing ---- */
+
+/* A write may take long on a slow target; only a target that accepted
+ * nothing at all for the whole timeout is given up. */
+static void on_write_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->state != C_OPEN || c->inflight == 0) {
+        return;
+    }
+    size_t unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (unsent < c->unsent) {
+        c->unsent = unsent;
+        uv_timer_again(&c->timer);
+        return;
+    }
+    c->target->st.write_failures++;
+    conn_drop(c, "the target accepted no bytes for --write-timeout");
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status == UV_ECANCELED || c->state == C_CLOSING) {
+        return;
+    }
+    struct replay *r = c->session->r;
+    if (status < 0) {
+        c->target->st.write_failures++;
+        conn_drop(c, uv_strerror(status));
+        return;
+    }
+    size_t n = c->inflight;
+    c->inflight = 0;
+    queue_consume(c, n);
+    account_removed(r, c, n);
+    c->target->st.bytes_delivered += n;
+    uv_timer_stop(&c->timer);
+    if (c->queued > 0) {
+        start_write(c);
+    } else if (c->flow_ended) {
+        do_shutdown(c);
+    }
+    if (r->low_cb != NULL && r->queued <= r->low_water) {
+        r->low_cb(r->low_ctx);
+    }
+}
+
+static void start_write(struct conn *c)
+{
+    struct replay *r = c->session->r;
+    uv_buf_t bufs[WRITE_MAX_BUFS];
+    unsigned n = 0;
+    size_t total = 0;
+    for (struct chunk *k = c->head; k != NULL && n < WRITE_MAX_BUFS &&
+                                    total < WRITE_MAX_BYTES;
+         k = k->next) {
+        if (k->end == k->start) {
+            continue;
+        }
+        bufs[n] = uv_buf_init((char *)k->data + k->start, k->end - k->start);
+        total += k->end - k->start;
+        n++;
+    }
+    if (n == 0) {
+        return;
+    }
+    c->inflight = total;
+    c->req.write.data = c;
+    int rc = uv_write(&c->req.write, (uv_stream_t *)&c->tcp, bufs, n,
+                      on_write);
+    if (rc < 0) {
+        c->inflight = 0;
+        c->target->st.write_failures++;
+        conn_drop(c, uv_strerror(rc));
+        return;
+    }
+    c->unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (r->cfg.write_timeout_ns > 0) {
+        uint64_t ms = ns_to_ms(r->cfg.write_timeout_ns);
+        uv_timer_start(&c->timer, on_write_timeout, ms, ms);
+    }
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->state == C_LINGER) {
+        conn_close(c, false);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status == UV_ECANCELED || c->state != C_SHUTTING) {
+        return;
+    }
+    c->target->st.completed++;
+    if (status < 0 || c->target_eof) {
+        conn_close(c, false);
+        return;
+    }
+    c->state = C_LINGER;
+    uv_timer_start(&c->timer, on_linger_timeout,
+                   ns_to_ms(c->session->r->cfg.linger_ns), 0);
+}
+
+/* Every byte is written and the mirrored client closed: half-close, so
+ * the target sees the end of the request exactly as the server did. */
+static void do_shutdown(struct conn *c)
+{
+    c->state = C_SHUTTING;
+    c->req.shutdown.data = c;
+    if (uv_shutdown(&c->req.shutdown, (uv_stream_t *)&c->tcp, on_shutdown) <
+        0) {
+        c->target->st.completed++;
+        conn_close(c, false);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    (void)suggested;
+    buf->base = (char *)c->session->r->discard;
+    buf->len = DISCARD_BUF;
+}
+
+/* What the target answers is read and thrown away. */
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = st->data;
+    (void)buf;
+    if (nread > 0) {
+        c->target->st.bytes_received += (uint64_t)nread;
+        return;
+    }
+    if (nread == 0 || c->state == C_CLOSING) {
+        return;
+    }
+    uv_read_stop(st);
+    if (nread == UV_EOF) {
+        c->target_eof = true;
+        if (c->state == C_LINGER) {
+            conn_close(c, false);
+        }
+        return;
+    }
+    /* A reset: harmless once every byte was written, a loss before. */
+    if (c->state == C_LINGER || c->state == C_SHUTTING) {
+        conn_close(c, false);
+    } else if (c->queued > 0 || !c->flow_ended) {
+        c->target->st.write_failures++;
+        conn_drop(c, uv_strerror((int)nread));
+    } else {
+        conn_close(c, false);
+    }
+}
+
+/* ---- flow events ---- */
+
+struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
+{
+    struct replay_session *s =
+        tm_xcalloc(1, sizeof(*s) + r->n_targets * sizeof(struct conn));
+    s->r = r;
+    s->flow_id = flow_id;
+    s->live = (unsigned)r->n_targets;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        struct conn *c = &s->conns[i];
+        c->session = s;
+        c->target = &r->targets[i];
+        c->target->st.flows++;
+        tm_list_init(&c->wait_link);
+        tm_list_append(&r->conns, &c->link);
+        uv_timer_init(r->loop, &c->timer);
+        c->timer.data = c;
+        if (r->draining) {
+            c->state = C_IDLE;
+            c->flow_ended = true;
+            finish_conn(c);
+            continue;
+        }
+        conn_dial(c);
+    }
+    return s;
+}
+
+/* The conn holding the most bytes, to give up when the total budget is
+ * exceeded: most likely a target that stopped reading. */
+static struct conn *largest_conn(struct replay *r)
+{
+    struct conn *best = NULL;
+    for (struct tm_list *n = r->conns.next; n != &r->conns; n = n->next) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
+        if (!c->dropped && c->state != C_CLOSING &&
+            (best == NULL || c->queued > best->queued)) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+void replay_data(struct replay *r, struct replay_session *s,
+                 const uint8_t *data, uint32_t len)
+{
+    for (size_t i = 0; i < r->n_targets; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->dropped || c->state == C_CLOSING) {
+            c->target->st.bytes_dropped += len;
+            continue;
+        }
+        if (!r->cfg.lossless) {
+            if (c->queued + len > r->cfg.flow_buffer) {
+                c->target->st.bytes_dropped += len;
+                conn_drop(c, "over --flow-buffer");
+                continue;
+            }
+            size_t other = r->other_usage ? *r->other_usage : 0;
+            while (r->queued + other + len > r->cfg.max_buffer) {
+                struct conn *victim = largest_conn(r);
+                if (victim == NULL) {
+                    break;
+                }
+                conn_drop(victim, "over --max-buffer");
+                if (victim == c) {
+                    break;
+                }
+            }
+            if (c->dropped) {
+                c->target->st.bytes_dropped += len;
+                continue;
+            }
+        }
+        queue_append(c, data, len);
+        c->queued += len;
+        r->queued += len;
+        if (!c->dirty && c->state == C_OPEN && c->inflight == 0) {
+            c->dirty = true;
+            tm_list_append(&r->dirty, &c->wait_link);
+        }
+    }
+}
+
+void replay_end(struct replay *r, struct replay_session *s)
+{
+    s->flow_gone = true;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->state == C_CLOSING) {
+            continue;
+        }
+        c->flow_ended = true;
+        if (c->state == C_OPEN && c->queued == 0 && c->inflight == 0) {
+            do_shutdown(c);
+        } else if ((c->state == C_QUEUED || c->state == C_RETRY) &&
+                   c->queued == 0) {
+            conn_close(c, false); /* no bytes and no connection yet */
+        }
+    }
+    if (s->live == 0) {
+        free(s);
+    }
+}
+
+void replay_flush(struct replay *r)
+{
+    struct tm_list *n;
+    while ((n = tm_list_first(&r->dirty)) != NULL) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, wait_link);
+        tm_list_remove(&c->wait_link);
+        c->dirty = false;
+        if (c->state == C_OPEN && c->inflight == 0 && c->queued > 0) {
+            start_write(c);
+        }
+    }
+}
+
+/* ---- stopping ---- */
+
+static void check_drained(struct replay *r)
+{
+    if (!r->draining || !tm_list_empty(&r->conns) || r->drain_done == NULL) {
+        return;
+    }
+    void (*done)(void *) = r->drain_done;
+    r->drain_done = NULL;
+    if (r->drain_timer_init) {
+        uv_timer_stop(&r->drain_timer);
+    }
+    done(r->drain_ctx);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct replay *r = t->data;
+    struct tm_list *n = r->conns.next;
+    while (n != &r->conns) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
+        n = n->next;
+        if (c->state == C_CLOSING) {
+            continue;
+        }
+        if (c->queued > 0 || (c->state != C_LINGER &&
+                              c->state != C_SHUTTING)) {
+            conn_drop(c, "still undelivered at --drain-timeout");
+        } else {
+            conn_close(c, false);
+        }
+    }
+}
+
+void replay_drain(struct replay *r, uint64_t timeout_ns,
+                  void (*done)(void *ctx), void *ctx)
+{
+    r->draining = true;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        close_parked(&r->targets[i]);
+    }
+    r->drain_done = done;
+    r->drain_ctx = ctx;
+    replay_flush(r);
+    if (!r->drain_timer_init) {
+        uv_timer_init(r->loop, &r->drain_timer);
+        r->drain_timer.data = r;
+        r->drain_timer_init = true;
+    }
+    uv_timer_start(&r->drain_timer, on_drain_timeout, ns_to_ms(timeout_ns),
+                   0);
+    check_drained(r);
+}
+
+void replay_abort(struct replay *r)
+{
+    r->draining = true;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        close_parked(&r->targets[i]);
+    }
+    struct tm_list *n = r->conns.next;
+    while (n != &r->conns) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
+        n = n->next;
+        if (c->state != C_CLOSING && c->queued > 0) {
+            conn_drop(c, "interrupted");
+        } else if (c->state != C_CLOSING) {
+            conn_close(c, false);
+        }
+    }
+}
+
+static void on_drain_timer_closed(uv_handle_t *h)
+{
+    struct replay *r = h->data;
+    free(r->targets);
+    free(r);
+}
+
+void replay_free(struct replay *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_targets; i++) {
+        close_parked(&r->targets[i]);
+    }
+    if (r->drain_timer_init) {
+        uv_close((uv_handle_t *)&r->drain_timer, on_drain_timer_closed);
+        return;
+    }
+    free(r->targets);
+    free(r);
+}
+
+/* ---- probing targets at start ---- */
+
+struct probe {
+    uv_tcp_t *tcp;
+    uv_timer_t timer;
+    uv_connect_t req;
+    int status;
+    int closing;
+    bool done;
+};
+
+static void probe_closed(uv_handle_t *h)
+{
+    struct probe *p = h->data;
+    p->closing--;
+}
+
+static void probe_tcp_closed(uv_handle_t *h)
+{
+    struct probe *p = h->data;
+    p->closing--;
+    free(h);
+}
+
+static void probe_finish(struct probe *p, int status)
+{
+    if (p->done) {
+        return;
+    }
+    p->done = true;
+    p->status = status;
+    uv_timer_stop(&p->timer);
+    p->closing = 1;
+    uv_close((uv_handle_t *)&p->timer, probe_closed);
+    if (status != 0) {
+        p->closing++;
+        uv_close((uv_handle_t *)p->tcp, probe_tcp_closed);
+    }
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+    struct probe *p = req->data;
+    probe_finish(p, status == UV_ECANCELED ? UV_ETIMEDOUT : status);
+}
+
+static void probe_timeout(uv_timer_t *t)
+{
+    probe_finish(t->data, UV_ETIMEDOUT);
+}
+
+/* Returns 0 with the connected handle in *out, or a libuv error. */
+static int probe_one(uv_loop_t *loop, const struct sockaddr *sa,
+                     uint64_t timeout_ns, uv_tcp_t **out)
+{
+    struct probe p;
+    memset(&p, 0, sizeof(p));
+    p.tcp = tm_xmalloc(sizeof(*p.tcp));
+    uv_tcp_init(loop, p.tcp);
+    uv_timer_init(loop, &p.timer);
+    p.tcp->data = p.timer.data = p.req.data = &p;
+    int rc = uv_tcp_connect(&p.req, p.tcp, sa, probe_connected);
+    if (rc < 0) {
+        probe_finish(&p, rc);
+    } else {
+        uv_timer_start(&p.timer, probe_timeout, ns_to_ms(timeout_ns), 0);
+    }
+    while (!p.done || p.closing > 0) {
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    if (p.status == 0) {
+        p.tcp->data = NULL;
+        *out = p.tcp;
+    }
+    return p.status;
+}
+
+int replay_probe(uv_loop_t *loop, const char *host, uint16_t port,
+                 uint64_t timeout_ns, struct sockaddr_storage *out,
+                 uv_tcp_t **conn, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    char tried[256] = "";
+    int last = 0;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        char abuf[80];
+        int status = probe_one(loop, ai->ai_addr, timeout_ns, conn);
+        if (status == 0) {
+            memcpy(out, ai->ai_addr, ai->ai_addrlen);
+            freeaddrinfo(res);
+            return 0;
+        }
+        last = status;
+        replay_format_addr(ai->ai_addr, abuf, sizeof(abuf));
+        size_t used = strlen(tried);
+        snprintf(tried + used, sizeof(tried) - used, "%s%s: %s",
+                 used ? "; " : "", abuf, uv_strerror(status));
+    }
+    freeaddrinfo(res);
+    snprintf(err, errlen, "%s", last ? tried : "no address");
+    return -1;
+}

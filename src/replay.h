@@ -1,0 +1,116 @@
+/*
+ * Live replay: one local TCP connection per mirrored connection per
+ * target. Bytes are copied once, into the connection's queue, and written
+ * without blocking; what the target sends back is read and discarded.
+ *
+ * Every queue is capped. For a live source, a connection that exceeds
+ * --flow-buffer, or the largest ones when all together exceed
+ * --max-buffer, is dropped and counted; a lossless source is paused by
+ * the run instead (replay_queued()). A target that stops accepting bytes
+ * for --write-timeout is dropped too. A target that refuses a connection
+ * is redialled with backoff for --retry-window while the bytes wait.
+ */
+#ifndef TAPMIRROR_REPLAY_H
+#define TAPMIRROR_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct replay_config {
+    uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;
+    uint64_t linger_ns;
+    uint64_t max_buffer, flow_buffer;
+    uint64_t max_connections;
+    bool lossless; /* never drop for the caps: the source is paused */
+};
+
+struct replay_target_stats {
+    uint64_t flows;           /* mirrored connections assigned */
+    uint64_t connections;     /* local connections established */
+    uint64_t bytes_delivered; /* accepted by the target's socket */
+    uint64_t bytes_received;  /* answered by the target, discarded */
+    uint64_t dial_failures;   /* connection attempts that failed */
+    uint64_t write_failures;  /* writes that failed or timed out */
+    uint64_t flows_dropped;   /* connections given up with bytes lost */
+    uint64_t bytes_dropped;   /* client bytes never delivered */
+    uint64_t completed;       /* connections closed after every byte */
+};
+
+struct replay;
+
+struct replay *replay_new(uv_loop_t *loop, const struct replay_config *cfg);
+
+/* Adds a target; `label` is how messages and statistics name it.
+ * `parked`, if not NULL, is an open connection to it (from
+ * replay_probe) that the first mirrored connection takes over; the
+ * replay owns it. */
+void replay_add_target(struct replay *r, const char *label,
+                       const struct sockaddr *addr, uv_tcp_t *parked);
+
+size_t replay_target_count(const struct replay *r);
+const char *replay_target_label(const struct replay *r, size_t i);
+const struct replay_target_stats *replay_target_stats(const struct replay *r,
+                                                      size_t i);
+
+/* The flow events, for mirrored connection `flow_id`. A session handle
+ * is returned by replay_open and passed back to the others; after
+ * replay_end it belongs to the replay. */
+struct replay_session;
+struct replay_session *replay_open(struct replay *r, uint64_t flow_id);
+void replay_data(struct replay *r, struct replay_session *s,
+                 const uint8_t *data, uint32_t len);
+void replay_end(struct replay *r, struct replay_session *s);
+
+/* Starts writes for every connection that received bytes since the last
+ * call: small segments queued meanwhile go out as one write. */
+void replay_flush(struct replay *r);
+
+/* Bytes queued for all targets and connections. */
+size_t replay_queued(const struct replay *r);
+/* Local connections open, waiting for a descriptor, and in all. */
+size_t replay_open_connections(const struct replay *r);
+size_t replay_waiting_connections(const struct replay *r);
+
+/* Bytes held elsewhere (reassembly) that count against --max-buffer. */
+void replay_set_other_usage(struct replay *r, const size_t *used);
+
+/* Called after writes complete while replay_queued() is below `low`. */
+void replay_set_low_water(struct replay *r, size_t low, void (*cb)(void *),
+                          void *ctx);
+
+/*
+ * Delivers what is queued, for at most `timeout_ns`: connections that
+ * still hold bytes then are dropped (counted); `done` runs once every
+ * connection is closed.
+ */
+void replay_drain(struct replay *r, uint64_t timeout_ns,
+                  void (*done)(void *ctx), void *ctx);
+
+/* Drops every connection at once (a second interrupt). */
+void replay_abort(struct replay *r);
+
+/* Frees the replay once its timer closes (run the loop); every
+ * connection must be closed (after drain). */
+void replay_free(struct replay *r);
+
+/*
+ * Resolves `host` and tries to connect to each address in turn, running
+ * `loop` until one accepts or all fail within `timeout_ns` each. The
+ * working address goes to `out` and its open connection to `conn` (an
+ * owned handle for replay_add_target). Returns 0, or -1 with `err` set.
+ */
+int replay_probe(uv_loop_t *loop, const char *host, uint16_t port,
+                 uint64_t timeout_ns, struct sockaddr_storage *out,
+                 uv_tcp_t **conn, char *err, size_t errlen);
+
+/* Formats an address as 127.0.0.1:9000 or [::1]:9000. */
+const char *replay_format_addr(const struct sockaddr *sa, char *buf,
+                               size_t len);
+
+/* Whether an address is a loopback address. */
+bool replay_addr_is_loopback(const struct sockaddr *sa);
+
+#endif

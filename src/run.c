@@ -1,0 +1,729 @@
+#include "run.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "capwriter.h"
+#include "engine.h"
+#include "log.h"
+#include "pktfilter.h"
+#include "replay.h"
+#include "source.h"
+#include "stats.h"
+#include "util.h"
+
+/* A capture file pauses above this much queued for the targets and
+ * resumes below the low mark: it can wait, and memory stays small. */
+#define FILE_QUEUE_HIGH (8u * 1024 * 1024)
+#define FILE_QUEUE_LOW  (2u * 1024 * 1024)
+#define TICK_MS         50
+#define STATUS_EVERY_NS (250 * TM_NS_PER_MS)
+/* How long a finished connection's tuple is remembered, so that its late
+ * retransmissions open nothing. */
+#define CLOSED_KEEP_NS (5 * TM_NS_PER_S)
+/* After the server's FIN, a client that sends nothing more is done. */
+#define CLOSING_TIMEOUT_NS (10 * TM_NS_PER_S)
+
+enum run_state { RUN_STARTING, RUN_RUNNING, RUN_DRAINING, RUN_CLOSING };
+
+struct run {
+    uv_loop_t loop;
+    const struct tm_options *o;
+    struct source *src;
+    struct capwriter *out;
+    struct engine *engine;
+    struct replay *replay;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t tick;
+    enum run_state state;
+    int exit_code;
+    bool failed;      /* a runtime error decided the exit status */
+    bool interrupted; /* stopped by a signal */
+    int handles_open;
+
+    bool header_written;
+    bool lossless;
+    bool paused_for_queue;
+    int linktype;
+    const char *link_name;
+    struct pktfilter *filter; /* NULL: none, or a live capture's */
+
+    uint64_t packets, bytes, filtered;
+    bool truncated;
+    int64_t kernel_drops;
+    uint64_t last_ts, last_wall;
+    uint64_t started;
+    uint64_t last_status;
+    bool status_line;
+};
+
+/* ---- helpers ---- */
+
+static void format_endpoint(char *buf, size_t len, uint8_t family,
+                            const uint8_t *addr, uint16_t port)
+{
+    char host[INET6_ADDRSTRLEN];
+    inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, host, sizeof(host));
+    if (family == 4) {
+        snprintf(buf, len, "%s:%u", host, port);
+    } else {
+        snprintf(buf, len, "[%s]:%u", host, port);
+    }
+}
+
+static void describe_flow(const struct flow *f, char *buf, size_t len)
+{
+    char c[64], s[64];
+    format_endpoint(c, sizeof(c), f->node.key.family, f->node.key.caddr,
+                    f->node.key.cport);
+    format_endpoint(s, sizeof(s), f->node.key.family, f->node.key.saddr,
+                    f->node.key.sport);
+    snprintf(buf, len, "connection %llu %s -> %s",
+             (unsigned long long)f->id, c, s);
+}
+
+/* Raises the soft descriptor limit to the hard one: every mirrored
+ * connection needs a local socket. Returns the resulting limit. */
+static uint64_t raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        return 1024;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1000000 : (uint64_t)rl.rlim_cur;
+}
+
+static void stop(struct run *r);
+
+static void fail(struct run *r, const char *msg)
+{
+    if (!r->failed) {
+        tm_error("%s", msg);
+        r->failed = true;
+        r->exit_code = 1;
+    }
+    stop(r);
+}
+
+/* ---- engine events ---- */
+
+static void on_flow_open(void *ctx, struct flow *f)
+{
+    struct run *r = ctx;
+    if (tm_log_level() >= LOG_VERBOSE) {
+        char d[160];
+        describe_flow(f, d, sizeof(d));
+        tm_verbose("%s opened (%s)", d,
+                   (f->flags & FLOW_SYN) ? "SYN" : "joined mid-stream");
+    }
+    if (r->replay != NULL) {
+        f->user = replay_open(r->replay, f->id);
+    }
+}
+
+static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
+                         uint32_t len)
+{
+    struct run *r = ctx;
+    if (f->user != NULL) {
+        replay_data(r->replay, f->user, data, len);
+    }
+}
+
+static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
+{
+    (void)ctx;
+    if (tm_log_level() >= LOG_VERBOSE) {
+        char d[160];
+        describe_flow(f, d, sizeof(d));
+        tm_verbose("%s: skipped %u bytes the capture missed", d, len);
+    }
+}
+
+static void on_flow_end(void *ctx, struct flow *f, enum flow_end_reason why)
+{
+    struct run *r = ctx;
+    if (tm_log_level() >= LOG_VERBOSE) {
+        char d[160];
+        describe_flow(f, d, sizeof(d));
+        tm_verbose("%s ended (%s): %llu bytes, %u gaps", d,
+                   flow_end_reason_name(why),
+                   (unsigned long long)f->payload_bytes, f->gaps);
+    }
+    if (f->user != NULL) {
+        replay_end(r->replay, f->user);
+        f->user = NULL;
+    }
+}
+
+/* ---- backpressure ---- */
+
+static void maybe_resume(struct run *r)
+{
+    if (r->state != RUN_RUNNING || r->src == NULL ||
+        !source_paused(r->src)) {
+        return;
+    }
+    if (r->out != NULL && capwriter_congested(r->out)) {
+        return;
+    }
+    if (r->paused_for_queue && r->replay != NULL &&
+        replay_queued(r->replay) > FILE_QUEUE_LOW) {
+        return;
+    }
+    r->paused_for_queue = false;
+    source_resume(r->src);
+}
+
+static void on_queue_low(void *ctx)
+{
+    maybe_resume(ctx);
+}
+
+static void on_writer_change(void *ctx)
+{
+    struct run *r = ctx;
+    enum capwriter_state st = capwriter_state(r->out);
+    if (st == CAPWRITER_READER_GONE) {
+        tm_info("%s; stopping", capwriter_error(r->out));
+        stop(r);
+    } else if (st == CAPWRITER_FAILED) {
+        fail(r, capwriter_error(r->out));
+    } else {
+        maybe_resume(r);
+    }
+}
+
+static void apply_backpressure(struct run *r)
+{
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    /* A file can wait for the targets; a live source never does. */
+    if (r->lossless && r->replay != NULL &&
+        replay_queued(r->replay) > FILE_QUEUE_HIGH) {
+        r->paused_for_queue = true;
+        source_pause(r->src);
+    }
+    /* The output reader is the one consumer everyone waits for. */
+    if (r->out != NULL && capwriter_congested(r->out)) {
+        source_pause(r->src);
+    }
+}
+
+/* ---- source events ---- */
+
+static bool passes_filter(struct run *r, const struct cap_item *it)
+{
+    if (r->filter == NULL) {
+        return true;
+    }
+    char err[512];
+    int m = pktfilter_match(r->filter, it->linktype, it->data, it->caplen,
+                            it->wirelen, err, sizeof(err));
+    if (m < 0) {
+        fail(r, err);
+        return false;
+    }
+    return m == 1;
+}
+
+static void write_item(struct run *r, const struct cap_item *it, bool packet)
+{
+    if (r->out == NULL) {
+        return;
+    }
+    if (capwriter_append(r->out, it->raw, it->raw_len, it->raw2,
+                         it->raw2_len, packet) < 0) {
+        on_writer_change(r);
+    }
+}
+
+static void on_item(void *ctx, const struct cap_item *it)
+{
+    struct run *r = ctx;
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    if (it->kind != CAP_ITEM_PACKET) {
+        if (it->kind == CAP_ITEM_HEADER && it->linktype >= 0) {
+            if (!decode_link_supported(it->linktype)) {
+                char msg[256];
+                snprintf(msg, sizeof(msg),
+                         "%s: link type %s (%d) is not supported; tapmirror "
+                         "decodes EN10MB, LINUX_SLL, LINUX_SLL2, RAW, IPV4, "
+                         "IPV6, NULL and LOOP captures",
+                         source_name(r->src), stats_link_name(it->linktype),
+                         it->linktype);
+                fail(r, msg);
+                return;
+            }
+            if (r->link_name == NULL) {
+                r->linktype = it->linktype;
+                r->link_name = stats_link_name(it->linktype);
+            }
+        }
+        /* A pcap file has one header; a pcapng file has blocks that all
+         * belong in the output. */
+        if (it->kind == CAP_ITEM_HEADER && r->header_written &&
+            it->raw_len == 24) {
+            return;
+        }
+        r->header_written = true;
+        write_item(r, it, false);
+        return;
+    }
+    if (!decode_link_supported(it->linktype)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "%s: a packet has link type %s (%d), which tapmirror "
+                 "cannot decode",
+                 source_name(r->src), stats_link_name(it->linktype),
+                 it->linktype);
+        fail(r, msg);
+        return;
+    }
+    if (r->link_name == NULL) {
+        r->linktype = it->linktype;
+        r->link_name = stats_link_name(it->linktype);
+    }
+    r->packets++;
+    r->bytes += it->caplen;
+    if (!passes_filter(r, it)) {
+        r->filtered++;
+        return;
+    }
+    if (r->state != RUN_RUNNING) {
+        return; /* the filter could not be compiled */
+    }
+    write_item(r, it, true);
+    if (r->state != RUN_RUNNING) {
+        return; /* the output failed */
+    }
+    if (it->ts_ns != 0) {
+        r->last_ts = it->ts_ns;
+        r->last_wall = uv_hrtime();
+    }
+    engine_packet(r->engine, it->linktype, it->ts_ns, it->data, it->caplen,
+                  it->wirelen);
+}
+
+static void on_batch(void *ctx)
+{
+    struct run *r = ctx;
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    engine_advance(r->engine, engine_now(r->engine));
+    if (r->replay != NULL) {
+        replay_flush(r->replay);
+    }
+    apply_backpressure(r);
+}
+
+static void on_source_end(void *ctx, int status, const char *msg,
+                          bool truncated)
+{
+    struct run *r = ctx;
+    if (status < 0) {
+        fail(r, msg);
+        return;
+    }
+    if (truncated) {
+        r->truncated = true;
+        tm_warn("%s ends inside a record: the incomplete last record was "
+                "ignored",
+                source_name(r->src));
+    }
+    stop(r);
+}
+
+/* ---- stopping ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct run *r = h->data;
+    r->handles_open--;
+}
+
+static void on_child_closed(void *ctx)
+{
+    struct run *r = ctx;
+    r->handles_open--;
+}
+
+static void close_all(struct run *r)
+{
+    if (r->state == RUN_CLOSING) {
+        return;
+    }
+    r->state = RUN_CLOSING;
+    if (r->src != NULL) {
+        r->kernel_drops = source_kernel_drops(r->src);
+    }
+    tm_status("");
+    uv_timer_stop(&r->tick);
+    r->handles_open += 3;
+    uv_close((uv_handle_t *)&r->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
+}
+
+static void on_drained(void *ctx)
+{
+    close_all(ctx);
+}
+
+/* Stops reading, delivers what is queued (bounded by --drain-timeout),
+ * then closes. */
+static void stop(struct run *r)
+{
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    r->state = RUN_DRAINING;
+    if (r->src != NULL) {
+        source_stop(r->src);
+    }
+    engine_finish(r->engine);
+    if (r->out != NULL) {
+        capwriter_flush(r->out);
+    }
+    if (r->replay != NULL) {
+        replay_drain(r->replay, r->o->drain_timeout_ns, on_drained, r);
+    } else {
+        close_all(r);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct run *r = h->data;
+    if (r->state == RUN_RUNNING) {
+        r->interrupted = true;
+        tm_info("%s: stopping; delivering what is queued (Ctrl-C again to "
+                "quit at once)",
+                signum == SIGINT ? "interrupted" : "terminated");
+        stop(r);
+        return;
+    }
+    /* A second signal: out now, leaving whole records behind. */
+    tm_error("interrupted again: quitting without delivering the rest");
+    if (r->out != NULL) {
+        capwriter_emergency_flush(r->out, 1000);
+    }
+    r->exit_code = 130;
+    r->failed = true;
+    if (r->replay != NULL) {
+        replay_abort(r->replay);
+    }
+    close_all(r);
+}
+
+/* ---- periodic work ---- */
+
+static void draw_status(struct run *r)
+{
+    char line[256], a[32], b[32];
+    const struct engine_stats *es = engine_stats(r->engine);
+    int n = snprintf(line, sizeof(line),
+                     "tapmirror: %llu pkts %s | %llu conns, %llu open",
+                     (unsigned long long)r->packets,
+                     format_bytes(r->bytes, a, sizeof(a)),
+                     (unsigned long long)es->flows_seen,
+                     (unsigned long long)es->flows_open);
+    if (r->replay != NULL && n > 0 && (size_t)n < sizeof(line)) {
+        uint64_t delivered = 0, dropped = 0;
+        for (size_t i = 0; i < replay_target_count(r->replay); i++) {
+            delivered += replay_target_stats(r->replay, i)->bytes_delivered;
+            dropped += replay_target_stats(r->replay, i)->flows_dropped;
+        }
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      " | delivered %s, queued %s, dropped %llu",
+                      format_bytes(delivered, a, sizeof(a)),
+                      format_bytes(replay_queued(r->replay), b, sizeof(b)),
+                      (unsigned long long)dropped);
+    }
+    if (es->gaps > 0 && n > 0 && (size_t)n < sizeof(line)) {
+        snprintf(line + n, sizeof(line) - (size_t)n, " | gaps %llu",
+                 (unsigned long long)es->gaps);
+    }
+    tm_status(line);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    uint64_t now = uv_hrtime();
+    if (r->out != NULL && r->state != RUN_CLOSING) {
+        if (capwriter_flush(r->out) < 0) {
+            on_writer_change(r);
+        }
+    }
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    /* A live source that goes quiet must not leave holes waiting for
+     * packets that will never come: capture time moves with the wall
+     * clock since the last packet. */
+    if (!r->lossless && r->last_wall != 0) {
+        engine_advance(r->engine, r->last_ts + (now - r->last_wall));
+        if (r->replay != NULL) {
+            replay_flush(r->replay);
+        }
+    }
+    if (r->status_line && now - r->last_status >= STATUS_EVERY_NS) {
+        r->last_status = now;
+        draw_status(r);
+    }
+}
+
+/* ---- setup ---- */
+
+static int open_source(struct run *r, char *err, size_t errlen)
+{
+    const struct tm_options *o = r->o;
+    struct source_config sc = {
+        .pace = o->pace,
+        .filter = o->filter,
+        .port = o->port,
+        .snaplen = (uint32_t)o->snaplen,
+        .kernel_buffer = o->kernel_buffer,
+        .promisc = o->promisc,
+    };
+    struct source_events ev = {on_item, on_batch, on_source_end, r};
+    if (o->cmd == CMD_CAPTURE) {
+        return source_open_live(&r->loop, o->interface, &sc, &ev, &r->src,
+                                err, errlen);
+    }
+    return source_open_input(&r->loop, o->input, &sc, &ev, &r->src, err,
+                             errlen);
+}
+
+static int probe_targets(struct run *r, char *err, size_t errlen)
+{
+    const struct tm_options *o = r->o;
+    for (size_t i = 0; i < o->n_targets; i++) {
+        struct sockaddr_storage ss;
+        uv_tcp_t *conn = NULL;
+        char why[400], label[80];
+        if (replay_probe(&r->loop, o->targets[i].host, o->targets[i].port,
+                         o->connect_timeout_ns, &ss, &conn, why,
+                         sizeof(why)) < 0) {
+            snprintf(err, errlen, "cannot reach --to %s: %s",
+                     o->target_text[i], why);
+            return -1;
+        }
+        replay_format_addr((const struct sockaddr *)&ss, label,
+                           sizeof(label));
+        if (!replay_addr_is_loopback((const struct sockaddr *)&ss)) {
+            tm_warn("--to %s (%s) is not a loopback address: mirrored "
+                    "production traffic will leave this machine",
+                    o->target_text[i], label);
+        }
+        replay_add_target(r->replay, label, (const struct sockaddr *)&ss,
+                          conn);
+        tm_verbose("target %s (%s) is reachable", o->target_text[i], label);
+    }
+    return 0;
+}
+
+static void report(struct run *r, uint64_t duration)
+{
+    struct run_report rep = {
+        .source_name = r->o->cmd == CMD_CAPTURE ? r->o->interface
+                                                : (strcmp(r->o->input, "-")
+                                                       ? r->o->input
+                                                       : "standard input"),
+        .link_name = r->link_name,
+        .packets = r->packets,
+        .bytes = r->bytes,
+        .filtered = r->filtered,
+        .truncated = r->truncated,
+        .kernel_drops = r->kernel_drops,
+        .output_path = r->o->output == NULL
+                           ? NULL
+                           : (strcmp(r->o->output, "-") == 0
+                                  ? "standard output"
+                                  : r->o->output),
+        .flows = engine_stats(r->engine),
+        .replay = r->replay,
+        .duration_ns = duration,
+        .exit_code = r->exit_code,
+    };
+    if (r->out != NULL) {
+        rep.out_packets = capwriter_packets(r->out);
+        rep.out_bytes = capwriter_bytes(r->out);
+    }
+    if (tm_log_level() >= LOG_NORMAL) {
+        stats_print(&rep);
+    }
+    if (r->o->stats_json != NULL) {
+        char err[512];
+        if (stats_write_json(r->o->stats_json, &rep, err, sizeof(err)) < 0) {
+            tm_error("%s", err);
+            if (r->exit_code == 0 || r->exit_code == 3) {
+                r->exit_code = 1;
+            }
+        }
+    }
+}
+
+int run_command(const struct tm_options *o)
+{
+    struct run *r = tm_xcalloc(1, sizeof(*r));
+    char err[1024];
+    int code = 1;
+    r->o = o;
+    r->kernel_drops = -1;
+    r->started = uv_hrtime();
+    uv_loop_init(&r->loop);
+    uint64_t fds = raise_fd_limit();
+
+    if (o->filter != NULL &&
+        pktfilter_check(o->filter, err, sizeof(err)) < 0) {
+        tm_error("%s", err);
+        code = 2;
+        goto out;
+    }
+    int rc = open_source(r, err, sizeof(err));
+    if (rc < 0) {
+        tm_error("%s", err);
+        code = rc == -2 ? 2 : 1;
+        goto out;
+    }
+    r->lossless = source_lossless(r->src);
+    if (o->filter != NULL && !source_is_live_capture(r->src)) {
+        r->filter = pktfilter_new(o->filter);
+    }
+
+    struct engine_config ec = {
+        .port = o->port,
+        .service_addrs = o->service,
+        .n_service_addrs = o->n_service,
+        .gap_timeout_ns = o->gap_timeout_ns,
+        .rtx_timeout_ns = o->rtx_timeout_ns,
+        .idle_timeout_ns = o->idle_timeout_ns,
+        .closing_timeout_ns = CLOSING_TIMEOUT_NS,
+        .closed_keep_ns = CLOSED_KEEP_NS,
+        .flow_queue_cap = o->flow_buffer,
+        .queue_budget = o->max_buffer / 2,
+        .max_flows = o->max_flows,
+        .hash_seed = uv_hrtime() ^ ((uint64_t)getpid() << 32),
+    };
+    struct engine_events ev = {on_flow_open, on_flow_data, on_flow_gap,
+                               on_flow_end, r};
+    r->engine = engine_new(&ec, &ev);
+
+    if (o->n_targets > 0) {
+        struct replay_config rc_cfg = {
+            .retry_window_ns = o->retry_window_ns,
+            .connect_timeout_ns = o->connect_timeout_ns,
+            .write_timeout_ns = o->write_timeout_ns,
+            .linger_ns = o->linger_ns,
+            .max_buffer = o->max_buffer,
+            .flow_buffer = o->flow_buffer,
+            .max_connections = o->max_connections
+                                   ? o->max_connections
+                                   : (fds > 128 ? fds - 64 : fds / 2),
+            .lossless = r->lossless,
+        };
+        r->replay = replay_new(&r->loop, &rc_cfg);
+        replay_set_other_usage(r->replay, engine_queued_counter(r->engine));
+        replay_set_low_water(r->replay, FILE_QUEUE_LOW, on_queue_low, r);
+        if (probe_targets(r, err, sizeof(err)) < 0) {
+            tm_error("%s", err);
+            code = 1;
+            goto out;
+        }
+    }
+    if (o->output != NULL) {
+        if (capwriter_open(&r->loop, o->output, &r->out, err, sizeof(err)) <
+            0) {
+            tm_error("%s", err);
+            code = 1;
+            goto out;
+        }
+        capwriter_set_notify(r->out, on_writer_change, r);
+    }
+
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sigterm);
+    r->sigint.data = r->sigterm.data = r;
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_timer_init(&r->loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+    r->status_line = tm_log_level() >= LOG_NORMAL && isatty(STDERR_FILENO);
+
+    if (o->cmd == CMD_CAPTURE) {
+        tm_info("capturing TCP port %u on %s%s%s - press Ctrl-C to stop",
+                o->port, o->interface, o->output ? ", writing " : "",
+                o->output ? (strcmp(o->output, "-") ? o->output
+                                                     : "standard output")
+                          : "");
+    }
+    for (size_t i = 0; r->replay && i < replay_target_count(r->replay); i++) {
+        tm_info("replaying client connections to port %u to %s", o->port,
+                replay_target_label(r->replay, i));
+    }
+    r->state = RUN_RUNNING;
+    source_start(r->src);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+
+    /* Everything below runs after the loop has no active handles. */
+    if (!r->failed) {
+        r->exit_code = 0;
+        if (r->replay != NULL) {
+            for (size_t i = 0; i < replay_target_count(r->replay); i++) {
+                if (replay_target_stats(r->replay, i)->flows_dropped > 0) {
+                    r->exit_code = 3;
+                }
+            }
+        }
+    }
+    if (r->out != NULL) {
+        int timeout = r->exit_code == 130 ? 1000 : 5000;
+        r->handles_open++;
+        if (capwriter_close(r->out, timeout, on_child_closed, r) < 0 &&
+            capwriter_state(r->out) == CAPWRITER_FAILED && !r->failed) {
+            tm_error("%s", capwriter_error(r->out));
+            r->exit_code = 1;
+        }
+    }
+    report(r, uv_hrtime() - r->started);
+    code = r->exit_code;
+    if (r->out != NULL) {
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+        r->out = NULL;
+    }
+
+out:
+    if (r->src != NULL) {
+        source_close(r->src, NULL, NULL);
+    }
+    if (r->replay != NULL) {
+        replay_free(r->replay);
+    }
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (r->engine != NULL) {
+        engine_free(r->engine);
+    }
+    pktfilter_free(r->filter);
+    uv_loop_close(&r->loop);
+    free(r);
+    return code;
+}

@@ -1,0 +1,747 @@
+#include "source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "util.h"
+#include "wire.h"
+
+/* A file is read in chunks this large, one chunk per loop iteration, so
+ * that replay writes run between chunks. */
+#define FILE_CHUNK   (1024u * 1024)
+#define STREAM_CHUNK (256u * 1024)
+/* Packets taken from libpcap per callback before yielding. */
+#define LIVE_BATCH     256
+#define LIVE_MAX_LOOPS 64
+
+enum source_kind { SRC_FILE, SRC_STREAM, SRC_LIVE };
+
+struct source {
+    enum source_kind kind;
+    uv_loop_t *loop;
+    struct source_config cfg;
+    struct source_events ev;
+    char *name;
+    bool started, paused, stopped, ended;
+    uint64_t bytes_read;
+
+    struct capreader *reader;
+    uint8_t *buf;
+    size_t bufcap;
+    bool need_data; /* the reader has used up its chunk */
+    bool holding;   /* `held` waits for its time (pacing) */
+    struct cap_item held;
+    bool pace_started;
+    uint64_t pace_ts0, pace_wall0;
+    uv_timer_t pace_timer;
+    bool pace_timer_init;
+
+    int fd;
+    uv_idle_t idle;
+    bool idle_init, idle_active;
+
+    uv_pipe_t *pipe;
+    bool reading;
+
+    pcap_t *pcap;
+    uv_poll_t poll;
+    bool poll_init, polling;
+    uv_timer_t live_timer;
+    bool live_timer_init;
+    int linktype;
+    uint8_t header[24];
+    uint8_t rechdr[16];
+
+    int open_handles;
+    void (*done)(void *);
+    void *done_ctx;
+};
+
+static struct source *source_alloc(uv_loop_t *loop, enum source_kind kind,
+                                   const char *name,
+                                   const struct source_config *cfg,
+                                   const struct source_events *ev)
+{
+    struct source *s = tm_xcalloc(1, sizeof(*s));
+    s->kind = kind;
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->cfg.filter = NULL; /* only meaningful while opening */
+    s->ev = *ev;
+    s->name = tm_xstrdup(name);
+    s->fd = -1;
+    s->need_data = true;
+    if (kind != SRC_LIVE) {
+        s->reader = capreader_new();
+        uv_timer_init(loop, &s->pace_timer);
+        s->pace_timer.data = s;
+        s->pace_timer_init = true;
+    }
+    return s;
+}
+
+const char *source_name(const struct source *s)
+{
+    return s->name;
+}
+
+bool source_lossless(const struct source *s)
+{
+    return s->kind == SRC_FILE;
+}
+
+bool source_is_live_capture(const struct source *s)
+{
+    return s->kind == SRC_LIVE;
+}
+
+uint64_t source_bytes_read(const struct source *s)
+{
+    return s->bytes_read;
+}
+
+bool source_paused(const struct source *s)
+{
+    return s->paused;
+}
+
+static void schedule(struct source *s);
+
+/* Reports the end once; nothing is delivered after it. */
+static void finish(struct source *s, int status, const char *msg)
+{
+    if (s->ended || s->stopped) {
+        return;
+    }
+    s->ended = true;
+    bool truncated =
+        status == 0 && s->reader != NULL && capreader_pending(s->reader) > 0;
+    if (s->idle_active) {
+        uv_idle_stop(&s->idle);
+        s->idle_active = false;
+    }
+    if (s->reading) {
+        uv_read_stop((uv_stream_t *)s->pipe);
+        s->reading = false;
+    }
+    if (s->polling) {
+        uv_poll_stop(&s->poll);
+        s->polling = false;
+    }
+    s->ev.end(s->ev.ctx, status, msg, truncated);
+}
+
+static void on_pace_timer(uv_timer_t *t)
+{
+    struct source *s = t->data;
+    schedule(s);
+}
+
+/* Whether a packet is due under --pace; arms the timer if not. */
+static bool pace_due(struct source *s, const struct cap_item *it)
+{
+    if (s->cfg.pace <= 0 || it->kind != CAP_ITEM_PACKET) {
+        return true;
+    }
+    uint64_t now = uv_hrtime();
+    if (!s->pace_started) {
+        s->pace_started = true;
+        s->pace_ts0 = it->ts_ns;
+        s->pace_wall0 = now;
+        return true;
+    }
+    if (it->ts_ns <= s->pace_ts0) {
+        return true;
+    }
+    double offset = (double)(it->ts_ns - s->pace_ts0) / s->cfg.pace;
+    uint64_t due = s->pace_wall0 + (uint64_t)offset;
+    if (now >= due) {
+        return true;
+    }
+    uint64_t ms = (due - now + TM_NS_PER_MS - 1) / TM_NS_PER_MS;
+    uv_timer_start(&s->pace_timer, on_pace_timer, ms, 0);
+    return false;
+}
+
+/*
+ * Hands items to the run until the reader's chunk is used up (returns
+ * true), or the source pauses, stops, ends or holds an item for its time
+ * (returns false).
+ */
+static bool pump(struct source *s)
+{
+    struct cap_item it;
+    for (;;) {
+        if (s->paused || s->stopped || s->ended) {
+            return false;
+        }
+        if (s->holding) {
+            if (!pace_due(s, &s->held)) {
+                return false;
+            }
+            s->holding = false;
+            s->ev.item(s->ev.ctx, &s->held);
+            continue;
+        }
+        int rc = capreader_next(s->reader, &it);
+        if (rc == CAPREADER_NEED_MORE) {
+            s->need_data = true;
+            return true;
+        }
+        if (rc == CAPREADER_ERROR) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "%s: %s", s->name,
+                     capreader_error(s->reader));
+            finish(s, -1, msg);
+            return false;
+        }
+        if (!pace_due(s, &it)) {
+            s->held = it;
+            s->holding = true;
+            return false;
+        }
+        s->ev.item(s->ev.ctx, &it);
+    }
+}
+
+/* ---- capture file ---- */
+
+static void file_step(struct source *s)
+{
+    if (s->need_data) {
+        ssize_t n;
+        do {
+            n = read(s->fd, s->buf, s->bufcap);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "reading %s: %s", s->name,
+                     strerror(errno));
+            finish(s, -1, msg);
+            return;
+        }
+        if (n == 0) {
+            s->ev.batch(s->ev.ctx);
+            finish(s, 0, NULL);
+            return;
+        }
+        s->bytes_read += (uint64_t)n;
+        capreader_push(s->reader, s->buf, (size_t)n);
+        s->need_data = false;
+    }
+    pump(s);
+    if (!s->ended && !s->stopped) {
+        s->ev.batch(s->ev.ctx);
+    }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    struct source *s = h->data;
+    file_step(s);
+    if ((s->paused || s->holding || s->ended || s->stopped) &&
+        s->idle_active) {
+        uv_idle_stop(&s->idle);
+        s->idle_active = false;
+    }
+}
+
+/* ---- byte stream ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct source *s = h->data;
+    (void)suggested;
+    buf->base = (char *)s->buf;
+    buf->len = s->bufcap;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct source *s = st->data;
+    (void)buf;
+    if (nread == UV_EOF) {
+        finish(s, 0, NULL);
+        return;
+    }
+    if (nread < 0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "reading %s: %s", s->name,
+                 uv_strerror((int)nread));
+        finish(s, -1, msg);
+        return;
+    }
+    if (nread == 0) {
+        return;
+    }
+    s->bytes_read += (uint64_t)nread;
+    capreader_push(s->reader, s->buf, (size_t)nread);
+    s->need_data = false;
+    bool used_up = pump(s);
+    if (!s->ended && !s->stopped) {
+        s->ev.batch(s->ev.ctx);
+    }
+    if (!used_up && s->reading) {
+        /* The chunk is still being handed out: no new read may reuse the
+         * buffer until it is. */
+        uv_read_stop(st);
+        s->reading = false;
+    }
+}
+
+/* ---- live capture ---- */
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h,
+                      const u_char *bytes)
+{
+    struct source *s = (struct source *)(void *)user;
+    if (s->stopped || s->ended) {
+        return;
+    }
+    struct cap_item it;
+    memset(&it, 0, sizeof(it));
+    wr_le32(s->rechdr, (uint32_t)h->ts.tv_sec);
+    wr_le32(s->rechdr + 4, (uint32_t)h->ts.tv_usec);
+    wr_le32(s->rechdr + 8, h->caplen);
+    wr_le32(s->rechdr + 12, h->len);
+    it.kind = CAP_ITEM_PACKET;
+    it.raw = s->rechdr;
+    it.raw_len = sizeof(s->rechdr);
+    it.raw2 = bytes;
+    it.raw2_len = h->caplen;
+    it.linktype = s->linktype;
+    it.ts_ns = (uint64_t)h->ts.tv_sec * TM_NS_PER_S +
+               (uint64_t)h->ts.tv_usec * TM_NS_PER_US;
+    it.caplen = h->caplen;
+    it.wirelen = h->len < h->caplen ? h->caplen : h->len;
+    it.data = bytes;
+    s->bytes_read += sizeof(s->rechdr) + h->caplen;
+    s->ev.item(s->ev.ctx, &it);
+}
+
+static void live_read(struct source *s)
+{
+    for (int i = 0; i < LIVE_MAX_LOOPS; i++) {
+        if (s->paused || s->stopped || s->ended) {
+            break;
+        }
+        int n = pcap_dispatch(s->pcap, LIVE_BATCH, on_packet,
+                              (u_char *)(void *)s);
+        if (n < 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "capturing on %s: %s", s->name,
+                     pcap_geterr(s->pcap));
+            finish(s, -1, msg);
+            return;
+        }
+        if (n < LIVE_BATCH) {
+            break;
+        }
+    }
+    if (!s->stopped && !s->ended) {
+        s->ev.batch(s->ev.ctx);
+    }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    struct source *s = p->data;
+    (void)events;
+    if (status < 0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "capturing on %s: %s", s->name,
+                 uv_strerror(status));
+        finish(s, -1, msg);
+        return;
+    }
+    live_read(s);
+}
+
+static void on_live_timer(uv_timer_t *t)
+{
+    live_read(t->data);
+}
+
+/* ---- control ---- */
+
+/* Makes the source deliver again, in whatever way its kind needs. */
+static void schedule(struct source *s)
+{
+    if (!s->started || s->paused || s->stopped || s->ended) {
+        return;
+    }
+    switch (s->kind) {
+    case SRC_FILE:
+        if (!s->idle_active) {
+            uv_idle_start(&s->idle, on_idle);
+            s->idle_active = true;
+        }
+        break;
+    case SRC_STREAM:
+        if (!s->need_data) {
+            bool used_up = pump(s);
+            if (!s->ended && !s->stopped) {
+                s->ev.batch(s->ev.ctx);
+            }
+            if (!used_up) {
+                break;
+            }
+        }
+        if (!s->reading && !s->ended && !s->stopped && !s->paused) {
+            uv_read_start((uv_stream_t *)s->pipe, on_alloc, on_read);
+            s->reading = true;
+        }
+        break;
+    case SRC_LIVE:
+        if (!s->polling) {
+            uv_poll_start(&s->poll, UV_READABLE, on_poll);
+            s->polling = true;
+        }
+        break;
+    }
+}
+
+void source_start(struct source *s)
+{
+    if (s->started) {
+        return;
+    }
+    s->started = true;
+    if (s->kind == SRC_LIVE) {
+        /* The output needs a file header before the first record. */
+        struct cap_item it;
+        memset(&it, 0, sizeof(it));
+        it.kind = CAP_ITEM_HEADER;
+        it.raw = s->header;
+        it.raw_len = sizeof(s->header);
+        it.linktype = s->linktype;
+        s->ev.item(s->ev.ctx, &it);
+        const struct timeval *tv = pcap_get_required_select_timeout(s->pcap);
+        if (tv != NULL) {
+            uint64_t ms = (uint64_t)tv->tv_sec * 1000 +
+                          (uint64_t)tv->tv_usec / 1000;
+            uv_timer_start(&s->live_timer, on_live_timer, ms ? ms : 1,
+                           ms ? ms : 1);
+        }
+    }
+    schedule(s);
+}
+
+void source_pause(struct source *s)
+{
+    if (s->paused) {
+        return;
+    }
+    s->paused = true;
+    if (s->kind == SRC_LIVE && s->polling) {
+        uv_poll_stop(&s->poll);
+        s->polling = false;
+    }
+    /* A stream stops reading once its current chunk is handed out (see
+     * on_read); a file stops stepping in on_idle. */
+}
+
+void source_resume(struct source *s)
+{
+    if (!s->paused) {
+        return;
+    }
+    s->paused = false;
+    schedule(s);
+}
+
+void source_stop(struct source *s)
+{
+    if (s->stopped) {
+        return;
+    }
+    s->stopped = true;
+    if (s->idle_active) {
+        uv_idle_stop(&s->idle);
+        s->idle_active = false;
+    }
+    if (s->reading) {
+        uv_read_stop((uv_stream_t *)s->pipe);
+        s->reading = false;
+    }
+    if (s->polling) {
+        uv_poll_stop(&s->poll);
+        s->polling = false;
+    }
+    if (s->pace_timer_init) {
+        uv_timer_stop(&s->pace_timer);
+    }
+    if (s->live_timer_init) {
+        uv_timer_stop(&s->live_timer);
+    }
+}
+
+int64_t source_kernel_drops(struct source *s)
+{
+    struct pcap_stat ps;
+    if (s->kind != SRC_LIVE || s->pcap == NULL ||
+        pcap_stats(s->pcap, &ps) < 0) {
+        return -1;
+    }
+    return (int64_t)ps.ps_drop + (int64_t)ps.ps_ifdrop;
+}
+
+/* Drops one reference held by an open handle (or by source_close while
+ * it issues the closes); the last one frees the source. */
+static void release(struct source *s)
+{
+    if (--s->open_handles > 0) {
+        return;
+    }
+    if (s->pcap != NULL) {
+        pcap_close(s->pcap);
+    }
+    if (s->fd >= 0) {
+        close(s->fd);
+    }
+    void (*done)(void *) = s->done;
+    void *ctx = s->done_ctx;
+    capreader_free(s->reader);
+    free(s->pipe);
+    free(s->buf);
+    free(s->name);
+    free(s);
+    if (done != NULL) {
+        done(ctx);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+static void close_handle(struct source *s, uv_handle_t *h)
+{
+    h->data = s;
+    s->open_handles++;
+    uv_close(h, on_handle_closed);
+}
+
+void source_close(struct source *s, void (*done)(void *ctx), void *ctx)
+{
+    source_stop(s);
+    s->done = done;
+    s->done_ctx = ctx;
+    s->open_handles = 1; /* held until every close below is issued */
+    if (s->pace_timer_init) {
+        close_handle(s, (uv_handle_t *)&s->pace_timer);
+    }
+    if (s->idle_init) {
+        close_handle(s, (uv_handle_t *)&s->idle);
+    }
+    if (s->pipe != NULL) {
+        close_handle(s, (uv_handle_t *)s->pipe);
+    }
+    if (s->poll_init) {
+        close_handle(s, (uv_handle_t *)&s->poll);
+    }
+    if (s->live_timer_init) {
+        close_handle(s, (uv_handle_t *)&s->live_timer);
+    }
+    release(s); /* the hold taken above */
+}
+
+/* ---- opening ---- */
+
+static int open_file_fd(uv_loop_t *loop, int fd, const char *name,
+                        const struct source_config *cfg,
+                        const struct source_events *ev, struct source **out)
+{
+    struct source *s = source_alloc(loop, SRC_FILE, name, cfg, ev);
+    s->fd = fd;
+    s->bufcap = FILE_CHUNK;
+    s->buf = tm_xmalloc(s->bufcap);
+    uv_idle_init(loop, &s->idle);
+    s->idle.data = s;
+    s->idle_init = true;
+    *out = s;
+    return 0;
+}
+
+int source_open_pipe(uv_loop_t *loop, uv_pipe_t *pipe, const char *name,
+                     const struct source_config *cfg,
+                     const struct source_events *ev, struct source **out)
+{
+    struct source *s = source_alloc(loop, SRC_STREAM, name, cfg, ev);
+    s->pipe = pipe;
+    s->pipe->data = s;
+    s->bufcap = STREAM_CHUNK;
+    s->buf = tm_xmalloc(s->bufcap);
+    *out = s;
+    return 0;
+}
+
+int source_open_input(uv_loop_t *loop, const char *path,
+                      const struct source_config *cfg,
+                      const struct source_events *ev, struct source **out,
+                      char *err, size_t errlen)
+{
+    struct stat st;
+    if (strcmp(path, "-") == 0) {
+        if (isatty(STDIN_FILENO)) {
+            snprintf(err, errlen,
+                     "standard input is a terminal: pipe a capture into "
+                     "it (tcpdump -U -w - ... | tapmirror replay - ...)");
+            return -1;
+        }
+        if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+            return open_file_fd(loop, STDIN_FILENO, "standard input", cfg,
+                                ev, out);
+        }
+        uv_pipe_t *pipe = tm_xmalloc(sizeof(*pipe));
+        int rc = uv_pipe_init(loop, pipe, 0);
+        if (rc == 0) {
+            rc = uv_pipe_open(pipe, STDIN_FILENO);
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot read standard input: %s",
+                     uv_strerror(rc));
+            free(pipe);
+            return -1;
+        }
+        return source_open_pipe(loop, pipe, "standard input", cfg, ev, out);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "cannot read %s: %s", path,
+                 S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        /* A FIFO or device: a live stream. */
+        uv_pipe_t *pipe = tm_xmalloc(sizeof(*pipe));
+        int rc = uv_pipe_init(loop, pipe, 0);
+        if (rc == 0) {
+            rc = uv_pipe_open(pipe, fd);
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot read %s: %s", path,
+                     uv_strerror(rc));
+            close(fd);
+            free(pipe);
+            return -1;
+        }
+        return source_open_pipe(loop, pipe, path, cfg, ev, out);
+    }
+    return open_file_fd(loop, fd, path, cfg, ev, out);
+}
+
+/* libpcap reports DLT_ values; capture files carry LINKTYPE_ values.
+ * They agree for every link type decoded here except raw IP. */
+static int dlt_to_linktype(int dlt)
+{
+    if (dlt == DLT_RAW) {
+        return LINKTYPE_RAW;
+    }
+    return dlt;
+}
+
+int source_open_live(uv_loop_t *loop, const char *iface,
+                     const struct source_config *cfg,
+                     const struct source_events *ev, struct source **out,
+                     char *err, size_t errlen)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *p = pcap_create(iface, errbuf);
+    if (p == NULL) {
+        snprintf(err, errlen, "cannot capture on %s: %s", iface, errbuf);
+        return -1;
+    }
+    pcap_set_snaplen(p, (int)cfg->snaplen);
+    pcap_set_promisc(p, cfg->promisc ? 1 : 0);
+    pcap_set_immediate_mode(p, 1);
+    pcap_set_buffer_size(p, (int)TM_MIN(cfg->kernel_buffer, INT32_MAX));
+    int rc = pcap_activate(p);
+    if (rc < 0) {
+        const char *why = pcap_geterr(p);
+        if (rc == PCAP_ERROR_NO_SUCH_DEVICE) {
+            snprintf(err, errlen, "no such interface: %s", iface);
+        } else if (rc == PCAP_ERROR_PERM_DENIED) {
+            snprintf(err, errlen,
+                     "not permitted to capture on %s (run as root or "
+                     "grant CAP_NET_RAW): %s",
+                     iface, why);
+        } else {
+            snprintf(err, errlen, "cannot capture on %s: %s", iface, why);
+        }
+        pcap_close(p);
+        return -1;
+    }
+    int linktype = dlt_to_linktype(pcap_datalink(p));
+    if (!decode_link_supported(linktype)) {
+        const char *name = pcap_datalink_val_to_name(pcap_datalink(p));
+        snprintf(err, errlen,
+                 "interface %s has link type %s (%d), which tapmirror "
+                 "cannot decode",
+                 iface, name ? name : "unknown", linktype);
+        pcap_close(p);
+        return -1;
+    }
+    char expr[4096];
+    if (cfg->filter != NULL && cfg->filter[0] != '\0') {
+        snprintf(expr, sizeof(expr), "(tcp port %u) and (%s)", cfg->port,
+                 cfg->filter);
+    } else {
+        snprintf(expr, sizeof(expr), "tcp port %u", cfg->port);
+    }
+    struct bpf_program prog;
+    if (pcap_compile(p, &prog, expr, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(err, errlen, "invalid --filter: %s", pcap_geterr(p));
+        pcap_close(p);
+        return -2;
+    }
+    rc = pcap_setfilter(p, &prog);
+    pcap_freecode(&prog);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot set the capture filter on %s: %s",
+                 iface, pcap_geterr(p));
+        pcap_close(p);
+        return -1;
+    }
+    if (pcap_setnonblock(p, 1, errbuf) < 0) {
+        snprintf(err, errlen, "cannot capture on %s: %s", iface, errbuf);
+        pcap_close(p);
+        return -1;
+    }
+    int fd = pcap_get_selectable_fd(p);
+    if (fd < 0) {
+        snprintf(err, errlen,
+                 "cannot capture on %s: no selectable descriptor", iface);
+        pcap_close(p);
+        return -1;
+    }
+    struct source *s = source_alloc(loop, SRC_LIVE, iface, cfg, ev);
+    s->pcap = p;
+    s->linktype = linktype;
+    wr_le32(s->header, 0xa1b2c3d4u);
+    wr_le16(s->header + 4, 2);
+    wr_le16(s->header + 6, 4);
+    wr_le32(s->header + 16, (uint32_t)pcap_snapshot(p));
+    wr_le32(s->header + 20, (uint32_t)linktype);
+    uv_poll_init(loop, &s->poll, fd);
+    s->poll.data = s;
+    s->poll_init = true;
+    uv_timer_init(loop, &s->live_timer);
+    s->live_timer.data = s;
+    s->live_timer_init = true;
+    *out = s;
+    return 0;
+}

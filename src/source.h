@@ -1,0 +1,82 @@
+/*
+ * Capture sources on the event loop: a capture file, a byte stream
+ * (standard input, a kubectl pipe) or a live interface through libpcap.
+ * Each hands capture items to the run one at a time.
+ *
+ * A file is "lossless": it may pause while targets catch up, and nothing
+ * is lost by waiting. Streams and interfaces are live: waiting would lose
+ * packets upstream, so the run never pauses them for the replay side.
+ */
+#ifndef TAPMIRROR_SOURCE_H
+#define TAPMIRROR_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "capreader.h"
+
+struct source;
+
+struct source_events {
+    /* One item; borrowed for the call. May call source_pause(). */
+    void (*item)(void *ctx, const struct cap_item *it);
+    /* A batch of items was handed over: a good moment to flush. */
+    void (*batch)(void *ctx);
+    /* The source ended: status 0 at the end of input, -1 on an error
+     * (msg says what). `truncated` is set when the input ended inside a
+     * record. No callback follows. */
+    void (*end)(void *ctx, int status, const char *msg, bool truncated);
+    void *ctx;
+};
+
+struct source_config {
+    double pace;        /* 0: as fast as possible; else the speed factor */
+    const char *filter; /* live only: extra BPF, ANDed with the port */
+    uint16_t port;      /* live only */
+    uint32_t snaplen;   /* live only */
+    uint64_t kernel_buffer;
+    bool promisc;
+};
+
+/* Opens a capture file, or "-" for standard input (a regular file there
+ * is read like any file; a pipe is a live stream). */
+int source_open_input(uv_loop_t *loop, const char *path,
+                      const struct source_config *cfg,
+                      const struct source_events *ev, struct source **out,
+                      char *err, size_t errlen);
+
+/* Reads a capture stream from an open pipe; takes ownership of it. */
+int source_open_pipe(uv_loop_t *loop, uv_pipe_t *pipe, const char *name,
+                     const struct source_config *cfg,
+                     const struct source_events *ev, struct source **out);
+
+/* Captures live on `iface` (tcp port PORT, plus the filter). */
+int source_open_live(uv_loop_t *loop, const char *iface,
+                     const struct source_config *cfg,
+                     const struct source_events *ev, struct source **out,
+                     char *err, size_t errlen);
+
+/* Starts delivering items. */
+void source_start(struct source *s);
+void source_pause(struct source *s);
+void source_resume(struct source *s);
+bool source_paused(const struct source *s);
+
+/* Stops for good: no more callbacks. */
+void source_stop(struct source *s);
+
+/* Whether waiting costs nothing (a regular file). */
+bool source_lossless(const struct source *s);
+bool source_is_live_capture(const struct source *s);
+const char *source_name(const struct source *s);
+uint64_t source_bytes_read(const struct source *s);
+
+/* Live capture: packets the kernel or interface dropped (-1: unknown). */
+int64_t source_kernel_drops(struct source *s);
+
+/* Closes the handles; `done` runs once they are closed and the source is
+ * freed. */
+void source_close(struct source *s, void (*done)(void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,179 @@
+#include "stats.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "decode.h"
+#include "log.h"
+#include "parse.h"
+
+const char *stats_link_name(int linktype)
+{
+    /* pcap_datalink_val_to_name() takes DLT_ values; they match the
+     * LINKTYPE_ values in files except for raw IP. */
+    int dlt = linktype == LINKTYPE_RAW ? DLT_RAW : linktype;
+    const char *name = pcap_datalink_val_to_name(dlt);
+    return name != NULL ? name : "UNKNOWN";
+}
+
+void stats_print(const struct run_report *rep)
+{
+    char a[32], b[32];
+    tm_info("read %llu packets (%s) from %s%s%s%s",
+            (unsigned long long)rep->packets,
+            format_bytes(rep->bytes, a, sizeof(a)), rep->source_name,
+            rep->link_name ? " [" : "", rep->link_name ? rep->link_name : "",
+            rep->link_name ? "]" : "");
+    if (rep->filtered > 0) {
+        tm_info("%llu packets rejected by --filter",
+                (unsigned long long)rep->filtered);
+    }
+    if (rep->kernel_drops > 0) {
+        tm_warn("the kernel dropped %lld packets before tapmirror read them",
+                (long long)rep->kernel_drops);
+    }
+    if (rep->output_path != NULL) {
+        tm_info("wrote %llu packets (%s) to %s",
+                (unsigned long long)rep->out_packets,
+                format_bytes(rep->out_bytes, a, sizeof(a)),
+                rep->output_path);
+    }
+    if (rep->flows != NULL) {
+        const struct engine_stats *f = rep->flows;
+        tm_info("connections: %llu seen, %llu completed, %llu reset, %llu "
+                "ended otherwise; client bytes %s; gaps %llu (%s)",
+                (unsigned long long)f->flows_seen,
+                (unsigned long long)f->flows_completed,
+                (unsigned long long)f->flows_reset,
+                (unsigned long long)(f->flows_expired + f->flows_evicted +
+                                     f->flows_unfinished +
+                                     f->flows_replaced),
+                format_bytes(f->payload_bytes, a, sizeof(a)),
+                (unsigned long long)f->gaps,
+                format_bytes(f->gap_bytes, b, sizeof(b)));
+    }
+    if (rep->replay != NULL) {
+        for (size_t i = 0; i < replay_target_count(rep->replay); i++) {
+            const struct replay_target_stats *t =
+                replay_target_stats(rep->replay, i);
+            tm_info("-> %s: %llu connections, %s delivered, %llu dial "
+                    "failures, %llu write failures, %llu dropped",
+                    replay_target_label(rep->replay, i),
+                    (unsigned long long)t->connections,
+                    format_bytes(t->bytes_delivered, a, sizeof(a)),
+                    (unsigned long long)t->dial_failures,
+                    (unsigned long long)t->write_failures,
+                    (unsigned long long)t->flows_dropped);
+            if (t->flows_dropped > 0) {
+                tm_warn("%llu connections to %s lost bytes (%s undelivered)",
+                        (unsigned long long)t->flows_dropped,
+                        replay_target_label(rep->replay, i),
+                        format_bytes(t->bytes_dropped, a, sizeof(a)));
+            }
+        }
+    }
+}
+
+static void add_u64(cJSON *o, const char *k, uint64_t v)
+{
+    cJSON_AddNumberToObject(o, k, (double)v);
+}
+
+int stats_write_json(const char *path, const struct run_report *rep,
+                     char *err, size_t errlen)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *src = cJSON_AddObjectToObject(root, "source");
+    cJSON_AddStringToObject(src, "name", rep->source_name);
+    add_u64(src, "packets", rep->packets);
+    add_u64(src, "bytes", rep->bytes);
+    if (rep->link_name != NULL) {
+        cJSON_AddStringToObject(src, "link_type", rep->link_name);
+    } else {
+        cJSON_AddNullToObject(src, "link_type");
+    }
+    cJSON_AddBoolToObject(src, "truncated", rep->truncated);
+    add_u64(src, "filtered", rep->filtered);
+    if (rep->kernel_drops >= 0) {
+        add_u64(src, "kernel_drops", (uint64_t)rep->kernel_drops);
+    }
+    cJSON *out = cJSON_AddObjectToObject(root, "output");
+    if (rep->output_path != NULL) {
+        cJSON_AddStringToObject(out, "path", rep->output_path);
+    } else {
+        cJSON_AddNullToObject(out, "path");
+    }
+    add_u64(out, "packets", rep->out_packets);
+    add_u64(out, "bytes", rep->out_bytes);
+    cJSON *fl = cJSON_AddObjectToObject(root, "flows");
+    struct engine_stats none;
+    const struct engine_stats *f = rep->flows;
+    if (f == NULL) {
+        memset(&none, 0, sizeof(none));
+        f = &none;
+    }
+    add_u64(fl, "seen", f->flows_seen);
+    add_u64(fl, "completed", f->flows_completed);
+    add_u64(fl, "reset", f->flows_reset);
+    add_u64(fl, "payload_bytes", f->payload_bytes);
+    add_u64(fl, "gaps", f->gaps);
+    add_u64(fl, "gap_bytes", f->gap_bytes);
+    add_u64(fl, "expired", f->flows_expired);
+    add_u64(fl, "evicted", f->flows_evicted);
+    add_u64(fl, "unfinished", f->flows_unfinished);
+    add_u64(fl, "replaced", f->flows_replaced);
+    add_u64(fl, "discarded_bytes", f->discarded_bytes);
+    add_u64(fl, "peak_open", f->flows_open_peak);
+    cJSON *segs = cJSON_AddObjectToObject(root, "segments");
+    add_u64(segs, "inbound", f->inbound);
+    add_u64(segs, "outbound", f->outbound);
+    add_u64(segs, "other_ports", f->other);
+    add_u64(segs, "stray", f->stray);
+    add_u64(segs, "late", f->late);
+    for (int v = 1; v < DECODE_VERDICT_COUNT; v++) {
+        add_u64(segs, decode_verdict_name((enum decode_verdict)v),
+                f->decode[v]);
+    }
+    cJSON *targets = cJSON_AddArrayToObject(root, "targets");
+    if (rep->replay != NULL) {
+        for (size_t i = 0; i < replay_target_count(rep->replay); i++) {
+            const struct replay_target_stats *t =
+                replay_target_stats(rep->replay, i);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "address",
+                                    replay_target_label(rep->replay, i));
+            add_u64(o, "connections", t->connections);
+            add_u64(o, "bytes_delivered", t->bytes_delivered);
+            add_u64(o, "dial_failures", t->dial_failures);
+            add_u64(o, "write_failures", t->write_failures);
+            add_u64(o, "flows_dropped", t->flows_dropped);
+            add_u64(o, "bytes_dropped", t->bytes_dropped);
+            add_u64(o, "flows", t->flows);
+            add_u64(o, "completed", t->completed);
+            add_u64(o, "bytes_received", t->bytes_received);
+            cJSON_AddItemToArray(targets, o);
+        }
+    }
+    cJSON_AddNumberToObject(root, "duration_s",
+                            (double)rep->duration_ns / 1e9);
+    cJSON_AddNumberToObject(root, "exit_code", rep->exit_code);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    int rc = 0;
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL || fputs(text, fp) == EOF || fputc('\n', fp) == EOF) {
+        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
+                 strerror(errno));
+        rc = -1;
+    }
+    if (fp != NULL && fclose(fp) != 0 && rc == 0) {
+        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
+                 strerror(errno));
+        rc = -1;
+    }
+    cJSON_free(text);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/*
+ * The end-of-run report: a summary on standard error and the
+ * --stats-json document.
+ */
+#ifndef TAPMIRROR_STATS_H
+#define TAPMIRROR_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "replay.h"
+
+struct run_report {
+    const char *source_name;
+    const char *link_name;
+    uint64_t packets, bytes; /* records read and their captured bytes */
+    uint64_t filtered;       /* records rejected by --filter */
+    bool truncated;
+    int64_t kernel_drops; /* -1: not a live capture */
+    const char *output_path; /* NULL: no output */
+    uint64_t out_packets, out_bytes;
+    const struct engine_stats *flows; /* NULL: no engine */
+    const struct replay *replay;      /* NULL: no targets */
+    uint64_t duration_ns;
+    int exit_code;
+};
+
+/* Prints the summary lines (unless quiet). */
+void stats_print(const struct run_report *rep);
+
+/* Writes the JSON document. Returns 0, or -1 with `err` set. */
+int stats_write_json(const char *path, const struct run_report *rep,
+                     char *err, size_t errlen);
+
+/* The name of a capture link type ("EN10MB", "LINUX_SLL2"...). */
+const char *stats_link_name(int linktype);
+
+#endif
