@@ -752,8 +752,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
                 return usage_error(err, errlen, "option '%s' needs a value",
                                    bad);
             }
-            if (optopt != 0 && optopt < 256 && bad[0] == '-' &&
-                bad[1] != '-') {
+            if (optopt > 0 && optopt < 256) {
                 return usage_error(err, errlen,
                                    "unknown option '-%c' for %s", optopt,
                                    cmdname);

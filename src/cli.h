@@ -65,7 +65,7 @@ enum cli_result {
     CLI_RUN = 0,   /* options are valid: run the command */
     CLI_HELP,      /* help was printed to the out stream */
     CLI_VERSION,   /* the version was printed */
-    CLI_USAGE = 2, /* invalid usage: `err` says why */
+    CLI_USAGE,     /* invalid usage: `err` says why */
 };
 
 /* Fills `o` with every default. */

@@ -92,6 +92,7 @@ struct replay {
     size_t low_water;
     void (*low_cb)(void *);
     void *low_ctx;
+    uint64_t progress; /* counts writes, connects and closes */
     bool draining;
     uv_timer_t drain_timer;
     bool drain_timer_init;
@@ -219,6 +220,11 @@ size_t replay_queued(const struct replay *r)
     return r->queued;
 }
 
+uint64_t replay_progress(const struct replay *r)
+{
+    return r->progress;
+}
+
 size_t replay_open_connections(const struct replay *r)
 {
     return r->open_fds;
@@ -307,10 +313,15 @@ static void queue_consume(struct conn *c, size_t n)
     }
 }
 
+/* Bytes left the queues: written, or dropped with their connection. A
+ * paused file source may read on once the total is low again. */
 static void account_removed(struct replay *r, struct conn *c, size_t n)
 {
     c->queued -= n;
     r->queued -= n;
+    if (n > 0 && r->low_cb != NULL && r->queued <= r->low_water) {
+        r->low_cb(r->low_ctx);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -360,6 +371,7 @@ static void on_tcp_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct replay *r = c->session->r;
+    r->progress++;
     c->tcp_open = false;
     r->open_fds--;
     if (c->state == C_CLOSING) {
@@ -665,6 +677,7 @@ static void on_write(uv_write_t *req, int status)
     }
     size_t n = c->inflight;
     c->inflight = 0;
+    r->progress++;
     queue_consume(c, n);
     account_removed(r, c, n);
     c->target->st.bytes_delivered += n;
@@ -673,9 +686,6 @@ static void on_write(uv_write_t *req, int status)
         start_write(c);
     } else if (c->flow_ended) {
         do_shutdown(c);
-    }
-    if (r->low_cb != NULL && r->queued <= r->low_water) {
-        r->low_cb(r->low_ctx);
     }
 }
 
@@ -780,14 +790,21 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    /* A reset: harmless once every byte was written, a loss before. */
+    /* A reset. Before the end of the stream it cuts the stream short;
+     * after it, the target closed with bytes it never read (a socket
+     * closed with unread data answers with a reset). Either way the
+     * target did not take every byte. */
+    c->target->st.write_failures++;
     if (c->state == C_LINGER || c->state == C_SHUTTING) {
+        c->dropped = true;
+        c->target->st.flows_dropped++;
+        tm_verbose("connection %llu to %s was reset by the target after "
+                   "the last byte: it did not read everything",
+                   (unsigned long long)c->session->flow_id,
+                   c->target->label);
         conn_close(c, false);
-    } else if (c->queued > 0 || !c->flow_ended) {
-        c->target->st.write_failures++;
-        conn_drop(c, uv_strerror((int)nread));
     } else {
-        conn_close(c, false);
+        conn_drop(c, uv_strerror((int)nread));
     }
 }
 
@@ -844,27 +861,27 @@ void replay_data(struct replay *r, struct replay_session *s,
             c->target->st.bytes_dropped += len;
             continue;
         }
-        if (!r->cfg.lossless) {
-            if (c->queued + len > r->cfg.flow_buffer) {
-                c->target->st.bytes_dropped += len;
-                conn_drop(c, "over --flow-buffer");
-                continue;
+        /* The caps hold for every source; a file is paused by the run
+         * long before it reaches them. */
+        if (c->queued + len > r->cfg.flow_buffer) {
+            c->target->st.bytes_dropped += len;
+            conn_drop(c, "over --flow-buffer");
+            continue;
+        }
+        size_t other = r->other_usage ? *r->other_usage : 0;
+        while (r->queued + other + len > r->cfg.max_buffer) {
+            struct conn *victim = largest_conn(r);
+            if (victim == NULL) {
+                break;
             }
-            size_t other = r->other_usage ? *r->other_usage : 0;
-            while (r->queued + other + len > r->cfg.max_buffer) {
-                struct conn *victim = largest_conn(r);
-                if (victim == NULL) {
-                    break;
-                }
-                conn_drop(victim, "over --max-buffer");
-                if (victim == c) {
-                    break;
-                }
+            conn_drop(victim, "over --max-buffer");
+            if (victim == c) {
+                break;
             }
-            if (c->dropped) {
-                c->target->st.bytes_dropped += len;
-                continue;
-            }
+        }
+        if (c->dropped) {
+            c->target->st.bytes_dropped += len;
+            continue;
         }
         queue_append(c, data, len);
         c->queued += len;

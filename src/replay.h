@@ -3,10 +3,10 @@
  * target. Bytes are copied once, into the connection's queue, and written
  * without blocking; what the target sends back is read and discarded.
  *
- * Every queue is capped. For a live source, a connection that exceeds
- * --flow-buffer, or the largest ones when all together exceed
- * --max-buffer, is dropped and counted; a lossless source is paused by
- * the run instead (replay_queued()). A target that stops accepting bytes
+ * Every queue is capped: a connection that exceeds --flow-buffer, or the
+ * largest ones when all together exceed --max-buffer, is dropped and
+ * counted. A lossless source (a file) is paused by the run long before
+ * that (replay_queued()); a live source never is. A target that stops accepting bytes
  * for --write-timeout is dropped too. A target that refuses a connection
  * is redialled with backoff for --retry-window while the bytes wait.
  */
@@ -24,7 +24,6 @@ struct replay_config {
     uint64_t linger_ns;
     uint64_t max_buffer, flow_buffer;
     uint64_t max_connections;
-    bool lossless; /* never drop for the caps: the source is paused */
 };
 
 struct replay_target_stats {
@@ -67,6 +66,10 @@ void replay_end(struct replay *r, struct replay_session *s);
 /* Starts writes for every connection that received bytes since the last
  * call: small segments queued meanwhile go out as one write. */
 void replay_flush(struct replay *r);
+
+/* A counter that moves whenever a write completes or a connection
+ * closes: if it stands still, waiting longer frees nothing. */
+uint64_t replay_progress(const struct replay *r);
 
 /* Bytes queued for all targets and connections. */
 size_t replay_queued(const struct replay *r);

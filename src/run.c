@@ -22,6 +22,7 @@
 #define FILE_QUEUE_HIGH (8u * 1024 * 1024)
 #define FILE_QUEUE_LOW  (2u * 1024 * 1024)
 #define TICK_MS         50
+#define STALL_RESUME_NS (500 * TM_NS_PER_MS)
 #define STATUS_EVERY_NS (250 * TM_NS_PER_MS)
 /* How long a finished connection's tuple is remembered, so that its late
  * retransmissions open nothing. */
@@ -43,12 +44,14 @@ struct run {
     enum run_state state;
     int exit_code;
     bool failed;      /* a runtime error decided the exit status */
-    bool interrupted; /* stopped by a signal */
+    int interrupts;   /* SIGINT and SIGTERM received */
     int handles_open;
 
     bool header_written;
     bool lossless;
     bool paused_for_queue;
+    uint64_t pause_progress; /* replay_progress() when the pause began */
+    uint64_t pause_since;
     int linktype;
     const char *link_name;
     struct pktfilter *filter; /* NULL: none, or a live capture's */
@@ -213,8 +216,11 @@ static void apply_backpressure(struct run *r)
     }
     /* A file can wait for the targets; a live source never does. */
     if (r->lossless && r->replay != NULL &&
-        replay_queued(r->replay) > FILE_QUEUE_HIGH) {
+        replay_queued(r->replay) > FILE_QUEUE_HIGH &&
+        !source_paused(r->src)) {
         r->paused_for_queue = true;
+        r->pause_progress = replay_progress(r->replay);
+        r->pause_since = uv_hrtime();
         source_pause(r->src);
     }
     /* The output reader is the one consumer everyone waits for. */
@@ -411,12 +417,17 @@ static void stop(struct run *r)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct run *r = h->data;
-    if (r->state == RUN_RUNNING) {
-        r->interrupted = true;
+    /* The first signal stops cleanly even if the run was already
+     * stopping (the input ended in the same instant, say); only a second
+     * one cuts the delivery short. */
+    if (++r->interrupts == 1) {
         tm_info("%s: stopping; delivering what is queued (Ctrl-C again to "
                 "quit at once)",
                 signum == SIGINT ? "interrupted" : "terminated");
         stop(r);
+        return;
+    }
+    if (r->state == RUN_CLOSING) {
         return;
     }
     /* A second signal: out now, leaving whole records behind. */
@@ -483,6 +494,15 @@ static void on_tick(uv_timer_t *t)
         if (r->replay != NULL) {
             replay_flush(r->replay);
         }
+    }
+    /* A file paused for the targets, while nothing drains: every queued
+     * byte waits for a connection that waits for more of the file (all
+     * descriptor slots taken, say). Read on; the caps bound memory. */
+    if (r->paused_for_queue && source_paused(r->src) &&
+        replay_progress(r->replay) == r->pause_progress &&
+        now - r->pause_since >= STALL_RESUME_NS) {
+        r->paused_for_queue = false;
+        source_resume(r->src);
     }
     if (r->status_line && now - r->last_status >= STATUS_EVERY_NS) {
         r->last_status = now;
@@ -595,6 +615,7 @@ int run_command(const struct tm_options *o)
     if (o->filter != NULL &&
         pktfilter_check(o->filter, err, sizeof(err)) < 0) {
         tm_error("%s", err);
+        tm_error("try 'tapmirror %s --help'", cli_command_name(o->cmd));
         code = 2;
         goto out;
     }
@@ -602,6 +623,9 @@ int run_command(const struct tm_options *o)
     if (rc < 0) {
         tm_error("%s", err);
         code = rc == -2 ? 2 : 1;
+        if (code == 2) {
+            tm_error("try 'tapmirror %s --help'", cli_command_name(o->cmd));
+        }
         goto out;
     }
     r->lossless = source_lossless(r->src);
@@ -638,7 +662,6 @@ int run_command(const struct tm_options *o)
             .max_connections = o->max_connections
                                    ? o->max_connections
                                    : (fds > 128 ? fds - 64 : fds / 2),
-            .lossless = r->lossless,
         };
         r->replay = replay_new(&r->loop, &rc_cfg);
         replay_set_other_usage(r->replay, engine_queued_counter(r->engine));

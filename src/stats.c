@@ -5,6 +5,7 @@
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "decode.h"
 #include "log.h"
@@ -75,6 +76,35 @@ void stats_print(const struct run_report *rep)
             }
         }
     }
+}
+
+uint64_t stats_peak_rss(void)
+{
+    /* VmHWM starts afresh at exec; getrusage's maximum would include
+     * whatever the parent held before it. */
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (fp != NULL) {
+        char line[256];
+        unsigned long long kib = 0;
+        while (fgets(line, sizeof(line), fp) != NULL) {
+            if (sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
+                break;
+            }
+        }
+        fclose(fp);
+        if (kib > 0) {
+            return (uint64_t)kib * 1024;
+        }
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+#ifdef __APPLE__
+        return (uint64_t)ru.ru_maxrss; /* bytes on macOS */
+#else
+        return (uint64_t)ru.ru_maxrss * 1024;
+#endif
+    }
+    return 0;
 }
 
 static void add_u64(cJSON *o, const char *k, uint64_t v)
@@ -157,6 +187,8 @@ int stats_write_json(const char *path, const struct run_report *rep,
             cJSON_AddItemToArray(targets, o);
         }
     }
+    cJSON *proc = cJSON_AddObjectToObject(root, "process");
+    add_u64(proc, "peak_rss_bytes", stats_peak_rss());
     cJSON_AddNumberToObject(root, "duration_s",
                             (double)rep->duration_ns / 1e9);
     cJSON_AddNumberToObject(root, "exit_code", rep->exit_code);

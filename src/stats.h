@@ -34,6 +34,9 @@ void stats_print(const struct run_report *rep);
 int stats_write_json(const char *path, const struct run_report *rep,
                      char *err, size_t errlen);
 
+/* The process's peak resident memory in bytes (0 if unknown). */
+uint64_t stats_peak_rss(void);
+
 /* The name of a capture link type ("EN10MB", "LINUX_SLL2"...). */
 const char *stats_link_name(int linktype);
 

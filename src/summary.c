@@ -315,6 +315,7 @@ int summary_command(const struct tm_options *o)
     }
     if (o->filter != NULL && pktfilter_check(o->filter, err, sizeof(err))) {
         tm_error("%s", err);
+        tm_error("try 'tapmirror summary --help'");
         if (fd != STDIN_FILENO) {
             close(fd);
         }
