@@ -1,0 +1,37 @@
+# The two commands: `make demo` runs tapmirror on a bundled capture and
+# `make check` runs every test. Both install missing system packages
+# first (scripts/deps.sh says what it installs). The build itself is
+# CMake with presets; this file only drives it.
+
+PRESET ?= $(if $(filter true,$(CI)),ci,default)
+BUILD := build/$(PRESET)
+JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+.PHONY: all build deps check demo install memcheck asan fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+# Every test: unit tests of the pure modules, fuzz regression corpora and
+# end-to-end tests of the real binary.
+check:
+	@scripts/deps.sh check
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+	@ctest --preset $(PRESET) -j $(JOBS) $(CTEST_ARGS)
+
+demo: build
+	@scripts/demo.sh $(BUILD)/tapmirror
+
+install: build
+	@cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+
+clean:
+	rm -rf build

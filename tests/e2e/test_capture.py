@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""tapmirror capture: live capture on the loopback interface with real
+client traffic to a real service, replayed live to a receiver."""
+import os
+import random
+import select
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import tmtest as t
+
+REASON = None
+
+
+def capture_permitted():
+    """Root or CAP_NET_RAW is needed to capture; find out by trying."""
+    p = t.start(["capture", "-i", "lo", "-p", str(t.free_port()), "-o",
+                 "/dev/null"], stdin=subprocess.DEVNULL)
+    try:
+        line = wait_line(p, "capturing", 10)
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)
+    if line is None:
+        return err.decode(errors="replace").strip() or "capture did not start"
+    return None
+
+
+def wait_line(proc, needle, timeout):
+    """Reads the process's stderr until a line containing `needle`;
+    returns it, or None at EOF or timeout."""
+    deadline = time.monotonic() + timeout * t.SLOW
+    buf = b""
+    fd = proc.stderr.fileno()
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if not r:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        buf += chunk
+        for line in buf.decode(errors="replace").splitlines():
+            if needle in line:
+                return line
+    return None
+
+
+class Capture(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        global REASON
+        REASON = capture_permitted()
+        if REASON:
+            print(f"skipping live capture tests: {REASON}")
+
+    def setUp(self):
+        if REASON:
+            self.skipTest(REASON)
+        self.tmp = t.TempDir()
+        self.service = t.Service()
+
+    def tearDown(self):
+        self.service.close()
+        self.tmp.cleanup()
+
+    def start(self, *args):
+        p = t.start(["capture", "-i", "lo", "-p", self.service.port, *args],
+                    stdin=subprocess.DEVNULL)
+        self.assertIsNotNone(wait_line(p, "capturing", 15), "no start")
+        return p
+
+    def stop(self, p):
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30 * t.SLOW)
+        return p.returncode, out, err.decode(errors="replace")
+
+    def send_clients(self, n, max_size=300000, parallel=4, seed=1):
+        rng = random.Random(seed)
+        payloads = [rng.randbytes(rng.randint(1, max_size)) for _ in range(n)]
+        sem = threading.Semaphore(parallel)
+
+        def one(data):
+            with sem:
+                t.client_send(self.service.port, data)
+
+        threads = [threading.Thread(target=one, args=(d,)) for d in payloads]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        return payloads
+
+    def test_live_capture_replays_every_connection(self):
+        sink = t.Sink(self.tmp, expect=20)
+        out = self.tmp("live.pcap")
+        stats = self.tmp("live.json")
+        p = self.start("--to", sink.to, "-o", out, "--stats-json", stats)
+        payloads = self.send_clients(20)
+        sink.wait(timeout=60)
+        code, _, err = self.stop(p)
+        self.assertEqual(code, 0, err)
+        want = sorted((len(d), t.fnv64(d)) for d in payloads)
+        self.assertEqual(sink.streams(), want)
+        st = t.read_json(stats)
+        self.assertEqual(st["flows"]["seen"], 20)
+        self.assertEqual(st["flows"]["gaps"], 0)
+        self.assertEqual(st["targets"][0]["bytes_delivered"],
+                         sum(len(d) for d in payloads))
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+        # The capture holds the same connections.
+        r = t.run(["summary", out, "-p", self.service.port, "--json",
+                   "--flows", "0"])
+        import json
+        doc = json.loads(r.stdout)
+        self.assertEqual(sorted(f["client_bytes"] for f in doc["flows"]),
+                         sorted(len(d) for d in payloads))
+        if os.path.exists("/usr/bin/tcpdump"):
+            r = subprocess.run(["tcpdump", "-nn", "-r", out],
+                               capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_stdout_carries_only_the_capture(self):
+        sink = t.Sink(self.tmp, expect=5)
+        p = self.start("--to", sink.to, "-o", "-")
+        chunks = []
+        reader = threading.Thread(
+            target=lambda: chunks.append(p.stdout.read()), daemon=True)
+        reader.start()
+        payloads = self.send_clients(5, max_size=50000)
+        sink.wait(timeout=60)
+        code, _, err = self.stop(p)
+        reader.join(10)
+        self.assertEqual(code, 0, err)
+        data = b"".join(chunks)
+        self.assertEqual(data[:4], bytes.fromhex("d4c3b2a1"))
+        r = t.run(["summary", "-", "--json", "-p", self.service.port],
+                  input_bytes=data)
+        import json
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["connections"], 5)
+        self.assertEqual(doc["client_bytes"], sum(len(d) for d in payloads))
+        self.assertFalse(doc["truncated"])
+
+    def test_capture_loss_becomes_a_gap_not_a_stall(self):
+        # The filter drops the client segment that starts with "DROP", so
+        # the capture misses bytes the service did receive.
+        sink = t.Sink(self.tmp, expect=1)
+        stats = self.tmp("gap.json")
+        drop = "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x44524f50"
+        p = self.start("--to", sink.to, "-o", self.tmp("gap.pcap"),
+                       "--stats-json", stats, "-f", f"not ({drop})",
+                       "--gap-timeout", "300ms")
+        import socket
+        c = socket.create_connection(("127.0.0.1", self.service.port))
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(b"A" * 1000)
+        time.sleep(0.1)
+        c.sendall(b"DROP" + b"x" * 996)
+        time.sleep(0.1)
+        c.sendall(b"B" * 1000)
+        # Keep the connection open: the hole must be skipped while it is.
+        time.sleep(1.5)
+        c.shutdown(socket.SHUT_WR)
+        c.recv(10)
+        c.close()
+        sink.wait(timeout=30)
+        code, _, err = self.stop(p)
+        self.assertEqual(code, 0, err)
+        data = b"A" * 1000 + b"B" * 1000
+        self.assertEqual(sink.streams(), [(len(data), t.fnv64(data))])
+        st = t.read_json(stats)
+        self.assertEqual(st["flows"]["gaps"], 1)
+        self.assertEqual(st["flows"]["gap_bytes"], 1000)
+
+
+if __name__ == "__main__":
+    t.main()

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Command line, exit statuses and one-line error messages."""
+import os
+import re
+import socket
+import struct
+import subprocess
+import unittest
+
+import tmtest as t
+
+
+def pcap_header(linktype=1, snaplen=262144):
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = t.TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def check_usage(self, args, pattern):
+        r = t.run(args)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 2, f"{args}: {err}")
+        lines = err.strip().splitlines()
+        self.assertTrue(lines[0].startswith("tapmirror: "), err)
+        self.assertRegex(lines[0], pattern)
+        self.assertIn("--help", lines[-1])
+        self.assertEqual(r.stdout, b"")
+
+    def check_error(self, args, pattern, code=1, **kw):
+        r = t.run(args, **kw)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, code, f"{args}: {err}")
+        errors = [l for l in err.splitlines()
+                  if l.startswith("tapmirror: ") and "warning" not in l]
+        self.assertTrue(errors, err)
+        self.assertRegex(err, pattern)
+        return r
+
+    def test_help_and_version(self):
+        r = t.run(["--help"])
+        self.assertEqual(r.returncode, 0)
+        text = r.stdout.decode()
+        for cmd in ("replay", "capture", "summary", "mirror"):
+            self.assertIn(f"tapmirror {cmd}", text)
+        self.assertIn("(default: 200ms)", text)
+        self.assertIn("Exit status", text)
+        for cmd in ("replay", "capture", "summary"):
+            r = t.run([cmd, "--help"])
+            self.assertEqual(r.returncode, 0)
+            self.assertIn(f"Usage: tapmirror {cmd}", r.stdout.decode())
+        r = t.run(["--version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.decode(), r"^tapmirror \d+\.\d+\.\d+")
+
+    def test_usage_errors(self):
+        cap = self.tmp("x.pcap")
+        t.write_bytes(cap, pcap_header())
+        self.check_usage([], "missing command")
+        self.check_usage(["frobnicate"], "unknown command 'frobnicate'")
+        self.check_usage(["replay", cap, "--to", ":9"], "needs -p/--port")
+        self.check_usage(["replay", cap, "-p", "80"], "needs at least one --to")
+        self.check_usage(["replay", "-p", "80", "--to", ":9"],
+                         "needs a capture FILE")
+        for bad in ("0", "65536", "-1", "80x", "", "0x50"):
+            self.check_usage(["replay", cap, "-p", bad, "--to", ":9"],
+                             "invalid --port")
+        self.check_usage(["replay", cap, "-p", "80", "--to", "nowhere"],
+                         "invalid --to 'nowhere'")
+        self.check_usage(["replay", cap, "-p", "80", "--to", "::1:80"],
+                         "brackets")
+        self.check_usage(["replay", cap, "-p", "80", "--to", ":9",
+                          "--gap-timeout", "10"], "invalid --gap-timeout")
+        self.check_usage(["replay", cap, "-p", "80", "--to", ":9",
+                          "--max-buffer", "lots"], "invalid --max-buffer")
+        self.check_usage(["replay", cap, "-p", "80", "--to", ":9",
+                          "--bogus"], "unknown option '--bogus'")
+        self.check_usage(["capture", "-p", "80", "--pace", "2x", "-i", "lo"],
+                         "unknown option '--pace'")
+        self.check_usage(["capture", "-p", "80"], "needs -i/--interface")
+        self.check_usage(["replay", cap, "-p", "80", "--to", ":9", "-f",
+                          "tcp port"], "invalid --filter")
+        self.check_usage(["mirror", "Bad_Name", "-p", "80"],
+                         "invalid name 'Bad_Name'")
+        self.check_usage(["mirror", "-p", "80", "--", "-evil"],
+                         "invalid name '-evil'")
+        self.check_usage(["mirror", "-Bad", "-p", "80"],
+                         "unknown option '-B' for mirror")
+
+    def test_unreachable_target_fails_before_capturing(self):
+        port = t.free_port()
+        cap, man = t.gen(self.tmp, "u", "--flows", 2)
+        out = self.tmp("never.pcap")
+        r = self.check_error(["replay", cap, "-p", man["port"], "--to",
+                              f":{port}", "-o", out],
+                             rf"cannot reach --to :{port}: 127\.0\.0\.1:{port}:"
+                             r" connection refused")
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1)
+
+    def test_missing_and_bad_inputs(self):
+        sink = t.Sink(self.tmp)
+        try:
+            to = sink.to
+            self.check_error(["replay", self.tmp("missing.pcap"), "-p", "80",
+                              "--to", to], r"cannot open .*missing\.pcap: No "
+                                            r"such file")
+            empty = self.tmp("empty.pcap")
+            t.write_bytes(empty, b"")
+            self.check_error(["summary", empty], "empty input")
+            text = self.tmp("text.pcap")
+            t.write_bytes(text, ("error: you must be logged in\n").encode())
+            self.check_error(["replay", text, "-p", "80", "--to", to],
+                             r'not a pcap or pcapng capture: it starts with '
+                             r'text "error: you must be logged in"')
+            usb = self.tmp("usb.pcap")
+            t.write_bytes(usb, pcap_header(linktype=189))
+            self.check_error(["replay", usb, "-p", "80", "--to", to],
+                             r"link type .*\(189\) is not supported")
+            huge = self.tmp("huge.pcap")
+            t.write_bytes(huge, pcap_header() +
+                          struct.pack("<IIII", 0, 0, 0xFFFFFFFF, 60))
+            self.check_error(["replay", huge, "-p", "80", "--to", to],
+                             r"record length 4294967295 exceeds")
+            d = self.tmp("adir")
+            os.mkdir(d)
+            self.check_error(["replay", d, "-p", "80", "--to", to],
+                             "is a directory")
+        finally:
+            sink.stop()
+
+    def test_truncated_last_record_is_a_warning(self):
+        cap, man = t.gen(self.tmp, "trunc", "--flows", 5, "--size", 3000)
+        data = t.read_bytes(cap)
+        cut = self.tmp("cut.pcap")
+        t.write_bytes(cut, data[:-7])
+        out = self.tmp("cut-out.pcap")
+        sink = t.Sink(self.tmp)
+        r = t.run(["replay", cut, "-p", man["port"], "--to", sink.to, "-o",
+                   out])
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        self.assertIn("warning:", err)
+        self.assertIn("ends inside a record", err)
+        sink.stop(grace=0.5)
+        # Every flow but possibly the last one arrives complete.
+        got = set(sink.streams())
+        want = t.expected_streams(man)
+        self.assertGreaterEqual(len(got & set(want)), len(want) - 1)
+        # The output holds whole records only: the input minus the cut one.
+        outdata = t.read_bytes(out)
+        self.assertTrue(data.startswith(outdata))
+        self.assertLess(len(data) - len(outdata), 2000)
+        r = t.run(["summary", out])
+        self.assertEqual(r.returncode, 0)
+        self.assertNotIn(b"warning", r.stderr)
+
+    def test_output_file_safety(self):
+        cap, man = t.gen(self.tmp, "safe", "--flows", 2)
+        sink = t.Sink(self.tmp)
+        try:
+            # An existing file is replaced and left private.
+            out = self.tmp("existing.pcap")
+            t.write_bytes(out, ("old contents" * 1000).encode())
+            os.chmod(out, 0o644)
+            r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to, "-o",
+                       out])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+            self.assertEqual(t.read_bytes(out), t.read_bytes(cap))
+            # A symlink is never written through.
+            victim = self.tmp("victim")
+            t.write_bytes(victim, ("precious").encode())
+            link = self.tmp("link.pcap")
+            os.symlink(victim, link)
+            self.check_error(["replay", cap, "-p", man["port"], "--to", sink.to,
+                              "-o", link], "symbolic link")
+            self.assertEqual(t.read_text(victim), "precious")
+            # Missing directories are created, privately.
+            nested = self.tmp("a/b/c.pcap")
+            r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to, "-o",
+                       nested])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.stat(self.tmp("a")).st_mode & 0o777, 0o700)
+        finally:
+            sink.stop()
+
+    def test_summary(self):
+        cap, man = t.gen(self.tmp, "sum", "--flows", 12, "--link", "sll2",
+                         "--response", 300)
+        r = t.run(["summary", cap, "--flows", "5"])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        out = r.stdout.decode()
+        self.assertIn("LINUX_SLL2", out)
+        self.assertIn(f"packets:     {man['totals']['packets']} ", out)
+        self.assertIn("connections: 12", out)
+        self.assertIn("and 7 smaller connections", out)
+        r = t.run(["summary", cap, "--json", "--flows", "0", "-p",
+                   man["port"]])
+        import json
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["connections"], 12)
+        self.assertEqual(doc["client_bytes"], man["totals"]["bytes"])
+        got = sorted(f["client_bytes"] for f in doc["flows"])
+        self.assertEqual(got, sorted(f["bytes"] for f in man["flows"]))
+        self.assertTrue(all(f["server_bytes"] == 300 for f in doc["flows"]))
+        # From standard input too.
+        with open(cap, "rb") as f:
+            r = t.run(["summary", "-"], stdin=f)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("connections: 12", r.stdout.decode())
+
+    def test_stats_json_unwritable(self):
+        cap, man = t.gen(self.tmp, "sj", "--flows", 1)
+        sink = t.Sink(self.tmp)
+        try:
+            self.check_error(["replay", cap, "-p", man["port"], "--to",
+                              sink.to, "--stats-json",
+                              self.tmp("no/such/dir/s.json")],
+                             "cannot write --stats-json")
+        finally:
+            sink.stop()
+
+    def test_docs_list_every_option(self):
+        names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout
+                           .decode())
+        man = t.read_text(os.path.join(t.ROOT, "docs", "tapmirror.1"))
+        man = man.replace("\\-", "-")
+        readme = t.read_text(os.path.join(t.ROOT, "README.md"))
+        missing = sorted(f"--{n}" for n in set(names) if f"--{n}" not in man)
+        self.assertEqual(missing, [], "options missing from the man page")
+        missing = sorted(f"--{n}" for n in set(names)
+                         if f"--{n}" not in readme)
+        self.assertEqual(missing, [], "options missing from README.md")
+
+
+if __name__ == "__main__":
+    t.main()

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Never lose, never stall: targets that restart, stop reading, crawl or
+reset; descriptors running out. Each checks the bytes every target
+received, the statistics and the exit status."""
+import os
+import resource
+import subprocess
+import threading
+import time
+import unittest
+
+import tmtest as t
+
+
+def run_measured(args, stdin=None, input_bytes=None, timeout=120,
+                 preexec=None):
+    """Runs tapmirror and returns (returncode, stderr, peak RSS in KiB)."""
+    cmd = t.WRAPPER + [t.TAPMIRROR] + [str(a) for a in args]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if input_bytes else stdin,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         preexec_fn=preexec)
+    err = []
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()),
+                              daemon=True)
+    reader.start()
+    if input_bytes:
+        try:
+            p.stdin.write(input_bytes)
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+    deadline = time.monotonic() + timeout * t.SLOW
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            pid, status, ru = os.wait4(p.pid, 0)
+            raise AssertionError(f"tapmirror {args} did not finish")
+        time.sleep(0.02)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(5)
+    return p.returncode, b"".join(err).decode(errors="replace"), ru.ru_maxrss
+
+
+class Faults(unittest.TestCase):
+    def setUp(self):
+        self.tmp = t.TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_target_restarted_within_retry_window(self):
+        # Flows one after another, 100 ms apart; the first receiver takes
+        # ten and exits, the second starts on the same port a second later.
+        cap, man = t.gen(self.tmp, "restart", "--flows", 30, "--size", 3000,
+                         "--step-us", 12500)
+        first = t.Sink(self.tmp, expect=10)
+        stats = self.tmp("restart.json")
+        p = t.start(["replay", cap, "-p", man["port"], "--to", first.to,
+                     "--pace", "realtime", "--stats-json", stats])
+        first.wait(timeout=30)
+        time.sleep(1.0)
+        second = t.Sink(self.tmp, listen=first.address, expect=20)
+        _, err = p.communicate(timeout=60 * t.SLOW)
+        self.assertEqual(p.returncode, 0, err.decode())
+        second.wait(timeout=30)
+        got = sorted(first.streams() + second.streams())
+        self.assertEqual(got, t.expected_streams(man))
+        st = t.read_json(stats)["targets"][0]
+        self.assertGreater(st["dial_failures"], 0)
+        self.assertEqual(st["flows_dropped"], 0)
+
+    def test_target_that_never_reads_costs_flows_not_the_capture(self):
+        # Each local connection's kernel buffers hold several MB on
+        # loopback; 12 MB flows overflow them and then the queues.
+        cap, man = t.gen(self.tmp, "stuck", "--flows", 8, "--concurrency", 8,
+                         "--size", 12000000)
+        data = t.read_bytes(cap)
+        sink = t.Sink(self.tmp, "--mode", "noread")
+        out = self.tmp("stuck.pcap")
+        stats = self.tmp("stuck.json")
+        # Standard input is live: it must never wait for the target.
+        t0 = time.monotonic()
+        code, err, rss = run_measured(
+            ["replay", "-", "-p", man["port"], "--to", sink.to, "-o", out,
+             "--max-buffer", "16MiB", "--flow-buffer", "4MiB",
+             "--stats-json", stats, "--drain-timeout", "1s"],
+            input_bytes=data)
+        self.assertEqual(code, 3, err)
+        self.assertLess(time.monotonic() - t0, 30 * t.SLOW)
+        self.assertEqual(t.read_bytes(out), data)
+        st = t.read_json(stats)
+        self.assertEqual(st["targets"][0]["flows_dropped"], 8)
+        self.assertIn("lost bytes", err)
+        if not t.WRAPPER:
+            # The 16 MiB budget plus the process itself, far below the
+            # 96 MB of input.
+            peak = st["process"]["peak_rss_bytes"]
+            self.assertLess(peak, 48 << 20, f"peak RSS {peak} bytes")
+        sink.stop()
+
+    def test_stuck_target_with_a_file_hits_the_write_timeout(self):
+        cap, man = t.gen(self.tmp, "stuckfile", "--flows", 4,
+                         "--concurrency", 4, "--size", 16000000)
+        sink = t.Sink(self.tmp, "--mode", "noread")
+        stats = self.tmp("stuckfile.json")
+        t0 = time.monotonic()
+        code, err, _ = run_measured(
+            ["replay", cap, "-p", man["port"], "--to", sink.to,
+             "--write-timeout", "1s", "--stats-json", stats])
+        self.assertEqual(code, 3, err)
+        self.assertLess(time.monotonic() - t0, 20 * t.SLOW)
+        st = t.read_json(stats)["targets"][0]
+        self.assertEqual(st["flows_dropped"], 4)
+        self.assertEqual(st["write_failures"], 4)
+        sink.stop()
+
+    def test_slow_target_with_a_file_loses_nothing(self):
+        cap, man = t.gen(self.tmp, "slow", "--flows", 6, "--concurrency", 6,
+                         "--size", 300000)
+        sink = t.Sink(self.tmp, "--mode", "slow", "2000000", expect=6)
+        stats = self.tmp("slow.json")
+        code, err, _ = run_measured(["replay", cap, "-p", man["port"], "--to",
+                                     sink.to, "--stats-json", stats])
+        self.assertEqual(code, 0, err)
+        sink.wait()
+        self.assertEqual(sink.streams(), t.expected_streams(man))
+
+    def test_target_resetting_connections(self):
+        cap, man = t.gen(self.tmp, "reset", "--flows", 60, "--concurrency", 10,
+                         "--size", 200000)
+        sink = t.Sink(self.tmp, "--mode", "reset", "30", "--seed", "4")
+        stats = self.tmp("reset.json")
+        code, err, _ = run_measured(["replay", cap, "-p", man["port"], "--to",
+                                     sink.to, "--stats-json", stats])
+        sink.stop(grace=0.5)
+        st = t.read_json(stats)["targets"][0]
+        self.assertIn(code, (0, 3), err)
+        self.assertEqual(code == 3, st["flows_dropped"] > 0)
+        # Connections the target did not reset arrived whole; the ones it
+        # reset are counted as dropped.
+        want = set(t.expected_streams(man))
+        complete = sink.streams(complete_only=True)
+        self.assertTrue(all(s in want for s in complete))
+        self.assertEqual(len(complete) + st["flows_dropped"], 60)
+        self.assertGreater(st["flows_dropped"], 5)
+
+    def test_descriptors_run_out(self):
+        cap, man = t.gen(self.tmp, "fds", "--flows", 3000, "--concurrency",
+                         3000, "--size", 500)
+        sink = t.Sink(self.tmp, expect=3000)
+        stats = self.tmp("fds.json")
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+        code, err, _ = run_measured(["replay", cap, "-p", man["port"], "--to",
+                                     sink.to, "--stats-json", stats],
+                                    preexec=limit)
+        self.assertEqual(code, 0, err)
+        sink.wait(timeout=60)
+        # A file can wait for descriptors: nothing is lost.
+        self.assertEqual(sink.streams(), t.expected_streams(man))
+        st = t.read_json(stats)["targets"][0]
+        self.assertEqual(st["connections"], 3000)
+
+
+if __name__ == "__main__":
+    t.main()

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""tapmirror replay: generated captures replayed to a loopback receiver
+that checks every connection's bytes exactly against the capture's
+client streams."""
+import os
+import subprocess
+import time
+import unittest
+
+import tmtest as t
+
+
+class Replay(unittest.TestCase):
+    def setUp(self):
+        self.tmp = t.TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def replay(self, name, gen_args, extra=(), expect_exit=0, fmt="pcap"):
+        """Generates a capture, replays it, and checks every stream and the
+        statistics against the generator's manifest."""
+        cap, man = t.gen(self.tmp, name, *gen_args, fmt_ext=fmt)
+        flows = len(man["flows"])
+        stats = self.tmp(f"{name}-stats.json")
+        sink = t.Sink(self.tmp, expect=flows)
+        r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to,
+                   "--stats-json", stats, *extra], timeout=120)
+        self.assertEqual(r.returncode, expect_exit, r.stderr.decode())
+        sink.wait(timeout=30)
+        self.assertEqual(sink.streams(), t.expected_streams(man),
+                         f"{name}: delivered streams differ from the capture")
+        st = t.read_json(stats)
+        self.assertEqual(st["flows"]["seen"], flows)
+        self.assertEqual(st["flows"]["payload_bytes"], man["totals"]["bytes"])
+        self.assertEqual(st["flows"]["gaps"], man["totals"]["gaps"])
+        self.assertEqual(st["flows"]["gap_bytes"], man["totals"]["gap_bytes"])
+        tgt = st["targets"][0]
+        self.assertEqual(tgt["connections"], flows)
+        self.assertEqual(tgt["bytes_delivered"], man["totals"]["bytes"])
+        self.assertEqual(tgt["flows_dropped"], 0)
+        self.assertEqual(tgt["dial_failures"], 0)
+        return st, man
+
+    def test_basic(self):
+        st, man = self.replay("basic", ["--flows", 20, "--size-min", 1,
+                                        "--size-max", 200000])
+        self.assertEqual(st["flows"]["completed"], 20)
+        self.assertEqual(st["source"]["packets"], man["totals"]["packets"])
+        self.assertEqual(st["source"]["link_type"], "EN10MB")
+        self.assertFalse(st["source"]["truncated"])
+
+    def test_reorder_retransmit_overlap(self):
+        self.replay("reorder", ["--flows", 200, "--concurrency", 50,
+                                "--size-min", 1000, "--size-max", 100000,
+                                "--random-segments", "--reorder", 10,
+                                "--retransmit", 10, "--seed", 7])
+
+    def test_capture_loss_is_skipped_and_counted(self):
+        st, man = self.replay("loss", ["--flows", 100, "--concurrency", 20,
+                                       "--size-min", 20000, "--size-max",
+                                       200000, "--loss", 3, "--reorder", 3,
+                                       "--seed", 3])
+        self.assertGreater(man["totals"]["gaps"], 0)
+
+    def test_loss_without_acks_in_capture(self):
+        self.replay("loss-noack", ["--flows", 50, "--concurrency", 10,
+                                   "--size", 50000, "--loss", 4, "--no-acks",
+                                   "--seed", 5])
+
+    def test_sequence_wrap(self):
+        self.replay("wrap", ["--flows", 30, "--size", 100000, "--isn-wrap",
+                             "--reorder", 5, "--retransmit", 5])
+
+    def test_ipv6_with_options(self):
+        self.replay("ipv6", ["--flows", 30, "--ipv6", "--ip-options",
+                             "--tcp-options", "--reorder", 5])
+
+    def test_ipv4_options(self):
+        self.replay("ipv4opt", ["--flows", 30, "--ip-options",
+                                "--tcp-options"])
+
+    def test_link_types(self):
+        for link in ("ethernet", "vlan", "qinq", "sll", "sll2", "raw", "null",
+                     "loop", "ipv4"):
+            with self.subTest(link=link):
+                st, _ = self.replay(f"link-{link}", ["--flows", 8, "--link",
+                                                     link, "--reorder", 10])
+        for link in ("ethernet", "vlan", "sll2", "raw", "null", "loop",
+                     "ipv6"):
+            with self.subTest(link=link + "/ipv6"):
+                self.replay(f"link6-{link}", ["--flows", 8, "--ipv6",
+                                              "--link", link])
+
+    def test_pcap_variants(self):
+        self.replay("nanos", ["--flows", 10, "--nanos"])
+        self.replay("bigendian", ["--flows", 10, "--big-endian"])
+
+    def test_pcapng_with_two_link_types(self):
+        st, _ = self.replay("ng", ["--flows", 40, "--format", "pcapng",
+                                   "--pcapng-interfaces", 2, "--nanos",
+                                   "--reorder", 5], fmt="pcapng")
+        self.assertEqual(st["flows"]["completed"], 40)
+
+    def test_snaplen_cut_records_leave_gaps(self):
+        st, man = self.replay("snap", ["--flows", 10, "--size", 20000,
+                                       "--snaplen", 200])
+        self.assertGreater(st["flows"]["gaps"], 0)
+
+    def test_midstream_rst_and_tfo(self):
+        self.replay("mid", ["--flows", 40, "--midstream", 50, "--rst", 30,
+                            "--concurrency", 10])
+        self.replay("tfo", ["--flows", 20, "--tfo"])
+
+    def test_unrelated_traffic_is_ignored(self):
+        self.replay("other", ["--flows", 20, "--other-traffic", 30])
+
+    def test_thousands_of_concurrent_flows(self):
+        self.replay("many", ["--flows", 5000, "--concurrency", 2000,
+                             "--size-min", 100, "--size-max", 3000,
+                             "--response", 200, "--reorder", 2])
+
+    def test_every_target_gets_every_flow(self):
+        cap, man = t.gen(self.tmp, "multi", "--flows", 30, "--concurrency", 8)
+        sinks = [t.Sink(self.tmp, expect=30) for _ in range(3)]
+        args = ["replay", cap, "-p", man["port"]]
+        for s in sinks:
+            args += ["--to", s.to]
+        r = t.run(args)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        for s in sinks:
+            s.wait()
+            self.assertEqual(s.streams(), t.expected_streams(man))
+
+    def test_stdin_pipe(self):
+        cap, man = t.gen(self.tmp, "stdin", "--flows", 50, "--concurrency", 10,
+                         "--reorder", 5)
+        sink = t.Sink(self.tmp, expect=50)
+        with open(cap, "rb") as f:
+            data = f.read()
+        # A pipe, not a redirected file: standard input is a live stream.
+        p = t.start(["replay", "-", "-p", man["port"], "--to", sink.to],
+                    stdin=subprocess.PIPE)
+        out, err = p.communicate(data, timeout=60 * t.SLOW)
+        self.assertEqual(p.returncode, 0, err.decode())
+        sink.wait()
+        self.assertEqual(sink.streams(), t.expected_streams(man))
+
+    def test_output_is_a_byte_copy_of_the_input(self):
+        for fmt, args in (("pcap", []), ("pcapng", ["--format", "pcapng",
+                                                    "--pcapng-interfaces",
+                                                    2])):
+            with self.subTest(fmt=fmt):
+                cap, man = t.gen(self.tmp, f"copy-{fmt}", "--flows", 10,
+                                 *args, fmt_ext=fmt)
+                out = self.tmp(f"copy-out.{fmt}")
+                sink = t.Sink(self.tmp, expect=10)
+                r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to,
+                           "-o", out])
+                self.assertEqual(r.returncode, 0, r.stderr.decode())
+                sink.wait()
+                self.assertEqual(t.read_bytes(cap), t.read_bytes(out))
+                self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+
+    def test_filter_selects_flows(self):
+        cap, man = t.gen(self.tmp, "filter", "--flows", 20)
+        first = man["flows"][0]
+        host, port = first["client"].rsplit(":", 1)
+        sink = t.Sink(self.tmp, expect=1)
+        out = self.tmp("filtered.pcap")
+        r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to, "-o",
+                   out, "-f", f"host {host} and port {port}"])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        sink.wait()
+        self.assertEqual(sink.streams(), [(first["bytes"], first["fnv64"])])
+
+    def test_pace(self):
+        # 40 packets 50 ms apart: about 2 s of capture time.
+        cap, man = t.gen(self.tmp, "pace", "--flows", 4, "--size", 2000,
+                         "--step-us", 50000)
+        span = (man["totals"]["packets"] - 1) * 0.05
+        timings = {}
+        for pace in ("fast", "realtime", "2x"):
+            sink = t.Sink(self.tmp, expect=4)
+            t0 = time.monotonic()
+            r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to,
+                       "--pace", pace, "-q"])
+            timings[pace] = time.monotonic() - t0
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            sink.wait()
+            self.assertEqual(sink.streams(), t.expected_streams(man))
+        self.assertLess(timings["fast"], span / 2)
+        self.assertGreater(timings["realtime"], span * 0.9)
+        self.assertGreater(timings["2x"], span * 0.45)
+        self.assertLess(timings["2x"], timings["realtime"])
+
+
+if __name__ == "__main__":
+    t.main()
