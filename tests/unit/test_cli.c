@@ -1,0 +1,870 @@
+/* Unit tests of cli.c: command-line parsing and help. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli.h"
+
+#define MS 1000000ULL
+#define SEC 1000000000ULL
+
+/* One cli_parse() call: argv copies (getopt permutes them and the options
+ * borrow them), the options, the error and whatever was printed. */
+struct run {
+    enum cli_result rc;
+    struct tm_options o;
+    char err[512];
+    char *out;
+    size_t out_len;
+    char *argv[80];
+    int argc;
+};
+
+/* Parses "tapmirror" followed by the NULL-terminated `args`. */
+static struct run *run_args(const char *const *args)
+{
+    struct run *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->argv[r->argc++] = strdup("tapmirror");
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(r->argc < 79);
+        r->argv[r->argc++] = strdup(args[i]);
+    }
+    r->argv[r->argc] = NULL;
+    FILE *out = open_memstream(&r->out, &r->out_len);
+    assert_non_null(out);
+    memset(r->err, 'X', sizeof(r->err) - 1);
+    r->err[sizeof(r->err) - 1] = '\0';
+    r->rc = cli_parse(r->argc, r->argv, &r->o, out, r->err, sizeof(r->err));
+    fclose(out);
+    return r;
+}
+
+#define RUN(...) run_args((const char *const[]){__VA_ARGS__, NULL})
+
+static void run_free(struct run *r)
+{
+    for (int i = 0; i < r->argc; i++) {
+        free(r->argv[i]);
+    }
+    free(r->out);
+    free(r);
+}
+
+/* Expects CLI_USAGE with an error containing every needle. */
+static void expect_usage(struct run *r, const char *needle1,
+                         const char *needle2)
+{
+    if (r->rc != CLI_USAGE) {
+        fail_msg("expected CLI_USAGE, got %d (err \"%s\")", (int)r->rc,
+                 r->err);
+    }
+    assert_true(r->err[0] != '\0');
+    assert_null(strchr(r->err, '\n'));
+    if (needle1 != NULL && strstr(r->err, needle1) == NULL) {
+        fail_msg("error \"%s\" does not mention \"%s\"", r->err, needle1);
+    }
+    if (needle2 != NULL && strstr(r->err, needle2) == NULL) {
+        fail_msg("error \"%s\" does not mention \"%s\"", r->err, needle2);
+    }
+}
+
+static void expect_run(struct run *r)
+{
+    if (r->rc != CLI_RUN) {
+        fail_msg("expected CLI_RUN, got %d (err \"%s\")", (int)r->rc,
+                 r->err);
+    }
+}
+
+/* Whether `text` holds "--name" as a whole option token (not a prefix of
+ * a longer option name). */
+static bool has_option(const char *text, const char *name)
+{
+    char pat[80];
+    snprintf(pat, sizeof(pat), "--%s", name);
+    size_t n = strlen(pat);
+    for (const char *p = text; (p = strstr(p, pat)) != NULL; p += n) {
+        char c = p[n];
+        bool word = (c >= 'a' && c <= 'z') || c == '-';
+        if (!word) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- replay ---- */
+
+static void test_replay_ok(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "cap.pcap", "-p", "8080", "--to", ":9000");
+    expect_run(r);
+    assert_int_equal(r->o.cmd, CMD_REPLAY);
+    assert_string_equal(r->o.input, "cap.pcap");
+    assert_int_equal(r->o.port, 8080);
+    assert_int_equal(r->o.n_targets, 1);
+    assert_string_equal(r->o.targets[0].host, "127.0.0.1");
+    assert_int_equal(r->o.targets[0].port, 9000);
+    assert_string_equal(r->o.target_text[0], ":9000");
+    assert_null(r->o.output); /* replay writes nothing unless asked */
+    assert_string_equal(r->err, "");
+    run_free(r);
+
+    /* Standard input, long options and = forms. */
+    r = RUN("replay", "-", "--port=443", "--to=[::1]:8443", "--pace", "2x",
+            "-o", "copy.pcap", "--filter", "tcp", "--stats-json", "s.json");
+    expect_run(r);
+    assert_string_equal(r->o.input, "-");
+    assert_int_equal(r->o.port, 443);
+    assert_string_equal(r->o.targets[0].host, "::1");
+    assert_true(r->o.targets[0].bracketed);
+    assert_true(r->o.pace == 2.0);
+    assert_string_equal(r->o.output, "copy.pcap");
+    assert_string_equal(r->o.filter, "tcp");
+    assert_string_equal(r->o.stats_json, "s.json");
+    run_free(r);
+}
+
+static void test_replay_requires(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "-p", "8080", "--to", ":9000");
+    expect_usage(r, "FILE", NULL);
+    run_free(r);
+    r = RUN("replay", "cap.pcap", "--to", ":9000");
+    expect_usage(r, "-p", "port");
+    run_free(r);
+    r = RUN("replay", "cap.pcap", "-p", "8080");
+    expect_usage(r, "--to", NULL);
+    run_free(r);
+    r = RUN("replay");
+    expect_usage(r, NULL, NULL);
+    run_free(r);
+    /* Two inputs. */
+    r = RUN("replay", "a.pcap", "b.pcap", "-p", "1", "--to", ":2");
+    expect_usage(r, "b.pcap", NULL);
+    run_free(r);
+}
+
+static void test_options_after_positionals(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "-p", "80", "--to", ":81", "in.pcap");
+    expect_run(r);
+    assert_string_equal(r->o.input, "in.pcap");
+    run_free(r);
+    r = RUN("replay", "in.pcap", "-p", "80", "--to", ":81", "-q");
+    expect_run(r);
+    assert_string_equal(r->o.input, "in.pcap");
+    assert_int_equal(r->o.port, 80);
+    assert_int_equal(r->o.verbosity, -1);
+    run_free(r);
+    /* After "--" everything is positional. */
+    r = RUN("replay", "-p", "80", "--to", ":81", "--", "-weird-name");
+    expect_run(r);
+    assert_string_equal(r->o.input, "-weird-name");
+    run_free(r);
+    /* Attached short values. */
+    r = RUN("replay", "in.pcap", "-p80", "--to", ":81");
+    expect_run(r);
+    assert_int_equal(r->o.port, 80);
+    run_free(r);
+}
+
+/* ---- capture, summary, mirror ---- */
+
+static void test_capture(void **state)
+{
+    (void)state;
+    struct run *r = RUN("capture", "-i", "eth0", "-p", "80");
+    expect_run(r);
+    assert_int_equal(r->o.cmd, CMD_CAPTURE);
+    assert_string_equal(r->o.interface, "eth0");
+    assert_int_equal(r->o.port, 80);
+    assert_string_equal(r->o.output, "mirror.pcap");
+    assert_int_equal(r->o.n_targets, 0);
+    assert_null(r->o.input);
+    run_free(r);
+
+    r = RUN("capture", "-p", "80");
+    expect_usage(r, "-i", "interface");
+    run_free(r);
+    r = RUN("capture", "-i", "eth0");
+    expect_usage(r, "-p", "port");
+    run_free(r);
+    r = RUN("capture", "-i", "any", "-p", "80", "-o", "-", "--to", ":1",
+            "--to", "10.0.0.1:2", "--promisc", "--snaplen", "65535",
+            "--kernel-buffer", "64MiB");
+    expect_run(r);
+    assert_string_equal(r->o.output, "-");
+    assert_int_equal(r->o.n_targets, 2);
+    assert_true(r->o.promisc);
+    assert_int_equal(r->o.snaplen, 65535);
+    assert_int_equal(r->o.kernel_buffer, 64ULL << 20);
+    run_free(r);
+    /* A positional argument is not expected. */
+    r = RUN("capture", "-i", "eth0", "-p", "80", "extra");
+    expect_usage(r, "extra", NULL);
+    run_free(r);
+    /* An interface that looks like an option. */
+    r = RUN("capture", "-p", "80", "-i", "-x");
+    expect_usage(r, "--interface", NULL);
+    run_free(r);
+}
+
+static void test_summary(void **state)
+{
+    (void)state;
+    struct run *r = RUN("summary", "cap.pcap");
+    expect_run(r);
+    assert_int_equal(r->o.cmd, CMD_SUMMARY);
+    assert_string_equal(r->o.input, "cap.pcap");
+    assert_int_equal(r->o.port, 0);
+    assert_null(r->o.output);
+    assert_false(r->o.json);
+    assert_int_equal(r->o.list_flows, 20);
+    run_free(r);
+    r = RUN("summary", "cap.pcap", "--json", "--flows", "5", "-p", "443");
+    expect_run(r);
+    assert_true(r->o.json);
+    assert_int_equal(r->o.list_flows, 5);
+    assert_int_equal(r->o.port, 443);
+    run_free(r);
+    r = RUN("summary");
+    expect_usage(r, "FILE", NULL);
+    run_free(r);
+    r = RUN("summary", "cap.pcap", "--flows", "x");
+    expect_usage(r, "--flows", NULL);
+    run_free(r);
+}
+
+static void test_mirror(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"deployment/web", "deploy/web",
+                                       "pod/web-0", "web", "a.b-c.9",
+                                       "0abc"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct run *r = RUN("mirror", good[i], "-p", "8080");
+        expect_run(r);
+        assert_int_equal(r->o.cmd, CMD_MIRROR);
+        assert_string_equal(r->o.target, good[i]);
+        assert_string_equal(r->o.output, "mirror.pcap");
+        run_free(r);
+    }
+    static const char *const bad[] = {"-x", "Upper", "a_b", "svc/foo",
+                                      "deployment/", "pod/", "web-",
+                                      "deployment/Web", "pod/-x", "a b",
+                                      ".web"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct run *r = RUN("mirror", "-p", "8080", "--", bad[i]);
+        expect_usage(r, NULL, NULL);
+        run_free(r);
+    }
+    struct run *r = RUN("mirror", "-p", "8080");
+    expect_usage(r, "deployment", NULL);
+    run_free(r);
+    r = RUN("mirror", "web");
+    expect_usage(r, "-p", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "-n", "prod", "-c", "app",
+            "--context", "kind", "--kubeconfig", "/k", "--kubectl", "/bin/k",
+            "--tap-image", "img:1", "--tap-timeout", "2m", "--all-pods",
+            "--to", ":1");
+    expect_run(r);
+    assert_string_equal(r->o.namespace_, "prod");
+    assert_string_equal(r->o.container, "app");
+    assert_string_equal(r->o.context, "kind");
+    assert_string_equal(r->o.kubeconfig, "/k");
+    assert_string_equal(r->o.kubectl, "/bin/k");
+    assert_string_equal(r->o.tap_image, "img:1");
+    assert_int_equal(r->o.tap_timeout_ns, 120 * SEC);
+    assert_true(r->o.all_pods);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "-n", "Prod");
+    expect_usage(r, "--namespace", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "-c", "a_b");
+    expect_usage(r, "--container", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--context=-x");
+    expect_usage(r, "--context", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--tap-image", "a b");
+    expect_usage(r, "--tap-image", NULL);
+    run_free(r);
+}
+
+/* ---- help and version ---- */
+
+static const enum tm_command ALL_CMDS[] = {CMD_REPLAY, CMD_CAPTURE,
+                                           CMD_SUMMARY, CMD_MIRROR};
+
+/* Whether `cmd` accepts --name (asked of the parser itself: an option a
+ * command does not have is reported as unknown). */
+static bool accepts(enum tm_command cmd, const char *name)
+{
+    char opt[80];
+    snprintf(opt, sizeof(opt), "--%s", name);
+    struct run *r = RUN(cli_command_name(cmd), opt);
+    bool unknown = r->rc == CLI_USAGE && strstr(r->err, "unknown option");
+    run_free(r);
+    return !unknown;
+}
+
+static void test_command_help(void **state)
+{
+    (void)state;
+    const char *const *names = cli_long_options();
+    for (size_t c = 0; c < 4; c++) {
+        const char *cmd = cli_command_name(ALL_CMDS[c]);
+        struct run *r = RUN(cmd, "--help");
+        assert_int_equal(r->rc, CLI_HELP);
+        char usage[64];
+        snprintf(usage, sizeof(usage), "Usage: tapmirror %s", cmd);
+        assert_non_null(strstr(r->out, usage));
+        size_t n_listed = 0;
+        for (size_t i = 0; names[i] != NULL; i++) {
+            bool avail = accepts(ALL_CMDS[c], names[i]);
+            bool listed = has_option(r->out, names[i]);
+            if (avail && !listed) {
+                fail_msg("%s --help does not list --%s", cmd, names[i]);
+            }
+            if (!avail && listed) {
+                fail_msg("%s --help lists --%s, which %s rejects", cmd,
+                         names[i], cmd);
+            }
+            n_listed += listed;
+        }
+        assert_true(n_listed >= 5);
+        /* -h is the same. */
+        struct run *h = RUN(cmd, "-h");
+        assert_int_equal(h->rc, CLI_HELP);
+        assert_string_equal(h->out, r->out);
+        run_free(h);
+        run_free(r);
+    }
+    /* Spot checks of what each command has. */
+    assert_true(accepts(CMD_REPLAY, "pace"));
+    assert_true(accepts(CMD_REPLAY, "to"));
+    assert_false(accepts(CMD_REPLAY, "interface"));
+    assert_true(accepts(CMD_CAPTURE, "interface"));
+    assert_true(accepts(CMD_CAPTURE, "snaplen"));
+    assert_true(accepts(CMD_CAPTURE, "promisc"));
+    assert_false(accepts(CMD_CAPTURE, "pace"));
+    assert_true(accepts(CMD_SUMMARY, "json"));
+    assert_false(accepts(CMD_SUMMARY, "to"));
+    assert_true(accepts(CMD_MIRROR, "namespace"));
+    assert_true(accepts(CMD_MIRROR, "all-pods"));
+    assert_false(accepts(CMD_MIRROR, "pace"));
+    /* Help output goes to the stream given, even with other errors. */
+    struct run *r = RUN("replay", "--help", "--bogus");
+    assert_int_equal(r->rc, CLI_HELP);
+    run_free(r);
+}
+
+static void test_top_level_help(void **state)
+{
+    (void)state;
+    const char *const *names = cli_long_options();
+    static const char *const forms[] = {"--help", "-h", "help"};
+    char *first = NULL;
+    for (size_t f = 0; f < 3; f++) {
+        struct run *r = RUN(forms[f]);
+        assert_int_equal(r->rc, CLI_HELP);
+        assert_non_null(strstr(r->out, "Usage: tapmirror"));
+        size_t n = 0;
+        for (size_t i = 0; names[i] != NULL; i++) {
+            if (!has_option(r->out, names[i])) {
+                fail_msg("--help does not list --%s", names[i]);
+            }
+            n++;
+        }
+        assert_true(n >= 30);
+        /* Every command is named. */
+        for (size_t c = 0; c < 4; c++) {
+            char line[64];
+            snprintf(line, sizeof(line), "tapmirror %s",
+                     cli_command_name(ALL_CMDS[c]));
+            assert_non_null(strstr(r->out, line));
+        }
+        if (first == NULL) {
+            first = strdup(r->out);
+        } else {
+            assert_string_equal(r->out, first);
+        }
+        run_free(r);
+    }
+    free(first);
+    /* cli_print_help() directly, to a tmpfile. */
+    FILE *tf = tmpfile();
+    assert_non_null(tf);
+    cli_print_help(tf, CMD_CAPTURE);
+    long size = ftell(tf);
+    assert_true(size > 100);
+    fclose(tf);
+}
+
+static void test_long_option_names(void **state)
+{
+    (void)state;
+    const char *const *names = cli_long_options();
+    size_t n = 0;
+    for (; names[n] != NULL; n++) {
+        assert_true(names[n][0] != '\0');
+        assert_true(names[n][0] != '-');
+        for (size_t j = 0; j < n; j++) {
+            assert_string_not_equal(names[n], names[j]);
+        }
+    }
+    static const char *const must[] = {
+        "port", "to", "output", "filter", "interface", "service-ip", "pace",
+        "stats-json", "gap-timeout", "retransmit-wait", "idle-timeout",
+        "retry-window", "max-buffer", "flow-buffer", "max-flows", "quiet",
+        "verbose", "help", "version"};
+    for (size_t m = 0; m < sizeof(must) / sizeof(must[0]); m++) {
+        bool found = false;
+        for (size_t i = 0; i < n; i++) {
+            found = found || strcmp(names[i], must[m]) == 0;
+        }
+        if (!found) {
+            fail_msg("--%s missing from cli_long_options()", must[m]);
+        }
+    }
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    static const char *const forms[][2] = {
+        {"--version", NULL}, {"-V", NULL}, {"replay", "--version"},
+        {"capture", "-V"}};
+    for (size_t i = 0; i < 4; i++) {
+        struct run *r = forms[i][1] ? RUN(forms[i][0], forms[i][1])
+                                    : RUN(forms[i][0]);
+        assert_int_equal(r->rc, CLI_VERSION);
+        assert_non_null(strstr(r->out, "tapmirror " TAPMIRROR_VERSION));
+        run_free(r);
+    }
+}
+
+/* ---- errors ---- */
+
+static void test_unknown_command(void **state)
+{
+    (void)state;
+    struct run *r = RUN("frobnicate");
+    expect_usage(r, "frobnicate", NULL);
+    run_free(r);
+    r = RUN("-p", "80");
+    expect_usage(r, "command", NULL);
+    run_free(r);
+    r = run_args((const char *const[]){NULL});
+    expect_usage(r, "command", NULL);
+    run_free(r);
+    r = RUN("Replay", "x");
+    expect_usage(r, "Replay", NULL);
+    run_free(r);
+}
+
+static void test_unknown_option(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "f", "-p", "80", "--to", ":1", "--bogus");
+    expect_usage(r, "--bogus", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":1", "-Z");
+    expect_usage(r, "-Z", NULL);
+    run_free(r);
+    r = RUN("replay", "--bogus=3", "f", "-p", "80", "--to", ":1");
+    expect_usage(r, "--bogus", NULL);
+    run_free(r);
+}
+
+static void test_unknown_option_in_cluster(void **state)
+{
+    (void)state;
+    /* A flag cluster whose unknown letter is not the last: getopt has not
+     * moved past the cluster yet, so the message must come from optopt,
+     * not from the argument before it. */
+    struct run *r = RUN("replay", "-Zq", "f", "-p", "80", "--to", ":1");
+    expect_usage(r, "-Z", NULL);
+    assert_null(strstr(r->err, "'replay'"));
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":1", "-qZ");
+    expect_usage(r, "-Z", NULL);
+    run_free(r);
+}
+
+static void test_results_distinct(void **state)
+{
+    (void)state;
+    /* main() turns these into exit statuses: --version must not look like
+     * a usage error, nor help like success. */
+    assert_int_not_equal(CLI_RUN, CLI_HELP);
+    assert_int_not_equal(CLI_RUN, CLI_VERSION);
+    assert_int_not_equal(CLI_RUN, CLI_USAGE);
+    assert_int_not_equal(CLI_HELP, CLI_VERSION);
+    assert_int_not_equal(CLI_HELP, CLI_USAGE);
+    assert_int_not_equal(CLI_VERSION, CLI_USAGE);
+    struct run *v = RUN("--version");
+    struct run *u = RUN("--bogus");
+    assert_int_not_equal(v->rc, u->rc);
+    assert_string_equal(v->err, "");
+    run_free(v);
+    run_free(u);
+}
+
+static void test_option_of_other_command(void **state)
+{
+    (void)state;
+    struct run *r = RUN("capture", "-i", "eth0", "-p", "80", "--pace", "2x");
+    expect_usage(r, "--pace", "capture");
+    run_free(r);
+    r = RUN("summary", "f", "--to", ":1");
+    expect_usage(r, "--to", "summary");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "-i", "eth0");
+    expect_usage(r, "-i", "replay");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--promisc");
+    expect_usage(r, "--promisc", NULL);
+    run_free(r);
+    r = RUN("capture", "-i", "eth0", "-p", "1", "-n", "default");
+    expect_usage(r, "-n", NULL);
+    run_free(r);
+    r = RUN("summary", "f", "-o", "x.pcap");
+    expect_usage(r, "-o", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--json");
+    expect_usage(r, "--json", NULL);
+    run_free(r);
+}
+
+static void test_missing_value(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "f", "-p", "80", "--to");
+    expect_usage(r, "--to", "value");
+    run_free(r);
+    r = RUN("replay", "f", "--to", ":1", "-p");
+    expect_usage(r, "-p", "value");
+    run_free(r);
+}
+
+static void test_targets_repeatable(void **state)
+{
+    (void)state;
+    const char *args[2 + 2 * 17 + 3];
+    size_t n = 0;
+    char texts[17][16];
+    args[n++] = "replay";
+    args[n++] = "f";
+    for (int i = 0; i < 16; i++) {
+        snprintf(texts[i], sizeof(texts[i]), ":%d", 9000 + i);
+        args[n++] = "--to";
+        args[n++] = texts[i];
+    }
+    args[n++] = "-p";
+    args[n++] = "80";
+    args[n] = NULL;
+    struct run *r = run_args(args);
+    expect_run(r);
+    assert_int_equal(r->o.n_targets, 16);
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(r->o.targets[i].port, 9000 + i);
+        assert_string_equal(r->o.target_text[i], texts[i]);
+    }
+    run_free(r);
+    /* A seventeenth. */
+    snprintf(texts[16], sizeof(texts[16]), ":%d", 9016);
+    n -= 2;
+    args[n++] = "--to";
+    args[n++] = texts[16];
+    args[n++] = "-p";
+    args[n++] = "80";
+    args[n] = NULL;
+    r = run_args(args);
+    expect_usage(r, "16", "--to");
+    run_free(r);
+}
+
+static void test_service_ip_repeatable(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "f", "-p", "1", "--to", ":1",
+                        "--service-ip", "10.0.0.2", "--service-ip",
+                        "2001:db8::1");
+    expect_run(r);
+    assert_int_equal(r->o.n_service, 2);
+    assert_int_equal(r->o.service[0].family, 4);
+    assert_int_equal(r->o.service[0].addr[0], 10);
+    assert_int_equal(r->o.service[0].addr[3], 2);
+    assert_int_equal(r->o.service[1].family, 6);
+    assert_int_equal(r->o.service[1].addr[15], 1);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--service-ip", "nope");
+    expect_usage(r, "--service-ip", "nope");
+    run_free(r);
+    const char *args[2 + 2 * 17 + 5];
+    size_t n = 0;
+    args[n++] = "replay";
+    args[n++] = "f";
+    for (int i = 0; i < 17; i++) {
+        args[n++] = "--service-ip";
+        args[n++] = "10.0.0.9";
+    }
+    args[n++] = "-p";
+    args[n++] = "1";
+    args[n++] = "--to";
+    args[n++] = ":1";
+    args[n] = NULL;
+    r = run_args(args);
+    expect_usage(r, "16", "--service-ip");
+    run_free(r);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "f", "-p", "1", "--to", ":1");
+    expect_run(r);
+    const struct tm_options *o = &r->o;
+    assert_int_equal(o->gap_timeout_ns, 200 * MS);
+    assert_int_equal(o->rtx_timeout_ns, 3 * SEC);
+    assert_int_equal(o->idle_timeout_ns, 300 * SEC);
+    assert_int_equal(o->retry_window_ns, 10 * SEC);
+    assert_int_equal(o->connect_timeout_ns, 3 * SEC);
+    assert_int_equal(o->write_timeout_ns, 30 * SEC);
+    assert_int_equal(o->linger_ns, 2 * SEC);
+    assert_int_equal(o->drain_timeout_ns, 10 * SEC);
+    assert_int_equal(o->max_buffer, 256ULL << 20);
+    assert_int_equal(o->flow_buffer, 16ULL << 20);
+    assert_int_equal(o->max_flows, 1000000);
+    assert_int_equal(o->max_connections, 0);
+    assert_int_equal(o->snaplen, 262144);
+    assert_int_equal(o->verbosity, 0);
+    assert_true(o->pace == 0);
+    assert_int_equal(o->n_service, 0);
+    assert_null(o->filter);
+    assert_null(o->stats_json);
+    run_free(r);
+    /* cli_defaults() directly agrees. */
+    struct tm_options d;
+    memset(&d, 0x55, sizeof(d));
+    cli_defaults(&d);
+    assert_int_equal(d.cmd, CMD_NONE);
+    assert_int_equal(d.gap_timeout_ns, 200 * MS);
+    assert_int_equal(d.idle_timeout_ns, 300 * SEC);
+    assert_int_equal(d.retry_window_ns, 10 * SEC);
+    assert_int_equal(d.max_buffer, 256ULL << 20);
+    assert_int_equal(d.flow_buffer, 16ULL << 20);
+    assert_int_equal(d.n_targets, 0);
+    assert_null(d.output);
+}
+
+static void test_values_set(void **state)
+{
+    (void)state;
+    struct run *r = RUN(
+        "replay", "f", "-p", "1", "--to", ":1", "--gap-timeout", "50ms",
+        "--retransmit-wait", "1s", "--idle-timeout", "2m", "--retry-window",
+        "30s", "--connect-timeout", "500ms", "--write-timeout", "1m",
+        "--linger", "100ms", "--drain-timeout", "5s", "--max-buffer", "1GiB",
+        "--flow-buffer", "64KiB", "--max-flows", "5000", "--max-connections",
+        "100", "--pace", "realtime");
+    expect_run(r);
+    const struct tm_options *o = &r->o;
+    assert_int_equal(o->gap_timeout_ns, 50 * MS);
+    assert_int_equal(o->rtx_timeout_ns, 1 * SEC);
+    assert_int_equal(o->idle_timeout_ns, 120 * SEC);
+    assert_int_equal(o->retry_window_ns, 30 * SEC);
+    assert_int_equal(o->connect_timeout_ns, 500 * MS);
+    assert_int_equal(o->write_timeout_ns, 60 * SEC);
+    assert_int_equal(o->linger_ns, 100 * MS);
+    assert_int_equal(o->drain_timeout_ns, 5 * SEC);
+    assert_int_equal(o->max_buffer, 1ULL << 30);
+    assert_int_equal(o->flow_buffer, 64ULL << 10);
+    assert_int_equal(o->max_flows, 5000);
+    assert_int_equal(o->max_connections, 100);
+    assert_true(o->pace == 1.0);
+    run_free(r);
+}
+
+static void test_invalid_values_name_flag(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *flag, *value, *needle;
+    } cases[] = {
+        {"-p", "0", "--port"},
+        {"--port", "65536", "--port"},
+        {"--gap-timeout", "10", "--gap-timeout"},
+        {"--retransmit-wait", "x", "--retransmit-wait"},
+        {"--idle-timeout", "5", "--idle-timeout"},
+        {"--retry-window", "1d", "--retry-window"},
+        {"--connect-timeout", "-1s", "--connect-timeout"},
+        {"--write-timeout", "s", "--write-timeout"},
+        {"--linger", "1..s", "--linger"},
+        {"--drain-timeout", "ten", "--drain-timeout"},
+        {"--max-buffer", "abc", "--max-buffer"},
+        {"--flow-buffer", "1XB", "--flow-buffer"},
+        {"--max-flows", "-1", "--max-flows"},
+        {"--max-connections", "lots", "--max-connections"},
+        {"--pace", "2", "--pace"},
+        {"--to", "host", "--to"},
+        {"--to", "::1:80", "--to"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run *r;
+        if (strcmp(cases[i].flag, "-p") == 0 ||
+            strcmp(cases[i].flag, "--port") == 0) {
+            r = RUN("replay", "f", "--to", ":1", cases[i].flag,
+                    cases[i].value);
+        } else {
+            r = RUN("replay", "f", "-p", "1", "--to", ":1", cases[i].flag,
+                    cases[i].value);
+        }
+        expect_usage(r, cases[i].needle, cases[i].value);
+        run_free(r);
+    }
+    struct run *r = RUN("capture", "-i", "eth0", "-p", "1", "--snaplen", "10");
+    expect_usage(r, "--snaplen", NULL);
+    run_free(r);
+    r = RUN("capture", "-i", "eth0", "-p", "1", "--snaplen", "300000");
+    expect_usage(r, "--snaplen", NULL);
+    run_free(r);
+    r = RUN("capture", "-i", "eth0", "-p", "1", "--kernel-buffer", "big");
+    expect_usage(r, "--kernel-buffer", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--tap-timeout", "1");
+    expect_usage(r, "--tap-timeout", NULL);
+    run_free(r);
+}
+
+static void test_cross_option_rules(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "f", "-p", "1", "--to", ":1",
+                        "--max-buffer", "1MiB", "--flow-buffer", "2MiB");
+    expect_usage(r, "--flow-buffer", "--max-buffer");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--flow-buffer", "1KiB");
+    expect_usage(r, "--flow-buffer", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--gap-timeout", "0");
+    expect_usage(r, "--gap-timeout", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--max-flows", "0");
+    expect_usage(r, "--max-flows", NULL);
+    run_free(r);
+    r = RUN("replay", "same.pcap", "-p", "1", "--to", ":1", "-o",
+            "same.pcap");
+    expect_usage(r, "-o", NULL);
+    run_free(r);
+    r = RUN("replay", "-", "-p", "1", "--to", ":1", "-o", "-");
+    expect_run(r);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "-o", "");
+    expect_usage(r, "-o", NULL);
+    run_free(r);
+}
+
+static void test_verbosity(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a, *b;
+        int want;
+    } cases[] = {
+        {"-q", NULL, -1}, {"-v", NULL, 1},         {"-vv", NULL, 2},
+        {"-v", "-v", 2},  {"-q", "-v", 1},         {"-v", "-q", -1},
+        {"--quiet", NULL, -1}, {"--verbose", NULL, 1},
+        {"--verbose", "--verbose", 2},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run *r =
+            cases[i].b ? RUN("summary", "f", cases[i].a, cases[i].b)
+                       : RUN("summary", "f", cases[i].a);
+        expect_run(r);
+        if (r->o.verbosity != cases[i].want) {
+            fail_msg("%s %s: verbosity %d, want %d", cases[i].a,
+                     cases[i].b ? cases[i].b : "", r->o.verbosity,
+                     cases[i].want);
+        }
+        run_free(r);
+    }
+    struct run *r = RUN("summary", "f");
+    assert_int_equal(r->o.verbosity, 0);
+    run_free(r);
+}
+
+static void test_repeated_parses(void **state)
+{
+    (void)state;
+    /* getopt state from an earlier parse, even one that stopped half-way
+     * through its arguments, must not leak into the next. */
+    struct run *a = RUN("replay", "-Z", "more", "args", "here");
+    expect_usage(a, NULL, NULL);
+    run_free(a);
+    a = RUN("capture", "-i", "eth0", "-p", "1", "-vq");
+    expect_run(a);
+    run_free(a);
+    struct run *b = RUN("summary", "x.pcap", "-v");
+    expect_run(b);
+    assert_string_equal(b->o.input, "x.pcap");
+    assert_int_equal(b->o.verbosity, 1);
+    assert_null(b->o.interface);
+    run_free(b);
+}
+
+static void test_command_names(void **state)
+{
+    (void)state;
+    assert_string_equal(cli_command_name(CMD_REPLAY), "replay");
+    assert_string_equal(cli_command_name(CMD_CAPTURE), "capture");
+    assert_string_equal(cli_command_name(CMD_SUMMARY), "summary");
+    assert_string_equal(cli_command_name(CMD_MIRROR), "mirror");
+    assert_string_equal(cli_command_name(CMD_NONE), "");
+}
+
+int main(void)
+{
+    unsetenv("POSIXLY_CORRECT"); /* GNU argument permutation */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_ok),
+        cmocka_unit_test(test_replay_requires),
+        cmocka_unit_test(test_options_after_positionals),
+        cmocka_unit_test(test_capture),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_mirror),
+        cmocka_unit_test(test_command_help),
+        cmocka_unit_test(test_top_level_help),
+        cmocka_unit_test(test_long_option_names),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_unknown_command),
+        cmocka_unit_test(test_unknown_option),
+        cmocka_unit_test(test_unknown_option_in_cluster),
+        cmocka_unit_test(test_results_distinct),
+        cmocka_unit_test(test_option_of_other_command),
+        cmocka_unit_test(test_missing_value),
+        cmocka_unit_test(test_targets_repeatable),
+        cmocka_unit_test(test_service_ip_repeatable),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_set),
+        cmocka_unit_test(test_invalid_values_name_flag),
+        cmocka_unit_test(test_cross_option_rules),
+        cmocka_unit_test(test_verbosity),
+        cmocka_unit_test(test_repeated_parses),
+        cmocka_unit_test(test_command_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

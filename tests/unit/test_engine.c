@@ -1,0 +1,996 @@
+/* Unit tests of engine.c: records in, flow events out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "decode.h"
+#include "engine.h"
+#include "pktbuild.h"
+
+#define MS 1000000ULL
+#define SEC 1000000000ULL
+#define PORT 8080
+#define MAX_IDS 64
+
+/* ---- recorded events ---- */
+
+struct ev {
+    char kind; /* 'O' open, 'D' data, 'G' gap, 'E' end */
+    uint64_t id;
+    uint32_t len;
+    enum flow_end_reason why;
+};
+
+struct rec {
+    struct ev ev[1024];
+    size_t n;
+    uint8_t data[MAX_IDS][4096];
+    size_t len[MAX_IDS];
+    uint64_t gap[MAX_IDS];
+    unsigned opens, ends;
+    bool ended[MAX_IDS];
+};
+
+static void add_ev(struct rec *r, char kind, const struct flow *f,
+                   uint32_t len, enum flow_end_reason why)
+{
+    assert_true(r->n < sizeof(r->ev) / sizeof(r->ev[0]));
+    assert_true(f->id > 0 && f->id < MAX_IDS);
+    r->ev[r->n].kind = kind;
+    r->ev[r->n].id = f->id;
+    r->ev[r->n].len = len;
+    r->ev[r->n].why = why;
+    r->n++;
+}
+
+static void ev_open(void *ctx, struct flow *f)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'O', f, 0, FLOW_END_FIN);
+    r->opens++;
+    assert_null(f->user);
+    f->user = r; /* the consumer's pointer: cleared by the engine at end */
+}
+
+static void ev_data(void *ctx, struct flow *f, const uint8_t *data,
+                    uint32_t len)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'D', f, len, FLOW_END_FIN);
+    assert_false(r->ended[f->id]);
+    assert_ptr_equal(f->user, r);
+    assert_true(r->len[f->id] + len <= sizeof(r->data[0]));
+    memcpy(r->data[f->id] + r->len[f->id], data, len);
+    r->len[f->id] += len;
+}
+
+static void ev_gap(void *ctx, struct flow *f, uint32_t len)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'G', f, len, FLOW_END_FIN);
+    assert_false(r->ended[f->id]);
+    r->gap[f->id] += len;
+}
+
+static void ev_end(void *ctx, struct flow *f, enum flow_end_reason why)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'E', f, 0, why);
+    assert_false(r->ended[f->id]);
+    r->ended[f->id] = true;
+    r->ends++;
+}
+
+/* ---- fixture ---- */
+
+struct tfx {
+    struct engine *e;
+    struct rec *r;
+};
+
+static struct engine_config cfg_default(void)
+{
+    struct engine_config c;
+    memset(&c, 0, sizeof(c));
+    c.port = PORT;
+    c.gap_timeout_ns = 100 * MS;
+    c.rtx_timeout_ns = 1 * SEC;
+    c.idle_timeout_ns = 60 * SEC;
+    c.closing_timeout_ns = 10 * SEC;
+    c.closed_keep_ns = 5 * SEC;
+    c.flow_queue_cap = 1 << 20;
+    c.queue_budget = 16 << 20;
+    c.max_flows = 1000;
+    c.hash_seed = 12345;
+    return c;
+}
+
+static struct tfx tfx_new(const struct engine_config *c)
+{
+    struct tfx t;
+    t.r = calloc(1, sizeof(*t.r));
+    assert_non_null(t.r);
+    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, t.r};
+    t.e = engine_new(c, &ev);
+    assert_non_null(t.e);
+    return t;
+}
+
+static void tfx_free(struct tfx *t)
+{
+    engine_free(t->e);
+    free(t->r);
+}
+
+static const struct engine_stats *st(const struct tfx *t)
+{
+    return engine_stats(t->e);
+}
+
+/* Sends a frame built from `p` whole. */
+static enum decode_verdict send_pkt(struct tfx *t, uint64_t ts,
+                                    const struct pb_pkt *p)
+{
+    uint8_t buf[4096];
+    size_t len = pb_build(buf, LINKTYPE_ETHERNET, p, NULL);
+    return engine_packet(t->e, LINKTYPE_ETHERNET, ts, buf, (uint32_t)len,
+                         (uint32_t)len);
+}
+
+/* Client 10.0.0.1:cport -> server 10.0.0.2:PORT. */
+static void cli(struct tfx *t, uint64_t ts, uint16_t cport, uint32_t seq,
+                uint32_t ack, uint8_t flags, const char *data)
+{
+    struct pb_pkt p = pb_tcp4(cport, PORT, seq, ack, flags, data,
+                              data ? strlen(data) : 0);
+    assert_int_equal(send_pkt(t, ts, &p), DECODE_TCP);
+}
+
+/* Server 10.0.0.2:PORT -> client 10.0.0.1:cport. */
+static void srv(struct tfx *t, uint64_t ts, uint16_t cport, uint32_t seq,
+                uint32_t ack, uint8_t flags, const char *data)
+{
+    struct pb_pkt p = pb_tcp4(PORT, cport, seq, ack, flags, data,
+                              data ? strlen(data) : 0);
+    pb_ip4(&p, 10, 0, 0, 2, 10, 0, 0, 1);
+    assert_int_equal(send_pkt(t, ts, &p), DECODE_TCP);
+}
+
+#define SYN TCP_FLAG_SYN
+#define ACK TCP_FLAG_ACK
+#define FIN TCP_FLAG_FIN
+#define RST TCP_FLAG_RST
+#define PSH TCP_FLAG_PSH
+
+static const uint32_t CISN = 1000, SISN = 5000;
+
+/* SYN, SYN-ACK, ACK for client port `cport` at `ts`. */
+static void handshake(struct tfx *t, uint64_t ts, uint16_t cport)
+{
+    cli(t, ts, cport, CISN, 0, SYN, NULL);
+    srv(t, ts + 1, cport, SISN, CISN + 1, SYN | ACK, NULL);
+    cli(t, ts + 2, cport, CISN + 1, SISN + 1, ACK, NULL);
+}
+
+static void assert_data(const struct tfx *t, uint64_t id, const char *want)
+{
+    size_t n = strlen(want);
+    const struct rec *r = t->r;
+    if (r->len[id] != n || memcmp(r->data[id], want, n) != 0) {
+        fail_msg("flow %llu delivered \"%.*s\", want \"%s\"",
+                 (unsigned long long)id, (int)r->len[id],
+                 (const char *)r->data[id], want);
+    }
+}
+
+/* The index of the n-th (0-based) event of `kind`, or -1. */
+static long find_ev(const struct rec *r, char kind, unsigned nth)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->ev[i].kind == kind && nth-- == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* ---- tests ---- */
+
+static void test_syn_opens_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1 * MS, 40000, CISN, 0, SYN, NULL);
+    assert_int_equal(t.r->opens, 1);
+    assert_int_equal(t.r->ev[0].kind, 'O');
+    assert_int_equal(t.r->ev[0].id, 1);
+    srv(&t, 2 * MS, 40000, SISN, CISN + 1, SYN | ACK, NULL);
+    cli(&t, 3 * MS, 40000, CISN + 1, SISN + 1, ACK, NULL);
+    cli(&t, 4 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "GET / ");
+    cli(&t, 5 * MS, 40000, CISN + 7, SISN + 1, ACK | PSH, "HTTP/1.1\r\n");
+    assert_data(&t, 1, "GET / HTTP/1.1\r\n");
+    assert_int_equal(t.r->opens, 1);
+    assert_int_equal(t.r->ends, 0);
+    assert_int_equal(st(&t)->flows_seen, 1);
+    assert_int_equal(st(&t)->flows_open, 1);
+    assert_int_equal(st(&t)->inbound, 4);
+    assert_int_equal(st(&t)->outbound, 1);
+    assert_int_equal(st(&t)->packets, 5);
+    assert_int_equal(st(&t)->decode[DECODE_TCP], 5);
+    assert_int_equal(st(&t)->payload_bytes, 16);
+    assert_int_equal(engine_now(t.e), 5 * MS);
+    tfx_free(&t);
+}
+
+static void test_stray_segments_open_nothing(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1 * MS, 40000, CISN, SISN, ACK, NULL);           /* pure ACK */
+    cli(&t, 2 * MS, 40001, CISN, SISN, FIN | ACK, NULL);     /* bare FIN */
+    cli(&t, 3 * MS, 40002, CISN, SISN, RST, NULL);           /* bare RST */
+    cli(&t, 4 * MS, 40003, CISN, SISN, RST | ACK, NULL);
+    cli(&t, 5 * MS, 40004, CISN, SISN, RST | ACK, "data");   /* RST+data */
+    cli(&t, 6 * MS, 40005, CISN, 0, SYN | ACK, NULL);        /* SYN-ACK in */
+    assert_int_equal(t.r->opens, 0);
+    assert_int_equal(t.r->n, 0);
+    assert_int_equal(st(&t)->stray, 6);
+    assert_int_equal(st(&t)->flows_seen, 0);
+    assert_int_equal(st(&t)->flows_open, 0);
+    tfx_free(&t);
+}
+
+static void close_normally(struct tfx *t, uint64_t ts, uint16_t cport,
+                           const char *data)
+{
+    uint32_t n = (uint32_t)strlen(data);
+    handshake(t, ts, cport);
+    cli(t, ts + 3, cport, CISN + 1, SISN + 1, ACK | PSH, data);
+    srv(t, ts + 4, cport, SISN + 1, CISN + 1 + n, ACK, NULL);
+    cli(t, ts + 5, cport, CISN + 1 + n, SISN + 1, FIN | ACK, NULL);
+    srv(t, ts + 6, cport, SISN + 1, CISN + 2 + n, FIN | ACK, NULL);
+    cli(t, ts + 7, cport, CISN + 2 + n, SISN + 2, ACK, NULL); /* last ACK */
+}
+
+static void test_fin_completes_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK | PSH, "bye");
+    assert_int_equal(t.r->ends, 0);
+    cli(&t, 11, 40000, CISN + 4, SISN + 1, FIN | ACK, NULL);
+    assert_int_equal(t.r->ends, 1);
+    long i = find_ev(t.r, 'E', 0);
+    assert_true(i >= 0);
+    assert_int_equal(t.r->ev[i].why, FLOW_END_FIN);
+    assert_int_equal(st(&t)->flows_completed, 1);
+    assert_int_equal(st(&t)->flows_open, 0);
+    assert_data(&t, 1, "bye");
+    tfx_free(&t);
+}
+
+static void test_last_ack_after_fin_opens_nothing(void **state)
+{
+    (void)state;
+    for (int keep = 0; keep < 2; keep++) {
+        struct engine_config c = cfg_default();
+        c.closed_keep_ns = keep ? 5 * SEC : 0;
+        struct tfx t = tfx_new(&c);
+        close_normally(&t, 1 * MS, 40000, "request");
+        assert_int_equal(t.r->opens, 1);
+        assert_int_equal(t.r->ends, 1);
+        assert_int_equal(t.r->ev[find_ev(t.r, 'E', 0)].why, FLOW_END_FIN);
+        assert_data(&t, 1, "request");
+        /* A retransmitted last ACK and FIN later on: still nothing. */
+        cli(&t, 2 * MS, 40000, CISN + 9, SISN + 2, ACK, NULL);
+        cli(&t, 3 * MS, 40000, CISN + 8, SISN + 2, FIN | ACK, NULL);
+        assert_int_equal(t.r->opens, 1);
+        assert_int_equal(st(&t)->flows_seen, 1);
+        assert_int_equal(st(&t)->flows_open, 0);
+        tfx_free(&t);
+    }
+}
+
+static void test_late_data_of_finished_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    close_normally(&t, 0, 40000, "abc");
+    /* A retransmission of data after the end: remembered tuple, late. */
+    cli(&t, 1 * SEC, 40000, CISN + 1, SISN + 2, ACK | PSH, "abc");
+    assert_int_equal(t.r->opens, 1);
+    assert_true(st(&t)->late >= 1);
+    tfx_free(&t);
+}
+
+static void test_other_ports_ignored(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    struct pb_pkt p = pb_tcp4(40000, 9999, 1, 0, SYN, NULL, 0);
+    send_pkt(&t, 1, &p);
+    p = pb_tcp4(40000, 9999, 2, 0, ACK, "data", 4);
+    send_pkt(&t, 2, &p);
+    p = pb_tcp4(9999, 40000, 2, 0, ACK, "data", 4);
+    send_pkt(&t, 3, &p);
+    assert_int_equal(t.r->n, 0);
+    assert_int_equal(st(&t)->other, 3);
+    assert_int_equal(st(&t)->inbound, 0);
+    assert_int_equal(st(&t)->outbound, 0);
+    /* Not TCP at all. */
+    p = pb_tcp4(40000, PORT, 1, 0, 0, "udp!", 4);
+    p.proto = PB_PROTO_UDP;
+    assert_int_equal(send_pkt(&t, 4, &p), DECODE_NOT_TCP);
+    assert_int_equal(st(&t)->decode[DECODE_NOT_TCP], 1);
+    assert_int_equal(t.r->n, 0);
+    tfx_free(&t);
+}
+
+static void test_outbound_never_data(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    srv(&t, 10, 40000, SISN + 1, CISN + 1, ACK | PSH, "220 welcome\r\n");
+    srv(&t, 11, 40000, SISN + 14, CISN + 1, ACK | PSH, "more");
+    assert_int_equal(find_ev(t.r, 'D', 0), -1);
+    assert_int_equal(st(&t)->payload_bytes, 0);
+    cli(&t, 12, 40000, CISN + 1, SISN + 18, ACK | PSH, "HELO");
+    assert_data(&t, 1, "HELO");
+    /* Server data of an unknown flow opens nothing either. */
+    srv(&t, 13, 40001, SISN + 1, CISN + 1, ACK | PSH, "hello?");
+    assert_int_equal(t.r->opens, 1);
+    tfx_free(&t);
+}
+
+static void test_mid_stream_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, 777777, 5, ACK | PSH, "middle ");
+    assert_int_equal(t.r->opens, 1);
+    cli(&t, 2, 40000, 777784, 5, ACK | PSH, "of it");
+    /* Older bytes from before the join are not delivered. */
+    cli(&t, 3, 40000, 777770, 5, ACK | PSH, "before!");
+    assert_data(&t, 1, "middle of it");
+    assert_int_equal(t.r->opens, 1);
+    tfx_free(&t);
+}
+
+static void test_new_syn_replaces_open_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK | PSH, "old");
+    /* Queued beyond a hole: delivered when the flow is replaced. */
+    cli(&t, 11, 40000, CISN + 10, SISN + 1, ACK | PSH, "tail");
+    cli(&t, 20, 40000, 90000, 0, SYN, NULL);
+    assert_int_equal(t.r->opens, 2);
+    assert_int_equal(t.r->ends, 1);
+    long e = find_ev(t.r, 'E', 0);
+    long o2 = find_ev(t.r, 'O', 1);
+    assert_true(e >= 0 && o2 > e); /* the old one ends first */
+    assert_int_equal(t.r->ev[e].id, 1);
+    assert_int_equal(t.r->ev[e].why, FLOW_END_NEW_SYN);
+    assert_int_equal(t.r->ev[o2].id, 2);
+    assert_data(&t, 1, "oldtail");
+    assert_int_equal(t.r->gap[1], 6);
+    assert_int_equal(st(&t)->flows_replaced, 1);
+    cli(&t, 21, 40000, 90001, 0, ACK | PSH, "new");
+    assert_data(&t, 2, "new");
+    assert_int_equal(st(&t)->flows_open, 1);
+    tfx_free(&t);
+}
+
+static void test_new_syn_after_completed_flow(void **state)
+{
+    (void)state;
+    for (int keep = 0; keep < 2; keep++) {
+        struct engine_config c = cfg_default();
+        c.closed_keep_ns = keep ? 5 * SEC : 0;
+        struct tfx t = tfx_new(&c);
+        close_normally(&t, 0, 40000, "first");
+        assert_int_equal(t.r->ends, 1);
+        cli(&t, 1 * MS, 40000, 424242, 0, SYN, NULL);
+        assert_int_equal(t.r->opens, 2);
+        assert_int_equal(t.r->ends, 1); /* no second end for the old one */
+        assert_int_equal(st(&t)->flows_replaced, 0);
+        cli(&t, 2 * MS, 40000, 424243, 0, ACK | PSH, "second");
+        assert_data(&t, 2, "second");
+        assert_data(&t, 1, "first");
+        tfx_free(&t);
+    }
+}
+
+static void test_syn_retransmission(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 0, 40000, CISN, 0, SYN, NULL);
+    cli(&t, 1 * SEC, 40000, CISN, 0, SYN, NULL);
+    cli(&t, 3 * SEC, 40000, CISN, 0, SYN, NULL);
+    assert_int_equal(t.r->opens, 1);
+    assert_int_equal(t.r->ends, 0);
+    cli(&t, 3 * SEC + 1, 40000, CISN + 1, 0, ACK, "x");
+    assert_data(&t, 1, "x");
+    /* After the flow completed, the same SYN again is late, not new. */
+    cli(&t, 3 * SEC + 2, 40000, CISN + 2, 0, FIN | ACK, NULL);
+    assert_int_equal(t.r->ends, 1);
+    cli(&t, 3 * SEC + 3, 40000, CISN, 0, SYN, NULL);
+    assert_int_equal(t.r->opens, 1);
+    tfx_free(&t);
+}
+
+static void test_tfo_data_in_syn(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, CISN, 0, SYN, "GET /fast");
+    assert_int_equal(t.r->opens, 1);
+    assert_data(&t, 1, "GET /fast");
+    srv(&t, 2, 40000, SISN, CISN + 10, SYN | ACK, NULL);
+    cli(&t, 3, 40000, CISN + 10, SISN + 1, ACK | PSH, " HTTP/1.1");
+    assert_data(&t, 1, "GET /fast HTTP/1.1");
+    tfx_free(&t);
+}
+
+static void test_client_rst(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK | PSH, "abc");
+    cli(&t, 11, 40000, CISN + 10, SISN + 1, ACK | PSH, "xyz"); /* queued */
+    assert_true(engine_queued_bytes(t.e) > 0);
+    cli(&t, 12, 40000, CISN + 13, SISN + 1, RST | ACK, NULL);
+    assert_int_equal(t.r->ends, 1);
+    assert_int_equal(t.r->ev[find_ev(t.r, 'E', 0)].why, FLOW_END_RST);
+    assert_data(&t, 1, "abc");
+    assert_int_equal(t.r->gap[1], 0);
+    assert_int_equal(st(&t)->discarded_bytes, 3);
+    assert_int_equal(st(&t)->flows_reset, 1);
+    assert_int_equal(st(&t)->flows_open, 0);
+    assert_int_equal(engine_queued_bytes(t.e), 0);
+    assert_int_equal(*engine_queued_counter(t.e), 0);
+    /* Later segments of the reset flow open nothing. */
+    cli(&t, 13, 40000, CISN + 13, SISN + 1, ACK, NULL);
+    assert_int_equal(t.r->opens, 1);
+    tfx_free(&t);
+}
+
+static void test_server_rst(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK | PSH, "abc");
+    srv(&t, 11, 40000, SISN + 1, CISN + 4, RST | ACK, NULL);
+    assert_int_equal(t.r->ends, 1);
+    assert_int_equal(t.r->ev[find_ev(t.r, 'E', 0)].why, FLOW_END_SERVER_RST);
+    assert_int_equal(st(&t)->flows_reset, 1);
+    assert_int_equal(st(&t)->flows_open, 0);
+    assert_data(&t, 1, "abc");
+    tfx_free(&t);
+}
+
+static void test_gap_timeout_capture_time(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    /* Client side only: no acknowledgements captured. */
+    cli(&t, 0, 40000, CISN, 0, SYN, NULL);
+    cli(&t, 1 * MS, 40000, CISN + 1, 0, ACK, "0123456789");
+    /* CISN + 11 .. + 20 lost */
+    cli(&t, 2 * MS, 40000, CISN + 21, 0, ACK, "ABCDEFGHIJ");
+    cli(&t, 3 * MS, 40000, CISN + 31, 0, ACK, "KLMNOPQRST");
+    assert_data(&t, 1, "0123456789");
+    assert_true(engine_queued_bytes(t.e) > 0);
+    engine_advance(t.e, 2 * MS + c.gap_timeout_ns - 1);
+    assert_data(&t, 1, "0123456789");
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_advance(t.e, 2 * MS + c.gap_timeout_ns);
+    assert_data(&t, 1, "0123456789ABCDEFGHIJKLMNOPQRST");
+    assert_int_equal(st(&t)->gaps, 1);
+    assert_int_equal(st(&t)->gap_bytes, 10);
+    assert_int_equal(t.r->gap[1], 10);
+    assert_int_equal(engine_queued_bytes(t.e), 0);
+    /* The gap event came between the two data runs. */
+    long g = find_ev(t.r, 'G', 0);
+    assert_int_equal(t.r->ev[g - 1].kind, 'D');
+    assert_int_equal(t.r->ev[g + 1].kind, 'D');
+    assert_int_equal(t.r->ends, 0);
+    tfx_free(&t);
+}
+
+static void test_gap_skipped_by_later_packet_time(void **state)
+{
+    (void)state;
+    /* Capture time moves with packets, too: after a packet of another
+     * flow past the deadline, engine_advance(engine_now()) (what callers
+     * do after each packet) skips the hole. */
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 0, 40000, CISN, 0, SYN, NULL);
+    cli(&t, 1 * MS, 40000, CISN + 11, 0, ACK, "later");
+    assert_int_equal(st(&t)->gaps, 0);
+    cli(&t, 1 * MS + c.gap_timeout_ns, 40001, 1, 0, SYN, NULL);
+    engine_advance(t.e, 0); /* time does not go back */
+    assert_int_equal(engine_now(t.e), 1 * MS + c.gap_timeout_ns);
+    assert_int_equal(st(&t)->gaps, 1);
+    assert_data(&t, 1, "later");
+    tfx_free(&t);
+}
+
+static void test_server_ack_covers_lost_segment(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 1 * MS, 40000, CISN + 1, SISN + 1, ACK, "0123456789");
+    /* CISN + 11 .. + 20 never captured, but the server got it. */
+    srv(&t, 5 * MS, 40000, SISN + 1, CISN + 21, ACK, NULL);
+    engine_advance(t.e, 5 * MS + c.gap_timeout_ns - 1);
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_advance(t.e, 5 * MS + c.gap_timeout_ns);
+    assert_int_equal(st(&t)->gaps, 1);
+    assert_int_equal(st(&t)->gap_bytes, 10);
+    /* The stream continues after the skipped bytes. */
+    cli(&t, 200 * MS, 40000, CISN + 21, SISN + 1, ACK, "next");
+    assert_data(&t, 1, "0123456789next");
+    tfx_free(&t);
+}
+
+static void test_server_waiting_gets_rtx_timeout(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 1 * MS, 40000, CISN + 1, SISN + 1, ACK, "0123456789");
+    srv(&t, 1 * MS + 500, 40000, SISN + 1, CISN + 11, ACK, NULL);
+    /* Lost on the network: the server has not acknowledged it. */
+    cli(&t, 2 * MS, 40000, CISN + 21, SISN + 1, ACK, "ABCDEFGHIJ");
+    srv(&t, 2 * MS + 500, 40000, SISN + 1, CISN + 11, ACK, NULL); /* dup */
+    engine_advance(t.e, 2 * MS + c.gap_timeout_ns);
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_advance(t.e, 2 * MS + c.rtx_timeout_ns - 1);
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_advance(t.e, 2 * MS + c.rtx_timeout_ns);
+    assert_int_equal(st(&t)->gaps, 1);
+    assert_data(&t, 1, "0123456789ABCDEFGHIJ");
+    tfx_free(&t);
+
+    /* The retransmission arrives in time: no gap at all. */
+    t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 1 * MS, 40000, CISN + 1, SISN + 1, ACK, "0123456789");
+    srv(&t, 1 * MS + 500, 40000, SISN + 1, CISN + 11, ACK, NULL);
+    cli(&t, 2 * MS, 40000, CISN + 21, SISN + 1, ACK, "ABCDEFGHIJ");
+    engine_advance(t.e, 300 * MS);
+    cli(&t, 400 * MS, 40000, CISN + 11, SISN + 1, ACK, "abcdefghij");
+    assert_data(&t, 1, "0123456789abcdefghijABCDEFGHIJ");
+    engine_advance(t.e, 10 * SEC);
+    assert_int_equal(st(&t)->gaps, 0);
+    tfx_free(&t);
+}
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 1 * SEC, 40000, CISN + 1, SISN + 1, ACK, "hi");
+    engine_advance(t.e, 1 * SEC + c.idle_timeout_ns - 1);
+    assert_int_equal(t.r->ends, 0);
+    engine_advance(t.e, 1 * SEC + c.idle_timeout_ns);
+    assert_int_equal(t.r->ends, 1);
+    assert_int_equal(t.r->ev[find_ev(t.r, 'E', 0)].why, FLOW_END_IDLE);
+    assert_int_equal(st(&t)->flows_expired, 1);
+    assert_int_equal(st(&t)->flows_open, 0);
+    /* The tuple is forgotten: later data opens a new flow. */
+    cli(&t, 70 * SEC, 40000, CISN + 3, SISN + 1, ACK, "again");
+    assert_int_equal(t.r->opens, 2);
+    assert_data(&t, 2, "again");
+    tfx_free(&t);
+}
+
+static void test_idle_timeout_by_server_segments(void **state)
+{
+    (void)state;
+    /* Server segments count as activity too. */
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    srv(&t, 50 * SEC, 40000, SISN + 1, CISN + 1, ACK, "keepalive");
+    engine_advance(t.e, 61 * SEC);
+    assert_int_equal(t.r->ends, 0);
+    engine_advance(t.e, 110 * SEC);
+    assert_int_equal(t.r->ends, 1);
+    tfx_free(&t);
+}
+
+static void test_finish_ends_open_flows(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK, "head");
+    cli(&t, 11, 40000, CISN + 10, SISN + 1, ACK, "queued");
+    /* A second flow whose FIN lies beyond a hole. */
+    handshake(&t, 20, 40001);
+    cli(&t, 30, 40001, CISN + 1, SISN + 1, ACK, "a");
+    cli(&t, 31, 40001, CISN + 5, SISN + 1, FIN | ACK, "e");
+    /* A third, clean and open. */
+    handshake(&t, 40, 40002);
+    assert_int_equal(t.r->ends, 0);
+    engine_finish(t.e);
+    assert_int_equal(t.r->ends, 3);
+    assert_data(&t, 1, "headqueued");
+    assert_int_equal(t.r->gap[1], 5);
+    assert_data(&t, 2, "ae");
+    assert_int_equal(t.r->gap[2], 3);
+    enum flow_end_reason why[4] = {0};
+    for (size_t i = 0; i < t.r->n; i++) {
+        if (t.r->ev[i].kind == 'E') {
+            why[t.r->ev[i].id] = t.r->ev[i].why;
+        }
+    }
+    assert_int_equal(why[1], FLOW_END_INPUT);
+    assert_int_equal(why[2], FLOW_END_FIN);
+    assert_int_equal(why[3], FLOW_END_INPUT);
+    /* The gap and the data came before the end. */
+    long g = find_ev(t.r, 'G', 0);
+    long e = find_ev(t.r, 'E', 0);
+    assert_true(g >= 0 && g < e);
+    assert_int_equal(st(&t)->flows_unfinished, 2);
+    assert_int_equal(st(&t)->flows_completed, 1);
+    assert_int_equal(st(&t)->flows_open, 0);
+    assert_int_equal(engine_queued_bytes(t.e), 0);
+    tfx_free(&t);
+}
+
+static void test_max_flows_eviction(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.max_flows = 2;
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, 100, 0, SYN, NULL);
+    cli(&t, 2, 40001, 200, 0, SYN, NULL);
+    cli(&t, 3, 40000, 101, 0, ACK, "one"); /* 40000 is now most recent */
+    assert_int_equal(t.r->ends, 0);
+    cli(&t, 4, 40002, 300, 0, SYN, NULL);
+    assert_int_equal(t.r->opens, 3);
+    assert_int_equal(t.r->ends, 1);
+    long e = find_ev(t.r, 'E', 0);
+    assert_int_equal(t.r->ev[e].id, 2); /* the longest idle */
+    assert_int_equal(t.r->ev[e].why, FLOW_END_EVICTED);
+    assert_int_equal(st(&t)->flows_evicted, 1);
+    assert_int_equal(st(&t)->flows_open, 2);
+    /* The surviving flows still work. */
+    cli(&t, 5, 40000, 104, 0, ACK, "two");
+    assert_data(&t, 1, "onetwo");
+    cli(&t, 6, 40002, 301, 0, ACK, "three");
+    assert_data(&t, 3, "three");
+    tfx_free(&t);
+}
+
+static void test_max_flows_prefers_finished(void **state)
+{
+    (void)state;
+    /* A remembered (finished) tuple makes room before any open flow. */
+    struct engine_config c = cfg_default();
+    c.max_flows = 2;
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, 100, 0, SYN, NULL);
+    cli(&t, 2, 40001, 200, 0, SYN, NULL);
+    cli(&t, 3, 40001, 201, 0, FIN | ACK, "x");
+    assert_int_equal(t.r->ends, 1);
+    cli(&t, 4, 40002, 300, 0, SYN, NULL);
+    assert_int_equal(t.r->ends, 1);
+    assert_int_equal(st(&t)->flows_evicted, 0);
+    tfx_free(&t);
+}
+
+static void test_service_addrs(void **state)
+{
+    (void)state;
+    struct service_addr sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.family = 4;
+    sa.addr[0] = 10;
+    sa.addr[3] = 2;
+    struct engine_config c = cfg_default();
+    c.service_addrs = &sa;
+    c.n_service_addrs = 1;
+    struct tfx t = tfx_new(&c);
+    memset(&sa, 0xff, sizeof(sa)); /* the engine keeps its own copy */
+    /* To 10.0.0.3:8080: the service's own outbound connection. */
+    struct pb_pkt p = pb_tcp4(40000, PORT, 1, 0, SYN, NULL, 0);
+    pb_ip4(&p, 10, 0, 0, 1, 10, 0, 0, 3);
+    send_pkt(&t, 1, &p);
+    p = pb_tcp4(40000, PORT, 2, 0, ACK, "nope", 4);
+    pb_ip4(&p, 10, 0, 0, 1, 10, 0, 0, 3);
+    send_pkt(&t, 2, &p);
+    assert_int_equal(t.r->opens, 0);
+    assert_int_equal(st(&t)->other, 2);
+    /* To 10.0.0.2:8080: inbound. */
+    cli(&t, 3, 40000, 10, 0, SYN, NULL);
+    cli(&t, 4, 40000, 11, 0, ACK, "yes");
+    assert_int_equal(t.r->opens, 1);
+    assert_data(&t, 1, "yes");
+    /* IPv6 to an address not listed. */
+    struct pb_pkt q = pb_tcp4(40000, PORT, 1, 0, SYN, NULL, 0);
+    pb_ip6(&q, 1, 2);
+    send_pkt(&t, 5, &q);
+    assert_int_equal(t.r->opens, 1);
+    tfx_free(&t);
+}
+
+static void test_ipv6_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    struct pb_pkt p = pb_tcp4(40000, PORT, 50, 0, SYN, NULL, 0);
+    pb_ip6(&p, 1, 2);
+    send_pkt(&t, 1, &p);
+    p.seq = 51;
+    p.flags = ACK;
+    p.payload = (const uint8_t *)"v6 data";
+    p.len = 7;
+    send_pkt(&t, 2, &p);
+    assert_int_equal(t.r->opens, 1);
+    assert_data(&t, 1, "v6 data");
+    /* The same ports over IPv4 are another flow. */
+    cli(&t, 3, 40000, 51, 0, ACK, "v4");
+    assert_int_equal(t.r->opens, 2);
+    assert_data(&t, 2, "v4");
+    tfx_free(&t);
+}
+
+static void test_guess_mode(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.port = 0;
+    struct tfx t = tfx_new(&c);
+    /* The client uses a low port (80) to reach a high one (50000): the
+     * SYN says who the client is. */
+    struct pb_pkt p = pb_tcp4(80, 50000, 700, 0, SYN, NULL, 0);
+    send_pkt(&t, 1, &p);
+    struct pb_pkt sa = pb_tcp4(50000, 80, 9000, 701, SYN | ACK, NULL, 0);
+    pb_ip4(&sa, 10, 0, 0, 2, 10, 0, 0, 1);
+    send_pkt(&t, 2, &sa);
+    assert_int_equal(t.r->opens, 1);
+    p.seq = 701;
+    p.flags = ACK;
+    p.payload = (const uint8_t *)"from client";
+    p.len = 11;
+    send_pkt(&t, 3, &p);
+    sa.seq = 9001;
+    sa.flags = ACK;
+    sa.payload = (const uint8_t *)"from server";
+    sa.len = 11;
+    send_pkt(&t, 4, &sa);
+    assert_data(&t, 1, "from client");
+    assert_int_equal(t.r->opens, 1);
+    assert_int_equal(st(&t)->outbound, 2);
+
+    /* With no SYN seen, the higher port is the client. */
+    struct pb_pkt m = pb_tcp4(1234, 45678, 1, 0, ACK, "low to high", 11);
+    pb_ip4(&m, 10, 0, 0, 7, 10, 0, 0, 8);
+    send_pkt(&t, 5, &m);
+    assert_int_equal(t.r->opens, 1);
+    struct pb_pkt h = pb_tcp4(45678, 1234, 1, 0, ACK, "high to low", 11);
+    pb_ip4(&h, 10, 0, 0, 8, 10, 0, 0, 7);
+    send_pkt(&t, 6, &h);
+    assert_int_equal(t.r->opens, 2);
+    assert_data(&t, 2, "high to low");
+    tfx_free(&t);
+}
+
+static void test_payload_bytes_counted_once(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, 0, 0, SYN, NULL);
+    cli(&t, 2, 40000, 1, 0, ACK, "0123456789");
+    cli(&t, 3, 40000, 1, 0, ACK, "0123456789");      /* duplicate */
+    cli(&t, 4, 40000, 6, 0, ACK, "56789abcde");      /* overlap */
+    cli(&t, 5, 40000, 21, 0, ACK, "klmno");          /* queued */
+    cli(&t, 6, 40000, 21, 0, ACK, "klmno");          /* queued twice */
+    cli(&t, 7, 40000, 16, 0, ACK, "fghijklmnopq");   /* fills, overlaps */
+    assert_data(&t, 1, "0123456789abcdefghijklmnopq");
+    assert_int_equal(st(&t)->payload_bytes, 27);
+    /* Per flow too: find it through an event. */
+    cli(&t, 8, 40000, 28, 0, FIN | ACK, NULL);
+    assert_int_equal(t.r->ends, 1);
+    assert_int_equal(st(&t)->payload_bytes, 27);
+    assert_int_equal(st(&t)->inbound, 8);
+    tfx_free(&t);
+}
+
+/* The flow's own counters, seen from the end callback. */
+struct flow_counts {
+    uint64_t payload, gap_bytes, server;
+    uint32_t gaps;
+};
+
+static void count_end(void *ctx, struct flow *f, enum flow_end_reason why)
+{
+    (void)why;
+    struct flow_counts *fc = ctx;
+    fc->payload = f->payload_bytes;
+    fc->gap_bytes = f->gap_bytes;
+    fc->gaps = f->gaps;
+    fc->server = f->server_bytes;
+}
+
+static void test_flow_counters(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct flow_counts fc;
+    memset(&fc, 0, sizeof(fc));
+    struct engine_events ev = {NULL, NULL, NULL, count_end, &fc};
+    struct engine *e = engine_new(&c, &ev);
+    struct tfx t = {e, NULL};
+    cli(&t, 1, 40000, 0, 0, SYN, NULL);
+    cli(&t, 2, 40000, 1, 0, ACK, "abcde");
+    cli(&t, 3, 40000, 1, 0, ACK, "abcdefgh");
+    cli(&t, 4, 40000, 20, 0, ACK, "zz");
+    srv(&t, 5, 40000, 0, 9, ACK, "server says");
+    engine_finish(e);
+    assert_int_equal(fc.payload, 10);
+    assert_int_equal(fc.gap_bytes, 11);
+    assert_int_equal(fc.gaps, 1);
+    assert_int_equal(fc.server, 11);
+    engine_free(e);
+}
+
+static void test_flows_open_peak(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, 0, 0, SYN, NULL);
+    cli(&t, 2, 40001, 0, 0, SYN, NULL);
+    cli(&t, 3, 40002, 0, 0, SYN, NULL);
+    assert_int_equal(st(&t)->flows_open, 3);
+    assert_int_equal(st(&t)->flows_open_peak, 3);
+    cli(&t, 4, 40000, 1, 0, FIN | ACK, NULL);
+    cli(&t, 5, 40001, 1, 0, RST, NULL);
+    assert_int_equal(st(&t)->flows_open, 1);
+    assert_int_equal(st(&t)->flows_open_peak, 3);
+    cli(&t, 6, 40003, 0, 0, SYN, NULL);
+    assert_int_equal(st(&t)->flows_open, 2);
+    assert_int_equal(st(&t)->flows_open_peak, 3);
+    assert_int_equal(st(&t)->flows_seen, 4);
+    engine_finish(t.e);
+    assert_int_equal(st(&t)->flows_open, 0);
+    assert_int_equal(st(&t)->flows_open_peak, 3);
+    tfx_free(&t);
+}
+
+static void test_cut_record_gap(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1, 40000, 0, 0, SYN, NULL);
+    char payload[101];
+    memset(payload, 'p', 100);
+    payload[100] = '\0';
+    struct pb_pkt p = pb_tcp4(40000, PORT, 1, 0, ACK, payload, 100);
+    uint8_t buf[512];
+    struct pb_info info;
+    size_t len = pb_build(buf, LINKTYPE_ETHERNET, &p, &info);
+    /* Snap length cut after 30 payload bytes. */
+    engine_packet(t.e, LINKTYPE_ETHERNET, 2, buf,
+                  (uint32_t)(info.payload_off + 30), (uint32_t)len);
+    assert_int_equal(t.r->len[1], 30);
+    assert_int_equal(t.r->gap[1], 70);
+    cli(&t, 3, 40000, 101, 0, ACK, "next");
+    assert_int_equal(t.r->len[1], 34);
+    assert_memory_equal(t.r->data[1] + 30, "next", 4);
+    tfx_free(&t);
+}
+
+static void test_server_fin_closing_timeout(void **state)
+{
+    (void)state;
+    /* After the server's FIN the flow ends after the closing timeout, not
+     * the (longer) idle timeout. */
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 1 * SEC, 40000, CISN + 1, SISN + 1, ACK, "q");
+    srv(&t, 2 * SEC, 40000, SISN + 1, CISN + 2, FIN | ACK, NULL);
+    engine_advance(t.e, 2 * SEC + c.closing_timeout_ns - 1);
+    assert_int_equal(t.r->ends, 0);
+    engine_advance(t.e, 2 * SEC + c.closing_timeout_ns);
+    assert_int_equal(t.r->ends, 1);
+    tfx_free(&t);
+}
+
+static void test_end_reason_names(void **state)
+{
+    (void)state;
+    assert_string_equal(flow_end_reason_name(FLOW_END_FIN), "fin");
+    assert_string_equal(flow_end_reason_name(FLOW_END_IDLE), "idle");
+    static const enum flow_end_reason all[] = {
+        FLOW_END_FIN,     FLOW_END_RST,     FLOW_END_SERVER_RST,
+        FLOW_END_IDLE,    FLOW_END_EVICTED, FLOW_END_NEW_SYN,
+        FLOW_END_INPUT};
+    for (size_t i = 0; i < 7; i++) {
+        for (size_t j = i + 1; j < 7; j++) {
+            assert_string_not_equal(flow_end_reason_name(all[i]),
+                                    flow_end_reason_name(all[j]));
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_syn_opens_flow),
+        cmocka_unit_test(test_stray_segments_open_nothing),
+        cmocka_unit_test(test_fin_completes_flow),
+        cmocka_unit_test(test_last_ack_after_fin_opens_nothing),
+        cmocka_unit_test(test_late_data_of_finished_flow),
+        cmocka_unit_test(test_other_ports_ignored),
+        cmocka_unit_test(test_outbound_never_data),
+        cmocka_unit_test(test_mid_stream_flow),
+        cmocka_unit_test(test_new_syn_replaces_open_flow),
+        cmocka_unit_test(test_new_syn_after_completed_flow),
+        cmocka_unit_test(test_syn_retransmission),
+        cmocka_unit_test(test_tfo_data_in_syn),
+        cmocka_unit_test(test_client_rst),
+        cmocka_unit_test(test_server_rst),
+        cmocka_unit_test(test_gap_timeout_capture_time),
+        cmocka_unit_test(test_gap_skipped_by_later_packet_time),
+        cmocka_unit_test(test_server_ack_covers_lost_segment),
+        cmocka_unit_test(test_server_waiting_gets_rtx_timeout),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_idle_timeout_by_server_segments),
+        cmocka_unit_test(test_finish_ends_open_flows),
+        cmocka_unit_test(test_max_flows_eviction),
+        cmocka_unit_test(test_max_flows_prefers_finished),
+        cmocka_unit_test(test_service_addrs),
+        cmocka_unit_test(test_ipv6_flow),
+        cmocka_unit_test(test_guess_mode),
+        cmocka_unit_test(test_payload_bytes_counted_once),
+        cmocka_unit_test(test_flow_counters),
+        cmocka_unit_test(test_flows_open_peak),
+        cmocka_unit_test(test_cut_record_gap),
+        cmocka_unit_test(test_server_fin_closing_timeout),
+        cmocka_unit_test(test_end_reason_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
