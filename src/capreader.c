@@ -200,7 +200,10 @@ static long long item_size(struct capreader *r, const uint8_t *p, size_t avail)
             return 0;
         }
         uint32_t caplen = rd32(r, p + 8);
-        uint32_t limit = TM_MAX(r->snaplen, CAPREADER_MAX_PACKET);
+        /* A file may declare any snap length; records are still bounded
+         * so that a corrupt length cannot make the carry buffer huge. */
+        uint32_t limit = TM_MIN(TM_MAX(r->snaplen, CAPREADER_MAX_PACKET),
+                                CAPREADER_MAX_ITEM - (uint32_t)r->rec_hdr_len);
         if (caplen > limit) {
             fail(r,
                  "corrupt capture at byte offset %llu: record length %u "

@@ -25,6 +25,9 @@ static void clear_status(void)
 }
 
 static void vlog(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void vlog(const char *prefix, const char *fmt, va_list ap)
 {
     clear_status();
     fputs("tapmirror: ", stderr);

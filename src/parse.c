@@ -49,18 +49,19 @@ int parse_port(const char *s, uint16_t *port, const char **why)
     return 0;
 }
 
-/* Reads "123" or "1.5" into a value scaled by 10^9 (nano-units), so that
- * fractions stay exact in integers. */
-static int parse_decimal_nano(const char **sp, uint64_t *nano)
+/* Reads "123" or "1.5": the whole part and the fraction in units of
+ * 10^-9, so that fractions stay exact in integers. Fails on no digits
+ * or a whole part beyond 2^60. */
+static int parse_decimal(const char **sp, uint64_t *whole, uint64_t *frac)
 {
     const char *p = *sp;
-    uint64_t whole = 0, frac = 0, scale = 1000000000ULL;
+    uint64_t w = 0, f = 0;
     int digits = 0;
     while (is_digit(*p)) {
-        if (whole > 1000000000000ULL) {
+        if (w > (1ULL << 60) / 10) {
             return -1;
         }
-        whole = whole * 10 + (uint64_t)(*p - '0');
+        w = w * 10 + (uint64_t)(*p - '0');
         p++;
         digits++;
     }
@@ -68,7 +69,7 @@ static int parse_decimal_nano(const char **sp, uint64_t *nano)
         p++;
         uint64_t place = 100000000ULL;
         while (is_digit(*p)) {
-            frac += (uint64_t)(*p - '0') * place;
+            f += (uint64_t)(*p - '0') * place;
             place /= 10;
             p++;
             digits++;
@@ -77,8 +78,27 @@ static int parse_decimal_nano(const char **sp, uint64_t *nano)
     if (digits == 0) {
         return -1;
     }
-    *nano = whole * scale + frac;
+    *whole = w;
+    *frac = f;
     *sp = p;
+    return 0;
+}
+
+/* whole.frac * unit, where frac is in 10^-9; -1 if it exceeds `max`. */
+static int scale(uint64_t whole, uint64_t frac, uint64_t unit, uint64_t max,
+                 uint64_t *out)
+{
+    if (whole > max / unit) {
+        return -1;
+    }
+    /* frac < 10^9 and unit may be 3600 * 10^9: scale units that are whole
+     * multiples of 10^9 first so the product cannot overflow. */
+    uint64_t part = unit % TM_NS_PER_S == 0 ? frac * (unit / TM_NS_PER_S)
+                                            : frac * unit / TM_NS_PER_S;
+    if (whole * unit > max - part) {
+        return -1;
+    }
+    *out = whole * unit + part;
     return 0;
 }
 
@@ -96,7 +116,7 @@ int parse_duration(const char *s, uint64_t *ns, const char **why)
         {"h", 3600 * TM_NS_PER_S},
     };
     const char *p = s;
-    uint64_t nano;
+    uint64_t whole, frac;
     *why = "must be a number with a unit: 500ms, 10s, 2m, 1h";
     if (s == NULL) {
         return -1;
@@ -105,18 +125,19 @@ int parse_duration(const char *s, uint64_t *ns, const char **why)
         *ns = 0;
         return 0;
     }
-    if (parse_decimal_nano(&p, &nano) < 0) {
+    if (parse_decimal(&p, &whole, &frac) < 0) {
+        if (is_digit(*s)) {
+            *why = "too large";
+        }
         return -1;
     }
     for (size_t i = 0; i < TM_ARRAY_LEN(units); i++) {
         if (strcmp(p, units[i].unit) == 0) {
-            /* nano is value * 1e9; the result is value * unit ns. */
-            uint64_t whole = nano / TM_NS_PER_S, frac = nano % TM_NS_PER_S;
-            if (whole > UINT64_MAX / units[i].ns / 2) {
+            /* Up to about 290 years: far beyond any sensible timeout. */
+            if (scale(whole, frac, units[i].ns, UINT64_MAX / 2, ns) < 0) {
                 *why = "too large";
                 return -1;
             }
-            *ns = whole * units[i].ns + frac * units[i].ns / TM_NS_PER_S;
             return 0;
         }
     }
@@ -143,20 +164,23 @@ int parse_size(const char *s, uint64_t *bytes, const char **why)
         {"GB", 1000000000},
     };
     const char *p = s;
-    uint64_t nano;
+    uint64_t whole, frac;
     *why = "must be a size such as 65536, 64KiB, 256MiB or 1GiB";
-    if (s == NULL || parse_decimal_nano(&p, &nano) < 0) {
+    if (s == NULL) {
+        return -1;
+    }
+    if (parse_decimal(&p, &whole, &frac) < 0) {
+        if (is_digit(*s)) {
+            *why = "too large";
+        }
         return -1;
     }
     for (size_t i = 0; i < TM_ARRAY_LEN(suffixes); i++) {
         if (strcmp(p, suffixes[i].suffix) == 0) {
-            uint64_t whole = nano / TM_NS_PER_S, frac = nano % TM_NS_PER_S;
-            if (whole > (1ULL << 50) / suffixes[i].mult) {
+            if (scale(whole, frac, suffixes[i].mult, 1ULL << 50, bytes) < 0) {
                 *why = "too large";
                 return -1;
             }
-            *bytes = whole * suffixes[i].mult +
-                     frac * suffixes[i].mult / TM_NS_PER_S;
             return 0;
         }
     }
@@ -178,15 +202,16 @@ int parse_pace(const char *s, double *speed, const char **why)
         return 0;
     }
     const char *p = s;
-    uint64_t nano;
-    if (parse_decimal_nano(&p, &nano) < 0 || strcmp(p, "x") != 0) {
+    uint64_t whole, frac;
+    if (parse_decimal(&p, &whole, &frac) < 0 || strcmp(p, "x") != 0) {
         return -1;
     }
-    if (nano < 1000000ULL || nano > 1000000ULL * TM_NS_PER_S) {
+    if ((whole == 0 && frac < 1000000ULL) || whole > 1000000 ||
+        (whole == 1000000 && frac > 0)) {
         *why = "factor must be between 0.001x and 1000000x";
         return -1;
     }
-    *speed = (double)nano / 1e9;
+    *speed = (double)whole + (double)frac / 1e9;
     return 0;
 }
 
