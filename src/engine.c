@@ -177,6 +177,29 @@ struct engine *engine_new(const struct engine_config *cfg,
     return e;
 }
 
+void engine_set_service_addrs(struct engine *e,
+                              const struct service_addr *addrs, size_t n)
+{
+    free(e->service_addrs);
+    e->service_addrs = NULL;
+    if (n > 0) {
+        e->service_addrs = tm_xmalloc(n * sizeof(*addrs));
+        memcpy(e->service_addrs, addrs, n * sizeof(*addrs));
+    }
+    e->cfg.service_addrs = e->service_addrs;
+    e->cfg.n_service_addrs = n;
+}
+
+static bool is_loopback(uint8_t family, const uint8_t *addr)
+{
+    if (family == 4) {
+        return addr[0] == 127;
+    }
+    static const uint8_t v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                            0, 0, 0, 0, 0, 0, 0, 1};
+    return memcmp(addr, v6_loopback, 16) == 0;
+}
+
 static void free_flow(struct engine *e, struct flow *f)
 {
     reasm_discard(&f->rs, &e->budget);
@@ -498,10 +521,14 @@ enum decode_verdict engine_packet(struct engine *e, int linktype,
     if (e->cfg.port == 0) {
         dir = guess_direction(e, &s);
     } else if (s.dport == e->cfg.port &&
-               is_service_addr(e, s.family, s.dst)) {
+               is_service_addr(e, s.family, s.dst) &&
+               !(e->cfg.skip_loopback_clients &&
+                 is_loopback(s.family, s.src))) {
         dir = 1;
     } else if (s.sport == e->cfg.port &&
-               is_service_addr(e, s.family, s.src)) {
+               is_service_addr(e, s.family, s.src) &&
+               !(e->cfg.skip_loopback_clients &&
+                 is_loopback(s.family, s.dst))) {
         dir = -1;
     } else {
         dir = 0;

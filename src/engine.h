@@ -90,6 +90,8 @@ struct engine_config {
     size_t flow_queue_cap;     /* out-of-order bytes held per flow */
     size_t queue_budget;       /* out-of-order bytes held in all */
     size_t max_flows;          /* open and remembered flows */
+    bool skip_loopback_clients; /* a client on 127/8 or ::1 is a proxy
+                                   hop inside the host, not a client */
     uint64_t hash_seed;
 };
 
@@ -112,6 +114,10 @@ struct engine *engine_new(const struct engine_config *cfg,
                           const struct engine_events *ev);
 /* Frees every flow without reporting anything. */
 void engine_free(struct engine *e);
+
+/* Replaces the service addresses (copied); none: any address. */
+void engine_set_service_addrs(struct engine *e,
+                              const struct service_addr *addrs, size_t n);
 
 /* Feeds one captured packet. Returns how it decoded. */
 enum decode_verdict engine_packet(struct engine *e, int linktype,

@@ -41,6 +41,7 @@ int main(int argc, char **argv)
         break;
     case CMD_REPLAY:
     case CMD_CAPTURE:
+    case CMD_MIRROR:
         code = run_command(&opt);
         break;
     default:

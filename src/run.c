@@ -11,6 +11,7 @@
 #include "capwriter.h"
 #include "engine.h"
 #include "log.h"
+#include "mirror.h"
 #include "pktfilter.h"
 #include "replay.h"
 #include "source.h"
@@ -326,6 +327,13 @@ static void on_item(void *ctx, const struct cap_item *it)
                   it->wirelen);
 }
 
+static void on_addresses(void *ctx, const struct service_addr *addrs,
+                         size_t n)
+{
+    struct run *r = ctx;
+    engine_set_service_addrs(r->engine, addrs, n);
+}
+
 static void on_batch(void *ctx)
 {
     struct run *r = ctx;
@@ -523,7 +531,11 @@ static int open_source(struct run *r, char *err, size_t errlen)
         .kernel_buffer = o->kernel_buffer,
         .promisc = o->promisc,
     };
-    struct source_events ev = {on_item, on_batch, on_source_end, r};
+    struct source_events ev = {on_item, on_batch, on_source_end,
+                               on_addresses, r};
+    if (o->cmd == CMD_MIRROR) {
+        return mirror_open(&r->loop, o, &sc, &ev, &r->src, err, errlen);
+    }
     if (o->cmd == CMD_CAPTURE) {
         return source_open_live(&r->loop, o->interface, &sc, &ev, &r->src,
                                 err, errlen);
@@ -563,10 +575,13 @@ static int probe_targets(struct run *r, char *err, size_t errlen)
 static void report(struct run *r, uint64_t duration)
 {
     struct run_report rep = {
-        .source_name = r->o->cmd == CMD_CAPTURE ? r->o->interface
-                                                : (strcmp(r->o->input, "-")
-                                                       ? r->o->input
-                                                       : "standard input"),
+        .source_name = r->o->cmd == CMD_CAPTURE
+                           ? r->o->interface
+                           : (r->o->cmd == CMD_MIRROR
+                                  ? r->o->target
+                                  : (strcmp(r->o->input, "-")
+                                         ? r->o->input
+                                         : "standard input")),
         .link_name = r->link_name,
         .packets = r->packets,
         .bytes = r->bytes,
@@ -586,6 +601,12 @@ static void report(struct run *r, uint64_t duration)
     if (r->out != NULL) {
         rep.out_packets = capwriter_packets(r->out);
         rep.out_bytes = capwriter_bytes(r->out);
+    }
+    struct mirror_report kube;
+    if (r->o->cmd == CMD_MIRROR && r->src != NULL) {
+        mirror_get_report(r->src, &kube);
+        rep.kube = &kube;
+        rep.source_name = r->o->target;
     }
     if (tm_log_level() >= LOG_NORMAL) {
         stats_print(&rep);
@@ -645,6 +666,9 @@ int run_command(const struct tm_options *o)
         .flow_queue_cap = o->flow_buffer,
         .queue_budget = o->max_buffer / 2,
         .max_flows = o->max_flows,
+        /* In a pod, loopback clients are sidecar hops of connections
+         * already seen arriving on the pod's own address. */
+        .skip_loopback_clients = o->cmd == CMD_MIRROR,
         .hash_seed = uv_hrtime() ^ ((uint64_t)getpid() << 32),
     };
     struct engine_events ev = {on_flow_open, on_flow_data, on_flow_gap,

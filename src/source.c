@@ -21,7 +21,7 @@
 #define LIVE_BATCH     256
 #define LIVE_MAX_LOOPS 64
 
-enum source_kind { SRC_FILE, SRC_STREAM, SRC_LIVE };
+enum source_kind { SRC_FILE, SRC_STREAM, SRC_LIVE, SRC_PROVIDER };
 
 struct source {
     enum source_kind kind;
@@ -59,6 +59,9 @@ struct source {
     uint8_t header[24];
     uint8_t rechdr[16];
 
+    const struct source_provider_ops *ops;
+    void *impl;
+
     int open_handles;
     void (*done)(void *);
     void *done_ctx;
@@ -78,7 +81,7 @@ static struct source *source_alloc(uv_loop_t *loop, enum source_kind kind,
     s->name = tm_xstrdup(name);
     s->fd = -1;
     s->need_data = true;
-    if (kind != SRC_LIVE) {
+    if (kind == SRC_FILE || kind == SRC_STREAM) {
         s->reader = capreader_new();
         uv_timer_init(loop, &s->pace_timer);
         s->pace_timer.data = s;
@@ -405,6 +408,8 @@ static void schedule(struct source *s)
             s->polling = true;
         }
         break;
+    case SRC_PROVIDER:
+        break;
     }
 }
 
@@ -414,6 +419,10 @@ void source_start(struct source *s)
         return;
     }
     s->started = true;
+    if (s->kind == SRC_PROVIDER) {
+        s->ops->start(s->impl);
+        return;
+    }
     if (s->kind == SRC_LIVE) {
         /* The output needs a file header before the first record. */
         struct cap_item it;
@@ -440,6 +449,10 @@ void source_pause(struct source *s)
         return;
     }
     s->paused = true;
+    if (s->kind == SRC_PROVIDER) {
+        s->ops->pause(s->impl);
+        return;
+    }
     if (s->kind == SRC_LIVE && s->polling) {
         uv_poll_stop(&s->poll);
         s->polling = false;
@@ -454,6 +467,10 @@ void source_resume(struct source *s)
         return;
     }
     s->paused = false;
+    if (s->kind == SRC_PROVIDER) {
+        s->ops->resume(s->impl);
+        return;
+    }
     schedule(s);
 }
 
@@ -463,6 +480,10 @@ void source_stop(struct source *s)
         return;
     }
     s->stopped = true;
+    if (s->kind == SRC_PROVIDER) {
+        s->ops->stop(s->impl);
+        return;
+    }
     if (s->idle_active) {
         uv_idle_stop(&s->idle);
         s->idle_active = false;
@@ -530,12 +551,21 @@ static void close_handle(struct source *s, uv_handle_t *h)
     uv_close(h, on_handle_closed);
 }
 
+static void provider_closed(void *ctx)
+{
+    release(ctx);
+}
+
 void source_close(struct source *s, void (*done)(void *ctx), void *ctx)
 {
     source_stop(s);
     s->done = done;
     s->done_ctx = ctx;
     s->open_handles = 1; /* held until every close below is issued */
+    if (s->kind == SRC_PROVIDER) {
+        s->open_handles++;
+        s->ops->close(s->impl, provider_closed, s);
+    }
     if (s->pace_timer_init) {
         close_handle(s, (uv_handle_t *)&s->pace_timer);
     }
@@ -555,6 +585,25 @@ void source_close(struct source *s, void (*done)(void *ctx), void *ctx)
 }
 
 /* ---- opening ---- */
+
+void *source_provider_impl(const struct source *s)
+{
+    return s->kind == SRC_PROVIDER ? s->impl : NULL;
+}
+
+struct source *source_new_provider(uv_loop_t *loop, const char *name,
+                                   const struct source_provider_ops *ops,
+                                   void *impl)
+{
+    struct source_config none;
+    struct source_events noev;
+    memset(&none, 0, sizeof(none));
+    memset(&noev, 0, sizeof(noev));
+    struct source *s = source_alloc(loop, SRC_PROVIDER, name, &none, &noev);
+    s->ops = ops;
+    s->impl = impl;
+    return s;
+}
 
 static int open_file_fd(uv_loop_t *loop, int fd, const char *name,
                         const struct source_config *cfg,

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "capreader.h"
+#include "engine.h"
 
 struct source;
 
@@ -27,7 +28,21 @@ struct source_events {
      * (msg says what). `truncated` is set when the input ended inside a
      * record. No callback follows. */
     void (*end)(void *ctx, int status, const char *msg, bool truncated);
+    /* Optional: the source learned the service's own addresses (a
+     * tapped pod's IPs); inbound traffic must be sent to one of them. */
+    void (*addresses)(void *ctx, const struct service_addr *addrs,
+                      size_t n);
     void *ctx;
+};
+
+/* A source whose items come from streams a provider opens itself (the
+ * Kubernetes tap): the source API delegates to these. */
+struct source_provider_ops {
+    void (*start)(void *impl);
+    void (*pause)(void *impl);
+    void (*resume)(void *impl);
+    void (*stop)(void *impl);
+    void (*close)(void *impl, void (*done)(void *ctx), void *ctx);
 };
 
 struct source_config {
@@ -56,6 +71,14 @@ int source_open_live(uv_loop_t *loop, const char *iface,
                      const struct source_config *cfg,
                      const struct source_events *ev, struct source **out,
                      char *err, size_t errlen);
+
+/* Wraps a provider. Borrows `ops`; `impl` belongs to the provider. */
+struct source *source_new_provider(uv_loop_t *loop, const char *name,
+                                   const struct source_provider_ops *ops,
+                                   void *impl);
+
+/* The provider behind a source made by source_new_provider(), or NULL. */
+void *source_provider_impl(const struct source *s);
 
 /* Starts delivering items. */
 void source_start(struct source *s);

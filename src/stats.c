@@ -56,6 +56,17 @@ void stats_print(const struct run_report *rep)
                 (unsigned long long)f->gaps,
                 format_bytes(f->gap_bytes, b, sizeof(b)));
     }
+    if (rep->kube != NULL && rep->kube->n_pods > 0) {
+        char pods[512] = "";
+        for (size_t i = 0; i < rep->kube->n_pods; i++) {
+            size_t used = strlen(pods);
+            snprintf(pods + used, sizeof(pods) - used, "%s%s", i ? ", " : "",
+                     rep->kube->pods[i]);
+        }
+        tm_info("kubernetes: tapped %s; %llu re-attaches, %llu pod switches",
+                pods, (unsigned long long)rep->kube->reattaches,
+                (unsigned long long)rep->kube->pod_switches);
+    }
     if (rep->replay != NULL) {
         for (size_t i = 0; i < replay_target_count(rep->replay); i++) {
             const struct replay_target_stats *t =
@@ -75,6 +86,9 @@ void stats_print(const struct run_report *rep)
                         format_bytes(t->bytes_dropped, a, sizeof(a)));
             }
         }
+    }
+    if (rep->kube != NULL && rep->kube->removal_hint != NULL) {
+        tm_info("%s", rep->kube->removal_hint);
     }
 }
 
@@ -186,6 +200,16 @@ int stats_write_json(const char *path, const struct run_report *rep,
             add_u64(o, "bytes_received", t->bytes_received);
             cJSON_AddItemToArray(targets, o);
         }
+    }
+    if (rep->kube != NULL) {
+        cJSON *k = cJSON_AddObjectToObject(root, "kubernetes");
+        cJSON *pods = cJSON_AddArrayToObject(k, "pods");
+        for (size_t i = 0; i < rep->kube->n_pods; i++) {
+            cJSON_AddItemToArray(pods,
+                                 cJSON_CreateString(rep->kube->pods[i]));
+        }
+        add_u64(k, "reattaches", rep->kube->reattaches);
+        add_u64(k, "pod_switches", rep->kube->pod_switches);
     }
     cJSON *proc = cJSON_AddObjectToObject(root, "process");
     add_u64(proc, "peak_rss_bytes", stats_peak_rss());

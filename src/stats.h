@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "mirror.h"
 #include "replay.h"
 
 struct run_report {
@@ -23,6 +24,7 @@ struct run_report {
     uint64_t out_packets, out_bytes;
     const struct engine_stats *flows; /* NULL: no engine */
     const struct replay *replay;      /* NULL: no targets */
+    const struct mirror_report *kube; /* NULL unless mirroring */
     uint64_t duration_ns;
     int exit_code;
 };

@@ -1,0 +1,626 @@
+#include "kubejson.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static cJSON *child(const cJSON *o, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+static cJSON *path(const cJSON *o, const char *a, const char *b,
+                   const char *c)
+{
+    cJSON *x = child(o, a);
+    if (x != NULL && b != NULL) {
+        x = child(x, b);
+    }
+    if (x != NULL && c != NULL) {
+        x = child(x, c);
+    }
+    return x;
+}
+
+/* Copies a JSON string if it is one and fits; returns whether it did. */
+static bool copy_string(char *dst, size_t size, const cJSON *item)
+{
+    if (!cJSON_IsString(item) || item->valuestring == NULL) {
+        return false;
+    }
+    size_t n = strlen(item->valuestring);
+    if (n >= size) {
+        return false;
+    }
+    memcpy(dst, item->valuestring, n + 1);
+    return true;
+}
+
+/* Copies what fits (for free text such as a status message). */
+static void copy_text(char *dst, size_t size, const cJSON *item)
+{
+    if (cJSON_IsString(item) && item->valuestring != NULL) {
+        snprintf(dst, size, "%s", item->valuestring);
+    }
+}
+
+static int fail(char *err, size_t errlen, const char *msg)
+{
+    snprintf(err, errlen, "%s", msg);
+    return -1;
+}
+
+static int minor_of(const cJSON *v)
+{
+    /* "27", or "32+" from vendor builds. */
+    const cJSON *m = child(v, "minor");
+    if (!cJSON_IsString(m) || m->valuestring == NULL) {
+        return -1;
+    }
+    int n = 0, digits = 0;
+    for (const char *p = m->valuestring; *p >= '0' && *p <= '9'; p++) {
+        if (n > 10000) {
+            return -1;
+        }
+        n = n * 10 + (*p - '0');
+        digits++;
+    }
+    return digits ? n : -1;
+}
+
+int kube_parse_version(const char *json, size_t len, int *client_minor,
+                       int *server_minor, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl version printed no JSON");
+    }
+    *client_minor = minor_of(child(root, "clientVersion"));
+    *server_minor = minor_of(child(root, "serverVersion"));
+    cJSON_Delete(root);
+    if (*client_minor < 0) {
+        return fail(err, errlen, "kubectl version printed no client version");
+    }
+    return 0;
+}
+
+/* Label keys and values as Kubernetes allows them; anything else could
+ * change the meaning of the selector handed to kubectl -l. */
+static bool label_text_ok(const char *s, bool key)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > (key ? 317 : 63)) {
+        return !key && n == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                  c == '.' || (key && c == '/');
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Appends to the selector; returns false when it would not fit. */
+static bool sel_add(char *sel, size_t size, const char *text)
+{
+    size_t used = strlen(sel), n = strlen(text);
+    if (used + n + 1 > size) {
+        return false;
+    }
+    memcpy(sel + used, text, n + 1);
+    return true;
+}
+
+static int build_selector(const cJSON *selector, char *sel, size_t size,
+                          char *err, size_t errlen)
+{
+    sel[0] = '\0';
+    const cJSON *labels = child(selector, "matchLabels");
+    const cJSON *item;
+    cJSON_ArrayForEach(item, labels)
+    {
+        if (!cJSON_IsString(item) || !label_text_ok(item->string, true) ||
+            !label_text_ok(item->valuestring, false)) {
+            return fail(err, errlen, "deployment selector has a label that "
+                                     "is not a valid label");
+        }
+        if ((sel[0] && !sel_add(sel, size, ",")) ||
+            !sel_add(sel, size, item->string) || !sel_add(sel, size, "=") ||
+            !sel_add(sel, size, item->valuestring)) {
+            return fail(err, errlen, "deployment selector is too long");
+        }
+    }
+    const cJSON *exprs = child(selector, "matchExpressions");
+    cJSON_ArrayForEach(item, exprs)
+    {
+        const cJSON *key = child(item, "key");
+        const cJSON *op = child(item, "operator");
+        const cJSON *values = child(item, "values");
+        if (!cJSON_IsString(key) || !cJSON_IsString(op) ||
+            !label_text_ok(key->valuestring, true)) {
+            return fail(err, errlen,
+                        "deployment selector has an invalid expression");
+        }
+        char term[1024];
+        const char *o = op->valuestring;
+        if (strcmp(o, "Exists") == 0) {
+            snprintf(term, sizeof(term), "%s", key->valuestring);
+        } else if (strcmp(o, "DoesNotExist") == 0) {
+            snprintf(term, sizeof(term), "!%s", key->valuestring);
+        } else if (strcmp(o, "In") == 0 || strcmp(o, "NotIn") == 0) {
+            int n = snprintf(term, sizeof(term), "%s %s (", key->valuestring,
+                             strcmp(o, "In") == 0 ? "in" : "notin");
+            const cJSON *v;
+            bool first = true;
+            if (cJSON_GetArraySize(values) == 0) {
+                return fail(err, errlen, "deployment selector has an In or "
+                                         "NotIn without values");
+            }
+            cJSON_ArrayForEach(v, values)
+            {
+                if (!cJSON_IsString(v) ||
+                    !label_text_ok(v->valuestring, false) ||
+                    (size_t)n + strlen(v->valuestring) + 3 >= sizeof(term)) {
+                    return fail(err, errlen, "deployment selector has an "
+                                             "invalid value");
+                }
+                n += snprintf(term + n, sizeof(term) - (size_t)n, "%s%s",
+                              first ? "" : ",", v->valuestring);
+                first = false;
+            }
+            snprintf(term + n, sizeof(term) - (size_t)n, ")");
+        } else {
+            return fail(err, errlen,
+                        "deployment selector has an unknown operator");
+        }
+        if ((sel[0] && !sel_add(sel, size, ",")) ||
+            !sel_add(sel, size, term)) {
+            return fail(err, errlen, "deployment selector is too long");
+        }
+    }
+    if (sel[0] == '\0') {
+        return fail(err, errlen, "the deployment's selector is empty: it "
+                                 "would select every pod");
+    }
+    return 0;
+}
+
+static int read_containers(const cJSON *list, char names[][64], size_t *n,
+                           char *err, size_t errlen)
+{
+    const cJSON *c;
+    *n = 0;
+    cJSON_ArrayForEach(c, list)
+    {
+        if (*n == KUBE_MAX_CONTAINERS) {
+            return fail(err, errlen, "too many containers");
+        }
+        if (!copy_string(names[*n], 64, child(c, "name"))) {
+            return fail(err, errlen, "a container has no valid name");
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+int kube_parse_deployment(const char *json, size_t len,
+                          struct kube_deployment *d, char *err,
+                          size_t errlen)
+{
+    memset(d, 0, sizeof(*d));
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "deployment");
+    }
+    int rc = -1;
+    if (!copy_string(d->name, sizeof(d->name),
+                     path(root, "metadata", "name", NULL))) {
+        fail(err, errlen, "the deployment has no valid name");
+        goto out;
+    }
+    const cJSON *selector = path(root, "spec", "selector", NULL);
+    if (!cJSON_IsObject(selector)) {
+        fail(err, errlen, "the deployment has no selector");
+        goto out;
+    }
+    if (build_selector(selector, d->selector, sizeof(d->selector), err,
+                       errlen) < 0) {
+        goto out;
+    }
+    const cJSON *tmpl = path(root, "spec", "template", NULL);
+    if (read_containers(path(tmpl, "spec", "containers", NULL), d->containers,
+                        &d->n_containers, err, errlen) < 0) {
+        goto out;
+    }
+    if (d->n_containers == 0) {
+        fail(err, errlen, "the deployment's pod template has no containers");
+        goto out;
+    }
+    copy_string(d->default_container, sizeof(d->default_container),
+                path(tmpl, "metadata", "annotations",
+                     "kubectl.kubernetes.io/default-container"));
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+static void read_state(const cJSON *state, struct kube_container_status *st)
+{
+    const cJSON *s;
+    memset(st, 0, sizeof(*st));
+    if ((s = child(state, "running")) != NULL && cJSON_IsObject(s)) {
+        st->state = KUBE_STATE_RUNNING;
+    } else if ((s = child(state, "terminated")) != NULL &&
+               cJSON_IsObject(s)) {
+        st->state = KUBE_STATE_TERMINATED;
+        const cJSON *code = child(s, "exitCode");
+        if (cJSON_IsNumber(code)) {
+            st->exit_code = code->valueint;
+        }
+        copy_text(st->reason, sizeof(st->reason), child(s, "reason"));
+        copy_text(st->message, sizeof(st->message), child(s, "message"));
+    } else if ((s = child(state, "waiting")) != NULL && cJSON_IsObject(s)) {
+        st->state = KUBE_STATE_WAITING;
+        copy_text(st->reason, sizeof(st->reason), child(s, "reason"));
+        copy_text(st->message, sizeof(st->message), child(s, "message"));
+    }
+}
+
+static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
+                    size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    const cJSON *meta = child(root, "metadata");
+    const cJSON *spec = child(root, "spec");
+    const cJSON *status = child(root, "status");
+    if (!copy_string(p->name, sizeof(p->name), child(meta, "name"))) {
+        return fail(err, errlen, "a pod has no valid name");
+    }
+    copy_string(p->ns, sizeof(p->ns), child(meta, "namespace"));
+    copy_string(p->uid, sizeof(p->uid), child(meta, "uid"));
+    copy_string(p->resource_version, sizeof(p->resource_version),
+                child(meta, "resourceVersion"));
+    const cJSON *del = child(meta, "deletionTimestamp");
+    p->terminating = del != NULL && !cJSON_IsNull(del);
+    copy_string(p->default_container, sizeof(p->default_container),
+                path(meta, "annotations",
+                     "kubectl.kubernetes.io/default-container", NULL));
+    p->host_network = cJSON_IsTrue(child(spec, "hostNetwork"));
+    if (read_containers(child(spec, "containers"), p->containers,
+                        &p->n_containers, err, errlen) < 0) {
+        return -1;
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, child(spec, "ephemeralContainers"))
+    {
+        const cJSON *name = child(c, "name");
+        if (cJSON_IsString(name) &&
+            strcmp(name->valuestring, KUBE_TAP_NAME) == 0) {
+            p->has_tap = true;
+            copy_text(p->tap_image, sizeof(p->tap_image), child(c, "image"));
+            copy_text(p->tap_target, sizeof(p->tap_target),
+                      child(c, "targetContainerName"));
+        }
+    }
+    copy_string(p->phase, sizeof(p->phase), child(status, "phase"));
+    cJSON_ArrayForEach(c, child(status, "conditions"))
+    {
+        const cJSON *type = child(c, "type");
+        const cJSON *st = child(c, "status");
+        if (cJSON_IsString(type) && strcmp(type->valuestring, "Ready") == 0 &&
+            cJSON_IsString(st) && strcmp(st->valuestring, "True") == 0) {
+            p->ready = true;
+        }
+    }
+    cJSON_ArrayForEach(c, child(status, "podIPs"))
+    {
+        if (p->n_ips < KUBE_MAX_IPS &&
+            copy_string(p->ips[p->n_ips], sizeof(p->ips[0]),
+                        child(c, "ip"))) {
+            p->n_ips++;
+        }
+    }
+    if (p->n_ips == 0 &&
+        copy_string(p->ips[0], sizeof(p->ips[0]), child(status, "podIP"))) {
+        p->n_ips = 1;
+    }
+    cJSON_ArrayForEach(c, child(status, "ephemeralContainerStatuses"))
+    {
+        const cJSON *name = child(c, "name");
+        if (cJSON_IsString(name) &&
+            strcmp(name->valuestring, KUBE_TAP_NAME) == 0) {
+            read_state(child(c, "state"), &p->tap);
+        }
+    }
+    return 0;
+}
+
+int kube_parse_pod(const char *json, size_t len, struct kube_pod *pod,
+                   char *err, size_t errlen)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the pod");
+    }
+    int rc = read_pod(root, pod, err, errlen);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
+                        size_t *n, char *err, size_t errlen)
+{
+    *pods = NULL;
+    *n = 0;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "pod list");
+    }
+    const cJSON *items = child(root, "items");
+    int count = cJSON_GetArraySize(items);
+    if (count > 100000) {
+        cJSON_Delete(root);
+        return fail(err, errlen, "the pod list is too long");
+    }
+    struct kube_pod *out = tm_xcalloc((size_t)count + 1, sizeof(*out));
+    const cJSON *it;
+    size_t k = 0;
+    cJSON_ArrayForEach(it, items)
+    {
+        if (k < (size_t)count && read_pod(it, &out[k], err, errlen) == 0) {
+            k++;
+        }
+    }
+    cJSON_Delete(root);
+    *pods = out;
+    *n = k;
+    return 0;
+}
+
+static cJSON *tap_container(const char *image, const char *target)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "name", KUBE_TAP_NAME);
+    cJSON_AddStringToObject(c, "image", image);
+    cJSON *cmd = cJSON_AddArrayToObject(c, "command");
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("sleep"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("infinity"));
+    cJSON_AddStringToObject(c, "targetContainerName", target);
+    /* Capturing needs NET_RAW and nothing else. */
+    cJSON *sc = cJSON_AddObjectToObject(c, "securityContext");
+    cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
+    cJSON *drop = cJSON_AddArrayToObject(caps, "drop");
+    cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
+    cJSON *add = cJSON_AddArrayToObject(caps, "add");
+    cJSON_AddItemToArray(add, cJSON_CreateString("NET_RAW"));
+    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", false);
+    cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", true);
+    cJSON *seccomp = cJSON_AddObjectToObject(sc, "seccompProfile");
+    cJSON_AddStringToObject(seccomp, "type", "RuntimeDefault");
+    return c;
+}
+
+char *kube_tap_patch(const char *image, const char *target)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *spec = cJSON_AddObjectToObject(root, "spec");
+    cJSON *list = cJSON_AddArrayToObject(spec, "ephemeralContainers");
+    cJSON_AddItemToArray(list, tap_container(image, target));
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    char *copy = tm_xstrdup(text);
+    cJSON_free(text);
+    return copy;
+}
+
+char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
+                        const char *target, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_ParseWithLength(pod_json, len);
+    if (root == NULL || !cJSON_IsObject(child(root, "spec"))) {
+        cJSON_Delete(root);
+        fail(err, errlen, "kubectl printed no valid JSON for the pod");
+        return NULL;
+    }
+    cJSON *spec = child(root, "spec");
+    cJSON *list = child(spec, "ephemeralContainers");
+    if (!cJSON_IsArray(list)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(spec, "ephemeralContainers");
+        list = cJSON_AddArrayToObject(spec, "ephemeralContainers");
+    }
+    cJSON_AddItemToArray(list, tap_container(image, target));
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    char *copy = tm_xstrdup(text);
+    cJSON_free(text);
+    return copy;
+}
+
+void kube_first_line(const char *text, char *out, size_t len)
+{
+    const char *p = text;
+    if (len == 0) {
+        return;
+    }
+    out[0] = '\0';
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            p++;
+        }
+        const char *e = p;
+        while (*e && *e != '\n' && *e != '\r') {
+            e++;
+        }
+        /* kubectl's own warnings are not the error. */
+        if (e > p && strncmp(p, "Warning:", 8) != 0 &&
+            strncmp(p, "W1", 2) != 0 && strncmp(p, "I1", 2) != 0) {
+            size_t n = (size_t)(e - p);
+            while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+                n--;
+            }
+            if (n >= len) {
+                n = len - 1;
+            }
+            memcpy(out, p, n);
+            out[n] = '\0';
+            /* Control characters from a remote end stay off the
+             * terminal. */
+            for (size_t i = 0; i < n; i++) {
+                if ((unsigned char)out[i] < 0x20) {
+                    out[i] = ' ';
+                }
+            }
+            return;
+        }
+        p = e;
+    }
+}
+
+/* Copies the text between `after` and the next quote into `out`. */
+static bool quoted_after(const char *text, const char *after, char *out,
+                         size_t len)
+{
+    const char *p = strstr(text, after);
+    if (p == NULL) {
+        return false;
+    }
+    p += strlen(after);
+    const char *e = strchr(p, '"');
+    if (e == NULL || (size_t)(e - p) >= len) {
+        return false;
+    }
+    memcpy(out, p, (size_t)(e - p));
+    out[e - p] = '\0';
+    return true;
+}
+
+enum kube_error kube_classify(const char *text, const char *what,
+                              const char *ns, char *msg, size_t len)
+{
+    char line[512];
+    kube_first_line(text, line, sizeof(line));
+    const char *nsname = ns ? ns : "the current namespace";
+    if (strstr(text, "executable file not found") ||
+        (strstr(text, "tcpdump") && strstr(text, "not found") &&
+         strstr(text, "exec"))) {
+        snprintf(msg, len,
+                 "the tap image has no tcpdump (%s); choose an image with "
+                 "tcpdump with --tap-image",
+                 line);
+        return KUBE_ERR_NO_TCPDUMP;
+    }
+    if (strstr(text, "Couldn't change to")) {
+        snprintf(msg, len,
+                 "tcpdump in the tap image tries to drop root and cannot "
+                 "with only NET_RAW (%s); use an image whose tcpdump keeps "
+                 "running as root, such as nicolaka/netshoot",
+                 line);
+        return KUBE_ERR_PRIVDROP;
+    }
+    if (strstr(text, "violates PodSecurity")) {
+        char policy[128] = "?";
+        quoted_after(text, "violates PodSecurity \"", policy, sizeof(policy));
+        snprintf(msg, len,
+                 "Pod Security admission (\"%s\") in %s refuses the tap's "
+                 "NET_RAW capability; the namespace needs "
+                 "pod-security.kubernetes.io/enforce=privileged, or an "
+                 "exemption",
+                 policy, nsname);
+        return KUBE_ERR_POD_SECURITY;
+    }
+    if (strstr(text, "cannot ") && (strstr(text, "forbidden") ||
+                                     strstr(text, "Forbidden"))) {
+        char user[128] = "?", verb[32] = "?", res[128] = "?", group[64] = "";
+        quoted_after(text, "User \"", user, sizeof(user));
+        const char *c = strstr(text, "\" cannot ");
+        if (c != NULL) {
+            sscanf(c + 9, "%31s", verb);
+        }
+        quoted_after(text, "resource \"", res, sizeof(res));
+        quoted_after(text, "in API group \"", group, sizeof(group));
+        snprintf(msg, len,
+                 "not allowed: %s cannot %s %s%s%s in %s; a Role granting "
+                 "'%s' on '%s' is needed",
+                 user, verb, res, group[0] ? "." : "", group, nsname, verb,
+                 res);
+        return KUBE_ERR_FORBIDDEN;
+    }
+    if (strstr(text, "invalid subresource value")) {
+        snprintf(msg, len, "%s", line);
+        return KUBE_ERR_BAD_SUBRESOURCE;
+    }
+    if (strstr(text, "may not be changed")) {
+        snprintf(msg, len, "%s", line);
+        return KUBE_ERR_TAP_IMMUTABLE;
+    }
+    if (strstr(text, "(Conflict)") || strstr(text, "has been modified")) {
+        snprintf(msg, len, "%s", line);
+        return KUBE_ERR_CONFLICT;
+    }
+    if (strstr(text, "could not find the requested resource") ||
+        strstr(text, "ephemeral containers are disabled")) {
+        snprintf(msg, len,
+                 "the cluster does not support ephemeral containers "
+                 "(Kubernetes 1.23 or later is needed): %s",
+                 line);
+        return KUBE_ERR_NO_EPHEMERAL;
+    }
+    char nsfound[128];
+    if (quoted_after(text, "namespaces \"", nsfound, sizeof(nsfound)) &&
+        strstr(text, "not found")) {
+        snprintf(msg, len, "namespace %s not found", nsfound);
+        return KUBE_ERR_NAMESPACE;
+    }
+    if (strstr(text, "(NotFound)") || strstr(text, "NotFound")) {
+        snprintf(msg, len, "%s not found in %s", what ? what : "object",
+                 nsname);
+        return KUBE_ERR_NOT_FOUND;
+    }
+    if (strstr(text, "context was not found") ||
+        (strstr(text, "context \"") && strstr(text, "does not exist")) ||
+        strstr(text, "no context exists")) {
+        snprintf(msg, len,
+                 "kubeconfig context not found (%s); list them with "
+                 "kubectl config get-contexts",
+                 line);
+        return KUBE_ERR_CONTEXT;
+    }
+    if (strstr(text, "error loading config file") ||
+        strstr(text, "invalid configuration") ||
+        (strstr(text, "stat ") && strstr(text, "no such file"))) {
+        snprintf(msg, len, "kubeconfig problem (%s); check --kubeconfig or "
+                           "$KUBECONFIG",
+                 line);
+        return KUBE_ERR_KUBECONFIG;
+    }
+    if (strstr(text, "Unauthorized") || strstr(text, "must be logged in")) {
+        snprintf(msg, len,
+                 "the Kubernetes API server rejected the credentials (%s)",
+                 line);
+        return KUBE_ERR_UNAUTHORIZED;
+    }
+    if (strstr(text, "connection refused") ||
+        strstr(text, "Unable to connect") || strstr(text, "no such host") ||
+        strstr(text, "i/o timeout") || strstr(text, "dial tcp") ||
+        strstr(text, "connection reset")) {
+        snprintf(msg, len, "cannot reach the Kubernetes API server: %s",
+                 line);
+        return KUBE_ERR_UNREACHABLE;
+    }
+    if (strstr(text, "completed pod")) {
+        snprintf(msg, len, "%s", line);
+        return KUBE_ERR_POD_COMPLETED;
+    }
+    snprintf(msg, len, "%s", line[0] ? line : "kubectl failed");
+    return KUBE_ERR_UNKNOWN;
+}

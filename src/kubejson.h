@@ -1,0 +1,112 @@
+/*
+ * Reading what kubectl prints, and writing what it is given. Pure: JSON
+ * and text in, structures and one-line messages out; no I/O. Everything
+ * read from the cluster is treated as untrusted input: lengths are
+ * bounded and names are checked before they are passed back to kubectl.
+ */
+#ifndef TAPMIRROR_KUBEJSON_H
+#define TAPMIRROR_KUBEJSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KUBE_NAME_LEN     254 /* DNS-1123 subdomain, plus NUL */
+#define KUBE_MAX_CONTAINERS 32
+#define KUBE_MAX_IPS      4
+#define KUBE_TAP_NAME     "tapmirror-tap"
+
+enum kube_state {
+    KUBE_STATE_NONE = 0, /* no status reported yet */
+    KUBE_STATE_WAITING,
+    KUBE_STATE_RUNNING,
+    KUBE_STATE_TERMINATED,
+};
+
+struct kube_container_status {
+    enum kube_state state;
+    char reason[64];
+    char message[256];
+    int exit_code;
+};
+
+struct kube_pod {
+    char name[KUBE_NAME_LEN];
+    char ns[64];
+    char uid[64];
+    char phase[32];
+    char resource_version[64];
+    bool terminating; /* has a deletionTimestamp */
+    bool host_network;
+    bool ready;
+    char containers[KUBE_MAX_CONTAINERS][64];
+    size_t n_containers;
+    char default_container[64]; /* kubectl.kubernetes.io/default-container */
+    char ips[KUBE_MAX_IPS][64];
+    size_t n_ips;
+    bool has_tap; /* an ephemeral container named KUBE_TAP_NAME */
+    char tap_image[256];
+    char tap_target[64];
+    struct kube_container_status tap;
+};
+
+struct kube_deployment {
+    char name[KUBE_NAME_LEN];
+    char selector[2048]; /* in kubectl -l syntax */
+    char containers[KUBE_MAX_CONTAINERS][64];
+    size_t n_containers;
+    char default_container[64];
+};
+
+/* Each returns 0, or -1 with a one-line reason in `err`. */
+int kube_parse_version(const char *json, size_t len, int *client_minor,
+                       int *server_minor, char *err, size_t errlen);
+int kube_parse_deployment(const char *json, size_t len,
+                          struct kube_deployment *d, char *err,
+                          size_t errlen);
+int kube_parse_pod(const char *json, size_t len, struct kube_pod *pod,
+                   char *err, size_t errlen);
+/* Returns owned array in *pods (free()), or -1. */
+int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
+                        size_t *n, char *err, size_t errlen);
+
+/* The tap container, for `kubectl patch --subresource=ephemeralcontainers`
+ * (strategic merge) and for a PUT of the whole pod with the tap appended
+ * (`kubectl replace --raw`). Return owned strings (free()), or NULL with
+ * `err` set. */
+char *kube_tap_patch(const char *image, const char *target);
+char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
+                        const char *target, char *err, size_t errlen);
+
+/* Why a kubectl call failed, from its standard error. */
+enum kube_error {
+    KUBE_ERR_UNKNOWN = 0,
+    KUBE_ERR_CONTEXT,      /* no such context */
+    KUBE_ERR_KUBECONFIG,   /* kubeconfig missing or invalid */
+    KUBE_ERR_UNREACHABLE,  /* the API server did not answer */
+    KUBE_ERR_UNAUTHORIZED, /* credentials rejected */
+    KUBE_ERR_NOT_FOUND,    /* the object */
+    KUBE_ERR_NAMESPACE,    /* the namespace does not exist */
+    KUBE_ERR_FORBIDDEN,    /* RBAC */
+    KUBE_ERR_POD_SECURITY, /* Pod Security admission refused the tap */
+    KUBE_ERR_NO_EPHEMERAL, /* ephemeral containers unsupported */
+    KUBE_ERR_BAD_SUBRESOURCE, /* kubectl too old for --subresource */
+    KUBE_ERR_CONFLICT,     /* the pod changed meanwhile */
+    KUBE_ERR_TAP_IMMUTABLE, /* a tap with another spec exists */
+    KUBE_ERR_NO_TCPDUMP,   /* the tap image lacks tcpdump */
+    KUBE_ERR_PRIVDROP,     /* tcpdump cannot drop privileges */
+    KUBE_ERR_POD_COMPLETED, /* exec into a finished pod */
+};
+
+/*
+ * Classifies kubectl's standard error and writes a one-line explanation
+ * with what to do into `msg` (for RBAC: the verb and resource that are
+ * missing). `what` names the object for not-found messages
+ * ("deployment web"), `ns` the namespace (may be NULL).
+ */
+enum kube_error kube_classify(const char *stderr_text, const char *what,
+                              const char *ns, char *msg, size_t len);
+
+/* The first non-empty line of `text`, trimmed, into `out`. */
+void kube_first_line(const char *text, char *out, size_t len);
+
+#endif

@@ -1,0 +1,1281 @@
+#include "mirror.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kubectl.h"
+#include "kubejson.h"
+#include "log.h"
+#include "parse.h"
+#include "util.h"
+
+#define CALL_TIMEOUT_MS   60000
+#define WAIT_POLL_MS      500
+#define LIVENESS_MS       10000
+#define BACKOFF_FIRST_MS  500
+#define BACKOFF_MAX_MS    10000
+#define MAX_FAST_FAILURES 6   /* attaches in a row that carried nothing */
+#define MAX_CONFLICTS     5
+#define MAX_PODS_SEEN     256
+#define SWITCH_POLL_MS    1000
+
+enum tap_state {
+    T_INJECTING,
+    T_WAITING,   /* for the tap container to run */
+    T_STREAMING, /* kubectl exec is running */
+    T_CHECKING,  /* the stream ended: is the pod still there? */
+    T_BACKOFF,   /* re-attaching after a pause */
+    T_GONE,      /* finished with this pod */
+};
+
+struct mirror;
+
+/* One tapped pod. */
+struct tap {
+    struct mirror *m;
+    struct tap *next;
+    char pod[KUBE_NAME_LEN];
+    char uid[64];
+    char container[64];
+    char ns[64];
+    struct service_addr addrs[KUBE_MAX_IPS];
+    size_t n_addrs;
+    enum tap_state state;
+    uv_timer_t timer;
+    uint64_t deadline; /* waiting for the tap to run, in loop ms */
+    struct kubectl_exec *exec;
+    struct source *stream;
+    bool stream_ended, exec_exited, listening, announced;
+    int exit_code, term_signal;
+    uint64_t packets;
+    unsigned fast_failures;
+    uint64_t backoff_ms;
+    int conflicts;
+    int calls; /* kubectl calls in flight for this tap */
+    bool timer_closed;
+};
+
+enum mirror_state { M_IDLE, M_STARTING, M_RUNNING, M_STOPPING };
+
+struct mirror {
+    uv_loop_t *loop;
+    const struct tm_options *o;
+    struct source_events ev;
+    struct source *self;
+    struct kubectl *kc;
+    char kubectl_path[4096];
+    char portstr[8];
+    int minor;
+    bool deployment;
+    char target[KUBE_NAME_LEN];
+    char nsdesc[96]; /* "namespace shop" or "the current namespace" */
+    struct kube_deployment dep;
+    struct tap *taps;
+    enum mirror_state state;
+    bool paused, failed, ended, any_streaming;
+    uint8_t header[24];
+    bool have_header;
+    uv_timer_t poll;
+    bool poll_busy;
+    uint64_t switch_deadline;
+    char old_pod[KUBE_NAME_LEN];
+    uint64_t reattaches, pod_switches;
+    char *seen[MAX_PODS_SEEN];
+    size_t n_seen;
+    char hint[512];
+    int calls; /* mirror-level kubectl calls in flight */
+    void (*close_done)(void *);
+    void *close_ctx;
+    bool closing;
+};
+
+static void tap_attach(struct tap *t);
+static void tap_begin(struct mirror *m, const struct kube_pod *pod);
+static void maybe_closed(struct mirror *m);
+static void list_pods(struct mirror *m, int purpose);
+
+enum { LIST_INITIAL, LIST_SWITCH, LIST_REFRESH };
+
+/* ---- small helpers ---- */
+
+static uint64_t now_ms(struct mirror *m)
+{
+    return uv_now(m->loop);
+}
+
+static bool stopping(const struct mirror *m)
+{
+    return m->state == M_STOPPING;
+}
+
+/* A fatal error: reported once, then everything stops. */
+static void fail(struct mirror *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void end_source(struct mirror *m, int status, const char *msg)
+{
+    if (m->ended) {
+        return;
+    }
+    m->ended = true;
+    m->ev.end(m->ev.ctx, status, msg, false);
+}
+
+static void fail(struct mirror *m, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (m->failed || stopping(m)) {
+        return;
+    }
+    m->failed = true;
+    end_source(m, -1, msg);
+}
+
+static void remember_pod(struct mirror *m, const char *pod)
+{
+    for (size_t i = 0; i < m->n_seen; i++) {
+        if (strcmp(m->seen[i], pod) == 0) {
+            return;
+        }
+    }
+    if (m->n_seen < MAX_PODS_SEEN) {
+        m->seen[m->n_seen++] = tm_xstrdup(pod);
+    }
+}
+
+/* Tells the run the union of every tapped pod's addresses, plus the
+ * user's --service-ip: only traffic sent to them is inbound. */
+static void publish_addresses(struct mirror *m)
+{
+    struct service_addr all[TM_MAX_SERVICE_ADDRS + 64];
+    size_t n = 0;
+    for (size_t i = 0; i < m->o->n_service; i++) {
+        all[n++] = m->o->service[i];
+    }
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->state == T_GONE) {
+            continue;
+        }
+        for (size_t i = 0; i < t->n_addrs && n < TM_ARRAY_LEN(all); i++) {
+            all[n++] = t->addrs[i];
+        }
+    }
+    if (m->ev.addresses != NULL) {
+        m->ev.addresses(m->ev.ctx, all, n);
+    }
+}
+
+static size_t live_taps(const struct mirror *m)
+{
+    size_t n = 0;
+    for (const struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->state != T_GONE) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static struct tap *find_tap(struct mirror *m, const char *pod)
+{
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->state != T_GONE && strcmp(t->pod, pod) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* ---- kubectl calls with a context ---- */
+
+struct call_ctx {
+    struct mirror *m;
+    struct tap *t; /* NULL for mirror-level calls */
+    int purpose;
+    void (*done)(struct call_ctx *c, const struct kubectl_result *res);
+};
+
+static void call_done(void *ctx, const struct kubectl_result *res)
+{
+    struct call_ctx *c = ctx;
+    if (c->t != NULL) {
+        c->t->calls--;
+    } else {
+        c->m->calls--;
+    }
+    if (!stopping(c->m)) {
+        c->done(c, res);
+    }
+    struct mirror *m = c->m;
+    free(c);
+    maybe_closed(m);
+}
+
+static void call(struct mirror *m, struct tap *t, int purpose,
+                 const char *const *args, const char *input,
+                 void (*done)(struct call_ctx *, const struct kubectl_result *))
+{
+    struct call_ctx *c = tm_xcalloc(1, sizeof(*c));
+    c->m = m;
+    c->t = t;
+    c->purpose = purpose;
+    c->done = done;
+    if (t != NULL) {
+        t->calls++;
+    } else {
+        m->calls++;
+    }
+    kubectl_call(m->kc, args, input, CALL_TIMEOUT_MS, call_done, c);
+}
+
+/* Explains a failed call as one line. */
+static void explain(struct mirror *m, const struct kubectl_result *res,
+                    const char *what, char *msg, size_t len)
+{
+    if (res->spawn_failed) {
+        snprintf(msg, len, "%s", res->err);
+        return;
+    }
+    if (res->exit_code < 0) {
+        snprintf(msg, len, "kubectl did not answer within %d s while "
+                           "getting %s",
+                 CALL_TIMEOUT_MS / 1000, what);
+        return;
+    }
+    kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL, msg,
+                  len);
+}
+
+/* ---- resolving ---- */
+
+static bool contains(char names[][64], size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void list_names(char names[][64], size_t n, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "%s%s", i ? ", " : "", names[i]);
+    }
+}
+
+/* The container the tap targets: -c, else the only one, else the
+ * default-container annotation, else an error that lists them. */
+static bool choose_container(struct mirror *m, const struct kube_pod *pod,
+                             char *out, size_t len)
+{
+    char names[1024];
+    list_names((char(*)[64])pod->containers, pod->n_containers, names,
+               sizeof(names));
+    if (m->o->container != NULL) {
+        if (!contains((char(*)[64])pod->containers, pod->n_containers,
+                      m->o->container)) {
+            fail(m, "container %s not found in pod %s (it has: %s)",
+                 m->o->container, pod->name, names);
+            return false;
+        }
+        snprintf(out, len, "%s", m->o->container);
+        return true;
+    }
+    if (pod->n_containers == 1) {
+        snprintf(out, len, "%s", pod->containers[0]);
+        return true;
+    }
+    const char *def = pod->default_container[0] ? pod->default_container
+                                                : m->dep.default_container;
+    if (def[0] && contains((char(*)[64])pod->containers, pod->n_containers,
+                           def)) {
+        snprintf(out, len, "%s", def);
+        return true;
+    }
+    fail(m, "pod %s has several containers (%s): choose one with -c", pod->name,
+         names);
+    return false;
+}
+
+static int pod_rank(const struct kube_pod *p)
+{
+    return p->ready ? 0 : 1;
+}
+
+static int cmp_pods(const void *a, const void *b)
+{
+    const struct kube_pod *x = a, *y = b;
+    if (pod_rank(x) != pod_rank(y)) {
+        return pod_rank(x) - pod_rank(y);
+    }
+    return strcmp(x->name, y->name);
+}
+
+/* Keeps the pods worth tapping: running, not terminating, not on the
+ * host network; ready ones first. */
+static size_t usable_pods(struct kube_pod *pods, size_t n, size_t *hostnet)
+{
+    size_t k = 0;
+    *hostnet = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(pods[i].phase, "Running") != 0 || pods[i].terminating) {
+            continue;
+        }
+        if (pods[i].host_network) {
+            (*hostnet)++;
+            continue;
+        }
+        pods[k++] = pods[i];
+    }
+    qsort(pods, k, sizeof(*pods), cmp_pods);
+    return k;
+}
+
+static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct mirror *m = c->m;
+    char msg[1024];
+    struct kube_pod *pods = NULL;
+    size_t n = 0, hostnet = 0;
+    if (c->purpose == LIST_REFRESH) {
+        m->poll_busy = false;
+    }
+    if (res->exit_code != 0) {
+        explain(m, res, "pods", msg, sizeof(msg));
+        if (c->purpose == LIST_INITIAL) {
+            fail(m, "%s", msg);
+        } else {
+            tm_warn("listing the pods of deployment %s failed: %s", m->target,
+                    msg);
+            if (c->purpose == LIST_SWITCH) {
+                uv_timer_start(&m->poll, NULL, 0, 0); /* see on_poll */
+            }
+        }
+        return;
+    }
+    if (kube_parse_pod_list(res->out, res->out_len, &pods, &n, msg,
+                            sizeof(msg)) < 0) {
+        fail(m, "%s", msg);
+        return;
+    }
+    size_t k = usable_pods(pods, n, &hostnet);
+    if (c->purpose == LIST_INITIAL) {
+        if (k == 0) {
+            if (hostnet > 0) {
+                fail(m,
+                     "the pods of deployment %s use the host network: a tap "
+                     "would capture the node's traffic, so tapmirror "
+                     "refuses",
+                     m->target);
+            } else {
+                fail(m, "deployment %s in %s has no running pods", m->target,
+                     m->nsdesc);
+            }
+        } else if (m->o->all_pods) {
+            for (size_t i = 0; i < k && !m->failed; i++) {
+                tap_begin(m, &pods[i]);
+            }
+        } else {
+            tap_begin(m, &pods[0]);
+        }
+    } else if (c->purpose == LIST_SWITCH) {
+        size_t pick = k;
+        for (size_t i = 0; i < k; i++) {
+            if (strcmp(pods[i].name, m->old_pod) != 0 &&
+                find_tap(m, pods[i].name) == NULL) {
+                pick = i;
+                break;
+            }
+        }
+        if (pick < k) {
+            m->pod_switches++;
+            tm_warn("pod %s is gone; following deployment %s to pod %s",
+                    m->old_pod, m->target, pods[pick].name);
+            tap_begin(m, &pods[pick]);
+        } else if (now_ms(m) >= m->switch_deadline) {
+            fail(m,
+                 "pod %s is gone and deployment %s has no other running pod "
+                 "to tap",
+                 m->old_pod, m->target);
+        } else {
+            m->poll_busy = true; /* retried by the poll timer */
+        }
+    } else {
+        /* --all-pods: tap the pods that appeared; the ones that went away
+         * end their own streams. */
+        for (size_t i = 0; i < k && !m->failed; i++) {
+            if (find_tap(m, pods[i].name) == NULL) {
+                tm_info("deployment %s has a new pod %s; tapping it too",
+                        m->target, pods[i].name);
+                tap_begin(m, &pods[i]);
+            }
+        }
+    }
+    free(pods);
+}
+
+static void list_pods(struct mirror *m, int purpose)
+{
+    const char *args[] = {"get",
+                          "pods",
+                          "-l",
+                          m->dep.selector,
+                          "--field-selector=status.phase=Running",
+                          "-o",
+                          "json",
+                          NULL};
+    call(m, NULL, purpose, args, NULL, on_pod_list);
+}
+
+static void on_deployment(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct mirror *m = c->m;
+    char msg[1024], what[300];
+    snprintf(what, sizeof(what), "deployment %s", m->target);
+    if (res->exit_code != 0) {
+        explain(m, res, what, msg, sizeof(msg));
+        fail(m, "%s", msg);
+        return;
+    }
+    if (kube_parse_deployment(res->out, res->out_len, &m->dep, msg,
+                              sizeof(msg)) < 0) {
+        fail(m, "deployment %s: %s", m->target, msg);
+        return;
+    }
+    list_pods(m, LIST_INITIAL);
+}
+
+static void on_target_pod(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct mirror *m = c->m;
+    char msg[1024], what[300];
+    struct kube_pod pod;
+    snprintf(what, sizeof(what), "pod %s", m->target);
+    if (res->exit_code != 0) {
+        explain(m, res, what, msg, sizeof(msg));
+        fail(m, "%s", msg);
+        return;
+    }
+    if (kube_parse_pod(res->out, res->out_len, &pod, msg, sizeof(msg)) < 0) {
+        fail(m, "pod %s: %s", m->target, msg);
+        return;
+    }
+    if (strcmp(pod.phase, "Running") != 0 || pod.terminating) {
+        fail(m, "pod %s is not running (phase %s%s)", pod.name,
+             pod.phase[0] ? pod.phase : "unknown",
+             pod.terminating ? ", terminating" : "");
+        return;
+    }
+    if (pod.host_network) {
+        fail(m,
+             "pod %s uses the host network: a tap would capture the node's "
+             "traffic, so tapmirror refuses",
+             pod.name);
+        return;
+    }
+    tap_begin(m, &pod);
+}
+
+static void on_version(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct mirror *m = c->m;
+    char msg[1024];
+    int client = -1, server = -1;
+    kube_parse_version(res->out, res->out_len, &client, &server, msg,
+                       sizeof(msg));
+    if (res->exit_code != 0 || server < 0) {
+        explain(m, res, "the server version", msg, sizeof(msg));
+        fail(m, "%s", msg);
+        return;
+    }
+    m->minor = client;
+    tm_verbose("kubectl 1.%d, API server 1.%d", client, server);
+    if (m->deployment) {
+        const char *args[] = {"get", "deployment", m->target, "-o", "json",
+                              NULL};
+        call(m, NULL, 0, args, NULL, on_deployment);
+    } else {
+        const char *args[] = {"get", "pod", m->target, "-o", "json", NULL};
+        call(m, NULL, 0, args, NULL, on_target_pod);
+    }
+}
+
+/* ---- one pod's tap ---- */
+
+static void tap_timer_closed(uv_handle_t *h)
+{
+    struct tap *t = h->data;
+    t->timer_closed = true;
+    maybe_closed(t->m);
+}
+
+static void tap_wait_poll(uv_timer_t *timer);
+
+static void tap_fail(struct tap *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A pod-level failure: fatal unless other pods are still tapped. */
+static void tap_fail(struct tap *t, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct mirror *m = t->m;
+    t->state = T_GONE;
+    uv_timer_stop(&t->timer);
+    if (m->o->all_pods && live_taps(m) > 0) {
+        tm_warn("%s; the other pods stay tapped", msg);
+        publish_addresses(m);
+        return;
+    }
+    fail(m, "%s", msg);
+}
+
+static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    struct mirror *m = c->m;
+    char msg[1024], what[300];
+    struct kube_pod pod;
+    if (t->state != T_WAITING) {
+        return;
+    }
+    snprintf(what, sizeof(what), "pod %s", t->pod);
+    if (res->exit_code != 0) {
+        explain(m, res, what, msg, sizeof(msg));
+        tap_fail(t, "%s", msg);
+        return;
+    }
+    if (kube_parse_pod(res->out, res->out_len, &pod, msg, sizeof(msg)) < 0) {
+        tap_fail(t, "pod %s: %s", t->pod, msg);
+        return;
+    }
+    const struct kube_container_status *st = &pod.tap;
+    if (st->state == KUBE_STATE_RUNNING) {
+        tap_attach(t);
+        return;
+    }
+    if (st->state == KUBE_STATE_TERMINATED) {
+        tap_fail(t,
+                 "the tap in pod %s exited (code %d%s%s) and ephemeral "
+                 "containers never restart: replace the pod (kubectl "
+                 "rollout restart) to tap it again",
+                 t->pod, st->exit_code, st->reason[0] ? ", " : "",
+                 st->reason);
+        return;
+    }
+    static const char *const fatal[] = {
+        "ErrImagePull",         "ImagePullBackOff",      "InvalidImageName",
+        "ErrImageNeverPull",    "CreateContainerConfigError",
+        "CreateContainerError", "RunContainerError",
+    };
+    if (st->state == KUBE_STATE_WAITING) {
+        for (size_t i = 0; i < TM_ARRAY_LEN(fatal); i++) {
+            if (strcmp(st->reason, fatal[i]) == 0) {
+                tap_fail(t, "the tap in pod %s cannot start: %s%s%s",
+                         t->pod, st->reason, st->message[0] ? ": " : "",
+                         st->message);
+                return;
+            }
+        }
+    }
+    if (now_ms(m) >= t->deadline) {
+        char waited[32];
+        tap_fail(t,
+                 "the tap in pod %s did not start within %s (%s%s); raise "
+                 "--tap-timeout if the image is slow to pull",
+                 t->pod,
+                 format_duration(m->o->tap_timeout_ns, waited, sizeof(waited)),
+                 st->state == KUBE_STATE_WAITING ? "waiting: " : "no status",
+                 st->state == KUBE_STATE_WAITING ? st->reason : "");
+        return;
+    }
+    uv_timer_start(&t->timer, tap_wait_poll, WAIT_POLL_MS, 0);
+}
+
+static void tap_wait_poll(uv_timer_t *timer)
+{
+    struct tap *t = timer->data;
+    const char *args[] = {"get", "pod", t->pod, "-o", "json", NULL};
+    if (t->state == T_WAITING && !stopping(t->m)) {
+        call(t->m, t, 0, args, NULL, on_wait_pod);
+    }
+}
+
+static void tap_wait(struct tap *t)
+{
+    t->state = T_WAITING;
+    t->deadline = now_ms(t->m) + t->m->o->tap_timeout_ns / TM_NS_PER_MS;
+    tap_wait_poll(&t->timer);
+}
+
+static void tap_inject(struct tap *t);
+
+static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    struct mirror *m = c->m;
+    char msg[1024], what[300];
+    snprintf(what, sizeof(what), "pod %s", t->pod);
+    if (res->exit_code == 0) {
+        tm_info("injected the tap (%s, NET_RAW only) into pod %s, "
+                "container %s",
+                m->o->tap_image, t->pod, t->container);
+        tap_wait(t);
+        return;
+    }
+    switch (kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL,
+                          msg, sizeof(msg))) {
+    case KUBE_ERR_BAD_SUBRESOURCE:
+        /* kubectl older than 1.32: replace the pod's ephemeral containers
+         * instead. */
+        m->minor = 0;
+        tap_inject(t);
+        return;
+    case KUBE_ERR_CONFLICT:
+        if (++t->conflicts <= MAX_CONFLICTS) {
+            tap_inject(t);
+            return;
+        }
+        break;
+    case KUBE_ERR_TAP_IMMUTABLE:
+        /* Another tapmirror injected its tap meanwhile: use that one. */
+        tm_info("pod %s already has a tap; reusing it", t->pod);
+        tap_wait(t);
+        return;
+    default:
+        break;
+    }
+    if (res->exit_code < 0) {
+        explain(m, res, what, msg, sizeof(msg));
+    }
+    tap_fail(t, "cannot inject the tap into pod %s: %s", t->pod, msg);
+}
+
+static void on_pod_for_put(struct call_ctx *c,
+                           const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    struct mirror *m = c->m;
+    char msg[1024], what[300], uri[512];
+    snprintf(what, sizeof(what), "pod %s", t->pod);
+    if (res->exit_code != 0) {
+        explain(m, res, what, msg, sizeof(msg));
+        tap_fail(t, "%s", msg);
+        return;
+    }
+    char *body = kube_pod_with_tap(res->out, res->out_len, m->o->tap_image,
+                                   t->container, msg, sizeof(msg));
+    if (body == NULL) {
+        tap_fail(t, "pod %s: %s", t->pod, msg);
+        return;
+    }
+    snprintf(uri, sizeof(uri), "/api/v1/namespaces/%s/pods/%s/ephemeralcontainers",
+             t->ns, t->pod);
+    const char *args[] = {"replace", "--raw", uri, "-f", "-", NULL};
+    call(m, t, 0, args, body, on_injected);
+    free(body);
+}
+
+static void tap_inject(struct tap *t)
+{
+    struct mirror *m = t->m;
+    t->state = T_INJECTING;
+    if (m->minor >= 32) {
+        char *patch = kube_tap_patch(m->o->tap_image, t->container);
+        const char *args[] = {"patch",
+                              "pod",
+                              t->pod,
+                              "--subresource=ephemeralcontainers",
+                              "--type=strategic",
+                              "-p",
+                              patch,
+                              "-o",
+                              "json",
+                              NULL};
+        call(m, t, 0, args, NULL, on_injected);
+        free(patch);
+    } else {
+        /* Before 1.32 kubectl cannot patch the subresource; a PUT of the
+         * whole pod with the tap appended works on every version. */
+        const char *args[] = {"get", "pod", t->pod, "-o", "json", NULL};
+        call(m, t, 0, args, NULL, on_pod_for_put);
+    }
+}
+
+static void set_addresses(struct tap *t, const struct kube_pod *pod)
+{
+    t->n_addrs = 0;
+    for (size_t i = 0; i < pod->n_ips; i++) {
+        struct service_addr *a = &t->addrs[t->n_addrs];
+        if (parse_ip(pod->ips[i], &a->family, a->addr) == 0) {
+            t->n_addrs++;
+        }
+    }
+}
+
+static void tap_begin(struct mirror *m, const struct kube_pod *pod)
+{
+    char container[64];
+    if (pod->host_network) {
+        fail(m,
+             "pod %s uses the host network: a tap would capture the node's "
+             "traffic, so tapmirror refuses",
+             pod->name);
+        return;
+    }
+    if (!choose_container(m, pod, container, sizeof(container))) {
+        return;
+    }
+    struct tap *t = tm_xcalloc(1, sizeof(*t));
+    t->m = m;
+    snprintf(t->pod, sizeof(t->pod), "%s", pod->name);
+    snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
+    snprintf(t->container, sizeof(t->container), "%s", container);
+    snprintf(t->ns, sizeof(t->ns), "%s",
+             pod->ns[0] ? pod->ns : (m->o->namespace_ ? m->o->namespace_
+                                                      : "default"));
+    set_addresses(t, pod);
+    t->backoff_ms = BACKOFF_FIRST_MS;
+    uv_timer_init(m->loop, &t->timer);
+    t->timer.data = t;
+    t->next = m->taps;
+    m->taps = t;
+    remember_pod(m, t->pod);
+    publish_addresses(m);
+    if (pod->has_tap) {
+        if (strcmp(pod->tap_image, m->o->tap_image) != 0) {
+            tm_warn("pod %s already has a tap with image %s (not %s): "
+                    "reusing it",
+                    pod->name, pod->tap_image, m->o->tap_image);
+        } else {
+            tm_info("reusing the tap already in pod %s", pod->name);
+        }
+        if (pod->tap.state == KUBE_STATE_TERMINATED) {
+            tap_fail(t,
+                     "the tap in pod %s exited (code %d) and ephemeral "
+                     "containers never restart: replace the pod (kubectl "
+                     "rollout restart) to tap it again",
+                     pod->name, pod->tap.exit_code);
+            return;
+        }
+        if (pod->tap.state == KUBE_STATE_RUNNING) {
+            tap_attach(t);
+        } else {
+            tap_wait(t);
+        }
+        return;
+    }
+    tap_inject(t);
+}
+
+/* ---- streaming ---- */
+
+static void stream_item(void *ctx, const struct cap_item *it)
+{
+    struct tap *t = ctx;
+    struct mirror *m = t->m;
+    if (it->kind == CAP_ITEM_HEADER) {
+        /* A re-attached or second pod's stream starts with its own file
+         * header: the output already has one. */
+        if (!m->have_header) {
+            if (it->raw_len == sizeof(m->header)) {
+                memcpy(m->header, it->raw, sizeof(m->header));
+                m->have_header = true;
+            }
+            m->ev.item(m->ev.ctx, it);
+            return;
+        }
+        if (it->raw_len != sizeof(m->header) ||
+            memcmp(it->raw, m->header, 8) != 0 ||
+            memcmp(it->raw + 20, m->header + 20, 4) != 0) {
+            tap_fail(t,
+                     "the capture from pod %s has a different format or link "
+                     "type than the first stream's",
+                     t->pod);
+            if (t->exec != NULL) {
+                kubectl_exec_kill(t->exec);
+            }
+        }
+        return;
+    }
+    if (it->kind == CAP_ITEM_PACKET) {
+        t->packets++;
+    }
+    m->ev.item(m->ev.ctx, it);
+}
+
+static void stream_batch(void *ctx)
+{
+    struct tap *t = ctx;
+    t->m->ev.batch(t->m->ev.ctx);
+}
+
+static void attach_finished(struct tap *t);
+
+static void stream_end(void *ctx, int status, const char *msg,
+                       bool truncated)
+{
+    struct tap *t = ctx;
+    if (status < 0) {
+        tm_warn("pod %s: %s", t->pod, msg);
+        if (t->exec != NULL) {
+            kubectl_exec_kill(t->exec);
+        }
+    }
+    if (truncated) {
+        tm_verbose("pod %s: the stream ended inside a record", t->pod);
+    }
+    t->stream_ended = true;
+    attach_finished(t);
+}
+
+static void exec_stderr_line(void *ctx, const char *line)
+{
+    struct tap *t = ctx;
+    struct mirror *m = t->m;
+    if (strstr(line, "listening on") != NULL) {
+        t->listening = true;
+        if (!m->any_streaming) {
+            m->any_streaming = true;
+            m->state = M_RUNNING;
+            tm_info("capturing TCP port %u in pod %s (%s) - press Ctrl-C to "
+                    "stop",
+                    m->o->port, t->pod, m->nsdesc);
+        } else if (!t->announced) {
+            tm_info("capturing in pod %s too", t->pod);
+        }
+        t->announced = true;
+        return;
+    }
+    tm_verbose("pod %s: %s", t->pod, line);
+}
+
+static void exec_exited(void *ctx, int code, int sig)
+{
+    struct tap *t = ctx;
+    t->exec_exited = true;
+    t->exit_code = code;
+    t->term_signal = sig;
+    attach_finished(t);
+}
+
+static void tap_attach(struct tap *t)
+{
+    struct mirror *m = t->m;
+    char err[512];
+    const char *args[] = {"exec", "-i",      t->pod, "-c", KUBE_TAP_NAME,
+                          "--",   "tcpdump", "-p",   "-i", "any",
+                          "-U",   "-w",      "-",    "tcp", "port",
+                          m->portstr, NULL};
+    struct kubectl_exec_events ev = {exec_stderr_line, exec_exited, t};
+    uv_pipe_t *out = NULL;
+    if (stopping(m)) {
+        return;
+    }
+    t->state = T_STREAMING;
+    t->stream_ended = t->exec_exited = t->listening = false;
+    t->packets = 0;
+    t->exec = kubectl_exec_start(m->kc, args, &ev, &out, err, sizeof(err));
+    if (t->exec == NULL) {
+        tap_fail(t, "%s", err);
+        return;
+    }
+    struct source_config sc;
+    memset(&sc, 0, sizeof(sc));
+    struct source_events sev = {stream_item, stream_batch, stream_end, NULL,
+                                t};
+    char name[300];
+    snprintf(name, sizeof(name), "pod %s", t->pod);
+    source_open_pipe(m->loop, out, name, &sc, &sev, &t->stream);
+    source_start(t->stream);
+    if (m->paused) {
+        source_pause(t->stream);
+    }
+}
+
+static void on_check_pod(struct call_ctx *c, const struct kubectl_result *res);
+
+static void reattach_timer(uv_timer_t *timer)
+{
+    struct tap *t = timer->data;
+    if (t->state == T_BACKOFF && !stopping(t->m)) {
+        t->m->reattaches++;
+        tap_attach(t);
+    }
+}
+
+static void pod_gone(struct tap *t, const char *why)
+{
+    struct mirror *m = t->m;
+    t->state = T_GONE;
+    publish_addresses(m);
+    if (!m->deployment) {
+        fail(m, "pod %s %s", t->pod, why);
+        return;
+    }
+    if (m->o->all_pods) {
+        tm_warn("pod %s %s; the deployment's other pods stay tapped", t->pod,
+                why);
+        if (live_taps(m) == 0) {
+            snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
+            m->switch_deadline =
+                now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
+            list_pods(m, LIST_SWITCH);
+        }
+        return;
+    }
+    /* Follow the rollout: tap the deployment's next pod. */
+    snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
+    m->switch_deadline = now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
+    list_pods(m, LIST_SWITCH);
+}
+
+static void on_check_pod(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    char msg[1024], what[300];
+    struct kube_pod pod;
+    snprintf(what, sizeof(what), "pod %s", t->pod);
+    if (c->purpose == 1) { /* a liveness check while streaming */
+        if (t->state != T_STREAMING) {
+            return;
+        }
+        bool gone = res->exit_code != 0 &&
+                    kube_classify(res->err, what, NULL, msg, sizeof(msg)) ==
+                        KUBE_ERR_NOT_FOUND;
+        if (res->exit_code == 0 &&
+            kube_parse_pod(res->out, res->out_len, &pod, msg, sizeof(msg)) ==
+                0) {
+            gone = pod.terminating || strcmp(pod.uid, t->uid) != 0 ||
+                   strcmp(pod.phase, "Running") != 0;
+        }
+        if (gone && t->exec != NULL) {
+            /* A deleted pod can leave exec hanging: end it; the stream's
+             * end then follows the deployment. */
+            kubectl_exec_kill(t->exec);
+        }
+        return;
+    }
+    if (t->state != T_CHECKING) {
+        return;
+    }
+    if (res->exit_code != 0) {
+        enum kube_error e = kube_classify(res->err, what, NULL, msg,
+                                          sizeof(msg));
+        if (e == KUBE_ERR_NOT_FOUND) {
+            pod_gone(t, "is gone");
+        } else {
+            tap_fail(t, "%s", msg);
+        }
+        return;
+    }
+    if (kube_parse_pod(res->out, res->out_len, &pod, msg, sizeof(msg)) < 0) {
+        tap_fail(t, "pod %s: %s", t->pod, msg);
+        return;
+    }
+    if (pod.terminating || strcmp(pod.uid, t->uid) != 0 ||
+        strcmp(pod.phase, "Running") != 0) {
+        pod_gone(t, pod.terminating ? "is terminating" : "was replaced");
+        return;
+    }
+    if (pod.tap.state == KUBE_STATE_TERMINATED) {
+        tap_fail(t,
+                 "the tap in pod %s exited (code %d) and ephemeral containers "
+                 "never restart: replace the pod (kubectl rollout restart) "
+                 "to tap it again",
+                 t->pod, pod.tap.exit_code);
+        return;
+    }
+    t->state = T_BACKOFF;
+    uv_timer_start(&t->timer, reattach_timer, t->backoff_ms, 0);
+}
+
+/* The exec ended and its stream is read: find out why, then re-attach,
+ * follow the deployment, or fail. */
+static void attach_finished(struct tap *t)
+{
+    struct mirror *m = t->m;
+    if (!t->stream_ended || !t->exec_exited) {
+        return;
+    }
+    char stderr_text[8192];
+    snprintf(stderr_text, sizeof(stderr_text), "%s",
+             kubectl_exec_stderr(t->exec));
+    kubectl_exec_free(t->exec);
+    t->exec = NULL;
+    source_close(t->stream, NULL, NULL);
+    t->stream = NULL;
+    if (stopping(m) || t->state == T_GONE) {
+        maybe_closed(m);
+        return;
+    }
+    char msg[1024], line[512];
+    enum kube_error e = kube_classify(stderr_text, "the tap", NULL, msg,
+                                      sizeof(msg));
+    if (e == KUBE_ERR_NO_TCPDUMP || e == KUBE_ERR_PRIVDROP) {
+        tap_fail(t, "pod %s: %s", t->pod, msg);
+        return;
+    }
+    if (e == KUBE_ERR_FORBIDDEN || e == KUBE_ERR_CONTEXT ||
+        e == KUBE_ERR_KUBECONFIG || e == KUBE_ERR_UNAUTHORIZED) {
+        tap_fail(t, "kubectl exec into pod %s: %s", t->pod, msg);
+        return;
+    }
+    kube_first_line(stderr_text, line, sizeof(line));
+    if (t->packets > 0 || t->listening) {
+        t->fast_failures = 0;
+        t->backoff_ms = BACKOFF_FIRST_MS;
+    } else if (++t->fast_failures >= MAX_FAST_FAILURES) {
+        tap_fail(t, "kubectl exec into pod %s keeps failing (exit code %d): %s",
+                 t->pod, t->exit_code, line[0] ? line : "no message");
+        return;
+    } else {
+        t->backoff_ms = TM_MIN(t->backoff_ms * 2, (uint64_t)BACKOFF_MAX_MS);
+    }
+    tm_warn("the capture stream from pod %s ended (kubectl exit code %d%s%s); "
+            "re-attaching",
+            t->pod, t->exit_code, line[0] ? ": " : "", line);
+    t->state = T_CHECKING;
+    const char *args[] = {"get", "pod", t->pod, "-o", "json", NULL};
+    call(m, t, 0, args, NULL, on_check_pod);
+}
+
+/* ---- periodic checks ---- */
+
+static void on_poll(uv_timer_t *timer)
+{
+    struct mirror *m = timer->data;
+    if (stopping(m)) {
+        return;
+    }
+    if (m->poll_busy && m->old_pod[0] && live_taps(m) == 0) {
+        /* Waiting for the rollout's next pod. */
+        m->poll_busy = false;
+        list_pods(m, LIST_SWITCH);
+        return;
+    }
+    if (m->o->all_pods && m->deployment && !m->poll_busy &&
+        live_taps(m) > 0) {
+        m->poll_busy = true;
+        list_pods(m, LIST_REFRESH);
+    }
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->state == T_STREAMING && t->calls == 0) {
+            const char *args[] = {"get", "pod", t->pod, "-o", "json", NULL};
+            call(m, t, 1, args, NULL, on_check_pod);
+        }
+    }
+}
+
+/* ---- the source interface ---- */
+
+static void provider_start(void *impl)
+{
+    struct mirror *m = impl;
+    m->state = M_STARTING;
+    uv_timer_start(&m->poll, on_poll, LIVENESS_MS, LIVENESS_MS);
+    const char *args[] = {"version", "-o", "json", NULL};
+    call(m, NULL, 0, args, NULL, on_version);
+}
+
+static void provider_pause(void *impl)
+{
+    struct mirror *m = impl;
+    m->paused = true;
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->stream != NULL) {
+            source_pause(t->stream);
+        }
+    }
+}
+
+static void provider_resume(void *impl)
+{
+    struct mirror *m = impl;
+    m->paused = false;
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->stream != NULL) {
+            source_resume(t->stream);
+        }
+    }
+}
+
+/* Stops every kubectl: execs get their standard input closed, then
+ * SIGTERM, then SIGKILL; one-shot calls are terminated. */
+static void provider_stop(void *impl)
+{
+    struct mirror *m = impl;
+    if (stopping(m)) {
+        return;
+    }
+    m->state = M_STOPPING;
+    m->ended = true; /* the run has what it needs; no end event now */
+    uv_timer_stop(&m->poll);
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        uv_timer_stop(&t->timer);
+        if (t->stream != NULL) {
+            source_stop(t->stream);
+        }
+        if (t->exec != NULL) {
+            kubectl_exec_stop(t->exec);
+        }
+    }
+    kubectl_cancel_calls(m->kc);
+}
+
+static void poll_closed(uv_handle_t *h)
+{
+    struct mirror *m = h->data;
+    void (*done)(void *) = m->close_done;
+    void *ctx = m->close_ctx;
+    struct tap *t = m->taps;
+    while (t != NULL) {
+        struct tap *next = t->next;
+        free(t);
+        t = next;
+    }
+    kubectl_free(m->kc);
+    for (size_t i = 0; i < m->n_seen; i++) {
+        free(m->seen[i]);
+    }
+    free(m);
+    done(ctx);
+}
+
+/* Frees the mirror once every kubectl has exited and every handle is
+ * closed. */
+static void maybe_closed(struct mirror *m)
+{
+    if (!m->closing || m->calls > 0) {
+        return;
+    }
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->calls > 0 || t->exec != NULL) {
+            return;
+        }
+        if (!uv_is_closing((uv_handle_t *)&t->timer)) {
+            uv_close((uv_handle_t *)&t->timer, tap_timer_closed);
+        }
+        if (!t->timer_closed) {
+            return;
+        }
+    }
+    if (!uv_is_closing((uv_handle_t *)&m->poll)) {
+        uv_close((uv_handle_t *)&m->poll, poll_closed);
+    }
+}
+
+static void provider_close(void *impl, void (*done)(void *), void *ctx)
+{
+    struct mirror *m = impl;
+    provider_stop(m);
+    m->close_done = done;
+    m->close_ctx = ctx;
+    m->closing = true;
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->exec == NULL && t->stream != NULL) {
+            source_close(t->stream, NULL, NULL);
+            t->stream = NULL;
+        }
+        if (t->exec != NULL && !kubectl_exec_running(t->exec)) {
+            kubectl_exec_free(t->exec);
+            t->exec = NULL;
+            if (t->stream != NULL) {
+                source_close(t->stream, NULL, NULL);
+                t->stream = NULL;
+            }
+        }
+    }
+    maybe_closed(m);
+}
+
+static const struct source_provider_ops mirror_ops = {
+    provider_start, provider_pause, provider_resume, provider_stop,
+    provider_close,
+};
+
+int mirror_open(uv_loop_t *loop, const struct tm_options *o,
+                const struct source_config *cfg,
+                const struct source_events *ev, struct source **out,
+                char *err, size_t errlen)
+{
+    (void)cfg;
+    struct mirror *m = tm_xcalloc(1, sizeof(*m));
+    if (kubectl_find(o->kubectl, m->kubectl_path, sizeof(m->kubectl_path),
+                     err, errlen) < 0) {
+        free(m);
+        return -1;
+    }
+    m->loop = loop;
+    m->o = o;
+    m->ev = *ev;
+    snprintf(m->portstr, sizeof(m->portstr), "%u", o->port);
+    const char *name = o->target;
+    m->deployment = true;
+    if (strncmp(name, "pod/", 4) == 0) {
+        m->deployment = false;
+        name += 4;
+    } else if (strchr(name, '/') != NULL) {
+        name = strchr(name, '/') + 1;
+    }
+    snprintf(m->target, sizeof(m->target), "%s", name);
+    if (o->namespace_ != NULL) {
+        snprintf(m->nsdesc, sizeof(m->nsdesc), "namespace %s", o->namespace_);
+    } else {
+        snprintf(m->nsdesc, sizeof(m->nsdesc), "the current namespace");
+    }
+    m->kc = kubectl_new(loop, m->kubectl_path, o->kubeconfig, o->context,
+                        o->namespace_);
+    uv_timer_init(loop, &m->poll);
+    m->poll.data = m;
+    char label[300];
+    snprintf(label, sizeof(label), "%s/%s",
+             m->deployment ? "deployment" : "pod", m->target);
+    m->self = source_new_provider(loop, label, &mirror_ops, m);
+    *out = m->self;
+    return 0;
+}
+
+void mirror_get_report(const struct source *src, struct mirror_report *rep)
+{
+    struct mirror *m = source_provider_impl(src);
+    memset(rep, 0, sizeof(*rep));
+    if (m == NULL) {
+        return;
+    }
+    rep->pods = (const char *const *)m->seen;
+    rep->n_pods = m->n_seen;
+    rep->reattaches = m->reattaches;
+    rep->pod_switches = m->pod_switches;
+    if (m->n_seen > 0) {
+        const char *nsflag = m->o->namespace_ ? " -n " : "";
+        const char *ns = m->o->namespace_ ? m->o->namespace_ : "";
+        if (m->deployment) {
+            snprintf(m->hint, sizeof(m->hint),
+                     "the tap container stays in the pod until the pod is "
+                     "replaced; to remove it: kubectl rollout restart "
+                     "deployment/%s%s%s",
+                     m->target, nsflag, ns);
+        } else {
+            snprintf(m->hint, sizeof(m->hint),
+                     "the tap container stays in pod %s until the pod is "
+                     "deleted (ephemeral containers cannot be removed)",
+                     m->target);
+        }
+        rep->removal_hint = m->hint;
+    }
+}

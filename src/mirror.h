@@ -1,0 +1,38 @@
+/*
+ * The Kubernetes tap (the mirror command) as a capture source: resolves a
+ * Deployment or pod through kubectl, injects or reuses the ephemeral
+ * container tapmirror-tap (NET_RAW only), streams `tcpdump -w -` over
+ * `kubectl exec`, re-attaches when the stream ends, follows the
+ * Deployment to a new pod when the tapped one goes away, and with
+ * --all-pods merges every pod's stream.
+ */
+#ifndef TAPMIRROR_MIRROR_H
+#define TAPMIRROR_MIRROR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "source.h"
+
+struct mirror_report {
+    const char *const *pods; /* every pod tapped during the run */
+    size_t n_pods;
+    uint64_t reattaches;
+    uint64_t pod_switches;
+    const char *removal_hint; /* how to remove the tap, or NULL */
+};
+
+/* Checks what can be checked without the cluster (kubectl is there) and
+ * returns the source; nothing runs until source_start(). Returns -1 with
+ * `err` set. */
+int mirror_open(uv_loop_t *loop, const struct tm_options *o,
+                const struct source_config *cfg,
+                const struct source_events *ev, struct source **out,
+                char *err, size_t errlen);
+
+/* What the tap did, for the summary (valid until the source is freed). */
+void mirror_get_report(const struct source *src, struct mirror_report *rep);
+
+#endif
