@@ -186,6 +186,19 @@ static const struct {
      "local targets. Ctrl-C stops it cleanly with exit status 0."},
 };
 
+/* How the user invoked us: "kubectl tapmirror" as a kubectl plugin. */
+static const char *program = "tapmirror";
+
+void cli_set_program(const char *name)
+{
+    program = name;
+}
+
+const char *cli_program(void)
+{
+    return program;
+}
+
 const char *cli_command_name(enum tm_command cmd)
 {
     for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
@@ -297,16 +310,17 @@ void cli_print_help(FILE *out, enum tm_command cmd)
 {
     if (cmd == CMD_NONE) {
         fprintf(out,
-                "Usage: tapmirror COMMAND [options]\n"
+                "Usage: %s COMMAND [options]\n"
                 "\n"
                 "tapmirror taps the inbound TCP traffic of one service port, "
                 "writes it as a\npcap capture and replays every client "
                 "connection live to a local process:\none local connection "
                 "per mirrored connection, bytes in TCP order, responses\n"
                 "read and thrown away. Nothing ever flows back.\n"
-                "\nCommands:\n");
+                "\nCommands:\n",
+                program);
         for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
-            fprintf(out, "  tapmirror %s\n", commands[i].usage);
+            fprintf(out, "  %s %s\n", program, commands[i].usage);
         }
         fprintf(out,
                 "\nExamples:\n"
@@ -321,7 +335,7 @@ void cli_print_help(FILE *out, enum tm_command cmd)
     } else {
         for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
             if (commands[i].cmd == cmd) {
-                fprintf(out, "Usage: tapmirror %s\n\n", commands[i].usage);
+                fprintf(out, "Usage: %s %s\n\n", program, commands[i].usage);
                 print_wrapped(out, commands[i].about, 0, 0, 79);
             }
         }

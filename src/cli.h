@@ -85,6 +85,11 @@ void cli_print_help(FILE *out, enum tm_command cmd);
 
 const char *cli_command_name(enum tm_command cmd);
 
+/* The name help and usage messages use ("tapmirror", or "kubectl
+ * tapmirror" when run as a kubectl plugin). */
+void cli_set_program(const char *name);
+const char *cli_program(void);
+
 /* Every long option name, NULL-terminated (for the documentation
  * check). */
 const char *const *cli_long_options(void);
