@@ -146,12 +146,16 @@ class Capture(unittest.TestCase):
         self.assertFalse(doc["truncated"])
 
     def test_capture_loss_becomes_a_gap_not_a_stall(self):
-        # The filter drops the client segment that starts with "DROP", so
-        # the capture misses bytes the service did receive.
-        sink = t.Sink(self.tmp, expect=1)
+        # The filter drops the client segment that starts with "DROP": the
+        # capture misses bytes the service did receive. The hole must be
+        # skipped while the connection is still open and quiet, on wall
+        # time, not only when the connection ends.
+        recv = t.Receiver()
         stats = self.tmp("gap.json")
-        drop = "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x44524f50"
-        p = self.start("--to", sink.to, "-o", self.tmp("gap.pcap"),
+        # `greater 200` first: BPF rejects a packet whose load runs past
+        # its end, so a bare SYN, ACK or FIN must never reach the load.
+        drop = "greater 200 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x44524f50"
+        p = self.start("--to", recv.to, "-o", self.tmp("gap.pcap"),
                        "--stats-json", stats, "-f", f"not ({drop})",
                        "--gap-timeout", "300ms")
         import socket
@@ -162,19 +166,46 @@ class Capture(unittest.TestCase):
         c.sendall(b"DROP" + b"x" * 996)
         time.sleep(0.1)
         c.sendall(b"B" * 1000)
-        # Keep the connection open: the hole must be skipped while it is.
-        time.sleep(1.5)
+        want = b"A" * 1000 + b"B" * 1000
+        deadline = time.monotonic() + 2.0 * t.SLOW
+        while recv.data() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered_while_open = recv.data()
         c.shutdown(socket.SHUT_WR)
         c.recv(10)
         c.close()
-        sink.wait(timeout=30)
+        time.sleep(0.3)
         code, _, err = self.stop(p)
+        recv.close()
         self.assertEqual(code, 0, err)
-        data = b"A" * 1000 + b"B" * 1000
-        self.assertEqual(sink.streams(), [(len(data), t.fnv64(data))])
+        self.assertEqual(delivered_while_open, want,
+                         "the hole stalled the open connection")
         st = t.read_json(stats)
         self.assertEqual(st["flows"]["gaps"], 1)
         self.assertEqual(st["flows"]["gap_bytes"], 1000)
+        # The client's FIN still completes the connection.
+        self.assertEqual(st["flows"]["completed"], 1, st["flows"])
+        self.assertEqual(st["targets"][0]["completed"], 1, st["targets"])
+
+    def test_output_is_flushed_while_capturing(self):
+        out = self.tmp("flush.pcap")
+        p = self.start("-o", out)
+        t.client_send(self.service.port, b"x" * 5000)
+        # Flushed at least every 100 ms: readable well before the stop.
+        deadline = time.monotonic() + 1.0 * t.SLOW
+        doc = None
+        import json
+        while time.monotonic() < deadline:
+            r = t.run(["summary", out, "--json", "-p", self.service.port])
+            if r.returncode == 0:
+                doc = json.loads(r.stdout)
+                if doc["client_bytes"] == 5000:
+                    break
+            time.sleep(0.05)
+        code, _, err = self.stop(p)
+        self.assertEqual(code, 0, err)
+        self.assertIsNotNone(doc)
+        self.assertEqual(doc["client_bytes"], 5000)
 
 
 if __name__ == "__main__":

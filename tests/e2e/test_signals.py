@@ -118,6 +118,52 @@ class Signals(unittest.TestCase):
         self.assertNotEqual(p.returncode, -signal.SIGPIPE)
         sink.stop()
 
+    def test_status_line_only_on_a_terminal(self):
+        import pty
+        import select as sel
+        cap, man = t.gen(self.tmp, "status", "--flows", 10, "--size", 2000,
+                         "--step-us", 30000)
+        span = (man["totals"]["packets"] - 1) * 0.03
+        for quiet in (False, True):
+            sink = t.Sink(self.tmp)
+            master, slave = pty.openpty()
+            args = ["replay", cap, "-p", man["port"], "--to", sink.to,
+                    "--pace", "realtime"] + (["-q"] if quiet else [])
+            p = t.start(args, stderr=slave, stdout=subprocess.DEVNULL)
+            os.close(slave)
+            out = b""
+            t0 = time.monotonic()
+            while True:
+                r, _, _ = sel.select([master], [], [], 0.2)
+                if r:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                elif p.poll() is not None:
+                    break
+            p.wait(timeout=30)
+            elapsed = time.monotonic() - t0
+            os.close(master)
+            sink.stop()
+            redraws = out.count(b"\r\x1b[K") + out.count(b"\rtapmirror: ")
+            lines = out.count(b"pkts")
+            if quiet:
+                self.assertEqual(lines, 0, out)
+            else:
+                self.assertGreaterEqual(lines, int(span * 4 * 0.5), out)
+                self.assertLessEqual(lines, int(elapsed * 4) + 2, out)
+        # Not a terminal: no status line at all.
+        sink = t.Sink(self.tmp)
+        r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to,
+                   "--pace", "realtime"])
+        sink.stop()
+        self.assertNotIn(b"pkts", r.stderr)
+        self.assertNotIn(b"\r", r.stderr)
+
     def test_shell_pipeline_into_head(self):
         cap, man = t.gen(self.tmp, "shell", "--flows", 100, "--size", 20000)
         sink = t.Sink(self.tmp)

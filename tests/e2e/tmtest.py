@@ -226,6 +226,55 @@ class Service:
         self.sock.close()
 
 
+class Receiver:
+    """A Python receiver on loopback that records, per connection, every
+    chunk with its arrival time: for tests that must see bytes arrive
+    while a connection is still open."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.to = f"127.0.0.1:{self.port}"
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            chunks = []
+            with self.lock:
+                self.conns.append(chunks)
+            threading.Thread(target=self._read, args=(conn, chunks),
+                             daemon=True).start()
+
+    def _read(self, conn, chunks):
+        while True:
+            try:
+                d = conn.recv(65536)
+            except OSError:
+                break
+            if not d:
+                break
+            with self.lock:
+                chunks.append((time.monotonic(), d))
+        conn.close()
+
+    def data(self, i=-1):
+        with self.lock:
+            if not self.conns:
+                return b""
+            return b"".join(d for _, d in self.conns[i])
+
+    def close(self):
+        self.sock.close()
+
+
 def client_send(port, data, host="127.0.0.1", family=socket.AF_INET):
     """Sends `data` as one client connection, half-closes, reads the
     answer."""
