@@ -336,9 +336,13 @@ static void on_writable(uv_poll_t *p, int status, int events)
     struct capwriter *w = p->data;
     (void)events;
     if (status < 0) {
-        set_failed(w, -status);
+        /* libuv turns POLLERR into UV_EBADF; for a pipe whose reader has
+         * gone that is really EPIPE. The write itself says which. */
         set_polling(w, false);
-        notify(w);
+        if (capwriter_flush(w) == 0 && w->len > 0) {
+            set_failed(w, -status);
+            notify(w);
+        }
         return;
     }
     capwriter_flush(w);

@@ -49,6 +49,7 @@ struct run {
     int handles_open;
 
     bool header_written;
+    bool writer_reported; /* the output's failure was reported */
     bool lossless;
     bool paused_for_queue;
     uint64_t pause_progress; /* replay_progress() when the pause began */
@@ -200,10 +201,15 @@ static void on_writer_change(void *ctx)
 {
     struct run *r = ctx;
     enum capwriter_state st = capwriter_state(r->out);
+    if (st != CAPWRITER_OK && r->writer_reported) {
+        return;
+    }
     if (st == CAPWRITER_READER_GONE) {
+        r->writer_reported = true;
         tm_info("%s; stopping", capwriter_error(r->out));
         stop(r);
     } else if (st == CAPWRITER_FAILED) {
+        r->writer_reported = true;
         fail(r, capwriter_error(r->out));
     } else {
         maybe_resume(r);
@@ -319,9 +325,11 @@ static void on_item(void *ctx, const struct cap_item *it)
     if (r->state != RUN_RUNNING) {
         return; /* the output failed */
     }
-    if (it->ts_ns != 0) {
+    if (it->ts_ns != 0 && !r->lossless) {
+        /* For the wall-clock advance of live sources; the loop's cached
+         * time is precise enough and costs no clock read per packet. */
         r->last_ts = it->ts_ns;
-        r->last_wall = uv_hrtime();
+        r->last_wall = uv_now(&r->loop) * TM_NS_PER_MS;
     }
     engine_packet(r->engine, it->linktype, it->ts_ns, it->data, it->caplen,
                   it->wirelen);
@@ -497,8 +505,9 @@ static void on_tick(uv_timer_t *t)
     /* A live source that goes quiet must not leave holes waiting for
      * packets that will never come: capture time moves with the wall
      * clock since the last packet. */
-    if (!r->lossless && r->last_wall != 0) {
-        engine_advance(r->engine, r->last_ts + (now - r->last_wall));
+    uint64_t loop_now = uv_now(&r->loop) * TM_NS_PER_MS;
+    if (!r->lossless && r->last_wall != 0 && loop_now > r->last_wall) {
+        engine_advance(r->engine, r->last_ts + (loop_now - r->last_wall));
         if (r->replay != NULL) {
             replay_flush(r->replay);
         }
