@@ -93,6 +93,9 @@ struct replay {
     void (*low_cb)(void *);
     void *low_ctx;
     uint64_t progress; /* counts writes, connects and closes */
+    bool spread_sources; /* loopback dials from 127.0.0.2-251 */
+    bool spread_failed;  /* ... which this host does not allow */
+    uint64_t dials;
     bool draining;
     uv_timer_t drain_timer;
     bool drain_timer_init;
@@ -468,13 +471,26 @@ static void dial_failed(struct conn *c, int status)
         conn_close(c, false); /* nothing was lost */
         return;
     }
-    if (now - c->first_failure_ns >= r->cfg.retry_window_ns || r->draining) {
+    /* While draining, redialling goes on until --drain-timeout drops
+     * what is left. */
+    if (now - c->first_failure_ns >= r->cfg.retry_window_ns) {
         char why[160];
-        snprintf(why, sizeof(why), "%s for %s", uv_strerror(status),
-                 now - c->first_failure_ns >= r->cfg.retry_window_ns
-                     ? "the whole retry window"
-                     : "the last attempt");
+        snprintf(why, sizeof(why), "%s for the whole retry window",
+                 uv_strerror(status));
         conn_drop(c, why);
+        return;
+    }
+    if (status == UV_EADDRNOTAVAIL && !r->spread_sources &&
+        !r->spread_failed && replay_addr_is_loopback(
+                                 (const struct sockaddr *)&c->target->addr)) {
+        /* Out of ephemeral ports to the target: spread over loopback
+         * source addresses from now on, and retry at once. */
+        r->spread_sources = true;
+        tm_verbose("out of local ports to %s: connecting from "
+                   "127.0.0.2-251 from now on",
+                   c->target->label);
+        c->state = C_RETRY;
+        uv_timer_start(&c->timer, on_retry_timer, 0, 0);
         return;
     }
     if (is_no_descriptor(status)) {
@@ -614,6 +630,50 @@ static bool take_parked(struct conn *c)
     return true;
 }
 
+/*
+ * Creates the socket for a dial. Once connect() has run out of ephemeral
+ * ports (EADDRNOTAVAIL: every port to this address and port is in use or
+ * in TIME-WAIT, as happens at thousands of connections a second on a
+ * kernel without loopback TIME-WAIT reuse), successive connections to an
+ * IPv4 loopback target come from successive source addresses in
+ * 127.0.0.0/8, all local on Linux: each has a port range of its own.
+ * IP_BIND_ADDRESS_NO_PORT leaves the port to connect(), which then knows
+ * the whole 4-tuple.
+ */
+static void init_socket(struct conn *c)
+{
+    struct replay *r = c->session->r;
+    const struct sockaddr_in *dst =
+        (const struct sockaddr_in *)(const void *)&c->target->addr;
+#if defined(__linux__) && defined(IP_BIND_ADDRESS_NO_PORT)
+    if (r->spread_sources && dst->sin_family == AF_INET &&
+        (ntohl(dst->sin_addr.s_addr) >> 24) == 127 &&
+        uv_tcp_init_ex(r->loop, &c->tcp, AF_INET) == 0) {
+        uv_os_fd_t fd;
+        int one = 1;
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof(src));
+        src.sin_family = AF_INET;
+        /* 127.0.0.2 .. 127.0.0.251, then around again. */
+        src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(r->dials % 250));
+        r->dials++;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                       sizeof(one)) == 0 &&
+            uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0) == 0) {
+            return;
+        }
+        /* No such address here: plain connects from now on. */
+        r->spread_sources = false;
+        r->spread_failed = true;
+        return;
+    }
+#else
+    (void)dst;
+#endif
+    uv_tcp_init(r->loop, &c->tcp);
+}
+
 static void conn_dial(struct conn *c)
 {
     struct replay *r = c->session->r;
@@ -624,7 +684,7 @@ static void conn_dial(struct conn *c)
     if (c->target->parked != NULL && c->attempts == 0 && take_parked(c)) {
         return;
     }
-    uv_tcp_init(r->loop, &c->tcp);
+    init_socket(c);
     c->tcp.data = c;
     c->tcp_open = true;
     r->open_fds++;
@@ -739,8 +799,21 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (status == UV_ECANCELED || c->state != C_SHUTTING) {
         return;
     }
+    if (status < 0) {
+        /* Reset before the half-close went out: the target closed with
+         * bytes it never read. */
+        c->target->st.write_failures++;
+        c->target->st.flows_dropped++;
+        c->dropped = true;
+        tm_verbose("connection %llu to %s was reset by the target before "
+                   "the end of the stream: %s",
+                   (unsigned long long)c->session->flow_id, c->target->label,
+                   uv_strerror(status));
+        conn_close(c, false);
+        return;
+    }
     c->target->st.completed++;
-    if (status < 0 || c->target_eof) {
+    if (c->target_eof) {
         conn_close(c, false);
         return;
     }
@@ -798,6 +871,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->state == C_LINGER || c->state == C_SHUTTING) {
         c->dropped = true;
         c->target->st.flows_dropped++;
+        if (c->state == C_LINGER) {
+            c->target->st.completed--; /* counted at the half-close */
+        }
         tm_verbose("connection %llu to %s was reset by the target after "
                    "the last byte: it did not read everything",
                    (unsigned long long)c->session->flow_id,

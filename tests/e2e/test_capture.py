@@ -132,8 +132,16 @@ class Capture(unittest.TestCase):
         reader.start()
         payloads = self.send_clients(5, max_size=50000)
         sink.wait(timeout=60)
-        code, _, err = self.stop(p)
+        # Not self.stop(): communicate() would read standard output too.
+        errs = []
+        err_reader = threading.Thread(
+            target=lambda: errs.append(p.stderr.read()), daemon=True)
+        err_reader.start()
+        p.send_signal(signal.SIGINT)
+        code = p.wait(timeout=30 * t.SLOW)
         reader.join(10)
+        err_reader.join(10)
+        err = b"".join(errs).decode(errors="replace")
         self.assertEqual(code, 0, err)
         data = b"".join(chunks)
         self.assertEqual(data[:4], bytes.fromhex("d4c3b2a1"))

@@ -145,6 +145,7 @@ class Faults(unittest.TestCase):
         complete = sink.streams(complete_only=True)
         self.assertTrue(all(s in want for s in complete))
         self.assertEqual(len(complete) + st["flows_dropped"], 60)
+        self.assertEqual(st["completed"] + st["flows_dropped"], 60)
         self.assertGreater(st["flows_dropped"], 5)
 
     def test_descriptors_run_out(self):
@@ -165,6 +166,53 @@ class Faults(unittest.TestCase):
         self.assertEqual(sink.streams(), t.expected_streams(man))
         st = t.read_json(stats)["targets"][0]
         self.assertEqual(st["connections"], 3000)
+
+
+    def test_ephemeral_ports_run_out(self):
+        """Thousands of short connections to one loopback port on a kernel
+        that does not reuse TIME-WAIT ports: connect() runs out of ports,
+        and tapmirror moves to other 127/8 source addresses instead of
+        dropping connections. Runs in a network namespace of its own, with
+        500 ephemeral ports."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to create a network namespace")
+        ns = f"tmports{os.getpid()}"
+        r = subprocess.run(["ip", "netns", "add", ns], capture_output=True)
+        if r.returncode != 0:
+            self.skipTest(f"cannot create a network namespace: {r.stderr}")
+        try:
+            def inns(*cmd):
+                return ["ip", "netns", "exec", ns, *map(str, cmd)]
+            subprocess.run(inns("ip", "link", "set", "lo", "up"), check=True)
+            subprocess.run(inns("sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0"),
+                           check=True)
+            subprocess.run(inns("sysctl", "-qw",
+                                "net.ipv4.ip_local_port_range=40000 40499"),
+                           check=True)
+            cap, man = t.gen(self.tmp, "ports", "--flows", 2000, "--size",
+                             600, "--response", 100, "--concurrency", 50)
+            sink_man = self.tmp("ports-sink.json")
+            sink = subprocess.Popen(
+                inns(t.TMSINK, "--listen", "127.0.0.1:0", "--manifest",
+                     sink_man, "--quiet", "--expect", 2000, "--timeout",
+                     "60s"), stdout=subprocess.PIPE, text=True)
+            addr = sink.stdout.readline().strip().split()[-1]
+            stats = self.tmp("ports.json")
+            r = subprocess.run(inns(*t.WRAPPER, t.TAPMIRROR, "replay", cap,
+                                    "-p", man["port"], "--to", addr,
+                                    "--stats-json", stats, "-q"),
+                               capture_output=True, timeout=120 * t.SLOW)
+            sink.wait(timeout=60)
+            sink.stdout.close()
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            st = t.read_json(stats)["targets"][0]
+            self.assertEqual(st["connections"], 2000)
+            self.assertEqual(st["flows_dropped"], 0)
+            got = sorted((c["bytes"], c["fnv64"])
+                         for c in t.read_json(sink_man)["connections"])
+            self.assertEqual(got, t.expected_streams(man))
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 if __name__ == "__main__":
