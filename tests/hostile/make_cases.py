@@ -1,0 +1,648 @@
+#!/usr/bin/env python3
+"""Generates the hostile-capture corpus, deterministically.
+
+    tests/hostile/make_cases.py           write cases/ and cases.json
+    tests/hostile/make_cases.py --check   exit 1 if the committed files differ
+
+Every case is a small malformed (or merely unusual) capture plus what
+tapmirror must do with it: for each command run on it (replay against a
+local receiver, summary), the exit status, a regular expression the
+standard error must match, and optionally the exact client bytes the
+receiver must get, counters from --stats-json or summary --json, and the
+exact -o output. run_cases.py runs them.
+
+Two cases are large by nature (10,000 SYNs; 50,000 tiny segments: a few
+MiB). They are not committed: cases.json marks them "generate" (with the
+SHA-256 of their content) and run_cases.py builds them with this script
+into a temporary directory.
+
+Fields of cases.json ("runs" items):
+  command   "replay" or "summary"
+  args      extra arguments
+  exit      expected exit status
+  stderr    regex that standard error must match (re.search, multiline);
+            "" means standard error must be empty
+  delivered list of the exact client byte streams the receiver must get,
+            one per connection, in any order: a string (its characters
+            are the bytes, U+0000 to U+00FF) or {"size", "sha256"} for a
+            long one; connections that carried nothing are ignored
+  stats     {"a.b": N} counters in --stats-json (replay) or summary --json
+            that must equal N; {"a.b": [">=", N]} for a bound
+  output    for replay with -o: "prefix:N" = the output must be exactly
+            the first N bytes of the input
+  max_seconds  wall time limit for this run (default 10)
+  known_bug an explanation: the run is expected to fail until src/ is
+            fixed; run_cases.py reports it as XFAIL (and XPASS when it
+            starts passing, so the marker can be removed)
+"""
+import hashlib
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = os.path.join(HERE, "cases")
+PORT = 8080
+
+# ---------------------------------------------------------------- frames
+
+
+def be16(v):
+    return struct.pack(">H", v & 0xFFFF)
+
+
+def be32(v):
+    return struct.pack(">I", v & 0xFFFFFFFF)
+
+
+def ip4(s):
+    return bytes(int(x) for x in s.split("."))
+
+
+def ip6(last):
+    return be16(0xFD00) + bytes(13) + bytes([last])
+
+
+def tcp(sport, dport, seq, ack, flags, payload=b"", opts=b"", doff=None):
+    if doff is None:
+        doff = (20 + len(opts)) // 4
+    return (be16(sport) + be16(dport) + be32(seq) + be32(ack)
+            + bytes([(doff & 15) << 4, flags]) + be16(65535) + be16(0) + be16(0)
+            + opts + payload)
+
+
+def ipv4(src, dst, l4, proto=6, opts=b"", frag=0x4000, total=None, ihl=None):
+    if ihl is None:
+        ihl = (20 + len(opts)) // 4
+    if total is None:
+        total = 20 + len(opts) + len(l4)
+    return (bytes([0x40 | (ihl & 15), 0]) + be16(total) + be16(1) + be16(frag)
+            + bytes([64, proto]) + be16(0) + ip4(src) + ip4(dst) + opts + l4)
+
+
+def ipv6(src, dst, l4, nh=6, ext=b"", plen=None):
+    if plen is None:
+        plen = len(ext) + len(l4)
+    return (bytes([0x60, 0, 0, 0]) + be16(plen) + bytes([nh, 64])
+            + src + dst + ext + l4)
+
+
+def opts_hdr(nh, units=0):
+    """A hop-by-hop or destination-options header of 8 * (1 + units) bytes."""
+    return bytes([nh, units, 1, 4 + 8 * units]) + bytes(4 + 8 * units)
+
+
+ETH_HDR = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
+
+
+def eth(payload, ethertype=0x0800, tags=()):
+    hdr = ETH_HDR
+    for tpid, tci in tags:
+        hdr += be16(tpid) + be16(tci)
+    return hdr + be16(ethertype) + payload
+
+
+def sll2(payload, proto):
+    return be16(proto) + be16(0) + be32(1) + be16(1) + bytes([0, 6]) + bytes(8) + payload
+
+
+# ---------------------------------------------------------------- captures
+
+T0 = 1_700_000_000 * 1_000_000_000
+
+
+def pcap_header(linktype=1, snaplen=262144, be=False, version=(2, 4),
+                magic=0xA1B2C3D4):
+    e = ">" if be else "<"
+    return struct.pack(e + "IHHiIII", magic, version[0], version[1], 0, 0,
+                       snaplen, linktype)
+
+
+def pcap_record(data, ts_ns=T0, caplen=None, wirelen=None, be=False):
+    e = ">" if be else "<"
+    if caplen is None:
+        caplen = len(data)
+    if wirelen is None:
+        wirelen = len(data)
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    return struct.pack(e + "IIII", sec, ns // 1000, caplen, wirelen) + data
+
+
+def pcap(frames, linktype=1, snaplen=262144, step=1_000_000, **kw):
+    out = pcap_header(linktype, snaplen, **kw)
+    for i, f in enumerate(frames):
+        out += pcap_record(f, T0 + i * step)
+    return out
+
+
+def pad4(b):
+    return b + bytes(-len(b) % 4)
+
+
+def block(btype, body, length=None, trailer=None):
+    body = pad4(body)
+    n = 12 + len(body)
+    return (struct.pack("<II", btype, n if length is None else length) + body
+            + struct.pack("<I", n if trailer is None else trailer))
+
+
+def shb():
+    return block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def idb(linktype, snaplen=262144, tsresol=None):
+    body = struct.pack("<HHI", linktype, 0, snaplen)
+    if tsresol is not None:
+        body += struct.pack("<HH", 9, 1) + bytes([tsresol, 0, 0, 0])
+        body += struct.pack("<HH", 0, 0)
+    return block(1, body)
+
+
+def epb(ifid, ts, data):
+    return block(6, struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF,
+                                len(data), len(data)) + data)
+
+
+def spb(data):
+    return block(3, struct.pack("<I", len(data)) + data)
+
+
+# ---------------------------------------------------------------- flows
+
+C4, S4 = "10.0.0.1", "10.0.0.100"
+
+
+class Flow:
+    """One client connection to PORT: builds its packets as IP packets."""
+
+    def __init__(self, client=C4, cport=40000, isn=1000, v6=False):
+        self.client, self.cport, self.seq, self.v6 = client, cport, isn, v6
+        self.srv_seq = 90000
+
+    def ip(self, seg, to_server=True):
+        if self.v6:
+            c, s = ip6(1), ip6(100)
+            return ipv6(c, s, seg) if to_server else ipv6(s, c, seg)
+        return (ipv4(self.client, S4, seg) if to_server
+                else ipv4(S4, self.client, seg))
+
+    def syn(self):
+        p = self.ip(tcp(self.cport, PORT, self.seq, 0, 0x02))
+        self.seq += 1
+        return p
+
+    def synack(self):
+        p = self.ip(tcp(PORT, self.cport, self.srv_seq, self.seq, 0x12), False)
+        self.srv_seq += 1
+        return p
+
+    def data(self, payload, seq=None):
+        s = self.seq if seq is None else seq
+        p = self.ip(tcp(self.cport, PORT, s, self.srv_seq, 0x18, payload))
+        if seq is None:
+            self.seq += len(payload)
+        return p
+
+    def ack(self):
+        return self.ip(tcp(PORT, self.cport, self.srv_seq, self.seq, 0x10), False)
+
+    def fin(self):
+        p = self.ip(tcp(self.cport, PORT, self.seq, self.srv_seq, 0x11))
+        self.seq += 1
+        return p
+
+    def whole(self, payloads):
+        pk = [self.syn(), self.synack()]
+        for d in payloads:
+            pk += [self.data(d), self.ack()]
+        pk += [self.fin(), self.ack()]
+        return pk
+
+
+REQ = [b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"]
+REQ_ALL = b"".join(REQ)
+
+
+def good_eth(payloads=REQ, **kw):
+    return [eth(p, 0x86DD if kw.get("v6") else 0x0800) for p in Flow(**kw).whole(payloads)]
+
+
+def esc(b):
+    """bytes -> the latin-1 text form used in cases.json."""
+    return b.decode("latin-1")
+
+
+# ---------------------------------------------------------------- cases
+
+cases = []
+
+
+def case(name, data, desc, runs, generate=False):
+    cases.append({"name": name, "data": data, "description": desc,
+                  "runs": runs, "generate": generate})
+
+
+def replay(exit=0, stderr="", delivered=None, stats=None, args=(), **kw):
+    r = {"command": "replay", "exit": exit, "stderr": stderr}
+    if delivered is not None:
+        # Long streams are given by length and SHA-256.
+        r["delivered"] = [esc(d) if len(d) <= 256 else
+                          {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+                          for d in delivered]
+    if stats:
+        r["stats"] = stats
+    if args:
+        r["args"] = list(args)
+    r.update(kw)
+    return r
+
+
+def summary(exit=0, stderr="", stats=None, args=(), **kw):
+    r = {"command": "summary", "exit": exit, "stderr": stderr}
+    if stats:
+        r["stats"] = stats
+    if args:
+        r["args"] = list(args)
+    r.update(kw)
+    return r
+
+
+NOT_CAPTURE = r"^tapmirror: .*not a pcap or pcapng capture"
+EMPTY_OK = ("replay treats an input shorter than a magic number as a "
+            "capture with no packets (exit 0; for 1 to 3 bytes a warning "
+            "that it ends inside a record); summary says \"empty input, "
+            "not a capture\" and exits 1")
+QUADRATIC = ("reasm insert() walks the out-of-order queue from its head: "
+             "O(n) per segment, O(n^2) per flow (8 to 14 s here, not 0.1 s)")
+REPLAY_CAP = ("replay_data() drops a connection whose queue would exceed "
+              "--flow-buffer even for a file source: bytes released in one "
+              "batch (before the local connect completes or the batch is "
+              "flushed, or a reassembly queue of up to --flow-buffer released "
+              "at once) overflow it; exit status 3")
+TRUNC_WARN = r"^tapmirror: warning: .* ends inside a record"
+
+
+def build():
+    good = pcap(good_eth())
+    hdr = pcap_header()
+
+    # ---- containers: pcap ----
+    # An input that never completes the 4 bytes that say what it is is not
+    # a capture: an error, as summary says. Once the format is known, a
+    # cut file header is an incomplete last item: a warning, exit 0.
+    not_cap = r"^tapmirror: .*(empty input|not a pcap or pcapng capture)"
+    case("empty.pcap", b"", "an empty file",
+         [replay(1, not_cap, delivered=[], known_bug=EMPTY_OK),
+          summary(1, r"^tapmirror: .*empty input, not a capture")])
+    case("global-header-1-bytes.pcap", hdr[:1],
+         "the 24-byte pcap file header cut after 1 byte (the format is unknown)",
+         [replay(1, not_cap, delivered=[], known_bug=EMPTY_OK),
+          summary(1, not_cap)])
+    for n in (10, 23):
+        case(f"global-header-{n}-bytes.pcap", hdr[:n],
+             f"the 24-byte pcap file header cut after {n} bytes",
+             [replay(0, TRUNC_WARN, delivered=[], stats={"source.packets": 0}),
+              summary(0, TRUNC_WARN, stats={"packets": 0, "truncated": True})])
+    case("wrong-magic.pcap", b"\xde\xad\xbe\xef" + hdr[4:] + pcap_record(good_eth()[0]),
+         "a pcap file whose magic number is wrong",
+         [replay(1, NOT_CAPTURE + r" \(first bytes de ad be ef\)", delivered=[]),
+          summary(1, NOT_CAPTURE)])
+    case("text.pcap", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+         "text where a capture should be (an HTTP response saved by mistake)",
+         [replay(1, NOT_CAPTURE + r": it starts with text \"HTTP/1.1 404 Not Found\"",
+                 delivered=[]),
+          summary(1, NOT_CAPTURE)])
+    whole = good_eth()
+    cut_hdr = pcap(whole) + pcap_record(whole[2], T0 + 10**9)[:10]
+    case("truncated-record-header.pcap", cut_hdr,
+         "a whole connection, then a record cut inside its 16-byte header",
+         [replay(0, TRUNC_WARN, delivered=[REQ_ALL],
+                 stats={"source.truncated": True, "flows.completed": 1}),
+          summary(0, TRUNC_WARN, stats={"packets": 8, "truncated": True})])
+    rec = pcap_record(whole[2], T0 + 10**9)
+    cut_data = pcap(whole) + rec[:16 + len(whole[2]) // 2]
+    case("truncated-record-data.pcap", cut_data,
+         "a whole connection, then a record with half its data",
+         [replay(0, TRUNC_WARN, delivered=[REQ_ALL],
+                 stats={"source.truncated": True}),
+          summary(0, TRUNC_WARN, stats={"packets": 8})])
+    case("caplen-over-snaplen.pcap", pcap(whole, snaplen=64),
+         "records longer than the file's snap length of 64 (accepted)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    over = hdr
+    for i, f in enumerate(whole):
+        over += pcap_record(f, T0 + i * 1000, wirelen=max(1, len(f) - 20))
+    case("caplen-over-wirelen.pcap", over,
+         "records whose captured length exceeds the original length (accepted)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    huge = pcap(whole) + struct.pack("<IIII", 1700000001, 0, 0xFFFFFFFF,
+                                     0xFFFFFFFF) + bytes(64)
+    case("caplen-4gib.pcap", huge,
+         "a whole connection, then a record claiming 4 GiB of data",
+         [replay(1, r"^tapmirror: .*record length 4294967295 exceeds the maximum",
+                 delivered=[REQ_ALL], max_rss_mib=64),
+          summary(1, r"^tapmirror: .*record length 4294967295 exceeds the maximum")])
+    f = Flow()
+    pk = [eth(p) for p in f.whole(REQ)]
+    zero = hdr
+    for i, fr in enumerate(pk):
+        zero += pcap_record(fr, T0 + i * 1000)
+        if i == 2:
+            zero += pcap_record(b"", T0 + i * 1000)                # 0 of 0
+            zero += pcap_record(b"", T0 + i * 1000, wirelen=60)    # 0 of 60
+    case("zero-length-records.pcap", zero,
+         "records with no captured bytes (0 of 0, and 0 of 60) inside a connection",
+         [replay(0, "", delivered=[REQ_ALL],
+                 stats={"segments.truncated": 1, "segments.malformed": 1}),
+          summary(0, "", stats={"packets": 10, "client_bytes": len(REQ_ALL)})])
+    case("pcap-version-1-0.pcap", pcap(whole, version=(1, 0)),
+         "a pcap file of version 1.0",
+         [replay(1, r"^tapmirror: .*unsupported pcap version 1\.0", delivered=[]),
+          summary(1, r"^tapmirror: .*unsupported pcap version 1\.0")])
+
+    # ---- containers: pcapng ----
+    ng_head = shb() + idb(1)
+    epbs = b"".join(epb(0, T0 // 1000 + i, fr) for i, fr in enumerate(whole))
+    epb_list = [epb(0, T0 // 1000 + i, fr) for i, fr in enumerate(whole)]
+    case("pcapng-unknown-block.pcapng",
+         ng_head + block(0x0BAD, b"not a standard block") + b"".join(epb_list[:3])
+         + block(0x80000001, b"custom") + b"".join(epb_list[3:]),
+         "pcapng with unknown and custom block types between packets (skipped)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          summary(0, "", stats={"packets": 8})])
+    # The leading length is over 16 MiB; the data is not there at all.
+    case("pcapng-oversized-block.pcapng",
+         ng_head + epbs + struct.pack("<II", 6, 16 * 1024 * 1024 + 4) + bytes(32),
+         "a block whose length is over 16 MiB",
+         [replay(1, r"^tapmirror: .*invalid block length 16777220",
+                 delivered=[REQ_ALL], max_rss_mib=64),
+          summary(1, r"^tapmirror: .*invalid block length")])
+    bad_trailer = block(6, struct.pack("<IIIII", 0, 0, 5, 4, 4) + b"abcd", trailer=40)
+    case("pcapng-trailing-length-mismatch.pcapng", ng_head + epbs + bad_trailer,
+         "a block whose trailing length differs from its leading length",
+         [replay(1, r"^tapmirror: .*trailing length does not match",
+                 delivered=[REQ_ALL]),
+          summary(1, r"^tapmirror: .*trailing length does not match")])
+    odd = struct.pack("<II", 6, 34) + bytes(22) + struct.pack("<I", 34)
+    case("pcapng-block-length-not-multiple-of-4.pcapng", ng_head + epbs + odd,
+         "a block length of 34 (not a multiple of 4)",
+         [replay(1, r"^tapmirror: .*invalid block length 34", delivered=[REQ_ALL]),
+          summary(1, r"^tapmirror: .*invalid block length 34")])
+    case("pcapng-missing-interface.pcapng", ng_head + epbs + epb(3, 0, whole[0]),
+         "a packet block naming interface 3 of a section with one interface",
+         [replay(1, r"^tapmirror: .*unknown interface 3", delivered=[REQ_ALL]),
+          summary(1, r"^tapmirror: .*unknown interface 3")])
+    case("pcapng-mixed-link-types.pcapng",
+         shb() + idb(1) + idb(147) + epbs + epb(1, T0 // 1000 + 99, b"\x00" * 40),
+         "two interfaces, Ethernet and USER0 (147): a packet of the second is an error",
+         [replay(1, r"^tapmirror: .*link type .*\(147\).*cannot decode",
+                 delivered=[REQ_ALL]),
+          summary(0, "", stats={"packets": 9, "client_bytes": len(REQ_ALL)})])
+    case("pcapng-simple-packet-blocks.pcapng",
+         shb() + idb(1) + b"".join(spb(fr) for fr in whole),
+         "packets in Simple Packet Blocks (no timestamps)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          summary(0, "", stats={"packets": 8, "client_bytes": len(REQ_ALL)})])
+    for res, what in ((0x80 | 63, "2^-63 s"), (0x80 | 127, "2^-127 s"),
+                      (30, "10^-30 s"), (255, "the largest power of two"),
+                      (0, "1 s")):
+        name = f"pcapng-tsresol-{res:02x}.pcapng"
+        body = shb() + idb(1, tsresol=res) + b"".join(
+            epb(0, (2**64 - 1) - 50 + i, fr) for i, fr in enumerate(whole))
+        case(name, body,
+             f"if_tsresol {res:#04x} ({what}) with timestamps near 2^64",
+             [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+              summary(0, "", stats={"packets": 8})])
+
+    # ---- IP and TCP headers ----
+    def with_bad(bad_frames, link=1, linktype=1):
+        f = Flow()
+        pk = [eth(p) for p in f.whole(REQ)] if link == 1 else f.whole(REQ)
+        return pcap(pk[:3] + bad_frames + pk[3:], linktype=linktype)
+
+    seg = tcp(40001, PORT, 5, 6, 0x18, b"junk")
+    ipv4_bad_ihl = ipv4(C4, S4, seg, ihl=4)
+    case("ipv4-ihl-under-20.pcap", with_bad([eth(ipv4_bad_ihl)]),
+         "an IPv4 header length of 16 bytes (IHL 4)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    p = ipv4(C4, S4, seg, opts=bytes([1] * 40))  # IHL 15: 60 bytes
+    case("ipv4-header-past-capture.pcap", with_bad([eth(p)[:14 + 30]]),
+         "an IPv4 header (60 bytes with options) longer than the 30 bytes captured",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    case("ipv4-total-length-under-header.pcap",
+         with_bad([eth(ipv4(C4, S4, seg, total=12))]),
+         "an IPv4 total length of 12, shorter than the header",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    case("tcp-data-offset-under-5.pcap",
+         with_bad([eth(ipv4(C4, S4, tcp(40001, PORT, 5, 6, 0x18, b"junk", doff=3)))]),
+         "a TCP data offset of 3 (12 bytes)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    case("tcp-data-offset-past-packet.pcap",
+         with_bad([eth(ipv4(C4, S4, tcp(40001, PORT, 5, 6, 0x18, b"junk", doff=15)))]),
+         "a TCP data offset of 60 bytes in a 24-byte segment",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    loop = b"".join(opts_hdr(0 if i % 2 else 60) for i in range(19)) + opts_hdr(6)
+    case("ipv6-extension-header-loop.pcap",
+         with_bad([eth(ipv6(ip6(1), ip6(100), seg, nh=0, ext=loop), 0x86DD)]),
+         "an IPv6 chain of 20 alternating hop-by-hop/destination-options headers",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    off_end = bytes([6, 255]) + bytes(6)  # claims 2048 bytes
+    case("ipv6-extension-header-past-end.pcap",
+         with_bad([eth(ipv6(ip6(1), ip6(100), seg, nh=60, ext=off_end), 0x86DD)]),
+         "an IPv6 destination-options header claiming 2048 bytes in a short packet",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.malformed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    tags3 = [(0x88A8, 10), (0x8100, 20), (0x8100, 30)]
+    case("vlan-3-tags.pcap",
+         pcap([eth(p, 0x0800, tags3) for p in Flow().whole(REQ)]),
+         "a connection inside three VLAN tags (QinQ plus one)",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+    tags20 = [(0x8100, i) for i in range(20)]
+    case("vlan-20-tags.pcap",
+         pcap([eth(p, 0x0800, tags20) for p in Flow().whole(REQ)]),
+         "a connection inside twenty VLAN tags (malformed)",
+         [replay(0, "", delivered=[], stats={"segments.malformed": 8,
+                                             "flows.seen": 0}),
+          summary(0, "", stats={"connections": 0})])
+    f = Flow()
+    sll2_frames = [sll2(p, 0x0800) for p in f.whole(REQ)]
+    sll2_frames.insert(3, sll2(ipv4(C4, S4, seg), 0x1234))
+    case("sll2-unknown-protocol.pcap", pcap(sll2_frames, linktype=276),
+         "an SLL2 packet with protocol 0x1234 inside a connection",
+         [replay(0, "", delivered=[REQ_ALL], stats={"segments.not_ip": 1}),
+          summary(0, "", stats={"client_bytes": len(REQ_ALL)})])
+
+    # ---- sequence numbers ----
+    f = Flow(isn=1000)
+    pk = [f.syn(), f.synack(), f.data(b"AAAA")]
+    pk.append(f.data(b"BBBB", seq=f.seq + 2**31))  # 2^31 away: ambiguous
+    pk += [f.data(b"CCCC"), f.ack(), f.fin(), f.ack()]
+    case("sequence-jump-2-31.pcap", pcap([eth(p) for p in pk]),
+         "a segment 2^31 bytes ahead of the stream (as far behind as ahead)",
+         [replay(0, "", delivered=[b"AAAACCCC"], stats={"flows.completed": 1,
+                                                      "flows.gaps": 0}),
+          summary(0, "", stats={"client_bytes": 8})])
+    f = Flow(isn=0xFFFFFFF0)
+    case("sequence-wrap.pcap", pcap([eth(p) for p in f.whole([b"x" * 40, b"y" * 40])]),
+         "a connection whose sequence numbers wrap past 2^32",
+         [replay(0, "", delivered=[b"x" * 40 + b"y" * 40],
+                 stats={"flows.completed": 1}),
+          summary(0, "", stats={"client_bytes": 80})])
+
+    # ---- floods (generated at test time) ----
+    syns = pcap_header(101)
+    for i in range(10000):
+        src = f"10.{1 + i // 60000}.{(i // 250) % 240}.{1 + i % 250}"
+        syns += pcap_record(ipv4(src, S4, tcp(1024 + i % 60000, PORT, i * 7919,
+                                              0, 0x02)), T0 + i * 1000)
+    case("syn-flood-10000.pcap", syns,
+         "10,000 distinct SYNs and nothing else (fast, bounded)",
+         [replay(0, "", delivered=[], stats={"flows.seen": 10000,
+                                             "flows.unfinished": 10000},
+                 max_rss_mib=64, args=["--max-connections", "64"]),
+          summary(0, "", stats={"connections": 10000}, max_rss_mib=64)],
+         generate=True)
+    n = 50000
+    f = Flow(isn=5000)
+    pk = [f.syn(), f.synack()]
+    base = f.seq
+    stream = bytes((i * 31 + 7) & 0xFF for i in range(n))
+    # Every byte its own segment, in a scrambled order; byte 0 comes last,
+    # so everything before it waits in the queue.
+    order = [(i * 7919) % (n - 1) + 1 for i in range(n - 1)] + [0]
+    for i in order:
+        pk.append(f.data(stream[i:i + 1], seq=base + i))
+    f.seq = base + n
+    pk += [f.fin(), f.ack()]
+    ooo = pcap_header(101)
+    for i, p in enumerate(pk):
+        ooo += pcap_record(p, T0 + i * 1000)
+    case("out-of-order-50000.pcap", ooo,
+         "one connection of 50,000 one-byte segments in scrambled order",
+         [replay(0, "", delivered=[stream], stats={"flows.completed": 1},
+                 max_seconds=3, known_bug=QUADRATIC),
+          summary(0, "", stats={"client_bytes": n}, max_seconds=3,
+                  known_bug=QUADRATIC),
+          # A small queue: holes are skipped (gaps), memory stays bounded.
+          replay(0, "", stats={"flows.completed": 1, "flows.gaps": [">=", 1]},
+                 args=["--flow-buffer", "4KiB"], max_seconds=3,
+                 known_bug=REPLAY_CAP)],
+         generate=True)
+
+    # ---- not hostile, but found here: a plain upload, a small --flow-buffer ----
+    f = Flow()
+    pk = [f.syn(), f.synack()] + [f.data(bytes([65 + i % 26]) * 1000)
+                                  for i in range(20)]
+    pk += [f.ack(), f.fin(), f.ack()]
+    upload = b"".join(bytes([65 + i % 26]) * 1000 for i in range(20))
+    case("upload-20k-flow-buffer-4k.pcap", pcap([eth(p) for p in pk]),
+         "an in-order 20,000-byte upload replayed with --flow-buffer 4KiB "
+         "from a file (which can always wait)",
+         [replay(0, "", delivered=[upload], args=["--flow-buffer", "4KiB"],
+                 known_bug=REPLAY_CAP),
+          replay(0, "", delivered=[upload])])
+
+    # ---- output of a capture corrupt mid-file ----
+    body = pcap(whole)
+    case("corrupt-mid-file-output.pcap",
+         body + struct.pack("<IIII", 1700000001, 0, 0x7FFFFFFF, 60) + bytes(60)
+         + pcap_record(whole[0]),
+         "whole records, then a corrupt record length, then more records: "
+         "-o holds exactly the records before the corruption",
+         [replay(1, r"^tapmirror: .*record length 2147483647 exceeds the maximum",
+                 delivered=[REQ_ALL], output=f"prefix:{len(body)}")])
+    ngbody = ng_head + epbs
+    case("corrupt-mid-file-output.pcapng",
+         ngbody + block(6, bytes(24), trailer=99) + epb(0, 0, whole[0]),
+         "pcapng: whole blocks, then one with a bad trailing length: -o holds "
+         "exactly the blocks before it",
+         [replay(1, r"^tapmirror: .*trailing length does not match",
+                 delivered=[REQ_ALL], output=f"prefix:{len(ngbody)}")])
+    cut = pcap(whole) + pcap_record(whole[3])[:30]
+    case("truncated-output.pcap", cut,
+         "a capture cut inside its last record: -o holds the whole records",
+         [replay(0, TRUNC_WARN, delivered=[REQ_ALL], output=f"prefix:{len(cut) - 30}")])
+
+
+def render():
+    """{relative path: bytes} of everything make_cases.py writes."""
+    cases.clear()
+    build()
+    files = {}
+    index = []
+    for c in cases:
+        entry = {"name": c["name"], "size": len(c["data"]),
+                 "description": c["description"]}
+        if c["generate"]:
+            entry["generate"] = True
+            entry["sha256"] = hashlib.sha256(c["data"]).hexdigest()
+        else:
+            entry["file"] = "cases/" + c["name"]
+            files[entry["file"]] = c["data"]
+        entry["runs"] = c["runs"]
+        index.append(entry)
+    text = json.dumps({"port": PORT, "cases": index}, indent=1,
+                      ensure_ascii=True) + "\n"
+    files["cases.json"] = text.encode()
+    return files
+
+
+def generated(name):
+    """The content of a case that is generated at test time."""
+    cases.clear()
+    build()
+    for c in cases:
+        if c["name"] == name:
+            return c["data"]
+    raise KeyError(name)
+
+
+def same(path, data):
+    try:
+        with open(path, "rb") as f:
+            return f.read() == data
+    except FileNotFoundError:
+        return False
+
+
+def main():
+    check = "--check" in sys.argv[1:]
+    files = render()
+    bad = 0
+    for rel, data in sorted(files.items()):
+        path = os.path.join(HERE, rel)
+        if check:
+            if not same(path, data):
+                print(f"make_cases: {rel} is not what make_cases.py generates")
+                bad += 1
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if not same(path, data):
+                with open(path, "wb") as f:
+                    f.write(data)
+    if check:
+        known = {os.path.basename(r) for r in files if r.startswith("cases/")}
+        for name in sorted(os.listdir(CASES)):
+            if name not in known and not name.startswith("."):
+                print(f"make_cases: cases/{name} is not generated by make_cases.py")
+                bad += 1
+        if not bad:
+            print(f"make_cases: {len(files) - 1} cases match")
+    else:
+        total = sum(len(d) for d in files.values())
+        print(f"make_cases: {len(files) - 1} cases, {total} bytes")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Real captures for the mirror tests: TCP traffic between a client and a
+server in a network namespace of the test's own (a "pod" at 10.244.K.11
+behind a veth pair), recorded by tcpdump -i any inside that namespace,
+exactly as the tap records a pod. Needs root."""
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+
+SERVER = r'''
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+print("ready", flush=True)
+def h(c):
+    while c.recv(65536): pass
+    c.sendall(b"ok"); c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=h, args=(c,), daemon=True).start()
+'''
+
+
+def can_record():
+    """(ok, reason)."""
+    if os.geteuid() != 0:
+        return False, "needs root to record pod traffic in a network namespace"
+    for tool in ("ip", "tcpdump"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"],
+                          capture_output=True).returncode != 0:
+            return False, f"{tool} is not installed"
+    return True, ""
+
+
+def _run(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def record(path, pod_index, clients=6, seed=1, port=8080, max_size=120000):
+    """Records `clients` connections to 10.244.K.11:PORT (K = pod_index+1)
+    from 10.244.K.10; returns (server_ip, [client payload bytes]). The
+    tests compare against the payloads, so a recording that tcpdump itself
+    dropped packets from is made again."""
+    for attempt in range(4):
+        ip, payloads, dropped = _record(path, pod_index, clients, seed, port,
+                                        max_size)
+        if dropped == 0:
+            return ip, payloads
+    raise RuntimeError(f"tcpdump kept dropping packets ({dropped})")
+
+
+def _record(path, pod_index, clients, seed, port, max_size):
+    k = pod_index + 1
+    tag = f"{os.getpid() % 100000}{k}"
+    ns, va, vb = f"tmk{tag}", f"tka{tag}", f"tkb{tag}"
+    client_ip, server_ip = f"10.244.{k}.10", f"10.244.{k}.11"
+    rng = random.Random(seed)
+    payloads = [rng.randbytes(rng.randint(1, max_size)) for _ in range(clients)]
+    _run("ip", "netns", "add", ns)
+    server = tcpdump = None
+    try:
+        _run("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+        _run("ip", "link", "set", vb, "netns", ns)
+        _run("ip", "addr", "add", f"{client_ip}/24", "dev", va)
+        _run("ip", "link", "set", va, "up")
+        _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{server_ip}/24",
+             "dev", vb)
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c",
+                                   SERVER, server_ip, str(port)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        tcpdump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump",
+                                    "--immediate-mode", "-B", "65536", "-i",
+                                    "any", "-U", "-w", path, "tcp", "port",
+                                    str(port)],
+                                   stderr=subprocess.PIPE, text=True)
+        seen = ""
+        while "listening on" not in seen:
+            line = tcpdump.stderr.readline()
+            assert line, f"tcpdump did not start: {seen}"
+            seen += line
+        time.sleep(0.2)
+        threads = []
+        for data in payloads:
+            def send(d=data):
+                c = socket.socket()
+                c.settimeout(20)
+                c.bind((client_ip, 0))
+                c.connect((server_ip, port))
+                c.sendall(d)
+                c.shutdown(socket.SHUT_WR)
+                while c.recv(100):
+                    pass
+                c.close()
+            th = threading.Thread(target=send)
+            th.start()
+            threads.append(th)
+            time.sleep(0.01)
+        for th in threads:
+            th.join(30)
+        time.sleep(0.5)
+    finally:
+        dropped = -1
+        if tcpdump is not None:
+            tcpdump.send_signal(2)
+            tail = tcpdump.stderr.read()
+            tcpdump.wait(10)
+            tcpdump.stderr.close()
+            for line in tail.splitlines():
+                if "dropped by kernel" in line:
+                    dropped = int(line.split()[0])
+        if server is not None:
+            server.kill()
+            server.wait()
+            server.stdout.close()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", va], capture_output=True)
+    return server_ip, payloads, dropped
+
+
+def split_records(data, parts):
+    """Splits a pcap into `parts` captures at record boundaries, each with
+    the file header: what tcpdump restarted mid-run would write."""
+    header, recs, pos = data[:24], [], 24
+    while pos + 16 <= len(data):
+        caplen = int.from_bytes(data[pos + 8:pos + 12], "little")
+        recs.append(data[pos:pos + 16 + caplen])
+        pos += 16 + caplen
+    cut = [len(recs) * i // parts for i in range(parts + 1)]
+    return [header + b"".join(recs[cut[i]:cut[i + 1]]) for i in range(parts)]

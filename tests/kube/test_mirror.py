@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""tapmirror mirror: the real binary and the real kubectl (1.27 through
+1.33) against the fake Kubernetes API server, which streams captures of
+real pod traffic recorded by these tests. Checks the bytes each local
+connection receives, the output capture, and exactly what was asked of
+the cluster."""
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.dont_write_bytecode = True
+
+import podtraffic  # noqa: E402
+import tmtest as t  # noqa: E402
+from kubetest import (FakeKube, kubectl_path, standard_state,  # noqa: E402
+                      tap_container)
+
+TAP_IMAGE = "docker.io/nicolaka/netshoot:v0.16"
+PODS = ["web-7d4b9c6f5d-x2k8q", "web-7d4b9c6f5d-m9vtl", "web-7d4b9c6f5d-p4hzw"]
+SKIP = None
+
+
+def fnv_streams(payloads):
+    return sorted((len(p), t.fnv64(p)) for p in payloads)
+
+
+class Mirror(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        global SKIP
+        if kubectl_path() is None:
+            SKIP = "kubectl is not installed"
+        else:
+            ok, why = podtraffic.can_record()
+            if not ok:
+                SKIP = why
+        if SKIP:
+            print(f"skipping mirror tests: {SKIP}")
+            return
+        cls.dir = t.TempDir()
+        cls.caps = []
+        for k in range(3):
+            path = cls.dir(f"pod{k}.pcap")
+            ip, payloads = podtraffic.record(path, k, clients=5, seed=k + 1)
+            cls.caps.append({"path": path, "ip": ip, "payloads": payloads,
+                             "bytes": t.read_bytes(path)})
+
+    @classmethod
+    def tearDownClass(cls):
+        if not SKIP:
+            cls.dir.cleanup()
+
+    def setUp(self):
+        if SKIP:
+            self.skipTest(SKIP)
+        self.tmp = t.TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    # ---- helpers
+
+    def state(self, pods=1, exec_modes=None, **kw):
+        """The standard shop/web deployment with `pods` pods; pod k has the
+        address and streams the capture recorded for pod k."""
+        st = standard_state(replicas=pods, **kw)
+        for k, pod in enumerate(st["pods"]):
+            cap = self.caps[k]
+            pod["podIP"] = cap["ip"]
+            pod["exec"] = [{"container": "tapmirror-tap", "argv0": "tcpdump",
+                            "capture": cap["path"],
+                            "modes": exec_modes or ["capture"]}]
+        return st
+
+    def start(self, fk, target, *args):
+        argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, *map(str, args)]
+        return subprocess.Popen(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def wait_for(self, p, needle, timeout=30):
+        """Reads stderr until a line with `needle`; returns all stderr read,
+        or fails if the process ends first."""
+        deadline = time.monotonic() + timeout * t.SLOW
+        buf = b""
+        fd = p.stderr.fileno()
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                if needle.encode() in buf:
+                    return buf.decode(errors="replace")
+        p.kill()
+        p.wait()
+        self.fail(f"no '{needle}' on stderr: {buf.decode(errors='replace')}")
+
+    def interrupt(self, p, before=""):
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30 * t.SLOW)
+        return p.returncode, out, before + err.decode(errors="replace")
+
+    def run_fail(self, fk, target, *args):
+        argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, *map(str, args)]
+        r = subprocess.run(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=120 * t.SLOW)
+        return r.returncode, r.stderr.decode(errors="replace")
+
+    def writes(self, fk):
+        return [e for e in fk.requests()
+                if e["method"] in ("PATCH", "PUT", "POST", "DELETE")
+                and "/exec" not in e["path"]]
+
+    # ---- the happy path, on the oldest, a middle and the newest kubectl
+
+    def test_mirror_end_to_end(self):
+        for version, transport, call in (("1.27", "spdy", "PUT"),
+                                         ("1.30", "websocket", "PUT"),
+                                         ("1.33", "websocket", "PATCH")):
+            with self.subTest(version=version):
+                self.end_to_end(version, transport, call)
+
+    def end_to_end(self, version, transport, call):
+        cap = self.caps[0]
+        with FakeKube(self.state(), version=version) as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            out = self.tmp(f"mirror-{version}.pcap")
+            stats = self.tmp(f"mirror-{version}.json")
+            p = self.start(fk, "deployment/web", "-n", "shop", "-p", 8080,
+                           "--to", sink.to, "-o", out, "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port 8080")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            # Every client connection arrived whole at the local target.
+            self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+            # The output is the pod's capture, byte for byte.
+            self.assertEqual(t.read_bytes(out), cap["bytes"])
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+            st = t.read_json(stats)
+            self.assertEqual(st["kubernetes"]["pods"], [PODS[0]])
+            self.assertEqual(st["kubernetes"]["reattaches"], 0)
+            self.assertEqual(st["flows"]["seen"], len(cap["payloads"]))
+            # The tap: added once, with exactly the hardened spec.
+            reqs = fk.requests()
+            writes = [e for e in reqs if "/ephemeralcontainers" in e["path"]
+                      and e["method"] in ("PATCH", "PUT")]
+            self.assertEqual([e["method"] for e in writes], [call])
+            body = writes[0]["body"]
+            ephemeral = body["spec"]["ephemeralContainers"]
+            self.assertEqual(ephemeral[-1],
+                             tap_container(image=TAP_IMAGE, target="api"))
+            # The capture: tcpdump with exactly these arguments, no TTY.
+            ex = fk.execs()
+            self.assertEqual(len(ex), 1)
+            self.assertEqual(ex[0]["transport"], transport)
+            self.assertEqual(ex[0]["command"],
+                             ["tcpdump", "-p", "-i", "any", "-U", "-w", "-",
+                              "tcp", "port", "8080"])
+            self.assertEqual(ex[0]["container"], "tapmirror-tap")
+            self.assertFalse(ex[0].get("tty"))
+            # Stopped the polite way: standard input closed, no kubectl left.
+            self.assertTrue(ex[0]["stdin_closed"], ex[0])
+            self.assertIn("injected the tap", err)
+            self.assertIn("kubectl rollout restart deployment/web -n shop",
+                          err)
+            self.assert_no_kubectl(PODS[0])
+            sink.stop()
+
+    def assert_no_kubectl(self, pod):
+        r = subprocess.run(["pgrep", "-f", f"exec -i {pod} "],
+                           capture_output=True, text=True)
+        self.assertEqual(r.stdout.strip(), "", "kubectl left running")
+
+    def test_existing_tap_is_reused(self):
+        st = self.state()
+        st["pods"][0]["ephemeralContainers"] = [
+            tap_container(image="example.com/tools:1", target="api")]
+        st["pods"][0]["ephemeralContainerStatuses"] = [
+            {"name": "tapmirror-tap", "state": {"running": {}}}]
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("reuse.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(sink.streams(),
+                             fnv_streams(self.caps[0]["payloads"]))
+            self.assertIn("already has a tap with image example.com/tools:1",
+                          err)
+            self.assertEqual(self.writes(fk), [])
+
+    # ---- failures: one clear line each, and nothing injected when a
+    # local mistake would stop the run anyway
+
+    def test_local_mistakes_touch_nothing(self):
+        with FakeKube(self.state()) as fk:
+            port = t.free_port()
+            code, err = self.run_fail(fk, "web", "-n", "shop", "-p", 8080,
+                                      "--to", f":{port}")
+            self.assertEqual(code, 1, err)
+            self.assertRegex(err, rf"cannot reach --to :{port}")
+            self.assertEqual(fk.requests(), [], "the cluster was touched")
+            os.mkdir(self.tmp("adir"))
+            sink = t.Sink(self.tmp)
+            code, err = self.run_fail(fk, "web", "-n", "shop", "-p", 8080,
+                                      "--to", sink.to, "-o", self.tmp("adir"))
+            sink.stop()
+            self.assertEqual(code, 1, err)
+            self.assertEqual(fk.requests(), [], "the cluster was touched")
+            code, err = self.run_fail(fk, "web", "-n", "shop", "-p", 8080,
+                                      "--kubectl", "/nonexistent/kubectl")
+            self.assertEqual(code, 1, err)
+            self.assertIn("--kubectl /nonexistent/kubectl", err)
+            self.assertEqual(fk.requests(), [])
+
+    def failure(self, state, args, pattern, version="1.33", target="web",
+                no_writes=True):
+        with FakeKube(state, version=version) as fk:
+            sink = t.Sink(self.tmp)
+            t0 = time.monotonic()
+            code, err = self.run_fail(fk, target, "-p", 8080, "--to",
+                                      sink.to, "-o", self.tmp("f.pcap"),
+                                      *args)
+            sink.stop()
+            self.assertEqual(code, 1, err)
+            # One line says what is wrong.
+            hits = [l for l in err.splitlines()
+                    if l.startswith("tapmirror: ") and re.search(pattern, l)]
+            self.assertEqual(len(hits), 1, f"{pattern!r} in:\n{err}")
+            if no_writes:
+                self.assertEqual([e["method"] for e in self.writes(fk)], [])
+            return err, time.monotonic() - t0, fk
+
+    def test_failures(self):
+        st = self.state()
+        self.failure(st, ["-n", "shop", "--context", "nope"],
+                     "kubeconfig context not found")
+        self.failure(st, ["-n", "shop", "--kubeconfig", self.tmp("none")],
+                     "kubeconfig problem")
+        self.failure(st, ["-n", "shop"],
+                     "deployment nope not found in namespace shop",
+                     target="deployment/nope")
+        self.failure(st, ["-n", "nowhere"], "namespace nowhere not found")
+        self.failure(st, ["-n", "shop"], "pod web-x not found",
+                     target="pod/web-x")
+        pending = self.state()
+        pending["pods"][0]["start_ms"] = 600000
+        self.failure(pending, ["-n", "shop"],
+                     "deployment web in namespace shop has no running pods")
+        self.failure(self.state(default_container=None), ["-n", "shop"],
+                     r"has several containers \(api, envoy\): choose one "
+                     "with -c")
+        self.failure(st, ["-n", "shop", "-c", "nope"],
+                     r"container nope not found in pod .* \(it has: api, "
+                     "envoy\\)")
+        hostnet = self.state()
+        hostnet["pods"][0]["hostNetwork"] = True
+        self.failure(hostnet, ["-n", "shop"], "host network")
+        rbac = self.state(rbac={"user": "system:serviceaccount:dev:me",
+                                "deny": ["patch pods/ephemeralcontainers",
+                                         "update pods/ephemeralcontainers"]})
+        # These reach the injection, which the cluster refuses.
+        self.failure(rbac, ["-n", "shop"],
+                     "not allowed: system:serviceaccount:dev:me cannot patch "
+                     "pods/ephemeralcontainers in namespace shop; a Role "
+                     "granting 'patch'", no_writes=False)
+        self.failure(rbac, ["-n", "shop"],
+                     "cannot update pods/ephemeralcontainers", version="1.27",
+                     no_writes=False)
+        self.failure(self.state(rbac={"deny": ["get deployments"]}),
+                     ["-n", "shop"], "cannot get deployments.apps")
+        self.failure(self.state(psa={"level": "baseline"}), ["-n", "shop"],
+                     "Pod Security admission .*baseline.* refuses the tap's "
+                     "NET_RAW", no_writes=False)
+        self.failure(self.state(ephemeral_containers=False), ["-n", "shop"],
+                     "does not support ephemeral containers", no_writes=False)
+        err, took, _ = self.failure(
+            self.state(tap={"outcome": "ErrImagePull",
+                            "message": "pull access denied for bad/image"}),
+            ["-n", "shop", "--tap-image", "bad/image:1"],
+            "the tap in pod .* cannot start: ErrImagePull: pull access "
+            "denied", no_writes=False)
+        self.assertLess(took, 20, "an image pull error must fail fast")
+        self.failure(self.state(exec_modes=["notfound"]), ["-n", "shop"],
+                     "has no tcpdump", no_writes=False)
+        self.failure(self.state(rbac={"deny": ["get pods/exec",
+                                               "create pods/exec"]}),
+                     ["-n", "shop"], "cannot (get|create) pods/exec",
+                     no_writes=False)
+
+    # ---- staying attached
+
+    def test_stream_that_ends_is_reattached(self):
+        cap = self.caps[0]
+        first, second = podtraffic.split_records(cap["bytes"], 2)
+        t.write_bytes(self.tmp("part1.pcap"), first)
+        t.write_bytes(self.tmp("part2.pcap"), second)
+        st = self.state(exec_modes=[
+            {"mode": "close", "capture": self.tmp("part1.pcap")},
+            {"mode": "capture", "capture": self.tmp("part2.pcap")}])
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            out = self.tmp("reattach.pcap")
+            stats = self.tmp("reattach.json")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", out, "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            # Connections split across the two streams arrive whole.
+            self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+            # One output file, one file header.
+            self.assertEqual(t.read_bytes(out), cap["bytes"])
+            self.assertEqual(t.read_json(stats)["kubernetes"]["reattaches"], 1)
+            self.assertIn("re-attaching", err)
+            self.assertEqual(len(fk.execs()), 2)
+
+    def test_replaced_pod_is_followed(self):
+        a, b = self.caps[0], self.caps[1]
+        with FakeKube(self.state()) as fk:
+            sink = t.Sink(self.tmp)
+            stats = self.tmp("switch.json")
+            p = self.start(fk, "deployment/web", "-n", "shop", "-p", 8080,
+                           "--to", sink.to, "-o", self.tmp("switch.pcap"),
+                           "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port")
+            time.sleep(1.0)
+            fk.event("add_pod", pod={
+                "name": "web-5f6c7d8e9a-newpd", "namespace": "shop",
+                "deployment": "web", "podIP": b["ip"],
+                "exec": [{"container": "tapmirror-tap", "argv0": "tcpdump",
+                          "capture": b["path"], "modes": ["capture"]}]})
+            fk.event("delete_pod", namespace="shop", pod=PODS[0],
+                     grace_ms=300)
+            err += self.wait_for(p, "capturing in pod web-5f6c7d8e9a-newpd",
+                                 timeout=60)
+            deadline = time.monotonic() + 30
+            want = fnv_streams(a["payloads"] + b["payloads"])
+            code, _, err2 = None, None, ""
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                if fk.execs()[-1]["stdout_bytes"] >= len(b["bytes"]):
+                    break
+            time.sleep(1.0)
+            code, _, err = self.interrupt(p, err)
+            sink.stop()
+            self.assertEqual(code, 0, err)
+            self.assertEqual(sink.streams(complete_only=True), want)
+            st = t.read_json(stats)
+            self.assertEqual(st["kubernetes"]["pod_switches"], 1)
+            self.assertEqual(st["kubernetes"]["pods"],
+                             [PODS[0], "web-5f6c7d8e9a-newpd"])
+            self.assertIn("following deployment web to pod", err)
+
+    def test_gone_pod_target_is_an_error(self):
+        with FakeKube(self.state()) as fk:
+            sink = t.Sink(self.tmp)
+            p = self.start(fk, f"pod/{PODS[0]}", "-n", "shop", "-p", 8080,
+                           "--to", sink.to, "-o", self.tmp("gone.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            fk.event("delete_pod", namespace="shop", pod=PODS[0], grace_ms=0)
+            _, errb = p.communicate(timeout=60 * t.SLOW)
+            err += errb.decode(errors="replace")
+            sink.stop()
+            self.assertEqual(p.returncode, 1, err)
+            self.assertRegex(err, rf"pod {PODS[0]} (is gone|was replaced|is "
+                                  "terminating)")
+
+    def test_all_pods(self):
+        total = sum((c["payloads"] for c in self.caps), [])
+        with FakeKube(self.state(pods=3)) as fk:
+            sink = t.Sink(self.tmp, expect=len(total))
+            out = self.tmp("all.pcap")
+            stats = self.tmp("all.json")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", out, "--stats-json", stats,
+                           "--all-pods")
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(sink.streams(), fnv_streams(total))
+            st = t.read_json(stats)
+            self.assertEqual(sorted(st["kubernetes"]["pods"]), sorted(PODS))
+            self.assertEqual(len(fk.execs()), 3)
+            # One merged capture holding all three pods' connections.
+            r = t.run(["summary", out, "-p", 8080, "--json", "--flows", "0"])
+            doc = json.loads(r.stdout)
+            self.assertEqual(doc["connections"], len(total))
+            self.assertFalse(doc["truncated"])
+            for pod in PODS:
+                self.assert_no_kubectl(pod)
+
+    def test_stdout_carries_only_the_capture(self):
+        cap = self.caps[0]
+        with FakeKube(self.state()) as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", "-")
+            chunks = []
+            import threading
+            reader = threading.Thread(
+                target=lambda: chunks.append(p.stdout.read()), daemon=True)
+            reader.start()
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            p.send_signal(signal.SIGINT)
+            code = p.wait(timeout=30 * t.SLOW)
+            reader.join(10)
+            err += p.stderr.read().decode(errors="replace")
+            self.assertEqual(code, 0, err)
+            self.assertEqual(b"".join(chunks), cap["bytes"])
+
+
+if __name__ == "__main__":
+    t.main()
