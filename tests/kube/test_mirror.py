@@ -124,7 +124,11 @@ class Mirror(unittest.TestCase):
 
     def test_mirror_end_to_end(self):
         for version, transport, call in (("1.27", "spdy", "PUT"),
+                                         ("1.28", "spdy", "PUT"),
+                                         ("1.29", "spdy", "PUT"),
                                          ("1.30", "websocket", "PUT"),
+                                         ("1.31", "websocket", "PUT"),
+                                         ("1.32", "websocket", "PATCH"),
                                          ("1.33", "websocket", "PATCH")):
             with self.subTest(version=version):
                 self.end_to_end(version, transport, call)
@@ -300,6 +304,65 @@ class Mirror(unittest.TestCase):
                      ["-n", "shop"], "cannot (get|create) pods/exec",
                      no_writes=False)
 
+    def test_pod_and_container_choice(self):
+        # Ready pods first, terminating ones never.
+        st = self.state(pods=3)
+        st["pods"][0]["ready"] = False
+        st["pods"][1]["deletionTimestamp"] = "2026-11-28T00:00:00Z"
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("choice.pcap"), "-c",
+                           "envoy")
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn(f"in pod {PODS[2]}", err)
+            self.assertEqual(sink.streams(),
+                             fnv_streams(self.caps[2]["payloads"]))
+            put = [e for e in fk.requests()
+                   if e["path"].endswith("/ephemeralcontainers")
+                   and e["method"] in ("PATCH", "PUT")]
+            self.assertEqual(
+                put[0]["body"]["spec"]["ephemeralContainers"][-1]
+                ["targetContainerName"], "envoy")
+        # A pod with one container needs no -c.
+        single = self.state(containers=[{"name": "app", "image": "x:1"}],
+                            default_container=None)
+        with FakeKube(single) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("single.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("container app", err)
+
+    def test_tap_failures(self):
+        self.failure(self.state(tap={"outcome": "CreateContainerConfigError",
+                                     "message": "container has runAsNonRoot "
+                                                "and image will run as root"}),
+                     ["-n", "shop"], "cannot start: CreateContainerConfigError"
+                     ": container has runAsNonRoot", no_writes=False)
+        self.failure(self.state(tap={"outcome": "terminated",
+                                     "exit_code": 2}),
+                     ["-n", "shop"], "exited .*code 2.* never restart",
+                     no_writes=False)
+        err, took, _ = self.failure(
+            self.state(tap={"running_ms": 600000}),
+            ["-n", "shop", "--tap-timeout", "2s"],
+            r"did not start within 2\.00 s \(waiting: ContainerCreating\)",
+            no_writes=False)
+        self.assertLess(took, 15)
+        self.failure(self.state(exec_modes=[{
+            "mode": "exit", "exit_code": 1, "stdout_bytes": 24,
+            "stderr": "tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105:"
+                      " Operation not permitted\n"}]),
+            ["-n", "shop"], "tries to drop root and cannot with only NET_RAW",
+            no_writes=False)
+
     # ---- staying attached
 
     def test_stream_that_ends_is_reattached(self):
@@ -327,6 +390,84 @@ class Mirror(unittest.TestCase):
             self.assertEqual(t.read_json(stats)["kubernetes"]["reattaches"], 1)
             self.assertIn("re-attaching", err)
             self.assertEqual(len(fk.execs()), 2)
+
+    def test_dropped_websocket_is_reattached(self):
+        # A dropped connection: kubectl 1.33 exits 1 with "close 1006".
+        cap = self.caps[0]
+        first, second = podtraffic.split_records(cap["bytes"], 2)
+        t.write_bytes(self.tmp("d1.pcap"), first)
+        t.write_bytes(self.tmp("d2.pcap"), second)
+        st = self.state(exec_modes=[
+            {"mode": "drop", "capture": self.tmp("d1.pcap"),
+             "drop_after": len(first)},
+            {"mode": "capture", "capture": self.tmp("d2.pcap")}])
+        with FakeKube(st, version="1.33") as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            stats = self.tmp("drop.json")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("drop.pcap"),
+                           "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+            self.assertEqual(t.read_json(stats)["kubernetes"]["reattaches"], 1)
+            self.assertRegex(err, "kubectl exit code 1")
+
+    def test_all_pods_follows_the_set(self):
+        a, b, c3 = self.caps
+        with FakeKube(self.state(pods=2)) as fk:
+            sink = t.Sink(self.tmp)
+            stats = self.tmp("set.json")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("set.pcap"), "--all-pods",
+                           "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port")
+            fk.event("add_pod", pod={
+                "name": "web-7d4b9c6f5d-third", "namespace": "shop",
+                "deployment": "web", "podIP": c3["ip"],
+                "exec": [{"container": "tapmirror-tap", "argv0": "tcpdump",
+                          "capture": c3["path"], "modes": ["capture"]}]})
+            err += self.wait_for(p, "tapping it too", timeout=30)
+            fk.event("delete_pod", namespace="shop", pod=PODS[1], grace_ms=0)
+            err += self.wait_for(p, f"pod {PODS[1]}", timeout=30)
+            time.sleep(3)
+            code, _, err = self.interrupt(p, err)
+            sink.stop()
+            self.assertEqual(code, 0, err)
+            want = fnv_streams(a["payloads"] + b["payloads"] + c3["payloads"])
+            self.assertEqual(sink.streams(complete_only=True), want)
+            pods = t.read_json(stats)["kubernetes"]["pods"]
+            self.assertEqual(sorted(pods), sorted(PODS[:2] +
+                                                  ["web-7d4b9c6f5d-third"]))
+
+    def test_interrupt_stops_a_stubborn_kubectl(self):
+        # The remote end ignores the closed standard input: kubectl must
+        # still be gone soon after Ctrl-C (SIGTERM after 2 s).
+        st = self.state(exec_modes=[{"mode": "capture",
+                                     "ignore_stdin_close": True}])
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("stub.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            t0 = time.monotonic()
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertLess(time.monotonic() - t0, 10 * t.SLOW)
+            self.assert_no_kubectl(PODS[0])
+
+    def test_kubectl_plugin(self):
+        bindir = self.tmp("bin")
+        os.mkdir(bindir)
+        os.symlink(t.TAPMIRROR, os.path.join(bindir, "kubectl-tapmirror"))
+        env = dict(os.environ, PATH=bindir + ":" + os.environ["PATH"])
+        r = subprocess.run([kubectl_path(), "tapmirror", "mirror", "--help"],
+                           env=env, capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"Usage: kubectl tapmirror mirror", r.stdout)
 
     def test_replaced_pod_is_followed(self):
         a, b = self.caps[0], self.caps[1]
