@@ -447,8 +447,7 @@ static void on_poll_closed(uv_handle_t *h)
     free(w);
 }
 
-int capwriter_close(struct capwriter *w, int timeout_ms,
-                    void (*done)(void *ctx), void *ctx)
+int capwriter_close(struct capwriter *w, int timeout_ms)
 {
     write_out(w, timeout_ms, false);
     int rc = (w->state == CAPWRITER_OK && w->len == 0) ? 0 : -1;
@@ -461,16 +460,21 @@ int capwriter_close(struct capwriter *w, int timeout_ms,
     if (w->nonblock) {
         fcntl(w->fd, F_SETFL, w->saved_flags);
     }
+    set_polling(w, false);
     if (!w->is_stdout) {
         close(w->fd);
     }
+    w->fd = -1;
+    return rc;
+}
+
+void capwriter_free(struct capwriter *w, void (*done)(void *ctx), void *ctx)
+{
     w->done = done;
     w->done_ctx = ctx;
     if (w->poll_init) {
-        set_polling(w, false);
         uv_close((uv_handle_t *)&w->poll, on_poll_closed);
     } else {
         on_poll_closed((uv_handle_t *)&w->poll);
     }
-    return rc;
 }

@@ -57,12 +57,14 @@ size_t capwriter_buffered(const struct capwriter *w);
 
 /*
  * Writes everything buffered, waiting up to `timeout_ms` for a slow pipe,
- * closes the output and frees the writer's loop handles; `done` is called
- * once they are closed (the writer is freed then). Returns 0, or -1 if
+ * and closes the output. The counters stay readable. Returns 0, or -1 if
  * data could not be written (the state says why).
  */
-int capwriter_close(struct capwriter *w, int timeout_ms,
-                    void (*done)(void *ctx), void *ctx);
+int capwriter_close(struct capwriter *w, int timeout_ms);
+
+/* Frees a closed writer once its loop handle is closed; `done` runs then
+ * (possibly before this returns). */
+void capwriter_free(struct capwriter *w, void (*done)(void *ctx), void *ctx);
 
 /* Writes whole buffered items immediately, without the event loop, for a
  * second interrupt: a pipe gets at most the rest of a started item. */

@@ -255,7 +255,7 @@ static void explain(struct mirror *m, const struct kubectl_result *res,
 
 /* ---- resolving ---- */
 
-static bool contains(char names[][64], size_t n, const char *name)
+static bool contains(const char names[][64], size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(names[i], name) == 0) {
@@ -265,7 +265,8 @@ static bool contains(char names[][64], size_t n, const char *name)
     return false;
 }
 
-static void list_names(char names[][64], size_t n, char *out, size_t len)
+static void list_names(const char names[][64], size_t n, char *out,
+                       size_t len)
 {
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -280,10 +281,10 @@ static bool choose_container(struct mirror *m, const struct kube_pod *pod,
                              char *out, size_t len)
 {
     char names[1024];
-    list_names((char(*)[64])pod->containers, pod->n_containers, names,
+    list_names(pod->containers, pod->n_containers, names,
                sizeof(names));
     if (m->o->container != NULL) {
-        if (!contains((char(*)[64])pod->containers, pod->n_containers,
+        if (!contains(pod->containers, pod->n_containers,
                       m->o->container)) {
             fail(m, "container %s not found in pod %s (it has: %s)",
                  m->o->container, pod->name, names);
@@ -298,7 +299,7 @@ static bool choose_container(struct mirror *m, const struct kube_pod *pod,
     }
     const char *def = pod->default_container[0] ? pod->default_container
                                                 : m->dep.default_container;
-    if (def[0] && contains((char(*)[64])pod->containers, pod->n_containers,
+    if (def[0] && contains(pod->containers, pod->n_containers,
                            def)) {
         snprintf(out, len, "%s", def);
         return true;

@@ -753,8 +753,7 @@ int run_command(const struct tm_options *o)
     }
     if (r->out != NULL) {
         int timeout = r->exit_code == 130 ? 1000 : 5000;
-        r->handles_open++;
-        if (capwriter_close(r->out, timeout, on_child_closed, r) < 0 &&
+        if (capwriter_close(r->out, timeout) < 0 &&
             capwriter_state(r->out) == CAPWRITER_FAILED && !r->failed) {
             tm_error("%s", capwriter_error(r->out));
             r->exit_code = 1;
@@ -763,8 +762,10 @@ int run_command(const struct tm_options *o)
     report(r, uv_hrtime() - r->started);
     code = r->exit_code;
     if (r->out != NULL) {
-        uv_run(&r->loop, UV_RUN_DEFAULT);
+        r->handles_open++;
+        capwriter_free(r->out, on_child_closed, r);
         r->out = NULL;
+        uv_run(&r->loop, UV_RUN_DEFAULT);
     }
 
 out:

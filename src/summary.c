@@ -211,9 +211,12 @@ static void print_text(const struct capture_facts *cf, struct summary *s,
            (unsigned long long)es->decode[DECODE_FRAGMENT],
            (unsigned long long)es->decode[DECODE_TRUNCATED],
            (unsigned long long)es->decode[DECODE_MALFORMED]);
-    printf("connections: %llu%s%s; client bytes %s; gaps %llu (%s)\n",
-           (unsigned long long)es->flows_seen, port ? " to port " : "",
-           port ? (snprintf(t1, sizeof(t1), "%u", port), t1) : "",
+    char portdesc[32] = "";
+    if (port != 0) {
+        snprintf(portdesc, sizeof(portdesc), " to port %u", port);
+    }
+    printf("connections: %llu%s; client bytes %s; gaps %llu (%s)\n",
+           (unsigned long long)es->flows_seen, portdesc,
            format_bytes(es->payload_bytes, a, sizeof(a)),
            (unsigned long long)es->gaps,
            format_bytes(es->gap_bytes, b, sizeof(b)));
