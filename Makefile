@@ -10,6 +10,10 @@ CTEST_ARGS ?=
 
 .PHONY: all build deps check demo install memcheck asan fuzz bench clean
 
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=definite,indirect \
+	--errors-for-leak-kinds=definite,indirect
+
 all: build
 
 deps:
@@ -26,6 +30,22 @@ check:
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET) -j $(JOBS)
 	@ctest --preset $(PRESET) -j $(JOBS) $(CTEST_ARGS)
+
+# The whole suite built with AddressSanitizer and UBSan (clang).
+asan:
+	@scripts/deps.sh check
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan -j $(JOBS)
+	@ctest --preset asan -j $(JOBS) $(CTEST_ARGS)
+
+# The end-to-end tests with tapmirror under valgrind memcheck: any error
+# or leak makes tapmirror exit 99 and its test fail.
+memcheck:
+	@scripts/deps.sh check
+	@cmake --preset valgrind >/dev/null
+	@cmake --build --preset valgrind -j $(JOBS)
+	@TAPMIRROR_WRAPPER="$(VALGRIND)" ctest --preset valgrind -L "e2e|kube" \
+		-E kube.fakekube $(CTEST_ARGS)
 
 demo: build
 	@scripts/demo.sh $(BUILD)/tapmirror
