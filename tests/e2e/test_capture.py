@@ -104,8 +104,16 @@ class Capture(unittest.TestCase):
         code, _, err = self.stop(p)
         self.assertEqual(code, 0, err)
         want = sorted((len(d), t.fnv64(d)) for d in payloads)
-        self.assertEqual(sink.streams(), want)
         st = t.read_json(stats)
+        if t.WRAPPER and st["source"]["kernel_drops"] > 0:
+            # Under valgrind tapmirror reads too slowly to keep the kernel
+            # from dropping packets; exactness is for real builds.
+            print(f"kernel dropped {st['source']['kernel_drops']} packets "
+                  "under the wrapper; not comparing bytes")
+            return
+        self.assertEqual(st["source"]["kernel_drops"], 0)
+        self.assertEqual(sink.streams(), want,
+                         f"{st['flows']} {st['source']} {st['targets']}")
         self.assertEqual(st["flows"]["seen"], 20)
         self.assertEqual(st["flows"]["gaps"], 0)
         self.assertEqual(st["targets"][0]["bytes_delivered"],

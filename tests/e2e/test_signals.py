@@ -39,10 +39,11 @@ class Signals(unittest.TestCase):
                 p = t.start(["replay", cap, "-p", man["port"], "--to",
                              sink.to, "--pace", "realtime", "-o", out,
                              "--stats-json", stats])
+                before = t.wait_stderr(p, "replaying")
                 time.sleep(1.5)
                 p.send_signal(sig)
                 _, err = p.communicate(timeout=15 * t.SLOW)
-                err = err.decode()
+                err = before + err.decode()
                 self.assertEqual(p.returncode, 0, err)
                 self.assertIn("stopping", err)
                 self.assertIn("connections:", err)  # the summary
@@ -66,9 +67,10 @@ class Signals(unittest.TestCase):
         p = t.start(["replay", cap, "-p", man["port"], "--to", sink.to,
                      "--pace", "realtime", "-o", out, "--drain-timeout",
                      "60s"])
+        t.wait_stderr(p, "replaying")
         time.sleep(1.0)
         p.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        t.wait_stderr(p, "interrupted")
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=10 * t.SLOW)
@@ -87,11 +89,12 @@ class Signals(unittest.TestCase):
         half = len(data) // 2 + 3  # almost surely inside a record
         p.stdin.write(data[:half])
         p.stdin.flush()
+        before = t.wait_stderr(p, "replaying").encode()
         time.sleep(0.7)
         p.send_signal(signal.SIGINT)
         # Standard input stays open: the signal alone ends the run.
         p.wait(timeout=15 * t.SLOW)
-        err = p.stderr.read()
+        err = before + p.stderr.read()
         p.stdin.close()
         p.stdout.close()
         p.stderr.close()

@@ -173,6 +173,24 @@ def read_text(path):
         return f.read()
 
 
+def wait_stderr(proc, needle, timeout=30):
+    """Reads a background tapmirror's stderr until `needle` appears (the
+    "replaying" line comes after its signal handlers are installed);
+    returns what was read."""
+    import select
+    deadline = time.monotonic() + timeout * SLOW
+    buf = b""
+    fd = proc.stderr.fileno()
+    while time.monotonic() < deadline and needle.encode() not in buf:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode(errors="replace")
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)
