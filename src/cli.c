@@ -122,7 +122,10 @@ static const struct cli_option options[] = {
     {"snaplen", OPT_SNAPLEN, "BYTES", C_CAPTURE,
      "bytes captured per packet", "262144"},
     {"kernel-buffer", OPT_KERNEL_BUFFER, "SIZE", C_CAPTURE,
-     "kernel capture buffer", "32MiB"},
+     "kernel capture ring: with immediate delivery every packet takes a "
+     "frame sized for the largest packet, so a bigger ring absorbs longer "
+     "stalls",
+     "128MiB"},
     {"promisc", OPT_PROMISC, NULL, C_CAPTURE,
      "put the interface in promiscuous mode", "off"},
     {"namespace", 'n', "NAMESPACE", C_MIRROR,
@@ -236,7 +239,7 @@ void cli_defaults(struct tm_options *o)
     o->max_flows = 1000000;
     o->max_connections = 0;
     o->snaplen = 262144;
-    o->kernel_buffer = 32ULL << 20;
+    o->kernel_buffer = 128ULL << 20;
     o->list_flows = 20;
     o->tap_image = "docker.io/nicolaka/netshoot:v0.16";
     o->tap_timeout_ns = 60 * TM_NS_PER_S;
