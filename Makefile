@@ -47,6 +47,13 @@ memcheck:
 	@TAPMIRROR_WRAPPER="$(VALGRIND)" ctest --preset valgrind -L "e2e|kube" \
 		-E kube.fakekube $(CTEST_ARGS)
 
+# Each libFuzzer target for FUZZ_SECONDS (clang, ASan + UBSan); new inputs
+# stay in build/fuzz-work. FUZZ_JOBS=2 runs two at a time.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/deps.sh check
+	@fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 demo: build
 	@scripts/demo.sh $(BUILD)/tapmirror
 

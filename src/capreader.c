@@ -140,6 +140,24 @@ const char *capreader_error(const struct capreader *r)
     return r->error;
 }
 
+/* How much text is read before calling it not a capture: enough to quote
+ * a kubectl or shell error line, so that the message does not depend on
+ * how the input was chunked. */
+#define TEXT_PROBE 48
+
+static bool printable_prefix(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' || p[i] == '\r') {
+            return true;
+        }
+        if (!isprint(p[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Describes bytes that are not a capture, so that "kubectl: error: ..."
  * piped in by mistake is recognisable in the message. */
 static int fail_not_capture(struct capreader *r, const uint8_t *p, size_t n)
@@ -158,15 +176,19 @@ static int fail_not_capture(struct capreader *r, const uint8_t *p, size_t n)
         text[k++] = (char)p[i];
     }
     text[k] = '\0';
-    if (printable && k >= 4) {
+    if (printable && k >= 1) {
         return fail(r, "input is not a pcap or pcapng capture: it starts "
                        "with text \"%s\"",
                     text);
     }
-    return fail(r,
-                "input is not a pcap or pcapng capture (first bytes "
-                "%02x %02x %02x %02x)",
-                p[0], p[1], p[2], p[3]);
+    char hex[16] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        used += (size_t)snprintf(hex + used, sizeof(hex) - used, "%s%02x",
+                                 i ? " " : "", p[i]);
+    }
+    return fail(r, "input is not a pcap or pcapng capture (first bytes %s)",
+                hex);
 }
 
 /*
@@ -187,6 +209,9 @@ static long long item_size(struct capreader *r, const uint8_t *p, size_t avail)
                    le == PCAP_MAGIC_MODIFIED || be == PCAP_MAGIC_US ||
                    be == PCAP_MAGIC_NS || be == PCAP_MAGIC_MODIFIED) {
             r->format = CAP_FORMAT_PCAP;
+        } else if (avail < TEXT_PROBE && printable_prefix(p, avail) &&
+                   memchr(p, '\n', avail) == NULL) {
+            return 0; /* text: read a line's worth to quote it */
         } else {
             fail_not_capture(r, p, avail);
             return -1;
@@ -575,4 +600,27 @@ int capreader_next(struct capreader *r, struct cap_item *item)
         r->offset += (uint64_t)size;
     }
     return rc;
+}
+
+int capreader_end(struct capreader *r)
+{
+    if (r->failed) {
+        return CAPREADER_ERROR;
+    }
+    size_t pending = capreader_pending(r);
+    if (r->format == CAP_FORMAT_UNKNOWN) {
+        if (pending == 0) {
+            return fail(r, "input is empty: not a capture");
+        }
+        if (pending >= 4 || printable_prefix(r->carry, pending)) {
+            return fail_not_capture(r, r->carry, pending);
+        }
+        return fail(r, "input ends after %zu bytes: not a capture", pending);
+    }
+    if (!r->header_seen) {
+        return fail(r, "input ends inside the %s file header (%zu bytes): "
+                       "not a complete capture",
+                    r->format == CAP_FORMAT_PCAP ? "pcap" : "pcapng", pending);
+    }
+    return CAPREADER_NEED_MORE;
 }

@@ -70,6 +70,14 @@ int capreader_next(struct capreader *r, struct cap_item *item);
  * the last record was cut short. */
 size_t capreader_pending(const struct capreader *r);
 
+/*
+ * The input has ended. Returns CAPREADER_ERROR (capreader_error() says
+ * why) if it was not a capture at all: empty, text, or cut inside the
+ * file header; otherwise CAPREADER_NEED_MORE, with capreader_pending()
+ * saying whether the last record was cut short.
+ */
+int capreader_end(struct capreader *r);
+
 /* Offset in the input of the first byte not yet returned in an item. */
 uint64_t capreader_offset(const struct capreader *r);
 

@@ -420,27 +420,6 @@ static enum cli_result set_count(const char *name, const char *arg,
     return CLI_RUN;
 }
 
-/* Kubernetes object names: DNS-1123 labels and subdomains. A name that
- * starts with '-' would be read by kubectl as a flag. */
-static bool dns1123_name(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && !(c == '-' || c == '.')) {
-            return false;
-        }
-        if ((i == 0 || i == n - 1) && !alnum) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static enum cli_result check_mirror(struct tm_options *o, char *err,
                                     size_t errlen)
 {
@@ -456,18 +435,18 @@ static enum cli_result check_mirror(struct tm_options *o, char *err,
                            "or pod/NAME",
                            o->target);
     }
-    if (!dns1123_name(name, 253)) {
+    if (!tm_dns1123_name(name, 253)) {
         return usage_error(err, errlen,
                            "invalid name '%s': Kubernetes names are lower "
                            "case letters, digits, '-' and '.', starting and "
                            "ending with a letter or digit",
                            name);
     }
-    if (o->namespace_ != NULL && !dns1123_name(o->namespace_, 63)) {
+    if (o->namespace_ != NULL && !tm_dns1123_name(o->namespace_, 63)) {
         return usage_error(err, errlen, "invalid --namespace '%s'",
                            o->namespace_);
     }
-    if (o->container != NULL && !dns1123_name(o->container, 63)) {
+    if (o->container != NULL && !tm_dns1123_name(o->container, 63)) {
         return usage_error(err, errlen, "invalid --container '%s'",
                            o->container);
     }

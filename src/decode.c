@@ -36,6 +36,7 @@
 struct cursor {
     const uint8_t *pkt;
     size_t caplen;
+    size_t wirelen; /* the packet's length on the wire (>= caplen) */
     bool cut;
 };
 
@@ -157,9 +158,17 @@ static enum decode_verdict decode_ipv4(const struct cursor *c, size_t off,
         return short_of(c);
     }
     /* A total length beyond what was captured is normal for a cut
-     * record; for a whole record it means the header lies. */
-    if (!c->cut && total > c->caplen - off) {
-        return DECODE_MALFORMED;
+     * record. Beyond what the packet held on the wire, the header lies:
+     * a whole record is malformed, a cut one is taken at the record's
+     * own word (its original length). */
+    if (total > c->wirelen - off) {
+        if (!c->cut) {
+            return DECODE_MALFORMED;
+        }
+        total = c->wirelen - off;
+        if (total < ihl) {
+            return DECODE_MALFORMED;
+        }
     }
     seg->family = 4;
     memset(seg->src, 0, sizeof(seg->src));
@@ -183,8 +192,11 @@ static enum decode_verdict decode_ipv6(const struct cursor *c, size_t off,
     if (remaining == 0 && !c->cut) {
         remaining = zero_length_fallback(c, off + 40);
     }
-    if (!c->cut && remaining > c->caplen - off - 40) {
-        return DECODE_MALFORMED;
+    if (remaining > c->wirelen - off - 40) {
+        if (!c->cut) {
+            return DECODE_MALFORMED;
+        }
+        remaining = c->wirelen - off - 40;
     }
     uint8_t next = ip[6];
     size_t pos = off + 40;
@@ -312,7 +324,8 @@ enum decode_verdict decode_packet(int linktype, const uint8_t *pkt,
                                   size_t caplen, size_t wirelen,
                                   struct tcp_segment *seg)
 {
-    struct cursor c = {pkt, caplen, caplen < wirelen};
+    struct cursor c = {pkt, caplen, caplen < wirelen ? wirelen : caplen,
+                       caplen < wirelen};
     switch (linktype) {
     case LINKTYPE_ETHERNET:
         if (caplen < 14) {

@@ -124,9 +124,14 @@ static int build_selector(const cJSON *selector, char *sel, size_t size,
     sel[0] = '\0';
     const cJSON *labels = child(selector, "matchLabels");
     const cJSON *item;
+    if (labels != NULL && !cJSON_IsObject(labels)) {
+        return fail(err, errlen, "deployment selector's matchLabels is not "
+                                 "an object");
+    }
     cJSON_ArrayForEach(item, labels)
     {
-        if (!cJSON_IsString(item) || !label_text_ok(item->string, true) ||
+        if (!cJSON_IsString(item) || item->string == NULL ||
+            !label_text_ok(item->string, true) ||
             !label_text_ok(item->valuestring, false)) {
             return fail(err, errlen, "deployment selector has a label that "
                                      "is not a valid label");
@@ -138,6 +143,10 @@ static int build_selector(const cJSON *selector, char *sel, size_t size,
         }
     }
     const cJSON *exprs = child(selector, "matchExpressions");
+    if (exprs != NULL && !cJSON_IsArray(exprs)) {
+        return fail(err, errlen, "deployment selector's matchExpressions is "
+                                 "not a list");
+    }
     cJSON_ArrayForEach(item, exprs)
     {
         const cJSON *key = child(item, "key");
@@ -202,7 +211,8 @@ static int read_containers(const cJSON *list, char names[][64], size_t *n,
         if (*n == KUBE_MAX_CONTAINERS) {
             return fail(err, errlen, "too many containers");
         }
-        if (!copy_string(names[*n], 64, child(c, "name"))) {
+        if (!copy_string(names[*n], 64, child(c, "name")) ||
+            !tm_dns1123_name(names[*n], 63)) {
             return fail(err, errlen, "a container has no valid name");
         }
         (*n)++;
@@ -222,7 +232,8 @@ int kube_parse_deployment(const char *json, size_t len,
     }
     int rc = -1;
     if (!copy_string(d->name, sizeof(d->name),
-                     path(root, "metadata", "name", NULL))) {
+                     path(root, "metadata", "name", NULL)) ||
+        !tm_dns1123_name(d->name, KUBE_NAME_LEN - 1)) {
         fail(err, errlen, "the deployment has no valid name");
         goto out;
     }
@@ -282,10 +293,16 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
     const cJSON *meta = child(root, "metadata");
     const cJSON *spec = child(root, "spec");
     const cJSON *status = child(root, "status");
-    if (!copy_string(p->name, sizeof(p->name), child(meta, "name"))) {
+    /* Names read from the cluster go back into kubectl's argv: a name
+     * that is not DNS-1123 (say "--kubeconfig=...") is refused. */
+    if (!copy_string(p->name, sizeof(p->name), child(meta, "name")) ||
+        !tm_dns1123_name(p->name, KUBE_NAME_LEN - 1)) {
         return fail(err, errlen, "a pod has no valid name");
     }
-    copy_string(p->ns, sizeof(p->ns), child(meta, "namespace"));
+    if (copy_string(p->ns, sizeof(p->ns), child(meta, "namespace")) &&
+        !tm_dns1123_name(p->ns, 63)) {
+        return fail(err, errlen, "a pod has no valid namespace");
+    }
     copy_string(p->uid, sizeof(p->uid), child(meta, "uid"));
     copy_string(p->resource_version, sizeof(p->resource_version),
                 child(meta, "resourceVersion"));
@@ -303,7 +320,7 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
     cJSON_ArrayForEach(c, child(spec, "ephemeralContainers"))
     {
         const cJSON *name = child(c, "name");
-        if (cJSON_IsString(name) &&
+        if (cJSON_IsString(name) && name->valuestring != NULL &&
             strcmp(name->valuestring, KUBE_TAP_NAME) == 0) {
             p->has_tap = true;
             copy_text(p->tap_image, sizeof(p->tap_image), child(c, "image"));
@@ -336,7 +353,7 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
     cJSON_ArrayForEach(c, child(status, "ephemeralContainerStatuses"))
     {
         const cJSON *name = child(c, "name");
-        if (cJSON_IsString(name) &&
+        if (cJSON_IsString(name) && name->valuestring != NULL &&
             strcmp(name->valuestring, KUBE_TAP_NAME) == 0) {
             read_state(child(c, "state"), &p->tap);
         }

@@ -832,7 +832,13 @@ static void stream_end(void *ctx, int status, const char *msg,
 {
     struct tap *t = ctx;
     if (status < 0) {
-        tm_warn("pod %s: %s", t->pod, msg);
+        /* A stream that carried nothing is explained by kubectl's own
+         * message (attach_finished); one that breaks midway is news. */
+        if (t->packets > 0 || t->m->have_header) {
+            tm_warn("pod %s: %s", t->pod, msg);
+        } else {
+            tm_verbose("pod %s: %s", t->pod, msg);
+        }
         if (t->exec != NULL) {
             kubectl_exec_kill(t->exec);
         }

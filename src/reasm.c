@@ -6,14 +6,18 @@
 #include "util.h"
 
 /* A queued piece of the stream: `len` captured bytes from `seq`, then
- * `missing` bytes that the capture cut off. */
+ * `missing` bytes that the capture cut off. The bytes start in `inline`;
+ * a piece that later segments extend (see insert) moves them to a
+ * growing buffer. */
 struct reasm_seg {
     struct reasm_seg *next;
     uint32_t seq;
     uint32_t len;
     uint32_t missing;
+    uint32_t cap; /* bytes data can hold */
     uint64_t ts_ns; /* arrival; the head keeps the oldest in the queue */
-    uint8_t data[];
+    uint8_t *data;
+    uint8_t inline_data[];
 };
 
 static bool skip_one(struct reasm *r, struct reasm_budget *budget,
@@ -24,9 +28,10 @@ static inline uint32_t seg_end(const struct reasm_seg *s)
     return s->seq + s->len + s->missing;
 }
 
-static size_t seg_cost(uint32_t len)
+/* What a queued piece costs the budget: its node and its buffer. */
+static size_t seg_cost(uint32_t cap)
 {
-    return sizeof(struct reasm_seg) + len;
+    return sizeof(struct reasm_seg) + cap;
 }
 
 void reasm_init_syn(struct reasm *r, uint32_t isn)
@@ -47,8 +52,43 @@ static void free_seg(struct reasm *r, struct reasm_seg *s,
                      struct reasm_budget *budget)
 {
     r->queued -= s->len;
-    budget->used -= seg_cost(s->len);
+    r->nsegs--;
+    budget->used -= seg_cost(s->cap);
+    if (s->data != s->inline_data) {
+        free(s->data);
+    }
     free(s);
+}
+
+/* The FIN has just become known: nothing at or after it belongs to the
+ * stream, neither queued data nor an acknowledgement seen earlier. */
+static void cut_at_fin(struct reasm *r, struct reasm_budget *budget)
+{
+    if ((r->state & REASM_HAS_ACK) && seq_gt(r->acked, r->fin_seq)) {
+        r->acked = r->fin_seq;
+    }
+    struct reasm_seg **pp = &r->head, *prev = NULL;
+    while (*pp != NULL) {
+        struct reasm_seg *s = *pp;
+        if (seq_ge(s->seq, r->fin_seq)) {
+            *pp = s->next;
+            free_seg(r, s, budget);
+            continue;
+        }
+        if (seq_gt(seg_end(s), r->fin_seq)) {
+            uint32_t keep = r->fin_seq - s->seq;
+            if (keep < s->len) {
+                r->queued -= s->len - keep;
+                s->len = keep;
+                s->missing = 0;
+            } else {
+                s->missing = keep - s->len;
+            }
+        }
+        prev = s;
+        pp = &s->next;
+    }
+    r->tail = prev;
 }
 
 /* Delivers the queue's head while it touches `next`. */
@@ -91,13 +131,44 @@ static struct reasm_seg *new_seg(struct reasm *r, uint32_t seq,
     s->seq = seq;
     s->len = len;
     s->missing = missing;
+    s->cap = len;
     s->ts_ns = ts_ns;
+    s->data = s->inline_data;
     if (len > 0) {
         memcpy(s->data, data, len);
     }
     r->queued += len;
+    r->nsegs++;
     budget->used += seg_cost(len);
     return s;
+}
+
+/* Appends `len` captured bytes, then `missing` cut-off ones, to `s`; its
+ * buffer grows geometrically, so appending stays cheap on average. */
+static void extend_seg(struct reasm *r, struct reasm_seg *s,
+                       const uint8_t *data, uint32_t len, uint32_t missing,
+                       struct reasm_budget *budget)
+{
+    if (s->len + len > s->cap) {
+        uint32_t cap = s->cap < 2048 ? 4096 : s->cap * 2;
+        while (cap < s->len + len) {
+            cap *= 2;
+        }
+        uint8_t *buf = tm_xmalloc(cap);
+        memcpy(buf, s->data, s->len);
+        if (s->data != s->inline_data) {
+            free(s->data);
+        }
+        budget->used += cap - s->cap;
+        s->data = buf;
+        s->cap = cap;
+    }
+    if (len > 0) {
+        memcpy(s->data + s->len, data, len);
+    }
+    s->len += len;
+    s->missing = missing;
+    r->queued += len;
 }
 
 /*
@@ -113,8 +184,15 @@ static void insert(struct reasm *r, uint32_t seq, const uint8_t *data,
     uint32_t cap_end = seq + caplen;
     struct reasm_seg *prev = NULL, *cur = r->head;
 
+    if (r->tail != NULL && s == seg_end(r->tail) && r->tail->missing == 0) {
+        /* Contiguous with the last queued piece: the usual case while a
+         * hole waits. Grow that piece instead of adding one, so that a
+         * stream of small segments behind a hole stays one piece. */
+        extend_seg(r, r->tail, data, caplen, missing, budget);
+        return;
+    }
     if (r->tail != NULL && seq_ge(s, seg_end(r->tail))) {
-        prev = r->tail; /* the usual case: beyond everything queued */
+        prev = r->tail; /* beyond everything queued */
         cur = NULL;
     } else {
         while (cur != NULL && seq_le(seg_end(cur), s)) {
@@ -170,6 +248,7 @@ void reasm_push(struct reasm *r, uint32_t seq, const uint8_t *data,
         r->state |= REASM_FIN;
         r->fin_seq = end;
         r->fin_ns = ts_ns;
+        cut_at_fin(r, budget);
     }
     /* Nothing after the FIN belongs to the stream. */
     if ((r->state & REASM_FIN) && seq_gt(end, r->fin_seq)) {
@@ -216,7 +295,8 @@ void reasm_push(struct reasm *r, uint32_t seq, const uint8_t *data,
     /* A stream holding more than its share skips holes until it fits;
      * over the shared budget, the stream being fed gives up its queue. */
     while (r->head != NULL &&
-           (r->queued > flow_cap || budget->used > budget->limit)) {
+           (r->queued > flow_cap || r->nsegs > REASM_MAX_SEGS ||
+            budget->used > budget->limit)) {
         if (!skip_one(r, budget, sink)) {
             break;
         }

@@ -49,10 +49,17 @@ struct reasm {
     uint32_t fin_seq; /* sequence number the FIN occupies */
     uint32_t acked;   /* highest acknowledgement from the receiver */
     uint32_t queued;  /* payload bytes waiting in the queue */
+    uint32_t nsegs;   /* segments waiting in the queue */
     uint64_t fin_ns, ack_ns; /* when the FIN / the acknowledgement
                                 beyond `next` was seen */
     uint8_t state;    /* REASM_* bits */
 };
+
+/* Segments a stream may queue: beyond it the first hole is skipped as if
+ * the byte cap were reached. 4096 full-size segments cover a 6 MB window;
+ * the bound keeps insertion (a list walk) from growing quadratic on
+ * thousands of tiny segments. */
+#define REASM_MAX_SEGS 4096
 
 #define REASM_STARTED 0x01
 #define REASM_FIN     0x02

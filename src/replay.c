@@ -21,6 +21,10 @@
 #define RETRY_FIRST_MS  50
 #define RETRY_MAX_MS    1000
 #define DISCARD_BUF     (64u * 1024)
+/* For a lossless source, how far past --flow-buffer a connection may go
+ * before it is dropped anyway: what one batch of a file, or a released
+ * reassembly queue, can add while the source is being paused. */
+#define LOSSLESS_SLACK  (8u * 1024 * 1024)
 
 struct chunk {
     struct chunk *next;
@@ -65,6 +69,7 @@ struct conn {
     uint32_t attempts;
     uint8_t state;
     bool flow_ended, target_eof, dropped, tcp_open, dirty;
+    bool over_cap; /* counted in replay.over_cap */
     struct tm_list link;      /* every conn: the replay's list */
     struct tm_list wait_link; /* the wait queue or the dirty list */
 };
@@ -86,6 +91,7 @@ struct replay {
     struct tm_list waitq;   /* conns waiting for a descriptor */
     struct tm_list dirty;   /* conns with bytes not yet being written */
     size_t queued;
+    size_t over_cap; /* conns holding more than --flow-buffer */
     const size_t *other_usage; /* reassembly's share of --max-buffer */
     size_t open_fds, waiting;
     uint64_t max_fds;
@@ -223,6 +229,11 @@ size_t replay_queued(const struct replay *r)
     return r->queued;
 }
 
+size_t replay_conns_over_cap(const struct replay *r)
+{
+    return r->over_cap;
+}
+
 uint64_t replay_progress(const struct replay *r)
 {
     return r->progress;
@@ -322,6 +333,10 @@ static void account_removed(struct replay *r, struct conn *c, size_t n)
 {
     c->queued -= n;
     r->queued -= n;
+    if (c->over_cap && c->queued <= r->cfg.flow_buffer / 2) {
+        c->over_cap = false;
+        r->over_cap--;
+    }
     if (n > 0 && r->low_cb != NULL && r->queued <= r->low_water) {
         r->low_cb(r->low_ctx);
     }
@@ -939,7 +954,9 @@ void replay_data(struct replay *r, struct replay_session *s,
         }
         /* The caps hold for every source; a file is paused by the run
          * long before it reaches them. */
-        if (c->queued + len > r->cfg.flow_buffer) {
+        size_t flow_cap = r->cfg.flow_buffer +
+                          (r->cfg.lossless ? LOSSLESS_SLACK : 0);
+        if (c->queued + len > flow_cap) {
             c->target->st.bytes_dropped += len;
             conn_drop(c, "over --flow-buffer");
             continue;
@@ -962,6 +979,10 @@ void replay_data(struct replay *r, struct replay_session *s,
         queue_append(c, data, len);
         c->queued += len;
         r->queued += len;
+        if (!c->over_cap && c->queued > r->cfg.flow_buffer) {
+            c->over_cap = true;
+            r->over_cap++;
+        }
         if (!c->dirty && c->state == C_OPEN && c->inflight == 0) {
             c->dirty = true;
             tm_list_append(&r->dirty, &c->wait_link);

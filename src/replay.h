@@ -5,8 +5,10 @@
  *
  * Every queue is capped: a connection that exceeds --flow-buffer, or the
  * largest ones when all together exceed --max-buffer, is dropped and
- * counted. A lossless source (a file) is paused by the run long before
- * that (replay_queued()); a live source never is. A target that stops accepting bytes
+ * counted. A lossless source (a file) is paused instead, by the run,
+ * when a connection passes --flow-buffer or the total grows; its hard
+ * cap per connection is --flow-buffer plus the 8 MiB a paused file may
+ * still release. A live source is never paused. A target that stops accepting bytes
  * for --write-timeout is dropped too. A target that refuses a connection
  * is redialled with backoff for --retry-window while the bytes wait.
  */
@@ -24,6 +26,7 @@ struct replay_config {
     uint64_t linger_ns;
     uint64_t max_buffer, flow_buffer;
     uint64_t max_connections;
+    bool lossless; /* a file: over --flow-buffer, pause rather than drop */
 };
 
 struct replay_target_stats {
@@ -70,6 +73,10 @@ void replay_flush(struct replay *r);
 /* A counter that moves whenever a write completes or a connection
  * closes: if it stands still, waiting longer frees nothing. */
 uint64_t replay_progress(const struct replay *r);
+
+/* Connections holding more than --flow-buffer: a lossless source waits
+ * until there are none (replay_queued() below the low mark). */
+size_t replay_conns_over_cap(const struct replay *r);
 
 /* Bytes queued for all targets and connections. */
 size_t replay_queued(const struct replay *r);

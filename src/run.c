@@ -185,7 +185,8 @@ static void maybe_resume(struct run *r)
         return;
     }
     if (r->paused_for_queue && r->replay != NULL &&
-        replay_queued(r->replay) > FILE_QUEUE_LOW) {
+        (replay_queued(r->replay) > FILE_QUEUE_LOW ||
+         replay_conns_over_cap(r->replay) > 0)) {
         return;
     }
     r->paused_for_queue = false;
@@ -223,7 +224,8 @@ static void apply_backpressure(struct run *r)
     }
     /* A file can wait for the targets; a live source never does. */
     if (r->lossless && r->replay != NULL &&
-        replay_queued(r->replay) > FILE_QUEUE_HIGH &&
+        (replay_queued(r->replay) > FILE_QUEUE_HIGH ||
+         replay_conns_over_cap(r->replay) > 0) &&
         !source_paused(r->src)) {
         r->paused_for_queue = true;
         r->pause_progress = replay_progress(r->replay);
@@ -695,6 +697,7 @@ int run_command(const struct tm_options *o)
             .max_connections = o->max_connections
                                    ? o->max_connections
                                    : (fds > 128 ? fds - 64 : fds / 2),
+            .lossless = r->lossless,
         };
         r->replay = replay_new(&r->loop, &rc_cfg);
         replay_set_other_usage(r->replay, engine_queued_counter(r->engine));

@@ -121,11 +121,20 @@ bool source_paused(const struct source *s)
 
 static void schedule(struct source *s);
 
-/* Reports the end once; nothing is delivered after it. */
+/* Reports the end once; nothing is delivered after it. At the end of a
+ * byte stream, input that was not a capture at all is an error. */
 static void finish(struct source *s, int status, const char *msg)
 {
+    char why[400];
     if (s->ended || s->stopped) {
         return;
+    }
+    if (status == 0 && s->reader != NULL &&
+        capreader_end(s->reader) == CAPREADER_ERROR) {
+        snprintf(why, sizeof(why), "%s: %s", s->name,
+                 capreader_error(s->reader));
+        status = -1;
+        msg = why;
     }
     s->ended = true;
     bool truncated =

@@ -230,7 +230,7 @@ static void print_text(const struct capture_facts *cf, struct summary *s,
     if (s->n == 0) {
         return;
     }
-    qsort(s->top, s->n, sizeof(*s->top), cmp_desc);
+    qsort(s->top, s->n, sizeof(*s->top), cmp_desc); /* n > 0: top set */
     printf("\n  %-46s %-46s %12s %12s %5s  %s\n", "CLIENT", "SERVER",
            "CLIENT B", "SERVER B", "GAPS", "END");
     for (size_t i = 0; i < s->n; i++) {
@@ -275,7 +275,9 @@ static void print_json(const struct capture_facts *cf, struct summary *s,
     if (cf->error) {
         cJSON_AddStringToObject(root, "error", cf->error);
     }
-    qsort(s->top, s->n, sizeof(*s->top), cmp_desc);
+    if (s->n > 0) {
+        qsort(s->top, s->n, sizeof(*s->top), cmp_desc);
+    }
     cJSON *arr = cJSON_AddArrayToObject(root, "flows");
     for (size_t i = 0; i < s->n; i++) {
         const struct conn_summary *c = &s->top[i];
@@ -416,12 +418,12 @@ int summary_command(const struct tm_options *o)
                 : capreader_format(rd) == CAP_FORMAT_PCAP ? "pcap"
                                                           : "unknown";
     cf.snaplen = capreader_snaplen(rd);
-    cf.truncated = eof && capreader_pending(rd) > 0;
-    if (eof && capreader_format(rd) == CAP_FORMAT_UNKNOWN) {
-        snprintf(err, sizeof(err), "%s: empty input, not a capture", name);
+    if (eof && code == 0 && capreader_end(rd) == CAPREADER_ERROR) {
+        snprintf(err, sizeof(err), "%s: %s", name, capreader_error(rd));
         cf.error = err;
         code = 1;
     }
+    cf.truncated = eof && code == 0 && capreader_pending(rd) > 0;
     engine_finish(e);
     if (o->json) {
         print_json(&cf, &s, engine_stats(e));

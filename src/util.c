@@ -47,6 +47,25 @@ char *tm_xstrdup(const char *s)
     return p;
 }
 
+bool tm_dns1123_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '-' && c != '.') {
+            return false;
+        }
+        if ((i == 0 || i == n - 1) && !alnum) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static inline uint64_t rotl64(uint64_t x, int r)
 {
     return (x << r) | (x >> (64 - r));

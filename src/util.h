@@ -45,6 +45,11 @@ static inline bool seq_ge(uint32_t a, uint32_t b)
     return seq_le(b, a);
 }
 
+/* A Kubernetes object name: DNS-1123 (lower-case letters, digits, '-'
+ * and '.', starting and ending with a letter or digit), at most `max`
+ * characters. Such a name can never be read as a command-line flag. */
+bool tm_dns1123_name(const char *s, size_t max);
+
 /* Keyed 64-bit hash of a byte string (seeded so that flow tuples chosen
  * by strangers cannot be aimed at one hash bucket). */
 uint64_t tm_hash64(const void *data, size_t len, uint64_t seed);

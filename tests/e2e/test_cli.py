@@ -111,7 +111,10 @@ class Cli(unittest.TestCase):
                                             r"such file")
             empty = self.tmp("empty.pcap")
             t.write_bytes(empty, b"")
-            self.check_error(["summary", empty], "empty input")
+            self.check_error(["summary", empty], "input is empty: not a "
+                                                 "capture")
+            self.check_error(["replay", empty, "-p", "80", "--to", to],
+                             "input is empty: not a capture")
             text = self.tmp("text.pcap")
             t.write_bytes(text, ("error: you must be logged in\n").encode())
             self.check_error(["replay", text, "-p", "80", "--to", to],

@@ -1,0 +1,650 @@
+#!/usr/bin/env python3
+"""Writes the fuzz seed corpora into fuzz/corpus/<target>/, deterministically.
+
+    fuzz/make_seeds.py            (re)write the seeds
+    fuzz/make_seeds.py --check    exit 1 if a committed seed differs
+
+Only files named seed-* are written; crash reproducers (crash-*) and
+inputs the fuzzer found (anything else) are left alone. Each target's
+input format is documented at the top of its fuzz_<name>.c; the encoders
+here follow those layouts.
+"""
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+# ---------------------------------------------------------------- frames
+
+
+def be16(v):
+    return struct.pack(">H", v & 0xFFFF)
+
+
+def be32(v):
+    return struct.pack(">I", v & 0xFFFFFFFF)
+
+
+def ip4(s):
+    return bytes(int(x) for x in s.split("."))
+
+
+def ip6(last, prefix=0xFD00):
+    return be16(prefix) + bytes(13) + bytes([last])
+
+
+def tcp(sport, dport, seq, ack, flags, payload=b"", opts=b""):
+    assert len(opts) % 4 == 0
+    doff = (20 + len(opts)) // 4
+    return (be16(sport) + be16(dport) + be32(seq) + be32(ack)
+            + bytes([doff << 4, flags]) + be16(65535) + be16(0) + be16(0)
+            + opts + payload)
+
+
+def ipv4(src, dst, l4, proto=6, opts=b"", frag=0x4000, total=None):
+    ihl = (20 + len(opts)) // 4
+    if total is None:
+        total = 20 + len(opts) + len(l4)
+    return (bytes([0x40 | ihl, 0]) + be16(total) + be16(1) + be16(frag)
+            + bytes([64, proto]) + be16(0) + ip4(src) + ip4(dst) + opts + l4)
+
+
+def ipv6(src, dst, l4, nh=6, ext=b"", plen=None):
+    if plen is None:
+        plen = len(ext) + len(l4)
+    return (bytes([0x60, 0, 0, 0]) + be16(plen) + bytes([nh, 64])
+            + src + dst + ext + l4)
+
+
+def ext_hdr(nh, length_units=0):
+    """Hop-by-hop / destination options: 8 * (1 + length_units) bytes."""
+    body = bytes([1, 4 + 8 * length_units]) + bytes(4 + 8 * length_units)
+    return bytes([nh, length_units]) + body
+
+
+def frag_hdr(nh, offflags=0):
+    return bytes([nh, 0]) + be16(offflags) + be32(0x1234)
+
+
+def eth(payload, ethertype, tags=()):
+    hdr = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
+    for tpid, tci in tags:
+        hdr += be16(tpid) + be16(tci)
+    return hdr + be16(ethertype) + payload
+
+
+def sll(payload, proto):
+    return be16(0) + be16(1) + be16(6) + bytes(8) + be16(proto) + payload
+
+
+def sll2(payload, proto):
+    return be16(proto) + be16(0) + be32(1) + be16(1) + bytes([0, 6]) + bytes(8) + payload
+
+
+def null_le(payload, fam):
+    return struct.pack("<I", fam) + payload
+
+
+def null_be(payload, fam):
+    return struct.pack(">I", fam) + payload
+
+
+# ---------------------------------------------------------------- captures
+
+
+def pcap(records, linktype, be=False, nanos=False, modified=False,
+         snaplen=262144, version=(2, 4)):
+    e = ">" if be else "<"
+    magic = 0xA1B2CD34 if modified else (0xA1B23C4D if nanos else 0xA1B2C3D4)
+    out = struct.pack(e + "IHHiIII", magic, version[0], version[1], 0, 0,
+                      snaplen, linktype)
+    for ts_ns, data, wirelen in records:
+        sec, frac = divmod(ts_ns, 1_000_000_000)
+        if not nanos:
+            frac //= 1000
+        out += struct.pack(e + "IIII", sec, frac, len(data), wirelen)
+        if modified:
+            out += struct.pack(e + "IHBB", 1, 0, 0, 0)
+        out += data
+    return out
+
+
+def pad4(b):
+    return b + bytes(-len(b) % 4)
+
+
+def block(btype, body, be=False):
+    e = ">" if be else "<"
+    body = pad4(body)
+    n = 12 + len(body)
+    return struct.pack(e + "II", btype, n) + body + struct.pack(e + "I", n)
+
+
+def opt(code, value, be=False):
+    e = ">" if be else "<"
+    return struct.pack(e + "HH", code, len(value)) + pad4(value)
+
+
+def shb(be=False):
+    e = ">" if be else "<"
+    body = struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)
+    return block(0x0A0D0D0A, body, be)
+
+
+def idb(linktype, snaplen=262144, tsresol=None, tsoffset=None, be=False):
+    e = ">" if be else "<"
+    body = struct.pack(e + "HHI", linktype, 0, snaplen)
+    opts = b""
+    if tsresol is not None:
+        opts += opt(9, bytes([tsresol]), be)
+    if tsoffset is not None:
+        opts += opt(14, struct.pack(e + "q", tsoffset), be)
+    if opts:
+        opts += opt(0, b"", be)
+    return block(1, body + opts, be)
+
+
+def epb(ifid, ts, data, wirelen=None, be=False):
+    e = ">" if be else "<"
+    if wirelen is None:
+        wirelen = len(data)
+    body = struct.pack(e + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF,
+                       len(data), wirelen) + data
+    return block(6, body, be)
+
+
+def opb(ifid, ts, data, be=False):
+    e = ">" if be else "<"
+    body = struct.pack(e + "HHIIII", ifid, 0, ts >> 32, ts & 0xFFFFFFFF,
+                       len(data), len(data)) + data
+    return block(2, body, be)
+
+
+def spb(data, wirelen=None, be=False):
+    e = ">" if be else "<"
+    if wirelen is None:
+        wirelen = len(data)
+    return block(3, struct.pack(e + "I", wirelen) + data, be)
+
+
+# A short HTTP-ish connection 10.0.0.1:40000 -> 10.0.0.100:8080.
+C4, S4 = "10.0.0.1", "10.0.0.100"
+C6, S6 = ip6(1), ip6(0x64)
+T0 = 1_700_000_000_000_000_000
+
+
+def session(v6=False, isn=1000, data=(b"GET / HTTP/1.1\r\n\r\n",)):
+    """(direction, tcp segment bytes) of a whole connection."""
+    segs = [(0, tcp(40000, 8080, isn, 0, 0x02, opts=bytes([2, 4, 5, 0xB4])))]
+    segs.append((1, tcp(8080, 40000, 5000, isn + 1, 0x12)))
+    seq = isn + 1
+    segs.append((0, tcp(40000, 8080, seq, 5001, 0x10)))
+    for d in data:
+        segs.append((0, tcp(40000, 8080, seq, 5001, 0x18, d)))
+        seq += len(d)
+        segs.append((1, tcp(8080, 40000, 5001, seq, 0x10)))
+    segs.append((0, tcp(40000, 8080, seq, 5001, 0x11)))
+    segs.append((1, tcp(8080, 40000, 5001, seq + 1, 0x11)))
+    segs.append((0, tcp(40000, 8080, seq + 1, 5002, 0x10)))
+    out = []
+    for d, seg in segs:
+        if v6:
+            src, dst = (C6, S6) if d == 0 else (S6, C6)
+            out.append(ipv6(src, dst, seg))
+        else:
+            src, dst = (C4, S4) if d == 0 else (S4, C4)
+            out.append(ipv4(src, dst, seg))
+    return out
+
+
+def framed(ip_packets, link, v6=False):
+    et = 0x86DD if v6 else 0x0800
+    fam_bsd = 30 if v6 else 2
+    out = []
+    for p in ip_packets:
+        if link == 1:
+            out.append(eth(p, et))
+        elif link == 113:
+            out.append(sll(p, et))
+        elif link == 276:
+            out.append(sll2(p, et))
+        elif link == 0:
+            out.append(null_le(p, fam_bsd))
+        elif link == 108:
+            out.append(null_be(p, 24 if v6 else 2))
+        else:  # 101, 228, 229
+            out.append(p)
+    return out
+
+
+def recs(frames, step=1_000_000):
+    return [(T0 + i * step, f, len(f)) for i, f in enumerate(frames)]
+
+
+def capreader_seeds():
+    s = {}
+    v4 = session()
+    v6 = session(v6=True)
+    s["pcap-le-us-ethernet"] = pcap(recs(framed(v4, 1)), 1)
+    s["pcap-be-ns-raw"] = pcap(recs(framed(v6, 101, True)), 101, be=True,
+                               nanos=True)
+    s["pcap-modified-sll"] = pcap(recs(framed(v4, 113)), 113, modified=True)
+    s["pcap-be-modified-sll2"] = pcap(recs(framed(v4, 276)), 276, be=True,
+                                      modified=True)
+    s["pcap-null"] = pcap(recs(framed(v6, 0, True)), 0)
+    s["pcap-loop"] = pcap(recs(framed(v4, 108)), 108, be=True)
+    s["pcap-ipv4"] = pcap(recs(framed(v4, 228)), 228, nanos=True)
+    s["pcap-ipv6"] = pcap(recs(framed(v6, 229, True)), 229)
+    s["pcap-unsupported-link"] = pcap(recs(framed(v4, 101)), 147)
+    s["pcap-fcs-bits"] = pcap(recs(framed(v4, 1)), 1 | 0x14000000)
+    cut = [(T0, f[:64], len(f)) for f in framed(v4, 1)]
+    s["pcap-snaplen-64-cut"] = pcap(cut, 1, snaplen=64)
+    s["pcap-anomalies"] = pcap([(T0, framed(v4, 1)[3], 10)], 1, snaplen=40)
+    s["pcap-truncated"] = pcap(recs(framed(v4, 1)), 1)[:-7]
+    s["pcap-version-2-2"] = pcap(recs(framed(v4, 1))[:2], 1, version=(2, 2))
+
+    f4 = framed(v4, 1)
+    ng = shb() + idb(1, tsresol=9) + b"".join(
+        epb(0, T0 + i, f) for i, f in enumerate(f4))
+    s["pcapng-le-ethernet-ns"] = ng
+    fb = framed(v6, 276, True)
+    s["pcapng-be-sll2"] = shb(True) + idb(276, be=True) + b"".join(
+        epb(0, T0 // 1000 + i, f, be=True) for i, f in enumerate(fb))
+    fr = framed(v4, 101)
+    two = shb() + idb(1) + idb(101, tsresol=0x80 | 20, tsoffset=100)
+    for i in range(len(f4)):
+        two += epb(i % 2, (T0 // 1000 + i) << 1, f4[i] if i % 2 == 0 else fr[i])
+    s["pcapng-two-interfaces"] = two
+    s["pcapng-simple-packets"] = shb() + idb(1, snaplen=128) + b"".join(
+        spb(f) for f in f4[:4]) + spb(f4[4][:40], len(f4[4]))
+    s["pcapng-obsolete-packets"] = shb() + idb(1, tsresol=3) + b"".join(
+        opb(0, i, f) for i, f in enumerate(f4[:4]))
+    s["pcapng-other-blocks"] = (shb() + block(4, be16(1) + be16(4) + ip4(C4)
+                                              + b"host\0" + bytes(4))
+                                + idb(1) + epb(0, 0, f4[0])
+                                + block(5, be32(0) + bytes(8))
+                                + block(0xBAD, b"custom")
+                                + epb(0, 1, f4[1]))
+    s["pcapng-two-sections"] = (shb() + idb(1) + epb(0, 5, f4[0])
+                                + shb(True) + idb(101, be=True)
+                                + epb(0, 6, fr[1], be=True))
+    s["pcapng-tsresol-extremes"] = (shb() + idb(1, tsresol=0x80 | 63)
+                                    + idb(1, tsresol=30) + idb(1, tsresol=0)
+                                    + epb(0, 2**64 - 1, f4[0])
+                                    + epb(1, 2**64 - 1, f4[1])
+                                    + epb(2, 2**40, f4[2]))
+    s["pcapng-truncated"] = ng[:-10]
+    s["empty"] = b""
+    return s
+
+
+def decode_seeds():
+    sel = {0: 0, 1: 1, 101: 2, 108: 3, 113: 4, 228: 5, 229: 6, 276: 7}
+
+    def d(link, pkt, extra=None):
+        if extra is None:
+            return bytes([sel.get(link, 12), 0]) + pkt
+        return bytes([sel.get(link, 12), 1]) + be16(extra) + pkt
+
+    t = tcp(40000, 8080, 1, 2, 0x18, b"hello")
+    p4 = ipv4(C4, S4, t)
+    p6 = ipv6(C6, S6, t)
+    s = {}
+    s["eth-ipv4-tcp"] = d(1, eth(p4, 0x0800))
+    s["eth-ipv4-options"] = d(1, eth(ipv4(C4, S4, t, opts=bytes([1] * 8)), 0x0800))
+    s["eth-qinq-vlan-ipv6"] = d(1, eth(p6, 0x86DD, [(0x88A8, 1), (0x8100, 2)]))
+    s["eth-vlan-9-tags"] = d(1, eth(p4, 0x0800, [(0x8100, i) for i in range(9)]))
+    s["eth-ipv6-ext-chain"] = d(1, eth(ipv6(C6, S6, t, nh=0, ext=ext_hdr(60)
+                                            + ext_hdr(44, 1) + frag_hdr(6)),
+                                       0x86DD))
+    s["eth-ipv6-ah"] = d(1, eth(ipv6(C6, S6, t, nh=51,
+                                     ext=bytes([6, 1]) + bytes(10)), 0x86DD))
+    s["eth-ipv6-fragment"] = d(1, eth(ipv6(C6, S6, t, nh=44,
+                                           ext=frag_hdr(6, 0x0009)), 0x86DD))
+    s["eth-ipv4-fragment"] = d(1, eth(ipv4(C4, S4, t, frag=0x2000), 0x0800))
+    s["eth-udp"] = d(1, eth(ipv4(C4, S4, bytes(12), proto=17), 0x0800))
+    s["eth-arp"] = d(1, eth(bytes(28), 0x0806))
+    s["eth-tso-zero-length"] = d(1, eth(ipv4(C4, S4, t, total=0), 0x0800))
+    s["eth-cut"] = d(1, eth(p4, 0x0800)[:50], extra=len(eth(p4, 0x0800)) - 50)
+    s["sll-ipv4"] = d(113, sll(p4, 0x0800))
+    s["sll2-ipv6"] = d(276, sll2(p6, 0x86DD))
+    s["sll2-vlan"] = d(276, be16(0x8100) + sll2(p4, 0x0800)[2:20]
+                       + be16(5) + be16(0x0800) + p4)
+    s["null-le-ipv4"] = d(0, null_le(p4, 2))
+    s["null-be-ipv6"] = d(0, null_be(p6, 30))
+    s["loop-ipv6"] = d(108, null_be(p6, 24))
+    s["raw-ipv4"] = d(101, p4)
+    s["raw-ipv6"] = d(101, p6)
+    s["linktype-ipv4"] = d(228, p4)
+    s["linktype-ipv6"] = d(229, p6)
+    s["tcp-options"] = d(101, ipv4(C4, S4, tcp(1, 2, 3, 4, 2, b"x",
+                                              opts=bytes([2, 4, 5, 0xB4]) + bytes([1] * 8))))
+    s["unsupported-link"] = d(105, p4)
+    return s
+
+
+# ---------------------------------------------------------------- reasm
+
+
+class ReasmScript:
+    """Encoder for fuzz_reasm's input (see the layout in fuzz_reasm.c)."""
+
+    def __init__(self, syn0=True, syn1=True, disagree=False, start=0,
+                 isn=1000, cap=255, budget=0xFFFF):
+        cfg = (1 if syn0 else 0) | (2 if syn1 else 0) | (4 if disagree else 0)
+        cfg |= start << 3
+        self.disagree = disagree
+        self.b = bytes([cfg]) + be32(isn) + bytes([cap]) + be16(budget)
+
+    def push(self, stream=0, rel=None, cont=None, ahead=None, seq=None,
+             caplen=0, cut=0, fin=False, dt=1, data=b""):
+        if rel is not None:
+            variant, arg = 0, struct.pack(">h", rel)
+        elif cont is not None:
+            variant, arg = 1, struct.pack(">b", cont)
+        elif ahead is not None:
+            variant, arg = 2, be16(ahead)
+        else:
+            variant, arg = 3, be32(seq)
+        flags = (1 if fin else 0) | (2 if cut else 0) | (8 if caplen > 255 else 0)
+        self.b += bytes([0 | (stream << 3) | (variant << 4)]) + arg + bytes([flags])
+        self.b += be16(caplen) if caplen > 255 else bytes([caplen])
+        if cut:
+            self.b += bytes([cut])
+        self.b += bytes([dt])
+        if self.disagree:
+            self.b += (data * (caplen // max(1, len(data)) + 1))[:caplen]
+        return self
+
+    def ack(self, stream=0, rel=0):
+        self.b += bytes([3 | (stream << 3)]) + struct.pack(">h", rel)
+        return self
+
+    def skip_due(self, stream=0, later=0, gap=10, rtx=10):
+        self.b += bytes([4 | (stream << 3), later, gap, rtx])
+        return self
+
+    def skip_all(self, stream=0):
+        self.b += bytes([5 | (stream << 3)])
+        return self
+
+    def wait(self, ms):
+        self.b += bytes([6]) + be16(ms)
+        return self
+
+    def discard(self, stream=0, restart=None):
+        if restart is None:
+            self.b += bytes([7 | (stream << 3)])
+        else:
+            syn, seq = restart
+            self.b += bytes([7 | (stream << 3) | (3 << 4), 1 if syn else 0]) + be32(seq)
+        return self
+
+
+def reasm_seeds():
+    s = {}
+    r = ReasmScript()
+    for _ in range(5):
+        r.push(cont=0, caplen=100)
+    r.push(cont=0, fin=True)
+    s["in-order-fin"] = r.b
+    r = ReasmScript(syn0=False)
+    for k in (4, 3, 2, 1, 0):
+        r.push(ahead=k * 50, caplen=50)
+    s["reversed"] = r.b
+    r = ReasmScript(disagree=True)
+    r.push(ahead=10, caplen=30, data=b"A").push(ahead=0, caplen=60, data=b"B")
+    r.push(ahead=5, caplen=40, data=b"C").push(rel=-10, caplen=80, data=b"D")
+    s["overlaps-first-copy-wins"] = r.b
+    r = ReasmScript()
+    r.push(ahead=100, caplen=50).ack(rel=100).skip_due(later=5, gap=1)
+    r.push(ahead=300, caplen=50).wait(5000).skip_due(later=0, gap=10, rtx=200)
+    r.push(rel=-1, caplen=200, fin=True)
+    s["holes-acks-skips"] = r.b
+    r = ReasmScript()
+    r.push(cont=0, caplen=40, cut=60).push(cont=0, caplen=40).push(ahead=500, caplen=10, cut=200)
+    r.skip_all()
+    s["cut-segments"] = r.b
+    r = ReasmScript(start=1, isn=0xF0)
+    for _ in range(6):
+        r.push(cont=0, caplen=200)
+    r.push(cont=0, fin=True)
+    s["sequence-wrap"] = r.b
+    r = ReasmScript(cap=1, budget=300)
+    for k in range(8):
+        r.push(stream=k % 2, ahead=100 + 40 * k, caplen=30)
+    s["tiny-budget-two-streams"] = r.b
+    r = ReasmScript()
+    r.push(ahead=100, caplen=50).discard(restart=(False, 7777)).push(cont=0, caplen=10)
+    r.push(ahead=20, caplen=10).discard()
+    s["discard-restart"] = r.b
+    r = ReasmScript(syn0=False)
+    r.push(seq=0x80000000, caplen=10).push(seq=0x7FFFFFF0, caplen=10).push(ahead=0xFFFF, caplen=200)
+    s["far-jumps"] = r.b
+    return s
+
+
+# ---------------------------------------------------------------- engine
+
+
+class EngineScript:
+    """Encoder for fuzz_engine's input (see the layout in fuzz_engine.c)."""
+
+    LINKS = {"eth": 0, "sll": 2, "sll2": 3, "raw": 4, "null": 5, "loop": 6,
+             "ip": 7}
+
+    def __init__(self, guess=False, service_addrs=0, keep=True, idle=False,
+                 no_finish=False, max_flows=16, skip_loopback=False,
+                 cap=60000, budget=60000, gap=50, rtx=20):
+        c0 = (3 if guess else 0) | (4 if service_addrs else 0)
+        c0 |= 32 if service_addrs == 2 else 0
+        c0 |= (8 if keep else 0) | (16 if idle else 0) | (64 if no_finish else 0)
+        c0 |= 128 if max_flows > 16 else 0
+        c1 = ((max_flows - 1) & 15) | (16 if skip_loopback else 0)
+        self.b = bytes([c0, c1]) + be16(cap) + be16(budget // 4) + bytes([gap, rtx])
+
+    def frame(self, client=0, v6=False, server=False, link="eth", flags=0x10,
+              seq_mode=0, seq_arg=0, other_port=False, ext=False, tags=0,
+              tso=False, ack_off=0, plen=0, cut=0, dt=1, op=0):
+        who = client | (8 if v6 else 0) | (16 if server else 0)
+        who |= self.LINKS[link] << 5
+        mode = seq_mode | (4 if other_port else 0) | (8 if ext else 0)
+        mode |= (tags << 4) | (0x40 if tso else 0) | (0x80 if plen > 255 else 0)
+        b = bytes([op, who, flags, mode])
+        if seq_mode == 1:
+            b += struct.pack(">h", seq_arg)
+        elif seq_mode == 2:
+            b += be32(seq_arg)
+        elif seq_mode == 3:
+            b += bytes([seq_arg])
+        b += struct.pack(">h", ack_off)
+        b += be16(plen) if plen > 255 else bytes([plen])
+        b += bytes([cut, dt])
+        self.b += b
+        return self
+
+    def wait(self, ms):
+        self.b += bytes([4]) + be16(ms)
+        return self
+
+    def raw(self, link_index, data):
+        self.b += bytes([5, link_index]) + be16(len(data)) + data
+        return self
+
+    def connection(self, client=0, v6=False, link="eth", sizes=(100,),
+                   **kw):
+        self.frame(client, v6, False, link, 0x02, **kw)            # SYN
+        self.frame(client, v6, True, link, 0x12, **kw)             # SYN-ACK
+        self.frame(client, v6, False, link, 0x10, **kw)            # ACK
+        for n in sizes:
+            self.frame(client, v6, False, link, 0x18, plen=n, **kw)
+            self.frame(client, v6, True, link, 0x10, **kw)
+        self.frame(client, v6, False, link, 0x11, **kw)            # FIN
+        self.frame(client, v6, True, link, 0x11, **kw)
+        self.frame(client, v6, False, link, 0x10, **kw)
+        return self
+
+
+def engine_seeds():
+    s = {}
+    s["one-connection"] = EngineScript().connection(sizes=(100, 200, 5)).b
+    e = EngineScript()
+    for i, link in enumerate(("eth", "sll", "sll2", "raw", "null", "loop", "ip")):
+        e.connection(client=i, v6=i % 2 == 1, link=link, sizes=(30, 40))
+    s["every-link-type"] = e.b
+    e = EngineScript()
+    e.frame(0, flags=0x02)
+    e.frame(0, flags=0x18, seq_mode=1, seq_arg=100, plen=50)   # ahead: a hole
+    e.frame(0, flags=0x18, seq_mode=1, seq_arg=200, plen=50)
+    e.frame(0, server=True, flags=0x10, ack_off=300)           # server saw it
+    e.wait(100).wait(5000)
+    e.frame(0, flags=0x18, seq_mode=3, seq_arg=200, plen=250)  # late copy
+    e.frame(0, flags=0x11)
+    s["holes-and-acks"] = e.b
+    e = EngineScript(max_flows=4)
+    for i in range(8):
+        e.frame(i, flags=0x02).frame(i, flags=0x18, plen=20)
+    s["eviction"] = e.b
+    e = EngineScript(guess=True, keep=False)
+    e.connection(client=3, sizes=(10,)).frame(4, server=True, flags=0x18, plen=30)
+    s["guess-direction"] = e.b
+    e = EngineScript(idle=True)
+    e.frame(1, flags=0x18, plen=40).frame(1, flags=0x04).frame(2, flags=0x18, plen=9)
+    e.frame(2, server=True, flags=0x14).frame(5, flags=0x18, plen=3, cut=2)
+    e.wait(60000)
+    s["reset-and-idle"] = e.b
+    e = EngineScript(service_addrs=2, skip_loopback=True)
+    e.connection(client=7, sizes=(10,)).connection(client=1, v6=True, link="sll2",
+                                                   ext=True, tags=2, sizes=(20,))
+    e.connection(client=2, tso=True, sizes=(1000,))
+    s["service-addrs-loopback-vlan-ext"] = e.b
+    e = EngineScript(cap=64, budget=400)
+    e.frame(0, flags=0x02)
+    for k in range(1, 12):
+        e.frame(0, flags=0x18, seq_mode=1, seq_arg=k * 100, plen=60)
+    s["tiny-queue-caps"] = e.b
+    e = EngineScript()
+    e.connection(client=0, sizes=(50,))
+    e.raw(0, eth(ipv4(C4, S4, tcp(40000, 8080, 5, 6, 0x18, b"zz")), 0x0800)[:40])
+    e.frame(0, flags=0x02, seq_mode=2, seq_arg=0x12345678)  # new SYN, new ISN
+    s["raw-and-reuse"] = e.b
+    return s
+
+
+# ---------------------------------------------------------------- cli, parse
+
+
+def cli_seeds():
+    lines = {
+        "replay": "replay x.pcap -p 8080 --to :8080",
+        "replay-all": ("replay - -p 80 --to [::1]:80 --to 127.0.0.1:81 -o out.pcap "
+                       "--stats-json s.json -q --pace 2x --gap-timeout 1.5s "
+                       "--retransmit-wait 3s --idle-timeout 5m --retry-window 10s "
+                       "--connect-timeout 3s --write-timeout 30s --linger 2s "
+                       "--drain-timeout 10s --max-buffer 256MiB --flow-buffer 16MiB "
+                       "--max-flows 100 --max-connections 10 --service-ip 10.0.0.1 "
+                       "--service-ip ::1 -f tcp -v"),
+        "capture": ("capture -i eth0 -p 8080 --to :9000 --snaplen 65535 "
+                    "--kernel-buffer 64MiB --promisc -o -"),
+        "summary": "summary x.pcap --json --flows 0 -p 80",
+        "mirror": ("mirror deployment/web -p 8080 --to :8080 -n default -c app "
+                   "--context ctx --kubeconfig k --kubectl /bin/kubectl "
+                   "--tap-image img:1 --tap-timeout 30s --all-pods"),
+        "mirror-pod": "mirror pod/web-0 -p 80",
+        "help": "--help",
+        "command-help": "replay --help",
+        "version": "-V",
+        "bad-port": "replay x -p 0 --to :1",
+        "unknown-option": "replay x -p 8080 --to :80 --bogus",
+        "missing-value": "replay x --to",
+        "short-cluster": "summary x -qvp80",
+        "equals": "replay x --port=8080 --to=:80 --pace=realtime",
+        "double-dash": "replay -p 8080 --to :80 -- -",
+        "output-is-input": "replay a.pcap -p 1 --to :1 -o a.pcap",
+    }
+    return {k: v.replace(" ", "\0").encode() for k, v in lines.items()}
+
+
+def parse_seeds():
+    words = ["8080", "65535", "00080", "65536", "0", "1.5s", "500ms", "2m",
+             "1.5h", "250us", "10ns", "64KiB", "256MiB", "1GiB", "1.5GB", "12k",
+             "fast", "realtime", "2x", "0.5x", "0.001x", "1000000x",
+             "[::1]:8080", ":80", "localhost:8080", "a-b_c.d:1", "10.0.0.1",
+             "fe80::1%eth0", "::ffff:1.2.3.4", "-1", "1e3", " 80",
+             "18446744074s", "99999999999999999999", "1.", ".5s"]
+    return {f"{i:02d}": w.encode() for i, w in enumerate(words)}
+
+
+def kubejson_seeds():
+    """Seeds for fuzz_kubejson: kubectl JSON documents."""
+    docs = {
+        "version": '{"clientVersion":{"major":"1","minor":"29"},'
+                   '"serverVersion":{"major":"1","minor":"28+"}}',
+        "deployment": '{"metadata":{"name":"web","namespace":"default",'
+                      '"annotations":{"kubectl.kubernetes.io/default-container":"app"}},'
+                      '"spec":{"selector":{"matchLabels":{"app":"web","tier":"fe"},'
+                      '"matchExpressions":[{"key":"env","operator":"In","values":["a","b"]}]},'
+                      '"template":{"spec":{"containers":[{"name":"app"},{"name":"side"}]}}}}',
+        "pod": '{"metadata":{"name":"web-0","namespace":"default","uid":"u-1",'
+               '"resourceVersion":"42"},"spec":{"hostNetwork":false,'
+               '"containers":[{"name":"app"}],"ephemeralContainers":[{"name":"tapmirror-tap",'
+               '"image":"img:1","targetContainerName":"app"}]},"status":{"phase":"Running",'
+               '"podIPs":[{"ip":"10.1.2.3"},{"ip":"fd00::3"}],"conditions":[{"type":"Ready",'
+               '"status":"True"}],"ephemeralContainerStatuses":[{"name":"tapmirror-tap",'
+               '"state":{"terminated":{"reason":"Error","message":"tcpdump: not found",'
+               '"exitCode":127}}}]}}',
+        "pod-list": '{"kind":"PodList","items":[{"metadata":{"name":"a"},"spec":{"containers":'
+                    '[{"name":"c"}]},"status":{"phase":"Pending"}},{"metadata":{"name":"b",'
+                    '"deletionTimestamp":"x"},"spec":{"containers":[]},"status":{}}]}',
+        "stderr-forbidden": 'Error from server (Forbidden): pods "web-0" is forbidden: User '
+                            '"u" cannot patch resource "pods/ephemeralcontainers" in API group ""'
+                            ' in the namespace "default"\n',
+        "not-json": "error: context \"nope\" does not exist\n",
+    }
+    return {k: v.encode() for k, v in docs.items()}
+
+
+TARGETS = {
+    "capreader": capreader_seeds,
+    "decode": decode_seeds,
+    "reasm": reasm_seeds,
+    "engine": engine_seeds,
+    "cli": cli_seeds,
+    "parse": parse_seeds,
+}
+# Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
+if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):
+    TARGETS["kubejson"] = kubejson_seeds
+
+
+def main():
+    check = "--check" in sys.argv[1:]
+    bad = 0
+    total = 0
+    for target, make in TARGETS.items():
+        d = os.path.join(CORPUS, target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in sorted(make().items()):
+            path = os.path.join(d, "seed-" + name)
+            total += len(data)
+            if check:
+                try:
+                    with open(path, "rb") as f:
+                        same = f.read() == data
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    print(f"make_seeds: {path} is not what make_seeds.py writes")
+                    bad += 1
+            else:
+                with open(path, "wb") as f:
+                    f.write(data)
+    if not check:
+        print(f"make_seeds: wrote {total} bytes of seeds")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
