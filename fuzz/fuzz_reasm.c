@@ -215,6 +215,13 @@ FZ_NO_COVERAGE static void on_gap(void *ctx, uint32_t len)
 FZ_NO_COVERAGE static void model_push(struct stream *s, uint32_t seq, const uint8_t *d,
                        uint32_t caplen, uint32_t wirelen, bool fin)
 {
+    /* reasm ignores a segment further than a window from `next`, or
+     * longer than one: nothing of it reaches the stream. */
+    uint32_t nx = seq_of(s, s->next);
+    if ((seq - nx > REASM_WINDOW && nx - seq > REASM_WINDOW) ||
+        wirelen > REASM_WINDOW) {
+        return;
+    }
     int64_t diff = (int32_t)(seq - seq_of(s, s->next));
     int64_t a0 = (int64_t)s->next + diff;
     uint32_t end = seq + wirelen;

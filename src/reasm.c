@@ -61,22 +61,29 @@ static void free_seg(struct reasm *r, struct reasm_seg *s,
 }
 
 /* The FIN has just become known: nothing at or after it belongs to the
- * stream, neither queued data nor an acknowledgement seen earlier. */
+ * stream, neither queued data nor an acknowledgement seen earlier.
+ * Everything is measured as a distance from `next`, which every queued
+ * piece is ahead of: comparing with the FIN alone is ambiguous when the
+ * two are far apart in sequence space. */
 static void cut_at_fin(struct reasm *r, struct reasm_budget *budget)
 {
-    if ((r->state & REASM_HAS_ACK) && seq_gt(r->acked, r->fin_seq)) {
-        r->acked = r->fin_seq;
+    uint32_t limit = seq_gt(r->fin_seq, r->next) ? r->fin_seq - r->next : 0;
+    if ((r->state & REASM_HAS_ACK) && seq_gt(r->acked, r->next) &&
+        r->acked - r->next > limit) {
+        r->acked = limit > 0 ? r->fin_seq : r->next;
     }
     struct reasm_seg **pp = &r->head, *prev = NULL;
     while (*pp != NULL) {
         struct reasm_seg *s = *pp;
-        if (seq_ge(s->seq, r->fin_seq)) {
+        uint32_t off = s->seq - r->next;
+        uint32_t size = s->len + s->missing;
+        if (off >= limit) {
             *pp = s->next;
             free_seg(r, s, budget);
             continue;
         }
-        if (seq_gt(seg_end(s), r->fin_seq)) {
-            uint32_t keep = r->fin_seq - s->seq;
+        if (size > limit - off) {
+            uint32_t keep = limit - off;
             if (keep < s->len) {
                 r->queued -= s->len - keep;
                 s->len = keep;
@@ -243,6 +250,10 @@ void reasm_push(struct reasm *r, uint32_t seq, const uint8_t *data,
                 size_t flow_cap, struct reasm_budget *budget,
                 const struct reasm_sink *sink)
 {
+    if ((seq - r->next > REASM_WINDOW && r->next - seq > REASM_WINDOW) ||
+        wirelen > REASM_WINDOW) {
+        return; /* outside any window this stream could have */
+    }
     uint32_t end = seq + wirelen;
     if (fin && !(r->state & REASM_FIN)) {
         r->state |= REASM_FIN;
@@ -250,19 +261,26 @@ void reasm_push(struct reasm *r, uint32_t seq, const uint8_t *data,
         r->fin_ns = ts_ns;
         cut_at_fin(r, budget);
     }
-    /* Nothing after the FIN belongs to the stream. */
-    if ((r->state & REASM_FIN) && seq_gt(end, r->fin_seq)) {
-        if (seq_ge(seq, r->fin_seq)) {
-            return;
-        }
-        wirelen = r->fin_seq - seq;
-        if (caplen > wirelen) {
-            caplen = wirelen;
-        }
-        end = r->fin_seq;
-    }
     if (wirelen == 0 || seq_le(end, r->next)) {
         return; /* no payload, or all of it delivered already */
+    }
+    /* Nothing after the FIN belongs to the stream. Measured from `next`,
+     * as in cut_at_fin(). */
+    if (r->state & REASM_FIN) {
+        uint32_t limit =
+            seq_gt(r->fin_seq, r->next) ? r->fin_seq - r->next : 0;
+        uint32_t from = seq_lt(seq, r->next) ? 0 : seq - r->next;
+        if (from >= limit) {
+            return;
+        }
+        if (end - r->next > limit) {
+            uint32_t drop = (end - r->next) - limit;
+            wirelen -= drop;
+            if (caplen > wirelen) {
+                caplen = wirelen;
+            }
+            end -= drop;
+        }
     }
     if (seq_lt(seq, r->next)) {
         uint32_t off = r->next - seq;
@@ -312,10 +330,9 @@ void reasm_ack(struct reasm *r, uint32_t ack, uint64_t ts_ns)
     if ((r->state & REASM_FIN) && seq_gt(ack, r->fin_seq)) {
         ack = r->fin_seq;
     }
-    /* An acknowledgement more than 2^30 away is not from this
+    /* An acknowledgement further than a window away is not from this
      * connection's recent past: ignore it rather than skip a gigabyte. */
-    uint32_t dist = seq_gt(ack, r->next) ? ack - r->next : r->next - ack;
-    if (dist > (1u << 30)) {
+    if (ack - r->next > REASM_WINDOW && r->next - ack > REASM_WINDOW) {
         return;
     }
     bool had_hole = (r->state & REASM_HAS_ACK) && seq_gt(r->acked, r->next);
@@ -340,6 +357,9 @@ static bool fin_hole(const struct reasm *r)
 
 bool reasm_has_hole(const struct reasm *r)
 {
+    if (reasm_done(r)) {
+        return false; /* nothing after the FIN is awaited */
+    }
     return r->head != NULL || ack_hole(r) || fin_hole(r);
 }
 

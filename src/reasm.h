@@ -61,6 +61,12 @@ struct reasm {
  * thousands of tiny segments. */
 #define REASM_MAX_SEGS 4096
 
+/* The largest TCP window (2^30, with window scaling): a segment further
+ * than this from the next byte to deliver cannot belong to the stream,
+ * and ignoring it keeps every sequence comparison unambiguous (at 2^31
+ * a number is both before and after another). */
+#define REASM_WINDOW (1u << 30)
+
 #define REASM_STARTED 0x01
 #define REASM_FIN     0x02
 #define REASM_HAS_ACK 0x04 /* receiver's acknowledgements are captured */
