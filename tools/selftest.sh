@@ -381,14 +381,15 @@ echo "ok   tmsink: $N connections match the client's own FNV-1a"
 
 # --timeout exits 3 and still writes the manifest; an open connection is
 # not complete.
-"$TMSINK" --mode noread --timeout 500ms --port-file "$WORK/port2" \
+# The timeout leaves a loaded machine time to start the client.
+"$TMSINK" --mode noread --timeout 3s --port-file "$WORK/port2" \
     --manifest "$WORK/sink2.json" --quiet > /dev/null &
 SINK_PID=$!
 port=$(wait_for_port "$WORK/port2")
 python3 -c 'import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"x" * 1000)
-time.sleep(1)' "$port" &
+time.sleep(5)' "$port" &
 client=$!
 rc=0
 wait "$SINK_PID" || rc=$?
