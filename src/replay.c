@@ -14,7 +14,10 @@
 
 /* The first chunk of a queue is small (most requests are); later ones are
  * large so that bulk transfers need few allocations and writes. */
-#define CHUNK_FIRST     4096u
+/* Queue chunks grow geometrically from the first write's size (at least
+ * CHUNK_MIN) up to CHUNK_LARGE: a connection waiting with one small
+ * request holds a small block, one that streams gets large writes. */
+#define CHUNK_MIN       512u
 #define CHUNK_LARGE     (64u * 1024)
 #define WRITE_MAX_BUFS  32
 #define WRITE_MAX_BYTES (4u * 1024 * 1024)
@@ -25,6 +28,17 @@
  * before it is dropped anyway: what one batch of a file, or a released
  * reassembly queue, can add while the source is being paused. */
 #define LOSSLESS_SLACK  (8u * 1024 * 1024)
+/* Connection attempts in progress at once. A burst of new mirrored
+ * connections (the start of a capture, a busy second) must not arrive at
+ * the target as a SYN flood: past its listen backlog the kernel drops the
+ * SYNs and every such connect waits a whole SYN retransmission (1 s, then
+ * 3 s) or times out. On loopback an attempt takes microseconds, so this
+ * costs no throughput; the others wait in the slot queue. */
+#define MAX_DIALING     128
+/* Dials per TIME-WAIT period (60 s on Linux) past which loopback dials
+ * are spread over source addresses (see init_socket). */
+#define SPREAD_WINDOW_NS (60ull * 1000000000ull)
+#define SPREAD_DIALS     2048
 
 struct chunk {
     struct chunk *next;
@@ -69,6 +83,7 @@ struct conn {
     uint32_t attempts;
     uint8_t state;
     bool flow_ended, target_eof, dropped, tcp_open, dirty;
+    bool dialing;  /* counted in replay.dialing */
     bool over_cap; /* counted in replay.over_cap */
     struct tm_list link;      /* every conn: the replay's list */
     struct tm_list wait_link; /* the wait queue or the dirty list */
@@ -94,6 +109,7 @@ struct replay {
     size_t over_cap; /* conns holding more than --flow-buffer */
     const size_t *other_usage; /* reassembly's share of --max-buffer */
     size_t open_fds, waiting;
+    size_t dialing; /* connects in progress (MAX_DIALING) */
     uint64_t max_fds;
     size_t low_water;
     void (*low_cb)(void *);
@@ -101,6 +117,7 @@ struct replay {
     uint64_t progress; /* counts writes, connects and closes */
     bool spread_sources; /* loopback dials from 127.0.0.2-251 */
     bool spread_failed;  /* ... which this host does not allow */
+    uint64_t window_start_ns, window_dials, previous_window_dials;
     uint64_t dials;
     bool draining;
     uv_timer_t drain_timer;
@@ -288,9 +305,9 @@ static void queue_append(struct conn *c, const uint8_t *data, uint32_t len)
     if (len == 0) {
         return;
     }
-    uint32_t cap = c->head == NULL ? CHUNK_FIRST : CHUNK_LARGE;
+    uint32_t cap = t == NULL ? CHUNK_MIN : TM_MIN(t->cap * 2, CHUNK_LARGE);
     if (cap < len) {
-        cap = len;
+        cap = len; /* no rounding: one allocation of exactly what came */
     }
     struct chunk *k = tm_xmalloc(sizeof(*k) + cap);
     k->next = NULL;
@@ -366,11 +383,24 @@ static void on_timer_closed(uv_handle_t *h)
     check_drained(r);
 }
 
+static bool have_slot(const struct replay *r)
+{
+    return r->open_fds < r->max_fds && r->dialing < MAX_DIALING;
+}
+
+static void dial_done(struct conn *c)
+{
+    if (c->dialing) {
+        c->dialing = false;
+        c->session->r->dialing--;
+    }
+}
+
 /* Admits conns waiting for a descriptor while there are slots. */
 static void admit_waiting(struct replay *r)
 {
     struct tm_list *n;
-    while (r->open_fds < r->max_fds && (n = tm_list_first(&r->waitq))) {
+    while (have_slot(r) && (n = tm_list_first(&r->waitq))) {
         struct conn *c = TM_CONTAINER_OF(n, struct conn, wait_link);
         tm_list_remove(&c->wait_link);
         r->waiting--;
@@ -400,6 +430,7 @@ static void on_tcp_closed(uv_handle_t *h)
 
 static void close_tcp(struct conn *c, bool reset)
 {
+    dial_done(c); /* on_tcp_closed admits the next waiting conn */
     if (!c->tcp_open || uv_is_closing((uv_handle_t *)&c->tcp)) {
         return;
     }
@@ -540,6 +571,10 @@ static void on_connect(uv_connect_t *req, int status)
         dial_failed(c, status);
         return;
     }
+    if (c->dialing) {
+        dial_done(c);
+        admit_waiting(c->session->r);
+    }
     c->state = C_OPEN;
     c->attempts = 0;
     c->first_failure_ns = 0;
@@ -570,11 +605,6 @@ static void on_retry_timer(uv_timer_t *t)
     if (c->tcp_open) {
         /* The failed attempt's socket is still closing. */
         uv_timer_start(&c->timer, on_retry_timer, 5, 0);
-        return;
-    }
-    struct replay *r = c->session->r;
-    if (r->open_fds >= r->max_fds) {
-        queue_for_slot(c);
         return;
     }
     conn_dial(c);
@@ -646,15 +676,42 @@ static bool take_parked(struct conn *c)
 }
 
 /*
- * Creates the socket for a dial. Once connect() has run out of ephemeral
- * ports (EADDRNOTAVAIL: every port to this address and port is in use or
- * in TIME-WAIT, as happens at thousands of connections a second on a
- * kernel without loopback TIME-WAIT reuse), successive connections to an
- * IPv4 loopback target come from successive source addresses in
- * 127.0.0.0/8, all local on Linux: each has a port range of its own.
+ * Creates the socket for a dial. All connections from one address to
+ * one target share one range of ephemeral ports, and connect() searches
+ * it for a port whose 4-tuple is free: the more connections open or in
+ * TIME-WAIT, the longer the search (measured: with 20,000 open and 45,000
+ * in TIME-WAIT, a third of the CPU went to that search), until it fails
+ * with EADDRNOTAVAIL on a kernel without loopback TIME-WAIT reuse. So
+ * once a run dials an IPv4 loopback target more than SPREAD_DIALS times
+ * within a TIME-WAIT period, or runs out of ports, successive connections
+ * come from successive source addresses in 127.0.0.0/8, all local on
+ * Linux, each with a port range of its own. Quieter runs keep 127.0.0.1,
+ * which is what a service expects of a local client.
  * IP_BIND_ADDRESS_NO_PORT leaves the port to connect(), which then knows
  * the whole 4-tuple.
  */
+static void count_dial(struct replay *r, const struct sockaddr *dst)
+{
+    uint64_t now = now_ns();
+    if (now - r->window_start_ns >= SPREAD_WINDOW_NS) {
+        r->previous_window_dials =
+            now - r->window_start_ns < 2 * SPREAD_WINDOW_NS
+                ? r->window_dials
+                : 0;
+        r->window_dials = 0;
+        r->window_start_ns = now;
+    }
+    r->window_dials++;
+    if (!r->spread_sources && !r->spread_failed &&
+        r->window_dials + r->previous_window_dials > SPREAD_DIALS &&
+        dst->sa_family == AF_INET && replay_addr_is_loopback(dst)) {
+        r->spread_sources = true;
+        tm_verbose("over %d connections a minute: loopback connections "
+                   "come from 127.0.0.2-251 from now on",
+                   SPREAD_DIALS);
+    }
+}
+
 static void init_socket(struct conn *c)
 {
     struct replay *r = c->session->r;
@@ -692,13 +749,14 @@ static void init_socket(struct conn *c)
 static void conn_dial(struct conn *c)
 {
     struct replay *r = c->session->r;
-    if (r->open_fds >= r->max_fds) {
+    if (!have_slot(r)) {
         queue_for_slot(c);
         return;
     }
     if (c->target->parked != NULL && c->attempts == 0 && take_parked(c)) {
         return;
     }
+    count_dial(r, (const struct sockaddr *)&c->target->addr);
     init_socket(c);
     c->tcp.data = c;
     c->tcp_open = true;
@@ -714,6 +772,8 @@ static void conn_dial(struct conn *c)
         dial_failed(c, rc);
         return;
     }
+    c->dialing = true;
+    r->dialing++;
     uv_timer_start(&c->timer, on_connect_timeout,
                    ns_to_ms(r->cfg.connect_timeout_ns), 0);
 }

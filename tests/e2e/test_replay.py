@@ -3,11 +3,74 @@
 that checks every connection's bytes exactly against the capture's
 client streams."""
 import os
+import selectors
+import socket
 import subprocess
+import threading
 import time
 import unittest
 
 import tmtest as t
+
+
+class PeerRecorder:
+    """Accepts connections on 127.0.0.1 and records, in accept order, each
+    one's peer address and byte count (read to EOF)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.sock.setblocking(False)
+        self.to = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.peers = []  # [address, bytes, finished]
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ, None)
+        while not self.stopped:
+            for key, _ in sel.select(0.1):
+                if key.data is None:
+                    try:
+                        conn, addr = self.sock.accept()
+                    except BlockingIOError:
+                        continue
+                    conn.setblocking(False)
+                    rec = [addr[0], 0, False]
+                    with self.lock:
+                        self.peers.append(rec)
+                    sel.register(conn, selectors.EVENT_READ, rec)
+                    continue
+                try:
+                    d = key.fileobj.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    d = b""
+                with self.lock:
+                    key.data[1] += len(d)
+                    if not d:
+                        key.data[2] = True
+                if not d:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()
+
+    def wait(self, count, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if sum(1 for p in self.peers if p[2]) >= count:
+                    return list(self.peers)
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.peers)
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
 
 
 class Replay(unittest.TestCase):
@@ -119,6 +182,31 @@ class Replay(unittest.TestCase):
         self.replay("many", ["--flows", 5000, "--concurrency", 2000,
                              "--size-min", 100, "--size-max", 3000,
                              "--response", 200, "--reorder", 2])
+
+    def test_busy_runs_spread_loopback_sources(self):
+        """A quiet run connects from 127.0.0.1; past 2,048 connections a
+        minute to a loopback target, connections come from 127.0.0.2-251
+        (a port range each, so ephemeral ports never run out), and every
+        connection is still complete."""
+        cap, man = t.gen(self.tmp, "busy", "--flows", 3000,
+                         "--concurrency", 50, "--size", 100)
+        rec = PeerRecorder()
+        try:
+            r = t.run(["replay", cap, "-p", man["port"], "--to", rec.to,
+                       "-v"], timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+            peers = rec.wait(3000)
+        finally:
+            rec.close()
+        self.assertEqual(len(peers), 3000)
+        self.assertTrue(all(p[1] == 100 and p[2] for p in peers))
+        # Accept order follows dial order within the 128 dials in flight.
+        self.assertEqual({p[0] for p in peers[:1900]}, {"127.0.0.1"})
+        later = {p[0] for p in peers[2200:]}
+        self.assertNotIn("127.0.0.1", later)
+        self.assertGreater(len(later), 200)
+        self.assertTrue(all(a.startswith("127.0.0.") for a in later))
+        self.assertIn(b"127.0.0.2-251", r.stderr)
 
     def test_every_target_gets_every_flow(self):
         cap, man = t.gen(self.tmp, "multi", "--flows", 30, "--concurrency", 8)
