@@ -8,7 +8,7 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all build deps check demo install memcheck asan fuzz bench clean
+.PHONY: all build deps check demo install memcheck asan fuzz bench soak clean
 
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect \
@@ -53,6 +53,27 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/deps.sh check
 	@fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The benchmark suite (docs/BENCHMARKS.md): W1-W4 replays against the bare
+# libpcap read loop and tcpflow, live latency, a stuck target and idle-flow
+# memory. BENCH_ARGS="--quick" for a short run, "--only W1,W3" for a subset.
+BENCH_ARGS ?=
+bench:
+	@scripts/deps.sh bench
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+	@python3 bench/run.py --tapmirror $(BUILD)/tapmirror \
+		--tmgen $(BUILD)/tools/tmgen --tmsink $(BUILD)/tools/tmsink \
+		--pcapread $(BUILD)/bench/bench_pcapread $(BENCH_ARGS)
+
+# A steady-rate soak (default 30 minutes): RSS and descriptors must not grow.
+SOAK_MINUTES ?= 30
+soak:
+	@scripts/deps.sh check
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+	@python3 bench/soak.py --tapmirror $(BUILD)/tapmirror \
+		--tmsink $(BUILD)/tools/tmsink --minutes $(SOAK_MINUTES)
 
 demo: build
 	@scripts/demo.sh $(BUILD)/tapmirror

@@ -14,10 +14,10 @@ task=${1:-build}
 debian_build=(gcc make cmake pkg-config libuv1-dev libpcap-dev libcjson-dev)
 debian_check=(libcmocka-dev python3 tcpdump iproute2 procps psmisc
               clang libclang-rt-14-dev valgrind)
-debian_bench=(hyperfine linux-perf)
+debian_bench=(tcpflow linux-perf)
 brew_build=(cmake pkg-config libuv cjson)
 brew_check=(cmocka python3)
-brew_bench=(hyperfine)
+brew_bench=(tcpflow)
 
 say() { printf 'tapmirror: %s\n' "$*" >&2; }
 
