@@ -8,7 +8,7 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all build deps check demo install memcheck asan fuzz bench soak clean
+.PHONY: all build deps check demo install memcheck asan fuzz bench load soak clean
 
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect \
@@ -65,6 +65,14 @@ bench:
 	@python3 bench/run.py --tapmirror $(BUILD)/tapmirror \
 		--tmgen $(BUILD)/tools/tmgen --tmsink $(BUILD)/tools/tmsink \
 		--pcapread $(BUILD)/bench/bench_pcapread $(BENCH_ARGS)
+
+# 100,000 concurrent flows and 1,000,000 flows in one run: memory flat.
+load:
+	@scripts/deps.sh check
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+	@python3 bench/load.py --tapmirror $(BUILD)/tapmirror \
+		--tmgen $(BUILD)/tools/tmgen --tmsink $(BUILD)/tools/tmsink
 
 # A steady-rate soak (default 30 minutes): RSS and descriptors must not grow.
 SOAK_MINUTES ?= 30

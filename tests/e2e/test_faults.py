@@ -168,6 +168,50 @@ class Faults(unittest.TestCase):
         self.assertEqual(st["connections"], 3000)
 
 
+    def test_output_on_a_full_disk(self):
+        """The output file system fills up mid-run (a 256 KiB tmpfs): one
+        clear error line, exit 1, and the file holds whole records, a
+        byte-exact prefix of the input."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        mnt = self.tmp("small-disk")
+        os.mkdir(mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k",
+                            "tmpfs", mnt], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs: {r.stderr.strip()}")
+        try:
+            cap, man = t.gen(self.tmp, "full", "--flows", 20, "--size",
+                             50000, "--concurrency", 5)
+            sink = t.Sink(self.tmp)
+            out = os.path.join(mnt, "out.pcap")
+            stats = self.tmp("full.json")
+            code, err, _ = run_measured(["replay", cap, "-p", man["port"],
+                                         "--to", sink.to, "-o", out,
+                                         "--stats-json", stats])
+            self.assertEqual(code, 1, err)
+            lines = [l for l in err.splitlines() if "No space" in l]
+            self.assertEqual(lines, [f"tapmirror: writing {out}: "
+                                     "No space left on device"], err)
+            written = t.read_bytes(out)
+            source = t.read_bytes(cap)
+            self.assertGreater(len(written), 100 * 1024)
+            self.assertLess(len(written), len(source))
+            self.assertEqual(written, source[:len(written)])
+            # Whole records: the record headers chain exactly to the end.
+            off, records = 24, 0
+            while off < len(written):
+                caplen = int.from_bytes(written[off + 8:off + 12], "little")
+                off += 16 + caplen
+                records += 1
+            self.assertEqual(off, len(written))
+            st = t.read_json(stats)
+            self.assertEqual(st["exit_code"], 1)
+            self.assertEqual(st["output"]["packets"], records)
+            self.assertEqual(st["output"]["bytes"], len(written))
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+
     def test_ephemeral_ports_run_out(self):
         """Thousands of short connections to one loopback port on a kernel
         that does not reuse TIME-WAIT ports: connect() runs out of ports,
