@@ -63,6 +63,8 @@ import tempfile
 import threading
 import time
 
+from benchlib import count_fds, linfit, log, proc_status, read_json, wait_file
+
 SERVICE_PORT = 8080
 MIB = 1024 * 1024
 
@@ -106,10 +108,6 @@ TARGET_FLOWS_PER_S = 20000.0
 TARGET_RSS = 64 * MIB
 TARGET_IDLE_FLOW_BYTES = 2048
 TARGET_P99_US = 1000.0
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def median(xs):
@@ -173,29 +171,6 @@ def stop(proc, timeout=10.0):
     except subprocess.TimeoutExpired:
         _kill_quietly(proc.pid)
         proc.wait()
-
-
-def wait_file(path, proc, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            with open(path) as fp:
-                text = fp.read().strip()
-            if text:
-                return text
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited (%s) before writing %s"
-                               % (proc.args[0], proc.returncode, path))
-        time.sleep(0.005)
-    raise RuntimeError("timed out waiting for " + path)
-
-
-def read_json(path):
-    try:
-        with open(path) as fp:
-            return json.load(fp)
-    except (OSError, ValueError):
-        return None
 
 
 def lo_drops():
@@ -1054,38 +1029,6 @@ class Bench:
 
 class SkipWorkload(Exception):
     pass
-
-
-def proc_status(pid):
-    out = {}
-    try:
-        with open("/proc/%d/status" % pid) as fp:
-            for line in fp:
-                k, _, v = line.partition(":")
-                f = v.split()
-                if len(f) == 2 and f[1] == "kB":
-                    out[k] = int(f[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def count_fds(pid):
-    try:
-        return len(os.listdir("/proc/%d/fd" % pid))
-    except OSError:
-        return None
-
-
-def linfit(xs, ys):
-    """Least-squares slope and intercept."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        return 0.0, my
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    return sxy / sxx, my - sxy / sxx * mx
 
 
 def parse_size(s):

@@ -52,11 +52,9 @@ import tempfile
 import threading
 import time
 
+from benchlib import linfit, log, wait_file
+
 MIB = 1024 * 1024
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def raise_nofile():
@@ -89,33 +87,6 @@ def proc_sample(pid):
     except (OSError, ValueError, IndexError):
         pass
     return rss, fds, cpu
-
-
-def linfit(xs, ys):
-    n = len(xs)
-    if n < 2:
-        return 0.0, ys[0] if ys else 0.0
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        return 0.0, my
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    return sxy / sxx, my - sxy / sxx * mx
-
-
-def wait_file(path, proc, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            with open(path) as fp:
-                t = fp.read().strip()
-            if t:
-                return t
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited before writing %s"
-                               % (proc.args[0], path))
-        time.sleep(0.01)
-    raise RuntimeError("timed out waiting for " + path)
 
 
 def stop(proc, sig=signal.SIGTERM, timeout=30):

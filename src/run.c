@@ -23,6 +23,8 @@
 #define FILE_QUEUE_HIGH (8u * 1024 * 1024)
 #define FILE_QUEUE_LOW  (2u * 1024 * 1024)
 #define TICK_MS         50
+#define HEAP_CHECK_NS   (1000ull * 1000 * 1000)
+#define HEAP_TRIM_DROP  (4ull * 1024 * 1024)
 #define STALL_RESUME_NS (500 * TM_NS_PER_MS)
 #define STATUS_EVERY_NS (250 * TM_NS_PER_MS)
 /* How long a finished connection's tuple is remembered, so that its late
@@ -64,6 +66,7 @@ struct run {
     uint64_t last_ts, last_wall;
     uint64_t started;
     uint64_t last_status;
+    uint64_t last_heap_check, heap_high; /* see maybe_trim_heap */
     bool status_line;
 };
 
@@ -492,6 +495,24 @@ static void draw_status(struct run *r)
     tm_status(line);
 }
 
+/* Once the memory in use has fallen well below its high point since the
+ * last trim (a burst of connections ended), free heap pages go back to
+ * the system, so a long run's resident size follows its load. */
+static void maybe_trim_heap(struct run *r, uint64_t now)
+{
+    if (now - r->last_heap_check < HEAP_CHECK_NS) {
+        return;
+    }
+    r->last_heap_check = now;
+    uint64_t used = stats_heap_in_use();
+    if (used > r->heap_high) {
+        r->heap_high = used;
+    } else if (r->heap_high - used >= HEAP_TRIM_DROP) {
+        stats_heap_trim();
+        r->heap_high = used;
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct run *r = t->data;
@@ -527,6 +548,7 @@ static void on_tick(uv_timer_t *t)
         r->last_status = now;
         draw_status(r);
     }
+    maybe_trim_heap(r, now);
 }
 
 /* ---- setup ---- */

@@ -2,6 +2,9 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +94,33 @@ void stats_print(const struct run_report *rep)
         tm_info("%s", rep->kube->removal_hint);
     }
 }
+
+/* glibc keeps what a burst of connections freed in its heap and returns
+ * only the top of it: after 100,000 connections ended, 70 MiB stayed
+ * resident. mallinfo2() and malloc_trim() (glibc 2.33+) let the run give
+ * it back once the load has dropped. Elsewhere these do nothing. */
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+uint64_t stats_heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
+void stats_heap_trim(void)
+{
+    malloc_trim(0);
+}
+#else
+uint64_t stats_heap_in_use(void)
+{
+    return 0;
+}
+
+void stats_heap_trim(void)
+{
+}
+#endif
 
 uint64_t stats_peak_rss(void)
 {

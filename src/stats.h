@@ -39,6 +39,11 @@ int stats_write_json(const char *path, const struct run_report *rep,
 /* The process's peak resident memory in bytes (0 if unknown). */
 uint64_t stats_peak_rss(void);
 
+/* Bytes the allocator holds for the program (0 where unknown), and a way
+ * to hand what it has freed back to the system. */
+uint64_t stats_heap_in_use(void);
+void stats_heap_trim(void);
+
 /* The name of a capture link type ("EN10MB", "LINUX_SLL2"...). */
 const char *stats_link_name(int linktype);
 
