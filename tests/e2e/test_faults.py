@@ -180,10 +180,10 @@ class Faults(unittest.TestCase):
                             "tmpfs", mnt], capture_output=True, text=True)
         if r.returncode != 0:
             self.skipTest(f"cannot mount a tmpfs: {r.stderr.strip()}")
+        sink = t.Sink(self.tmp)
         try:
             cap, man = t.gen(self.tmp, "full", "--flows", 20, "--size",
                              50000, "--concurrency", 5)
-            sink = t.Sink(self.tmp)
             out = os.path.join(mnt, "out.pcap")
             stats = self.tmp("full.json")
             code, err, _ = run_measured(["replay", cap, "-p", man["port"],
@@ -209,7 +209,12 @@ class Faults(unittest.TestCase):
             self.assertEqual(st["exit_code"], 1)
             self.assertEqual(st["output"]["packets"], records)
             self.assertEqual(st["output"]["bytes"], len(written))
+            # What reached the output also reached the target.
+            got = sum(c["bytes"] for c in sink.stop()["connections"])
+            self.assertEqual(got, st["targets"][0]["bytes_delivered"])
         finally:
+            if sink.proc.poll() is None:
+                sink.proc.kill()
             subprocess.run(["umount", "-l", mnt], capture_output=True)
 
     def test_ephemeral_ports_run_out(self):
