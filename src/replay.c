@@ -111,7 +111,7 @@ struct replay {
     size_t open_fds, waiting;
     size_t dialing; /* connects in progress (MAX_DIALING) */
     uint64_t max_fds;
-    size_t low_water;
+    size_t low_water, low_dials;
     void (*low_cb)(void *);
     void *low_ctx;
     uint64_t progress; /* counts writes, connects and closes */
@@ -266,15 +266,21 @@ size_t replay_waiting_connections(const struct replay *r)
     return r->waiting;
 }
 
+bool replay_dial_backlog(const struct replay *r, size_t limit)
+{
+    return r->waiting > limit && r->open_fds < r->max_fds;
+}
+
 void replay_set_other_usage(struct replay *r, const size_t *used)
 {
     r->other_usage = used;
 }
 
-void replay_set_low_water(struct replay *r, size_t low, void (*cb)(void *),
-                          void *ctx)
+void replay_set_low_water(struct replay *r, size_t low, size_t low_dials,
+                          void (*cb)(void *), void *ctx)
 {
     r->low_water = low;
+    r->low_dials = low_dials;
     r->low_cb = cb;
     r->low_ctx = ctx;
 }
@@ -400,11 +406,16 @@ static void dial_done(struct conn *c)
 static void admit_waiting(struct replay *r)
 {
     struct tm_list *n;
+    bool admitted = false;
     while (have_slot(r) && (n = tm_list_first(&r->waitq))) {
         struct conn *c = TM_CONTAINER_OF(n, struct conn, wait_link);
         tm_list_remove(&c->wait_link);
         r->waiting--;
+        admitted = true;
         conn_dial(c);
+    }
+    if (admitted && r->low_cb != NULL && r->waiting <= r->low_dials) {
+        r->low_cb(r->low_ctx);
     }
 }
 

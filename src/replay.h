@@ -87,9 +87,17 @@ size_t replay_waiting_connections(const struct replay *r);
 /* Bytes held elsewhere (reassembly) that count against --max-buffer. */
 void replay_set_other_usage(struct replay *r, const size_t *used);
 
-/* Called after writes complete while replay_queued() is below `low`. */
-void replay_set_low_water(struct replay *r, size_t low, void (*cb)(void *),
-                          void *ctx);
+/* Called after writes complete while replay_queued() is below `low`, and
+ * after dials start while no more than `low_dials` wait for one. */
+void replay_set_low_water(struct replay *r, size_t low, size_t low_dials,
+                          void (*cb)(void *), void *ctx);
+
+/* More than `limit` connections wait to be dialled while descriptors are
+ * free: they wait for dials in progress, which end in microseconds on
+ * loopback, so a file source should wait too rather than read ahead and
+ * hold a session and a queue for every connection. (Connections that
+ * wait for a descriptor may wait for the file's FINs: not counted.) */
+bool replay_dial_backlog(const struct replay *r, size_t limit);
 
 /*
  * Delivers what is queued, for at most `timeout_ns`: connections that

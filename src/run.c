@@ -22,6 +22,10 @@
  * resumes below the low mark: it can wait, and memory stays small. */
 #define FILE_QUEUE_HIGH (8u * 1024 * 1024)
 #define FILE_QUEUE_LOW  (2u * 1024 * 1024)
+/* Connections waiting for a dial slot past which a file pauses (see
+ * replay_dial_backlog), and below which it reads on. */
+#define FILE_DIALS_HIGH 1024
+#define FILE_DIALS_LOW  256
 #define TICK_MS         50
 #define HEAP_CHECK_NS   (1000ull * 1000 * 1000)
 #define HEAP_TRIM_DROP  (4ull * 1024 * 1024)
@@ -189,7 +193,8 @@ static void maybe_resume(struct run *r)
     }
     if (r->paused_for_queue && r->replay != NULL &&
         (replay_queued(r->replay) > FILE_QUEUE_LOW ||
-         replay_conns_over_cap(r->replay) > 0)) {
+         replay_conns_over_cap(r->replay) > 0 ||
+         replay_dial_backlog(r->replay, FILE_DIALS_LOW))) {
         return;
     }
     r->paused_for_queue = false;
@@ -228,7 +233,8 @@ static void apply_backpressure(struct run *r)
     /* A file can wait for the targets; a live source never does. */
     if (r->lossless && r->replay != NULL &&
         (replay_queued(r->replay) > FILE_QUEUE_HIGH ||
-         replay_conns_over_cap(r->replay) > 0) &&
+         replay_conns_over_cap(r->replay) > 0 ||
+         replay_dial_backlog(r->replay, FILE_DIALS_HIGH)) &&
         !source_paused(r->src)) {
         r->paused_for_queue = true;
         r->pause_progress = replay_progress(r->replay);
@@ -723,7 +729,8 @@ int run_command(const struct tm_options *o)
         };
         r->replay = replay_new(&r->loop, &rc_cfg);
         replay_set_other_usage(r->replay, engine_queued_counter(r->engine));
-        replay_set_low_water(r->replay, FILE_QUEUE_LOW, on_queue_low, r);
+        replay_set_low_water(r->replay, FILE_QUEUE_LOW, FILE_DIALS_LOW,
+                             on_queue_low, r);
         if (probe_targets(r, err, sizeof(err)) < 0) {
             tm_error("%s", err);
             code = 1;
