@@ -16,10 +16,13 @@
 /* A file is read in chunks this large: copying from the page cache into
  * a buffer that stays in the CPU cache is several times faster than into
  * one that does not (measured: 128 KiB reads 4-5x faster than 1 MiB ones).
- * Up to FILE_BATCH bytes are handed over per loop iteration, so that the
- * replay's writes, which start between batches, stay large. */
+ * Up to FILE_BATCH bytes are handed over per loop iteration (fewer when
+ * the replay pauses the file). The replay's writes start between
+ * batches, so a larger batch means larger writes and fewer wakeups of the
+ * target: replaying 2,000 interleaved connections (W3 of bench/) took
+ * 0.57 s with 2 MiB batches, 0.35 s with 16 MiB. */
 #define FILE_CHUNK   (128u * 1024)
-#define FILE_BATCH   (2u * 1024 * 1024)
+#define FILE_BATCH   (16u * 1024 * 1024)
 #define STREAM_CHUNK (128u * 1024)
 /* Packets taken from libpcap per callback before yielding. */
 #define LIVE_BATCH     256
