@@ -2,7 +2,7 @@
 """tapmirror load test (docs/RELIABILITY.md); not part of `make check`.
 
     python3 bench/load.py --tapmirror PATH --tmgen PATH --tmsink PATH
-        [--concurrent 170000] [--rounds 3] [--total 1000000]
+        [--concurrent 175000] [--rounds 3] [--total 1000000]
         [--scratch DIR] [--out FILE.json] [--only concurrent,million]
 
 Two runs, each checked against tmsink's count of connections and bytes:
@@ -10,7 +10,7 @@ Two runs, each checked against tmsink's count of connections and bytes:
 concurrent  --rounds captures of --concurrent flows, all in progress at
             once in the capture (200 client bytes each; tmgen interleaves
             their packets at random, so at the peak about 60% of them are
-            open at the same time: 170,000 give over 100,000), are written
+            open at the same time: 175,000 give over 100,000), are written
             one round after the other into the standard input of one
             `tapmirror replay -` (a live source). After each round has
             been delivered and tapmirror is idle, its resident memory
@@ -210,7 +210,7 @@ def run_concurrent(a, tmp, failures):
     }
     if rc != 0:
         failures.append("concurrent: tapmirror exited %s" % rc)
-    if n >= 170000 and (flows.get("peak_open") or 0) < 100000:
+    if n >= 175000 and (flows.get("peak_open") or 0) < 100000:
         failures.append("concurrent: only %s flows open at the peak"
                         % flows.get("peak_open"))
     if flows.get("completed") != n * rounds:
@@ -311,7 +311,7 @@ def main():
     ap.add_argument("--tapmirror", required=True)
     ap.add_argument("--tmgen", required=True)
     ap.add_argument("--tmsink", required=True)
-    ap.add_argument("--concurrent", type=int, default=170000)
+    ap.add_argument("--concurrent", type=int, default=175000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--total", type=int, default=1000000)
     ap.add_argument("--only", default="concurrent,million")

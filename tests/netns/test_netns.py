@@ -977,6 +977,35 @@ class NetnsLive(unittest.TestCase):
 
     # 4
 
+    def test_non_loopback_target_is_warned_about(self):
+        """--to an address that is not loopback (the client namespace's,
+        seen from the service namespace) prints a warning that production
+        traffic leaves the machine, and still delivers every byte."""
+        lab = self.new_lab()
+        cap, man = t.gen(lab.tmp, "remote", "--flows", 5, "--size", 3000)
+        manifest = lab.tmp("remote-sink.json")
+        sink = lab.spawn(lab.cns, [
+            t.TMSINK, "--listen", f"{lab.caddr}:0", "--manifest", manifest,
+            "--quiet", "--expect", 5, "--timeout", "60s"], "remote-sink")
+        line = sink.wait_line("out", "listening on ", 20)
+        self.assertIsNotNone(line, sink.text())
+        to = line[len("listening on "):]
+        r = subprocess.run(["ip", "netns", "exec", lab.sns, *t.WRAPPER,
+                            t.TAPMIRROR, "replay", cap, "-p", str(man["port"]),
+                            "--to", to], capture_output=True, text=True,
+                           timeout=60 * t.SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        warnings = [l for l in r.stderr.splitlines()
+                    if "production traffic will leave this machine" in l]
+        self.assertEqual(len(warnings), 1, r.stderr)
+        self.assertTrue(warnings[0].startswith("tapmirror: "), warnings[0])
+        self.assertIn(to, warnings[0])
+        self.assertEqual(sink.wait(30), 0, sink.text())
+        with open(manifest) as f:
+            got = sorted((c["bytes"], c["fnv64"])
+                         for c in json.load(f)["connections"])
+        self.assertEqual(got, t.expected_streams(man))
+
     def test_ipv6_every_connection_arrives_complete(self):
         self.new_lab(ipv6=True)
         plans = web_plans(seed=5, n=20, large=4, large_size=(100_000,
