@@ -13,8 +13,6 @@
 #include "log.h"
 #include "util.h"
 
-/* The first chunk of a queue is small (most requests are); later ones are
- * large so that bulk transfers need few allocations and writes. */
 /* Queue chunks grow geometrically from the first write's size (at least
  * CHUNK_MIN) up to CHUNK_LARGE: a connection waiting with one small
  * request holds a small block, one that streams gets large writes. */
