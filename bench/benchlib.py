@@ -3,12 +3,23 @@ Only the Python 3 standard library is used."""
 
 import json
 import os
+import resource
 import sys
 import time
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+def raise_nofile():
+    """Soft descriptor limit up to the hard one (for a child's preexec)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def wait_file(path, proc, timeout=10.0):

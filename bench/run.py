@@ -63,7 +63,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import count_fds, linfit, log, proc_status, read_json, wait_file
+from benchlib import count_fds, linfit, log, proc_status, raise_nofile, read_json, wait_file
 
 SERVICE_PORT = 8080
 MIB = 1024 * 1024
@@ -120,15 +120,6 @@ def loadavg():
         return list(os.getloadavg())
     except OSError:
         return None
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
 
 
 def wait_pid(proc, timeout):

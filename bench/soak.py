@@ -41,7 +41,6 @@ import asyncio
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -52,18 +51,9 @@ import tempfile
 import threading
 import time
 
-from benchlib import linfit, log, wait_file
+from benchlib import linfit, log, raise_nofile, wait_file
 
 MIB = 1024 * 1024
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
 
 
 def proc_sample(pid):
