@@ -277,7 +277,9 @@ class Replay(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             sink.wait()
             self.assertEqual(sink.streams(), t.expected_streams(man))
-        self.assertLess(timings["fast"], span / 2)
+        # Start-up costs the same in every mode (much more under
+        # valgrind): fast must save at least half the capture's span.
+        self.assertLess(timings["fast"], timings["realtime"] - span / 2)
         self.assertGreater(timings["realtime"], span * 0.9)
         self.assertGreater(timings["2x"], span * 0.45)
         self.assertLess(timings["2x"], timings["realtime"])
