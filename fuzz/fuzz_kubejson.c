@@ -14,38 +14,17 @@
  * stay within their arrays; pod and deployment names are DNS-1123
  * subdomains (pod names are passed back to kubectl as arguments); a
  * deployment's selector (handed to kubectl -l) holds only label
- * characters, ',', '=', '!', '(', ')' and spaces and is never empty; a pod the tap was added to (kube_pod_with_tap) parses
- * back with the tap, its image and its target; kube_first_line's output
- * has no control characters; kube_classify's result is a known value and
- * its message is terminated.
+ * characters, ',', '=', '!', '(', ')' and spaces and is never empty; a pod the
+ * tap was added to (kube_pod_with_tap) parses back with the tap, its image and
+ * its target; kube_first_line's output has no control characters;
+ * kube_classify's result is a known value and its message is terminated.
  */
 #include "fuzz_common.h"
 
 #include <cjson/cJSON.h>
 
 #include "kubejson.h"
-
-/* A DNS-1123 subdomain: what the API server allows as a pod or deployment
- * name. Pod names go back to kubectl as arguments (kubectl exec -i POD),
- * so one starting with '-' would be read as an option. */
-static bool dns1123(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && c != '-' && c != '.') {
-            return false;
-        }
-        if ((i == 0 || i == n - 1) && !alnum) {
-            return false;
-        }
-    }
-    return true;
-}
+#include "util.h"
 
 /* Whether spec.selector.matchLabels is there but not an object (see
  * corpus/kubejson/crash-deployment-matchlabels-array). */
@@ -90,7 +69,10 @@ static void check_pod(const struct kube_pod *p)
     check_str(p->tap.reason, sizeof(p->tap.reason), "tap reason");
     check_str(p->tap.message, sizeof(p->tap.message), "tap message");
     if (!fz_tolerate("kubejson-names")) {
-        FZ_CHECK(dns1123(p->name, 253), "pod name \"%s\" was accepted",
+        /* Names go back to kubectl as arguments (kubectl exec -i POD): each
+         * must pass the command line's DNS-1123 check, so none starts with '-'.
+         */
+        FZ_CHECK(tm_dns1123_name(p->name, 253), "pod name \"%s\" was accepted",
                  p->name);
     }
     FZ_CHECK(p->n_containers <= KUBE_MAX_CONTAINERS, "%zu containers",
@@ -120,8 +102,8 @@ static void check_deployment(const struct kube_deployment *d)
     check_str(d->default_container, sizeof(d->default_container),
               "default container");
     if (!fz_tolerate("kubejson-names")) {
-        FZ_CHECK(dns1123(d->name, 253), "deployment name \"%s\" was accepted",
-                 d->name);
+        FZ_CHECK(tm_dns1123_name(d->name, 253),
+                 "deployment name \"%s\" was accepted", d->name);
     }
     FZ_CHECK(d->selector[0] != '\0', "an empty selector was accepted");
     for (const char *c = d->selector; *c; c++) {
@@ -241,9 +223,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      (unsigned char)*c);
         }
         memset(out, 'x', lens[i]);
-        enum kube_error e = kube_classify(text, size & 1 ? "pod web-0" : NULL,
-                                          size & 2 ? "default" : NULL, out,
-                                          lens[i]);
+        enum kube_error e =
+            kube_classify(text, size & 1 ? "pod web-0" : NULL,
+                          size & 2 ? "default" : NULL, out, lens[i]);
         FZ_CHECK(e >= KUBE_ERR_UNKNOWN && e <= KUBE_ERR_POD_COMPLETED,
                  "classification %d", (int)e);
         FZ_CHECK(memchr(out, '\0', lens[i]) != NULL, "message not terminated");

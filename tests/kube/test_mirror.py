@@ -7,7 +7,6 @@ the cluster."""
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -88,21 +87,12 @@ class Mirror(unittest.TestCase):
     def wait_for(self, p, needle, timeout=30):
         """Reads stderr until a line with `needle`; returns all stderr read,
         or fails if the process ends first."""
-        deadline = time.monotonic() + timeout * t.SLOW
-        buf = b""
-        fd = p.stderr.fileno()
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.1)
-            if r:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                if needle.encode() in buf:
-                    return buf.decode(errors="replace")
+        err = t.wait_stderr(p, needle, timeout)
+        if needle in err:
+            return err
         p.kill()
         p.wait()
-        self.fail(f"no '{needle}' on stderr: {buf.decode(errors='replace')}")
+        self.fail(f"no '{needle}' on stderr: {err}")
 
     def interrupt(self, p, before=""):
         p.send_signal(signal.SIGINT)
