@@ -200,12 +200,16 @@ class Replay(unittest.TestCase):
             rec.close()
         self.assertEqual(len(peers), 3000)
         self.assertTrue(all(p[1] == 100 and p[2] for p in peers))
-        # Accept order follows dial order within the 128 dials in flight.
-        self.assertEqual({p[0] for p in peers[:1900]}, {"127.0.0.1"})
-        later = {p[0] for p in peers[2200:]}
-        self.assertNotIn("127.0.0.1", later)
-        self.assertGreater(len(later), 200)
-        self.assertTrue(all(a.startswith("127.0.0.") for a in later))
+        # The start-up probe's connection and the first 2,048 dials come
+        # from 127.0.0.1 (fewer if some were redialled), every later one
+        # from 127.0.0.2-251. Counted, not ordered: a SYN the receiver's
+        # backlog dropped is accepted a retransmission later.
+        local = sum(1 for p in peers if p[0] == "127.0.0.1")
+        self.assertGreaterEqual(local, 1900)
+        self.assertLessEqual(local, 2049)
+        others = {p[0] for p in peers if p[0] != "127.0.0.1"}
+        self.assertGreater(len(others), 200)
+        self.assertTrue(all(a.startswith("127.0.0.") for a in others))
         self.assertIn(b"127.0.0.2-251", r.stderr)
 
     def test_every_target_gets_every_flow(self):
