@@ -606,6 +606,27 @@ def kubejson_seeds():
     return {k: v.encode() for k, v in docs.items()}
 
 
+# ---------------------------------------------------------------- pktseen
+def pktseen_seeds():
+    """Scripts for fuzz_pktseen (layout in fuzz_pktseen.c): op byte
+    (kind | packet << 2), length byte."""
+    def op(kind, packet, length):
+        return bytes([kind | (packet << 2), length])
+    adds = b"".join(op(0, n, 60) for n in range(40))
+    takes = b"".join(op(2, n, 60) for n in range(0, 40, 3))
+    dup = op(1, 5, 54) * 3 + op(2, 5, 54) * 4 + op(2, 5, 55)
+    return {
+        # many packets with a large limit: the table grows
+        "grow": bytes([255]) + adds + takes + adds,
+        # a limit of 4: adds beyond it fail until a take makes room
+        "limit": bytes([3]) + adds[:16] + op(2, 1, 60) + op(0, 30, 60)
+                 + op(0, 31, 60),
+        # identical packets, counted; clear in the middle
+        "dup": bytes([15]) + dup + op(3, 0, 0) + dup + op(0, 0, 0)
+               + op(2, 9, 0),
+    }
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -613,6 +634,7 @@ TARGETS = {
     "engine": engine_seeds,
     "cli": cli_seeds,
     "parse": parse_seeds,
+    "pktseen": pktseen_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):

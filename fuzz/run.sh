@@ -68,6 +68,9 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
             -DTAPMIRROR_FUZZ=ON -DTAPMIRROR_SANITIZE=ON >/dev/null
     fi
 fi
+# Configure again: a target added since the last configure is otherwise
+# unknown to the existing build files.
+cmake -S "$root" -B "$build" >/dev/null
 build_targets=()
 for t in "${targets[@]}"; do
     build_targets+=("fuzz_$t")
