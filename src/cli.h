@@ -14,6 +14,7 @@
 #include "parse.h"
 
 #define TM_MAX_TARGETS       16
+#define TM_BATCH_NEVER       UINT64_MAX
 #define TM_MAX_SERVICE_ADDRS 16
 
 enum tm_command {
@@ -45,6 +46,7 @@ struct tm_options {
     uint64_t max_buffer, flow_buffer;
     uint64_t max_flows, max_connections; /* 0: from the descriptor limit */
     uint64_t snaplen, kernel_buffer;
+    uint64_t batch_above; /* packets/s; TM_BATCH_NEVER: per packet only */
     bool promisc;
     /* summary */
     bool json;

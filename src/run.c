@@ -67,6 +67,8 @@ struct run {
     uint64_t packets, bytes, filtered;
     bool truncated;
     int64_t kernel_drops;
+    struct source_capture_modes modes;
+    bool have_modes;
     uint64_t last_ts, last_wall;
     uint64_t started;
     uint64_t last_status;
@@ -405,6 +407,7 @@ static void close_all(struct run *r)
     r->state = RUN_CLOSING;
     if (r->src != NULL) {
         r->kernel_drops = source_kernel_drops(r->src);
+        r->have_modes = source_capture_modes(r->src, &r->modes);
     }
     tm_status("");
     uv_timer_stop(&r->tick);
@@ -568,6 +571,7 @@ static int open_source(struct run *r, char *err, size_t errlen)
         .port = o->port,
         .snaplen = (uint32_t)o->snaplen,
         .kernel_buffer = o->kernel_buffer,
+        .batch_above = o->batch_above,
         .promisc = o->promisc,
     };
     struct source_events ev = {on_item, on_batch, on_source_end,
@@ -627,6 +631,7 @@ static void report(struct run *r, uint64_t duration)
         .filtered = r->filtered,
         .truncated = r->truncated,
         .kernel_drops = r->kernel_drops,
+        .modes = r->have_modes ? &r->modes : NULL,
         .output_path = r->o->output == NULL
                            ? NULL
                            : (strcmp(r->o->output, "-") == 0

@@ -4,12 +4,19 @@
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "decode.h"
+#include "log.h"
+#include "pktseen.h"
 #include "util.h"
 #include "wire.h"
 
@@ -31,7 +38,45 @@
 #define LIVE_BATCH     256
 #define LIVE_MAX_LOOPS 64
 
+/* A live capture delivers each packet as it arrives while traffic is
+ * light: lowest latency, but libpcap's per-packet ring (TPACKET_V2) gives
+ * every packet a frame sized for the largest one, so on lo (64 KiB MTU)
+ * a 128 MiB ring holds about 1,000 packets: a few milliseconds at
+ * 1 Gbit/s. Above --batch-above packets/s it hands over to a second ring
+ * that packs packets into blocks (TPACKET_V3): about 90,000 packets in the
+ * same memory and one wake-up per block instead of one per packet, for up
+ * to BLOCK_TIMEOUT_MS of added latency. Both rings stay open; the one not
+ * in use has a filter that rejects everything, which costs the kernel one
+ * instruction per packet. */
+#define BLOCK_TIMEOUT_MS      1
+#define RATE_WINDOW_MS        100
+#define QUIET_WINDOWS_TO_LEAVE 10 /* 1 s below a fifth of the rate */
+/* After the old ring stops taking packets, it is read for this long
+ * before the new one: a block ring hands over its last, partly filled
+ * block only when its timer retires it; a packet ring may still be
+ * receiving a packet on the other CPU. */
+#define HANDOVER_GRACE_BLOCKS_MS  10
+#define HANDOVER_GRACE_PACKETS_MS 2
+/* The new ring's packets are checked against the old ring's last ones
+ * until they are this much younger than the moment of the switch. */
+#define DEDUP_WINDOW_MS 50
+/* Fingerprints kept per hand-over: more than either ring holds. */
+#define DEDUP_LIMIT (256u * 1024)
+
 enum source_kind { SRC_FILE, SRC_STREAM, SRC_LIVE, SRC_PROVIDER };
+
+struct source;
+
+/* One kernel capture ring on the interface. */
+struct live_ring {
+    struct source *s;
+    pcap_t *pcap;
+    struct bpf_program prog;
+    bool have_prog;
+    bool blocks; /* TPACKET_V3 blocks, else a frame per packet */
+    uv_poll_t poll;
+    bool poll_init, polling;
+};
 
 struct source {
     enum source_kind kind;
@@ -60,9 +105,25 @@ struct source {
     uv_pipe_t *pipe;
     bool reading;
 
-    pcap_t *pcap;
-    uv_poll_t poll;
-    bool poll_init, polling;
+    struct live_ring rings[2];
+    int n_rings;
+    int active;           /* the ring read from */
+    uint64_t batch_above; /* packets/s; see --batch-above */
+    uv_timer_t mode_timer;
+    bool mode_timer_init;
+    uint64_t window_packets;
+    int quiet_windows;
+    int64_t last_drops;
+    bool switching_failed;
+    bool handing_over; /* reading the rest of `old_ring` */
+    int old_ring;
+    uint64_t handover_deadline; /* uv_hrtime() */
+    uv_timer_t handover_timer;
+    bool handover_timer_init;
+    bool dedup; /* the active ring may repeat the old ring's packets */
+    struct timeval dedup_until;
+    struct pktseen *seen;
+    uint64_t switches, duplicates_skipped, unrecorded;
     uv_timer_t live_timer;
     bool live_timer_init;
     int linktype;
@@ -129,6 +190,39 @@ static void schedule(struct source *s);
 
 /* Reports the end once; nothing is delivered after it. At the end of a
  * byte stream, input that was not a capture at all is an error. */
+static void on_ring_poll(uv_poll_t *p, int status, int events);
+static void on_handover_timer(uv_timer_t *t);
+
+static void ring_poll(struct live_ring *r, bool on)
+{
+    if (!r->poll_init || r->polling == on) {
+        return;
+    }
+    r->polling = on;
+    if (on) {
+        uv_poll_start(&r->poll, UV_READABLE, on_ring_poll);
+    } else {
+        uv_poll_stop(&r->poll);
+    }
+}
+
+/* A live source stops watching its rings and its timers. */
+static void live_quiet(struct source *s)
+{
+    for (int i = 0; i < s->n_rings; i++) {
+        ring_poll(&s->rings[i], false);
+    }
+    if (s->mode_timer_init) {
+        uv_timer_stop(&s->mode_timer);
+    }
+    if (s->handover_timer_init) {
+        uv_timer_stop(&s->handover_timer);
+    }
+    if (s->live_timer_init) {
+        uv_timer_stop(&s->live_timer);
+    }
+}
+
 static void finish(struct source *s, int status, const char *msg)
 {
     char why[400];
@@ -153,10 +247,7 @@ static void finish(struct source *s, int status, const char *msg)
         uv_read_stop((uv_stream_t *)s->pipe);
         s->reading = false;
     }
-    if (s->polling) {
-        uv_poll_stop(&s->poll);
-        s->polling = false;
-    }
+    live_quiet(s);
     s->ev.end(s->ev.ctx, status, msg, truncated);
 }
 
@@ -331,12 +422,35 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- live capture ---- */
 
+static bool ts_after(const struct timeval *a, const struct timeval *b)
+{
+    return a->tv_sec > b->tv_sec ||
+           (a->tv_sec == b->tv_sec && a->tv_usec > b->tv_usec);
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h,
                       const u_char *bytes)
 {
-    struct source *s = (struct source *)(void *)user;
+    struct live_ring *r = (struct live_ring *)(void *)user;
+    struct source *s = r->s;
     if (s->stopped || s->ended) {
         return;
+    }
+    s->window_packets++;
+    if (s->handing_over) {
+        /* The old ring's last packets: the new ring has had copies of
+         * them since it was attached. */
+        if (!pktseen_add(s->seen, bytes, h->caplen)) {
+            s->unrecorded++;
+        }
+    } else if (s->dedup) {
+        if (ts_after(&h->ts, &s->dedup_until)) {
+            s->dedup = false;
+            pktseen_clear(s->seen);
+        } else if (pktseen_take(s->seen, bytes, h->caplen)) {
+            s->duplicates_skipped++;
+            return;
+        }
     }
     struct cap_item it;
     memset(&it, 0, sizeof(it));
@@ -359,33 +473,163 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
     s->ev.item(s->ev.ctx, &it);
 }
 
-static void live_read(struct source *s)
+/* Reads up to `loops` batches from one ring; false after an error (the
+ * source has finished). */
+static bool ring_read(struct source *s, struct live_ring *r, int loops)
 {
-    for (int i = 0; i < LIVE_MAX_LOOPS; i++) {
+    for (int i = 0; i < loops; i++) {
         if (s->paused || s->stopped || s->ended) {
             break;
         }
-        int n = pcap_dispatch(s->pcap, LIVE_BATCH, on_packet,
-                              (u_char *)(void *)s);
+        int n = pcap_dispatch(r->pcap, LIVE_BATCH, on_packet,
+                              (u_char *)(void *)r);
         if (n < 0) {
             char msg[400];
             snprintf(msg, sizeof(msg), "capturing on %s: %s", s->name,
-                     pcap_geterr(s->pcap));
+                     pcap_geterr(r->pcap));
             finish(s, -1, msg);
-            return;
+            return false;
         }
         if (n < LIVE_BATCH) {
             break;
         }
+    }
+    return true;
+}
+
+static void ignore_packet(u_char *user, const struct pcap_pkthdr *h,
+                          const u_char *bytes)
+{
+    (void)user;
+    (void)h;
+    (void)bytes;
+}
+
+/* Empties a ring that was not in use: what it holds arrived while its
+ * filter was being swapped, and the ring in use has those packets. */
+static void ring_discard(struct live_ring *r)
+{
+    for (int i = 0; i < 1024; i++) {
+        if (pcap_dispatch(r->pcap, -1, ignore_packet, NULL) <= 0) {
+            break;
+        }
+    }
+}
+
+/* Stops a ring from taking packets. Set on the socket, not through
+ * pcap_setfilter(): libpcap would apply the new filter to the packets
+ * already in the ring too, and those must still be delivered. */
+static int ring_detach(struct live_ring *r)
+{
+#ifdef __linux__
+    struct sock_filter reject = {BPF_RET | BPF_K, 0, 0, 0};
+    struct sock_fprog prog = {1, &reject};
+    return setsockopt(pcap_fileno(r->pcap), SOL_SOCKET, SO_ATTACH_FILTER,
+                      &prog, sizeof(prog));
+#else
+    (void)r;
+    errno = ENOTSUP;
+    return -1;
+#endif
+}
+
+static uint64_t handover_grace_ns(const struct live_ring *old)
+{
+    return (uint64_t)(old->blocks ? HANDOVER_GRACE_BLOCKS_MS
+                                  : HANDOVER_GRACE_PACKETS_MS) *
+           TM_NS_PER_MS;
+}
+
+/* Hands the capture over to the other ring: attach it, detach the one in
+ * use, read the rest of the old ring, then read the new one while
+ * skipping its copies of what the old one delivered. No packet is missed
+ * because the new ring is attached first, and none is delivered twice
+ * because of the fingerprints. */
+static void begin_handover(struct source *s)
+{
+    int to = 1 - s->active;
+    struct live_ring *old = &s->rings[s->active];
+    struct live_ring *next = &s->rings[to];
+    ring_discard(next);
+    if (pcap_setfilter(next->pcap, &next->prog) < 0) {
+        tm_warn("capturing on %s: cannot switch capture rings (%s); "
+                "staying with %s",
+                s->name, pcap_geterr(next->pcap),
+                old->blocks ? "blocks" : "per-packet delivery");
+        s->switching_failed = true;
+        return;
+    }
+    if (ring_detach(old) < 0) {
+        tm_warn("capturing on %s: cannot switch capture rings (%s); "
+                "staying with %s",
+                s->name, strerror(errno),
+                old->blocks ? "blocks" : "per-packet delivery");
+        ring_detach(next);
+        ring_discard(next);
+        s->switching_failed = true;
+        return;
+    }
+    gettimeofday(&s->dedup_until, NULL);
+    s->dedup_until.tv_usec += DEDUP_WINDOW_MS * 1000;
+    s->dedup_until.tv_sec += s->dedup_until.tv_usec / 1000000;
+    s->dedup_until.tv_usec %= 1000000;
+    pktseen_clear(s->seen);
+    s->dedup = false;
+    s->handing_over = true;
+    s->old_ring = s->active;
+    s->active = to;
+    s->switches++;
+    s->quiet_windows = 0;
+    s->handover_deadline = uv_hrtime() + handover_grace_ns(old);
+    uv_timer_start(&s->handover_timer, on_handover_timer, 1, 1);
+}
+
+/* The old ring has had its grace: read what is left of it and start on
+ * the new one. */
+static bool finish_handover(struct source *s)
+{
+    struct live_ring *old = &s->rings[s->old_ring];
+    if (!ring_read(s, old, INT32_MAX)) {
+        return false;
+    }
+    if (s->paused || s->stopped || s->ended) {
+        return true;
+    }
+    ring_poll(old, false);
+    s->handing_over = false;
+    s->dedup = pktseen_count(s->seen) > 0;
+    uv_timer_stop(&s->handover_timer);
+    struct pcap_stat ps;
+    s->last_drops = pcap_stats(s->rings[s->active].pcap, &ps) == 0
+                        ? (int64_t)ps.ps_drop
+                        : 0;
+    ring_poll(&s->rings[s->active], true);
+    return true;
+}
+
+static void live_read(struct source *s)
+{
+    if (s->handing_over) {
+        if (!ring_read(s, &s->rings[s->old_ring], LIVE_MAX_LOOPS)) {
+            return;
+        }
+        if (uv_hrtime() >= s->handover_deadline && !finish_handover(s)) {
+            return;
+        }
+    }
+    if (!s->handing_over &&
+        !ring_read(s, &s->rings[s->active], LIVE_MAX_LOOPS)) {
+        return;
     }
     if (!s->stopped && !s->ended) {
         s->ev.batch(s->ev.ctx);
     }
 }
 
-static void on_poll(uv_poll_t *p, int status, int events)
+static void on_ring_poll(uv_poll_t *p, int status, int events)
 {
-    struct source *s = p->data;
+    struct live_ring *r = p->data;
+    struct source *s = r->s;
     (void)events;
     if (status < 0) {
         char msg[400];
@@ -400,6 +644,49 @@ static void on_poll(uv_poll_t *p, int status, int events)
 static void on_live_timer(uv_timer_t *t)
 {
     live_read(t->data);
+}
+
+static void on_handover_timer(uv_timer_t *t)
+{
+    struct source *s = t->data;
+    if (s->paused || s->stopped || s->ended) {
+        return;
+    }
+    live_read(s);
+}
+
+/* Every RATE_WINDOW_MS: switch to blocks when the rate (or a kernel drop)
+ * says per-packet delivery cannot keep up, back when it has been quiet
+ * for a while. */
+static void on_mode_timer(uv_timer_t *t)
+{
+    struct source *s = t->data;
+    uint64_t pps = s->window_packets * (1000 / RATE_WINDOW_MS);
+    s->window_packets = 0;
+    if (s->handing_over || s->switching_failed || s->paused ||
+        s->stopped || s->ended) {
+        return;
+    }
+    struct live_ring *r = &s->rings[s->active];
+    if (!r->blocks) {
+        struct pcap_stat ps;
+        int64_t drops = pcap_stats(r->pcap, &ps) == 0
+                            ? (int64_t)ps.ps_drop
+                            : s->last_drops;
+        bool dropped = drops > s->last_drops;
+        s->last_drops = drops;
+        if (pps >= s->batch_above || dropped) {
+            begin_handover(s);
+        }
+        return;
+    }
+    if (pps * 5 < s->batch_above) {
+        if (++s->quiet_windows >= QUIET_WINDOWS_TO_LEAVE) {
+            begin_handover(s);
+        }
+    } else {
+        s->quiet_windows = 0;
+    }
 }
 
 /* ---- control ---- */
@@ -433,10 +720,8 @@ static void schedule(struct source *s)
         }
         break;
     case SRC_LIVE:
-        if (!s->polling) {
-            uv_poll_start(&s->poll, UV_READABLE, on_poll);
-            s->polling = true;
-        }
+        ring_poll(&s->rings[s->handing_over ? s->old_ring : s->active],
+                  true);
         break;
     case SRC_PROVIDER:
         break;
@@ -462,12 +747,17 @@ void source_start(struct source *s)
         it.raw_len = sizeof(s->header);
         it.linktype = s->linktype;
         s->ev.item(s->ev.ctx, &it);
-        const struct timeval *tv = pcap_get_required_select_timeout(s->pcap);
+        const struct timeval *tv =
+            pcap_get_required_select_timeout(s->rings[s->active].pcap);
         if (tv != NULL) {
             uint64_t ms = (uint64_t)tv->tv_sec * 1000 +
                           (uint64_t)tv->tv_usec / 1000;
             uv_timer_start(&s->live_timer, on_live_timer, ms ? ms : 1,
                            ms ? ms : 1);
+        }
+        if (s->n_rings == 2) {
+            uv_timer_start(&s->mode_timer, on_mode_timer, RATE_WINDOW_MS,
+                           RATE_WINDOW_MS);
         }
     }
     schedule(s);
@@ -483,9 +773,10 @@ void source_pause(struct source *s)
         s->ops->pause(s->impl);
         return;
     }
-    if (s->kind == SRC_LIVE && s->polling) {
-        uv_poll_stop(&s->poll);
-        s->polling = false;
+    if (s->kind == SRC_LIVE) {
+        for (int i = 0; i < s->n_rings; i++) {
+            ring_poll(&s->rings[i], false);
+        }
     }
     /* A stream stops reading once its current chunk is handed out (see
      * on_read); a file stops stepping in on_idle. */
@@ -522,26 +813,45 @@ void source_stop(struct source *s)
         uv_read_stop((uv_stream_t *)s->pipe);
         s->reading = false;
     }
-    if (s->polling) {
-        uv_poll_stop(&s->poll);
-        s->polling = false;
-    }
+    live_quiet(s);
     if (s->pace_timer_init) {
         uv_timer_stop(&s->pace_timer);
-    }
-    if (s->live_timer_init) {
-        uv_timer_stop(&s->live_timer);
     }
 }
 
 int64_t source_kernel_drops(struct source *s)
 {
-    struct pcap_stat ps;
-    if (s->kind != SRC_LIVE || s->pcap == NULL ||
-        pcap_stats(s->pcap, &ps) < 0) {
+    if (s->kind != SRC_LIVE || s->n_rings == 0) {
         return -1;
     }
-    return (int64_t)ps.ps_drop + (int64_t)ps.ps_ifdrop;
+    int64_t drops = 0;
+    for (int i = 0; i < s->n_rings; i++) {
+        struct pcap_stat ps;
+        if (pcap_stats(s->rings[i].pcap, &ps) < 0) {
+            return -1;
+        }
+        drops += (int64_t)ps.ps_drop;
+        if (i == 0) {
+            /* The interface's own drops, the same for both rings. */
+            drops += (int64_t)ps.ps_ifdrop;
+        }
+    }
+    return drops;
+}
+
+bool source_capture_modes(const struct source *s,
+                          struct source_capture_modes *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->kind != SRC_LIVE || s->n_rings == 0) {
+        return false;
+    }
+    out->switches = s->switches;
+    out->duplicates_skipped = s->duplicates_skipped;
+    out->unrecorded = s->unrecorded;
+    out->blocks = s->rings[s->active].blocks;
+    out->switching = s->n_rings == 2;
+    return true;
 }
 
 /* Drops one reference held by an open handle (or by source_close while
@@ -551,9 +861,13 @@ static void release(struct source *s)
     if (--s->open_handles > 0) {
         return;
     }
-    if (s->pcap != NULL) {
-        pcap_close(s->pcap);
+    for (int i = 0; i < s->n_rings; i++) {
+        if (s->rings[i].have_prog) {
+            pcap_freecode(&s->rings[i].prog);
+        }
+        pcap_close(s->rings[i].pcap);
     }
+    pktseen_free(s->seen);
     if (s->fd >= 0) {
         close(s->fd);
     }
@@ -605,11 +919,19 @@ void source_close(struct source *s, void (*done)(void *ctx), void *ctx)
     if (s->pipe != NULL) {
         close_handle(s, (uv_handle_t *)s->pipe);
     }
-    if (s->poll_init) {
-        close_handle(s, (uv_handle_t *)&s->poll);
+    for (int i = 0; i < s->n_rings; i++) {
+        if (s->rings[i].poll_init) {
+            close_handle(s, (uv_handle_t *)&s->rings[i].poll);
+        }
     }
     if (s->live_timer_init) {
         close_handle(s, (uv_handle_t *)&s->live_timer);
+    }
+    if (s->mode_timer_init) {
+        close_handle(s, (uv_handle_t *)&s->mode_timer);
+    }
+    if (s->handover_timer_init) {
+        close_handle(s, (uv_handle_t *)&s->handover_timer);
     }
     release(s); /* the hold taken above */
 }
@@ -733,9 +1055,10 @@ static int dlt_to_linktype(int dlt)
     return dlt;
 }
 
-int source_open_live(uv_loop_t *loop, const char *iface,
-                     const struct source_config *cfg,
-                     const struct source_events *ev, struct source **out,
+/* Opens one ring on `iface` with the capture filter `expr` attached.
+ * Returns 0, -1 (err says why) or -2 (the filter is invalid). */
+static int open_ring(const char *iface, const struct source_config *cfg,
+                     bool blocks, const char *expr, struct live_ring *r,
                      char *err, size_t errlen)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
@@ -746,7 +1069,11 @@ int source_open_live(uv_loop_t *loop, const char *iface,
     }
     pcap_set_snaplen(p, (int)cfg->snaplen);
     pcap_set_promisc(p, cfg->promisc ? 1 : 0);
-    pcap_set_immediate_mode(p, 1);
+    if (blocks) {
+        pcap_set_timeout(p, BLOCK_TIMEOUT_MS);
+    } else {
+        pcap_set_immediate_mode(p, 1);
+    }
     pcap_set_buffer_size(p, (int)TM_MIN(cfg->kernel_buffer, INT32_MAX));
     int rc = pcap_activate(p);
     if (rc < 0) {
@@ -774,6 +1101,42 @@ int source_open_live(uv_loop_t *loop, const char *iface,
         pcap_close(p);
         return -1;
     }
+    if (pcap_compile(p, &r->prog, expr, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(err, errlen, "invalid --filter: %s", pcap_geterr(p));
+        pcap_close(p);
+        return -2;
+    }
+    if (pcap_setfilter(p, &r->prog) < 0) {
+        snprintf(err, errlen, "cannot set the capture filter on %s: %s",
+                 iface, pcap_geterr(p));
+        pcap_freecode(&r->prog);
+        pcap_close(p);
+        return -1;
+    }
+    if (pcap_setnonblock(p, 1, errbuf) < 0) {
+        snprintf(err, errlen, "cannot capture on %s: %s", iface, errbuf);
+        pcap_freecode(&r->prog);
+        pcap_close(p);
+        return -1;
+    }
+    if (pcap_get_selectable_fd(p) < 0) {
+        snprintf(err, errlen,
+                 "cannot capture on %s: no selectable descriptor", iface);
+        pcap_freecode(&r->prog);
+        pcap_close(p);
+        return -1;
+    }
+    r->pcap = p;
+    r->have_prog = true;
+    r->blocks = blocks;
+    return 0;
+}
+
+int source_open_live(uv_loop_t *loop, const char *iface,
+                     const struct source_config *cfg,
+                     const struct source_events *ev, struct source **out,
+                     char *err, size_t errlen)
+{
     char expr[4096];
     if (cfg->filter != NULL && cfg->filter[0] != '\0') {
         snprintf(expr, sizeof(expr), "(tcp port %u) and (%s)", cfg->port,
@@ -781,43 +1144,63 @@ int source_open_live(uv_loop_t *loop, const char *iface,
     } else {
         snprintf(expr, sizeof(expr), "tcp port %u", cfg->port);
     }
-    struct bpf_program prog;
-    if (pcap_compile(p, &prog, expr, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-        snprintf(err, errlen, "invalid --filter: %s", pcap_geterr(p));
-        pcap_close(p);
-        return -2;
-    }
-    rc = pcap_setfilter(p, &prog);
-    pcap_freecode(&prog);
+    struct live_ring rings[2];
+    memset(rings, 0, sizeof(rings));
+    int n_rings = 1;
+    bool first_blocks = cfg->batch_above == 0;
+    int rc = open_ring(iface, cfg, first_blocks, expr, &rings[0], err, errlen);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot set the capture filter on %s: %s",
-                 iface, pcap_geterr(p));
-        pcap_close(p);
-        return -1;
+        return rc;
     }
-    if (pcap_setnonblock(p, 1, errbuf) < 0) {
-        snprintf(err, errlen, "cannot capture on %s: %s", iface, errbuf);
-        pcap_close(p);
-        return -1;
-    }
-    int fd = pcap_get_selectable_fd(p);
-    if (fd < 0) {
-        snprintf(err, errlen,
-                 "cannot capture on %s: no selectable descriptor", iface);
-        pcap_close(p);
-        return -1;
+#ifdef __linux__
+    bool two_rings = cfg->batch_above != 0 && cfg->batch_above != UINT64_MAX;
+#else
+    /* Elsewhere libpcap reads a BPF device, which has no such rings. */
+    bool two_rings = false;
+#endif
+    if (two_rings) {
+        /* The block ring waits, attached to nothing, for the traffic to
+         * need it. */
+        char why[400];
+        if (open_ring(iface, cfg, true, expr, &rings[1], why, sizeof(why)) <
+            0) {
+            tm_warn("%s; capturing with per-packet delivery only", why);
+        } else if (ring_detach(&rings[1]) < 0) {
+            tm_warn("capturing on %s: cannot hold the block ring (%s); "
+                    "capturing with per-packet delivery only",
+                    iface, strerror(errno));
+            pcap_freecode(&rings[1].prog);
+            pcap_close(rings[1].pcap);
+        } else {
+            n_rings = 2;
+        }
     }
     struct source *s = source_alloc(loop, SRC_LIVE, iface, cfg, ev);
-    s->pcap = p;
-    s->linktype = linktype;
+    s->linktype = dlt_to_linktype(pcap_datalink(rings[0].pcap));
+    s->batch_above = cfg->batch_above;
+    s->n_rings = n_rings;
+    for (int i = 0; i < n_rings; i++) {
+        s->rings[i] = rings[i];
+        struct live_ring *r = &s->rings[i];
+        r->s = s;
+        uv_poll_init(loop, &r->poll, pcap_get_selectable_fd(r->pcap));
+        r->poll.data = r;
+        r->poll_init = true;
+    }
+    if (n_rings == 2) {
+        s->seen = pktseen_new(DEDUP_LIMIT);
+        uv_timer_init(loop, &s->mode_timer);
+        s->mode_timer.data = s;
+        s->mode_timer_init = true;
+        uv_timer_init(loop, &s->handover_timer);
+        s->handover_timer.data = s;
+        s->handover_timer_init = true;
+    }
     wr_le32(s->header, 0xa1b2c3d4u);
     wr_le16(s->header + 4, 2);
     wr_le16(s->header + 6, 4);
-    wr_le32(s->header + 16, (uint32_t)pcap_snapshot(p));
-    wr_le32(s->header + 20, (uint32_t)linktype);
-    uv_poll_init(loop, &s->poll, fd);
-    s->poll.data = s;
-    s->poll_init = true;
+    wr_le32(s->header + 16, (uint32_t)pcap_snapshot(rings[0].pcap));
+    wr_le32(s->header + 20, (uint32_t)s->linktype);
     uv_timer_init(loop, &s->live_timer);
     s->live_timer.data = s;
     s->live_timer_init = true;

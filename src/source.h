@@ -51,6 +51,7 @@ struct source_config {
     uint16_t port;      /* live only */
     uint32_t snaplen;   /* live only */
     uint64_t kernel_buffer;
+    uint64_t batch_above; /* live only: see --batch-above; UINT64_MAX: never */
     bool promisc;
 };
 
@@ -97,6 +98,19 @@ uint64_t source_bytes_read(const struct source *s);
 
 /* Live capture: packets the kernel or interface dropped (-1: unknown). */
 int64_t source_kernel_drops(struct source *s);
+
+/* How a live capture delivered packets (see --batch-above). */
+struct source_capture_modes {
+    bool switching;              /* it may switch between two rings */
+    bool blocks;                 /* delivering in blocks now */
+    uint64_t switches;           /* hand-overs between the rings */
+    uint64_t duplicates_skipped; /* copies both rings had */
+    uint64_t unrecorded;         /* old-ring packets not fingerprinted */
+};
+
+/* False when `s` is not a live capture. */
+bool source_capture_modes(const struct source *s,
+                          struct source_capture_modes *out);
 
 /* Closes the handles; `done` runs once they are closed and the source is
  * freed. */

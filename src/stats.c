@@ -174,6 +174,13 @@ int stats_write_json(const char *path, const struct run_report *rep,
     if (rep->kernel_drops >= 0) {
         add_u64(src, "kernel_drops", (uint64_t)rep->kernel_drops);
     }
+    if (rep->modes != NULL) {
+        cJSON_AddStringToObject(src, "delivery",
+                                rep->modes->blocks ? "blocks" : "packets");
+        add_u64(src, "delivery_switches", rep->modes->switches);
+        add_u64(src, "handover_duplicates_skipped",
+                rep->modes->duplicates_skipped);
+    }
     cJSON *out = cJSON_AddObjectToObject(root, "output");
     if (rep->output_path != NULL) {
         cJSON_AddStringToObject(out, "path", rep->output_path);

@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "mirror.h"
 #include "replay.h"
+#include "source.h"
 
 struct run_report {
     const char *source_name;
@@ -20,6 +21,7 @@ struct run_report {
     uint64_t filtered;       /* records rejected by --filter */
     bool truncated;
     int64_t kernel_drops; /* -1: not a live capture */
+    const struct source_capture_modes *modes; /* NULL: not a live capture */
     const char *output_path; /* NULL: no output */
     uint64_t out_packets, out_bytes;
     const struct engine_stats *flows; /* NULL: no engine */

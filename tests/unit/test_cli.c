@@ -209,6 +209,19 @@ static void test_capture(void **state)
     assert_true(r->o.promisc);
     assert_int_equal(r->o.snaplen, 65535);
     assert_int_equal(r->o.kernel_buffer, 64ULL << 20);
+    assert_int_equal(r->o.batch_above, 50000);
+    run_free(r);
+    r = RUN("capture", "-i", "lo", "-p", "80", "--batch-above", "never");
+    expect_run(r);
+    assert_true(r->o.batch_above == TM_BATCH_NEVER);
+    run_free(r);
+    r = RUN("capture", "-i", "lo", "-p", "80", "--batch-above", "0");
+    expect_run(r);
+    assert_int_equal(r->o.batch_above, 0);
+    run_free(r);
+    r = RUN("capture", "-i", "lo", "-p", "80", "--batch-above", "120000");
+    expect_run(r);
+    assert_int_equal(r->o.batch_above, 120000);
     run_free(r);
     /* A positional argument is not expected. */
     r = RUN("capture", "-i", "eth0", "-p", "80", "extra");
@@ -744,6 +757,15 @@ static void test_invalid_values_name_flag(void **state)
     run_free(r);
     r = RUN("capture", "-i", "eth0", "-p", "1", "--kernel-buffer", "big");
     expect_usage(r, "--kernel-buffer", NULL);
+    run_free(r);
+    r = RUN("capture", "-i", "eth0", "-p", "1", "--batch-above", "fast");
+    expect_usage(r, "--batch-above", "fast");
+    run_free(r);
+    r = RUN("capture", "-i", "eth0", "-p", "1", "--batch-above", "-5");
+    expect_usage(r, "--batch-above", NULL);
+    run_free(r);
+    r = RUN("replay", "in.pcap", "-p", "1", "--batch-above", "10");
+    expect_usage(r, "--batch-above", NULL);
     run_free(r);
     r = RUN("mirror", "web", "-p", "1", "--tap-timeout", "1");
     expect_usage(r, "--tap-timeout", NULL);
