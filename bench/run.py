@@ -609,6 +609,10 @@ class Bench:
                 "sent": sent,
                 "latency": lat,
                 "kernel_drops": st.get("source", {}).get("kernel_drops"),
+                "delivery_switches":
+                    st.get("source", {}).get("delivery_switches"),
+                "handover_duplicates_skipped":
+                    st.get("source", {}).get("handover_duplicates_skipped"),
                 "lo_interface_drops": (d1 - d0) if d0 is not None else None,
                 "packets": st.get("source", {}).get("packets"),
                 "bytes_delivered": tg.get("bytes_delivered"),
@@ -694,11 +698,12 @@ class Bench:
             r = self.latency_once("L1R-" + tag, rate, seconds, 8, 1448)
             r["direct"] = d
             log("  run %d: achieved %.0f req/s (%.2f Gbit/s), kernel drops "
-                "%s (lo drops %s), delivered %s/%s bytes, p99 %s us, "
-                "tapmirror cpu %.2f s; direct p99 %s us%s"
+                "%s (lo drops %s), delivery switches %s, delivered %s/%s "
+                "bytes, p99 %s us, tapmirror cpu %.2f s; direct p99 %s us%s"
                 % (i + 1, r["sent"]["rate"],
                    r["sent"]["rate"] * 1448 * 8 / 1e9, r["kernel_drops"],
-                   r["lo_interface_drops"], r["bytes_delivered"],
+                   r["lo_interface_drops"], r["delivery_switches"],
+                   r["bytes_delivered"],
                    r["bytes_sent"], r["latency"].get("p99_us"), r["cpu_s"],
                    d["latency"].get("p99_us"),
                    "; tcpdump alone: %.2f Gbit/s, drops %s" % (
@@ -750,13 +755,13 @@ class Bench:
             r = self.latency_once("L1-%d" % i, 10000, seconds, 16, 64)
             lat = r["latency"]
             log("  run %d: p50 %s us, p99 %s us, max %s us, %s/%s requests, "
-                "kernel drops %s (lo drops %s); direct (no capture): p50 %s "
-                "us, p99 %s us"
+                "kernel drops %s (lo drops %s), delivery switches %s; "
+                "direct (no capture): p50 %s us, p99 %s us"
                 % (i + 1, lat.get("p50_us"), lat.get("p99_us"),
                    lat.get("max_us"), lat.get("requests"),
                    r["sent"].get("sent"), r["kernel_drops"],
-                   r["lo_interface_drops"], d["latency"].get("p50_us"),
-                   d["latency"].get("p99_us")))
+                   r["lo_interface_drops"], r["delivery_switches"],
+                   d["latency"].get("p50_us"), d["latency"].get("p99_us")))
             runs.append(r)
         # MSS-sized requests at each --gbps rate: drops, delivery, p99.
         sweep = []

@@ -50,6 +50,10 @@
  * instruction per packet. */
 #define BLOCK_TIMEOUT_MS      1
 #define RATE_WINDOW_MS        100
+/* A per-packet read that finds this many packets waiting means the ring
+ * (about 2,000 frames on lo) is filling faster than it is read: switch
+ * now rather than at the end of the window. */
+#define RING_PRESSURE_PACKETS 512
 #define QUIET_WINDOWS_TO_LEAVE 10 /* 1 s below a fifth of the rate */
 /* After the old ring stops taking packets, it is read for this long
  * before the new one: a block ring hands over its last, partly filled
@@ -473,9 +477,10 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
     s->ev.item(s->ev.ctx, &it);
 }
 
-/* Reads up to `loops` batches from one ring; false after an error (the
- * source has finished). */
-static bool ring_read(struct source *s, struct live_ring *r, int loops)
+/* Reads up to `loops` batches from one ring, adding the packets read to
+ * `*count`; false after an error (the source has finished). */
+static bool ring_read(struct source *s, struct live_ring *r, int loops,
+                      uint64_t *count)
 {
     for (int i = 0; i < loops; i++) {
         if (s->paused || s->stopped || s->ended) {
@@ -490,6 +495,7 @@ static bool ring_read(struct source *s, struct live_ring *r, int loops)
             finish(s, -1, msg);
             return false;
         }
+        *count += (uint64_t)n;
         if (n < LIVE_BATCH) {
             break;
         }
@@ -581,6 +587,10 @@ static void begin_handover(struct source *s)
     s->switches++;
     s->quiet_windows = 0;
     s->handover_deadline = uv_hrtime() + handover_grace_ns(old);
+    tm_verbose("capturing on %s: %s", s->name,
+               next->blocks ? "delivering in blocks (traffic above "
+                              "--batch-above)"
+                            : "delivering each packet at once again");
     uv_timer_start(&s->handover_timer, on_handover_timer, 1, 1);
 }
 
@@ -589,7 +599,8 @@ static void begin_handover(struct source *s)
 static bool finish_handover(struct source *s)
 {
     struct live_ring *old = &s->rings[s->old_ring];
-    if (!ring_read(s, old, INT32_MAX)) {
+    uint64_t n = 0;
+    if (!ring_read(s, old, INT32_MAX, &n)) {
         return false;
     }
     if (s->paused || s->stopped || s->ended) {
@@ -609,17 +620,25 @@ static bool finish_handover(struct source *s)
 
 static void live_read(struct source *s)
 {
+    uint64_t n = 0;
     if (s->handing_over) {
-        if (!ring_read(s, &s->rings[s->old_ring], LIVE_MAX_LOOPS)) {
+        if (!ring_read(s, &s->rings[s->old_ring], LIVE_MAX_LOOPS, &n)) {
             return;
         }
         if (uv_hrtime() >= s->handover_deadline && !finish_handover(s)) {
             return;
         }
     }
-    if (!s->handing_over &&
-        !ring_read(s, &s->rings[s->active], LIVE_MAX_LOOPS)) {
-        return;
+    if (!s->handing_over) {
+        n = 0;
+        if (!ring_read(s, &s->rings[s->active], LIVE_MAX_LOOPS, &n)) {
+            return;
+        }
+        if (n >= RING_PRESSURE_PACKETS && s->n_rings == 2 &&
+            !s->rings[s->active].blocks && !s->switching_failed &&
+            !s->paused && !s->stopped && !s->ended) {
+            begin_handover(s);
+        }
     }
     if (!s->stopped && !s->ended) {
         s->ev.batch(s->ev.ctx);
@@ -851,6 +870,19 @@ bool source_capture_modes(const struct source *s,
     out->unrecorded = s->unrecorded;
     out->blocks = s->rings[s->active].blocks;
     out->switching = s->n_rings == 2;
+    out->packet_ring_drops = -1;
+    out->block_ring_drops = -1;
+    for (int i = 0; i < s->n_rings; i++) {
+        struct pcap_stat ps;
+        int64_t drops = pcap_stats(s->rings[i].pcap, &ps) == 0
+                            ? (int64_t)ps.ps_drop
+                            : -1;
+        if (s->rings[i].blocks) {
+            out->block_ring_drops = drops;
+        } else {
+            out->packet_ring_drops = drops;
+        }
+    }
     return true;
 }
 

@@ -106,6 +106,8 @@ struct source_capture_modes {
     uint64_t switches;           /* hand-overs between the rings */
     uint64_t duplicates_skipped; /* copies both rings had */
     uint64_t unrecorded;         /* old-ring packets not fingerprinted */
+    int64_t packet_ring_drops;   /* kernel drops per ring; -1: no such ring */
+    int64_t block_ring_drops;
 };
 
 /* False when `s` is not a live capture. */

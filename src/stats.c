@@ -39,6 +39,12 @@ void stats_print(const struct run_report *rep)
         tm_warn("the kernel dropped %lld packets before tapmirror read them",
                 (long long)rep->kernel_drops);
     }
+    if (rep->modes != NULL && rep->modes->switching) {
+        tm_verbose("capture: %llu switches between per-packet and block "
+                   "delivery, %llu copies skipped at hand-overs",
+                   (unsigned long long)rep->modes->switches,
+                   (unsigned long long)rep->modes->duplicates_skipped);
+    }
     if (rep->output_path != NULL) {
         tm_info("wrote %llu packets (%s) to %s",
                 (unsigned long long)rep->out_packets,
@@ -180,6 +186,13 @@ int stats_write_json(const char *path, const struct run_report *rep,
         add_u64(src, "delivery_switches", rep->modes->switches);
         add_u64(src, "handover_duplicates_skipped",
                 rep->modes->duplicates_skipped);
+        cJSON *rd = cJSON_AddObjectToObject(src, "kernel_drops_by_ring");
+        if (rep->modes->packet_ring_drops >= 0) {
+            add_u64(rd, "packets", (uint64_t)rep->modes->packet_ring_drops);
+        }
+        if (rep->modes->block_ring_drops >= 0) {
+            add_u64(rd, "blocks", (uint64_t)rep->modes->block_ring_drops);
+        }
     }
     cJSON *out = cJSON_AddObjectToObject(root, "output");
     if (rep->output_path != NULL) {
