@@ -273,6 +273,9 @@ def main():
     ap.add_argument("--fd-bound", type=int, default=64,
                     help="descriptors of growth allowed after warm-up "
                          "(default 64)")
+    ap.add_argument("--batch-above", default=None,
+                    help="--mode capture: passed to tapmirror (a low rate, "
+                    "such as 100, makes the capture switch rings often)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", help="write the samples and verdict as JSON")
     a = ap.parse_args()
@@ -346,11 +349,11 @@ def main():
         src = st.get("source") or {}
         print("  tapmirror: exit %s, %s flows seen, %s completed, %s reset, "
               "%s expired; %s bytes delivered, %s flows dropped; kernel "
-              "drops %s"
+              "drops %s; delivery switches %s"
               % (result.get("exit"), fl.get("seen"), fl.get("completed"),
                  fl.get("reset"), fl.get("expired"),
                  tg.get("bytes_delivered"), tg.get("flows_dropped"),
-                 src.get("kernel_drops")))
+                 src.get("kernel_drops"), src.get("delivery_switches")))
         if result.get("load"):
             print("  load: %s" % json.dumps(result["load"]))
         if a.out:
@@ -374,6 +377,8 @@ def run_capture(a, tmp, sink_port, stats, duration, warmup, procs):
     load = Load(a.rate, a.seed, scale)
     extra = [] if scale >= 1.0 else [
         "--idle-timeout", "%ds" % max(5, int(300 * scale))]
+    if a.batch_above is not None:
+        extra += ["--batch-above", a.batch_above]
 
     async def main_async():
         server = await asyncio.start_server(load.serve, "127.0.0.1", 0,
