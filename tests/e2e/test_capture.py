@@ -157,6 +157,31 @@ class Capture(unittest.TestCase):
                                capture_output=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_fixed_delivery_modes_replay_every_connection(self):
+        # --batch-above 0: one block ring; never: one per-packet ring.
+        for mode, want in (("0", "blocks"), ("never", "packets")):
+            with self.subTest(batch_above=mode):
+                sink = t.Sink(self.tmp, expect=6)
+                stats = self.tmp(f"fixed-{mode}.json")
+                p = self.start("--batch-above", mode, "--to", sink.to, "-o",
+                               self.tmp(f"fixed-{mode}.pcap"),
+                               "--stats-json", stats)
+                payloads = self.send_clients(6, max_size=100000,
+                                             seed=len(mode))
+                sink.wait(timeout=60)
+                code, _, err = self.stop(p)
+                self.assertEqual(code, 0, err)
+                src = t.read_json(stats)["source"]
+                self.assertEqual(src["delivery"], want, src)
+                self.assertEqual(src["delivery_switches"], 0, src)
+                if t.WRAPPER and src["kernel_drops"] > 0:
+                    continue
+                self.assertEqual(src["kernel_drops"], 0, src)
+                self.assertEqual(
+                    sink.streams(),
+                    sorted((len(d), t.fnv64(d)) for d in payloads))
+                sink.stop()
+
     def test_switching_delivery_modes_loses_and_repeats_nothing(self):
         # Bursts above --batch-above hand the capture to the block ring,
         # quiet spells hand it back; the output and the mirror must hold
