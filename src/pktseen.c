@@ -82,10 +82,15 @@ static struct pktseen_slot *probe(const struct pktseen *ps, uint64_t key)
     }
 }
 
-/* Doubles the table; emptied slots are left behind. */
+/* Rebuilds the table without its emptied slots: twice as large if the
+ * live ones fill a quarter of it, else at the same size (adds and takes
+ * that alternate without a clear would otherwise double it forever). */
 static void grow(struct pktseen *ps)
 {
-    size_t n = (ps->mask + 1) * 2;
+    size_t n = ps->mask + 1;
+    if (ps->live * 4 >= n) {
+        n *= 2;
+    }
     struct pktseen_slot *old = ps->slots;
     size_t old_n = ps->mask + 1;
     ps->slots = tm_xcalloc(n, sizeof(*ps->slots));

@@ -40,9 +40,9 @@
 
 /* A live capture delivers each packet as it arrives while traffic is
  * light: lowest latency, but libpcap's per-packet ring (TPACKET_V2) gives
- * every packet a frame sized for the largest one, so on lo (64 KiB MTU)
- * a 128 MiB ring holds about 1,000 packets: a few milliseconds at
- * 1 Gbit/s. Above --batch-above packets/s it hands over to a second ring
+ * every packet a frame sized for the largest one, so on lo (64 KiB MTU,
+ * and every packet also takes a frame as it leaves) a 128 MiB ring holds
+ * about 1,000 packets: 8 milliseconds at 1 Gbit/s. Above --batch-above packets/s it hands over to a second ring
  * that packs packets into blocks (TPACKET_V3): about 90,000 packets in the
  * same memory and one wake-up per block instead of one per packet, for up
  * to BLOCK_TIMEOUT_MS of added latency. Both rings stay open; the one not
@@ -51,21 +51,33 @@
 #define BLOCK_TIMEOUT_MS      1
 #define RATE_WINDOW_MS        100
 /* A per-packet read that finds this many packets waiting means the ring
- * (about 2,000 frames on lo) is filling faster than it is read: switch
+ * (about 1,000 packets on lo) is filling faster than it is read: switch
  * now rather than at the end of the window. */
 #define RING_PRESSURE_PACKETS 512
 #define QUIET_WINDOWS_TO_LEAVE 10 /* 1 s below a fifth of the rate */
-/* After the old ring stops taking packets, it is read for this long
- * before the new one: a block ring hands over its last, partly filled
- * block only when its timer retires it; a packet ring may still be
- * receiving a packet on the other CPU. */
-#define HANDOVER_GRACE_BLOCKS_MS  10
-#define HANDOVER_GRACE_PACKETS_MS 2
-/* The new ring's packets are checked against the old ring's last ones
- * until they are this much younger than the moment of the switch. */
+/* A hand-over keeps both rings attached this long, so that a packet the
+ * kernel is handing to the two sockets on another CPU reaches at least
+ * one of them. */
+#define HANDOVER_OVERLAP_MS 1
+/* After the old ring is detached it is still read for this long: a block
+ * ring hands over its last, partly filled block only when its timer
+ * retires it, which kernels with a tick-based timer do up to tens of
+ * milliseconds late; a packet ring may still be receiving a packet on
+ * the other CPU. Both rings are read meanwhile. */
+#define HANDOVER_DRAIN_BLOCKS_MS  100
+#define HANDOVER_DRAIN_PACKETS_MS 5
+/* Packets are fingerprinted from this long before the new ring was
+ * attached (the two sockets timestamp a packet microseconds apart). */
+#define ATTACH_MARGIN_US 1000
+/* After the hand-over the new ring's packets are checked against the old
+ * ring's until they are this much younger than its end. */
 #define DEDUP_WINDOW_MS 50
-/* Fingerprints kept per hand-over: more than either ring holds. */
+/* Fingerprints kept per ring and hand-over: more than a ring holds. */
 #define DEDUP_LIMIT (256u * 1024)
+/* A fingerprint covers the wire length and the first bytes (headers,
+ * including the TCP checksum): the two rings may keep different lengths
+ * of a packet larger than 64 KiB. */
+#define FINGERPRINT_BYTES 256
 
 enum source_kind { SRC_FILE, SRC_STREAM, SRC_LIVE, SRC_PROVIDER };
 
@@ -119,15 +131,20 @@ struct source {
     int quiet_windows;
     int64_t last_drops;
     bool switching_failed;
-    bool handing_over; /* reading the rest of `old_ring` */
+    bool handing_over; /* both rings are read (see begin_handover) */
+    bool old_detached;
     int old_ring;
-    uint64_t handover_deadline; /* uv_hrtime() */
+    uint64_t handover_next; /* uv_hrtime() of the hand-over's next step */
     uv_timer_t handover_timer;
     bool handover_timer_init;
+    struct timeval attach_ts; /* the new ring's attach, less the margin */
     bool dedup; /* the active ring may repeat the old ring's packets */
     struct timeval dedup_until;
-    struct pktseen *seen;
-    uint64_t switches, duplicates_skipped, unrecorded;
+    struct pktseen *seen[2]; /* per ring: packets it delivered since */
+    /* Per ring: packets still in it that are older than this were in no
+     * other ring when it was left; 0: none such. */
+    struct timeval uncovered_before[2];
+    uint64_t switches, duplicates_skipped, unrecorded, handover_lost;
     uv_timer_t live_timer;
     bool live_timer_init;
     int linktype;
@@ -432,6 +449,31 @@ static bool ts_after(const struct timeval *a, const struct timeval *b)
            (a->tv_sec == b->tv_sec && a->tv_usec > b->tv_usec);
 }
 
+/* A packet left in a ring from an earlier hand-over: skipped, and lost
+ * if no other ring had it. */
+static void stale_packet(struct live_ring *r, const struct pcap_pkthdr *h)
+{
+    struct source *s = r->s;
+    if (ts_after(&s->uncovered_before[r - s->rings], &h->ts)) {
+        s->handover_lost++;
+    }
+}
+
+static void ignore_packet(u_char *user, const struct pcap_pkthdr *h,
+                          const u_char *bytes)
+{
+    (void)user;
+    (void)h;
+    (void)bytes;
+}
+
+static void stale_packet_cb(u_char *user, const struct pcap_pkthdr *h,
+                            const u_char *bytes)
+{
+    (void)bytes;
+    stale_packet((struct live_ring *)(void *)user, h);
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h,
                       const u_char *bytes)
 {
@@ -441,20 +483,36 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
         return;
     }
     s->window_packets++;
-    if (s->handing_over) {
-        /* The old ring's last packets: the new ring has had copies of
-         * them since it was attached. */
-        if (!pktseen_add(s->seen, bytes, h->caplen)) {
-            s->unrecorded++;
-        }
-    } else if (s->dedup) {
-        if (ts_after(&h->ts, &s->dedup_until)) {
-            s->dedup = false;
-            pktseen_clear(s->seen);
-        } else if (pktseen_take(s->seen, bytes, h->caplen)) {
+    if ((s->handing_over || s->dedup) && r != &s->rings[s->old_ring] &&
+        ts_after(&s->attach_ts, &h->ts)) {
+        /* Left in the new ring from an earlier hand-over (a block its
+         * timer retired late): the other ring delivered it, unless it
+         * was in no other ring. */
+        stale_packet(r, h);
+        return;
+    }
+    if ((s->handing_over || s->dedup) && !ts_after(&s->attach_ts, &h->ts)) {
+        /* Since the new ring was attached a packet may come from both
+         * rings, in either order: deliver the first copy, skip the
+         * other. */
+        int mine = (int)(r - s->rings);
+        uint8_t key[4 + FINGERPRINT_BYTES];
+        size_t n = TM_MIN((size_t)h->caplen, (size_t)FINGERPRINT_BYTES);
+        wr_le32(key, h->len);
+        memcpy(key + 4, bytes, n);
+        if (pktseen_take(s->seen[1 - mine], key, 4 + n)) {
             s->duplicates_skipped++;
             return;
         }
+        if (s->handing_over && !pktseen_add(s->seen[mine], key, 4 + n)) {
+            s->unrecorded++;
+        }
+    }
+    if (s->dedup && (ts_after(&h->ts, &s->dedup_until) ||
+                     pktseen_count(s->seen[s->old_ring]) == 0)) {
+        s->dedup = false;
+        pktseen_clear(s->seen[0]);
+        pktseen_clear(s->seen[1]);
     }
     struct cap_item it;
     memset(&it, 0, sizeof(it));
@@ -503,20 +561,14 @@ static bool ring_read(struct source *s, struct live_ring *r, int loops,
     return true;
 }
 
-static void ignore_packet(u_char *user, const struct pcap_pkthdr *h,
-                          const u_char *bytes)
-{
-    (void)user;
-    (void)h;
-    (void)bytes;
-}
-
-/* Empties a ring that was not in use: what it holds arrived while its
- * filter was being swapped, and the ring in use has those packets. */
+/* Empties a ring that was not in use. What it holds arrived while its
+ * filter was being swapped and the ring in use had copies, except
+ * packets older than uncovered_before: those were lost (counted). */
 static void ring_discard(struct live_ring *r)
 {
     for (int i = 0; i < 1024; i++) {
-        if (pcap_dispatch(r->pcap, -1, ignore_packet, NULL) <= 0) {
+        if (pcap_dispatch(r->pcap, -1, stale_packet_cb, (u_char *)(void *)r) <=
+            0) {
             break;
         }
     }
@@ -539,82 +591,107 @@ static int ring_detach(struct live_ring *r)
 #endif
 }
 
-static uint64_t handover_grace_ns(const struct live_ring *old)
+static void give_up_switching(struct source *s, const char *why)
 {
-    return (uint64_t)(old->blocks ? HANDOVER_GRACE_BLOCKS_MS
-                                  : HANDOVER_GRACE_PACKETS_MS) *
-           TM_NS_PER_MS;
+    tm_warn("capturing on %s: cannot switch capture rings (%s); staying "
+            "with %s",
+            s->name, why,
+            s->rings[s->active].blocks ? "blocks" : "per-packet delivery");
+    s->switching_failed = true;
 }
 
-/* Hands the capture over to the other ring: attach it, detach the one in
- * use, read the rest of the old ring, then read the new one while
- * skipping its copies of what the old one delivered. No packet is missed
- * because the new ring is attached first, and none is delivered twice
- * because of the fingerprints. */
+/* Hands the capture over to the other ring in three steps:
+ * 1. now: empty the new ring, attach it; both rings take every packet;
+ * 2. HANDOVER_OVERLAP_MS later: detach the old ring;
+ * 3. HANDOVER_DRAIN_*_MS later: read the old ring empty and leave it.
+ * Both rings are read throughout, and each packet younger than the
+ * attach is fingerprinted: whichever ring delivers a packet first, the
+ * other one's copy is skipped. No packet is missed, because the rings
+ * overlap; none is delivered twice, because of the fingerprints. */
 static void begin_handover(struct source *s)
 {
     int to = 1 - s->active;
-    struct live_ring *old = &s->rings[s->active];
     struct live_ring *next = &s->rings[to];
     ring_discard(next);
+    gettimeofday(&s->attach_ts, NULL);
     if (pcap_setfilter(next->pcap, &next->prog) < 0) {
-        tm_warn("capturing on %s: cannot switch capture rings (%s); "
-                "staying with %s",
-                s->name, pcap_geterr(next->pcap),
-                old->blocks ? "blocks" : "per-packet delivery");
-        s->switching_failed = true;
-        return;
-    }
-    if (ring_detach(old) < 0) {
-        tm_warn("capturing on %s: cannot switch capture rings (%s); "
-                "staying with %s",
-                s->name, strerror(errno),
-                old->blocks ? "blocks" : "per-packet delivery");
+        char why[PCAP_ERRBUF_SIZE + 1];
+        snprintf(why, sizeof(why), "%s", pcap_geterr(next->pcap));
         ring_detach(next);
         ring_discard(next);
-        s->switching_failed = true;
+        give_up_switching(s, why);
         return;
     }
-    gettimeofday(&s->dedup_until, NULL);
-    s->dedup_until.tv_usec += DEDUP_WINDOW_MS * 1000;
-    s->dedup_until.tv_sec += s->dedup_until.tv_usec / 1000000;
-    s->dedup_until.tv_usec %= 1000000;
-    pktseen_clear(s->seen);
+    s->attach_ts.tv_usec -= ATTACH_MARGIN_US;
+    if (s->attach_ts.tv_usec < 0) {
+        s->attach_ts.tv_usec += 1000000;
+        s->attach_ts.tv_sec--;
+    }
+    pktseen_clear(s->seen[0]);
+    pktseen_clear(s->seen[1]);
     s->dedup = false;
     s->handing_over = true;
+    s->old_detached = false;
     s->old_ring = s->active;
     s->active = to;
     s->switches++;
     s->quiet_windows = 0;
-    s->handover_deadline = uv_hrtime() + handover_grace_ns(old);
+    struct pcap_stat ps;
+    s->last_drops =
+        pcap_stats(next->pcap, &ps) == 0 ? (int64_t)ps.ps_drop : 0;
+    s->handover_next = uv_hrtime() + HANDOVER_OVERLAP_MS * TM_NS_PER_MS;
+    uv_timer_start(&s->handover_timer, on_handover_timer, 1, 1);
+    if (!s->paused) {
+        ring_poll(next, true);
+    }
     tm_verbose("capturing on %s: %s", s->name,
                next->blocks ? "delivering in blocks (traffic above "
                               "--batch-above)"
                             : "delivering each packet at once again");
-    uv_timer_start(&s->handover_timer, on_handover_timer, 1, 1);
 }
 
-/* The old ring has had its grace: read what is left of it and start on
- * the new one. */
-static bool finish_handover(struct source *s)
+/* Steps 2 and 3 of a hand-over, when their time has come; false after an
+ * error (the source has finished). */
+static bool advance_handover(struct source *s)
 {
     struct live_ring *old = &s->rings[s->old_ring];
+    uint64_t now = uv_hrtime();
+    if (now < s->handover_next || s->paused || s->stopped || s->ended) {
+        return true;
+    }
+    if (!s->old_detached) {
+        if (ring_detach(old) < 0) {
+            /* Not seen in practice: the same call detached this ring
+             * before. It stays attached and unread; the kernel counts
+             * what it drops. */
+            give_up_switching(s, strerror(errno));
+        }
+        s->old_detached = true;
+        s->handover_next =
+            now + (uint64_t)(old->blocks ? HANDOVER_DRAIN_BLOCKS_MS
+                                         : HANDOVER_DRAIN_PACKETS_MS) *
+                      TM_NS_PER_MS;
+        return true;
+    }
     uint64_t n = 0;
     if (!ring_read(s, old, INT32_MAX, &n)) {
         return false;
     }
-    if (s->paused || s->stopped || s->ended) {
-        return true;
-    }
     ring_poll(old, false);
-    s->handing_over = false;
-    s->dedup = pktseen_count(s->seen) > 0;
     uv_timer_stop(&s->handover_timer);
-    struct pcap_stat ps;
-    s->last_drops = pcap_stats(s->rings[s->active].pcap, &ps) == 0
-                        ? (int64_t)ps.ps_drop
-                        : 0;
-    ring_poll(&s->rings[s->active], true);
+    s->handing_over = false;
+    /* What the old ring still holds later is older than the drain: the
+     * new ring has the packets from the attach on. */
+    s->uncovered_before[s->old_ring] = s->attach_ts;
+    gettimeofday(&s->dedup_until, NULL);
+    s->dedup_until.tv_usec += DEDUP_WINDOW_MS * 1000;
+    s->dedup_until.tv_sec += s->dedup_until.tv_usec / 1000000;
+    s->dedup_until.tv_usec %= 1000000;
+    s->dedup = pktseen_count(s->seen[s->old_ring]) > 0;
+    pktseen_clear(s->seen[s->active]);
+    if (!s->dedup) {
+        pktseen_clear(s->seen[s->old_ring]);
+    }
     return true;
 }
 
@@ -622,23 +699,19 @@ static void live_read(struct source *s)
 {
     uint64_t n = 0;
     if (s->handing_over) {
-        if (!ring_read(s, &s->rings[s->old_ring], LIVE_MAX_LOOPS, &n)) {
-            return;
-        }
-        if (uv_hrtime() >= s->handover_deadline && !finish_handover(s)) {
+        if (!ring_read(s, &s->rings[s->old_ring], LIVE_MAX_LOOPS, &n) ||
+            !advance_handover(s)) {
             return;
         }
     }
-    if (!s->handing_over) {
-        n = 0;
-        if (!ring_read(s, &s->rings[s->active], LIVE_MAX_LOOPS, &n)) {
-            return;
-        }
-        if (n >= RING_PRESSURE_PACKETS && s->n_rings == 2 &&
-            !s->rings[s->active].blocks && !s->switching_failed &&
-            !s->paused && !s->stopped && !s->ended) {
-            begin_handover(s);
-        }
+    n = 0;
+    if (!ring_read(s, &s->rings[s->active], LIVE_MAX_LOOPS, &n)) {
+        return;
+    }
+    if (n >= RING_PRESSURE_PACKETS && !s->handing_over && s->n_rings == 2 &&
+        !s->rings[s->active].blocks && !s->switching_failed &&
+        !s->paused && !s->stopped && !s->ended) {
+        begin_handover(s);
     }
     if (!s->stopped && !s->ended) {
         s->ev.batch(s->ev.ctx);
@@ -651,9 +724,16 @@ static void on_ring_poll(uv_poll_t *p, int status, int events)
     struct source *s = r->s;
     (void)events;
     if (status < 0) {
+        /* libuv reports an error condition on the socket (the interface
+         * went down, say) as a bad descriptor; libpcap knows better. */
         char msg[400];
-        snprintf(msg, sizeof(msg), "capturing on %s: %s", s->name,
-                 uv_strerror(status));
+        if (pcap_dispatch(r->pcap, 1, ignore_packet, NULL) < 0) {
+            snprintf(msg, sizeof(msg), "capturing on %s: %s", s->name,
+                     pcap_geterr(r->pcap));
+        } else {
+            snprintf(msg, sizeof(msg), "capturing on %s: %s", s->name,
+                     uv_strerror(status));
+        }
         finish(s, -1, msg);
         return;
     }
@@ -739,8 +819,11 @@ static void schedule(struct source *s)
         }
         break;
     case SRC_LIVE:
-        ring_poll(&s->rings[s->handing_over ? s->old_ring : s->active],
-                  true);
+        ring_poll(&s->rings[s->active], true);
+        if (s->handing_over) {
+            ring_poll(&s->rings[s->old_ring], true);
+            uv_timer_start(&s->handover_timer, on_handover_timer, 1, 1);
+        }
         break;
     case SRC_PROVIDER:
         break;
@@ -795,6 +878,9 @@ void source_pause(struct source *s)
     if (s->kind == SRC_LIVE) {
         for (int i = 0; i < s->n_rings; i++) {
             ring_poll(&s->rings[i], false);
+        }
+        if (s->handover_timer_init) {
+            uv_timer_stop(&s->handover_timer);
         }
     }
     /* A stream stops reading once its current chunk is handed out (see
@@ -868,6 +954,7 @@ bool source_capture_modes(const struct source *s,
     out->switches = s->switches;
     out->duplicates_skipped = s->duplicates_skipped;
     out->unrecorded = s->unrecorded;
+    out->handover_lost = s->handover_lost;
     out->blocks = s->rings[s->active].blocks;
     out->switching = s->n_rings == 2;
     out->packet_ring_drops = -1;
@@ -899,7 +986,8 @@ static void release(struct source *s)
         }
         pcap_close(s->rings[i].pcap);
     }
-    pktseen_free(s->seen);
+    pktseen_free(s->seen[0]);
+    pktseen_free(s->seen[1]);
     if (s->fd >= 0) {
         close(s->fd);
     }
@@ -1234,7 +1322,8 @@ int source_open_live(uv_loop_t *loop, const char *iface,
         r->poll_init = true;
     }
     if (n_rings == 2) {
-        s->seen = pktseen_new(DEDUP_LIMIT);
+        s->seen[0] = pktseen_new(DEDUP_LIMIT);
+        s->seen[1] = pktseen_new(DEDUP_LIMIT);
         uv_timer_init(loop, &s->mode_timer);
         s->mode_timer.data = s;
         s->mode_timer_init = true;

@@ -105,7 +105,8 @@ struct source_capture_modes {
     bool blocks;                 /* delivering in blocks now */
     uint64_t switches;           /* hand-overs between the rings */
     uint64_t duplicates_skipped; /* copies both rings had */
-    uint64_t unrecorded;         /* old-ring packets not fingerprinted */
+    uint64_t unrecorded;         /* packets not fingerprinted (table full) */
+    uint64_t handover_lost;      /* left in a ring and in no other */
     int64_t packet_ring_drops;   /* kernel drops per ring; -1: no such ring */
     int64_t block_ring_drops;
 };

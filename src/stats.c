@@ -39,6 +39,11 @@ void stats_print(const struct run_report *rep)
         tm_warn("the kernel dropped %lld packets before tapmirror read them",
                 (long long)rep->kernel_drops);
     }
+    if (rep->modes != NULL && rep->modes->handover_lost > 0) {
+        tm_warn("%llu packets were lost handing the capture from one ring "
+                "to the other",
+                (unsigned long long)rep->modes->handover_lost);
+    }
     if (rep->modes != NULL && rep->modes->switching) {
         tm_verbose("capture: %llu switches between per-packet and block "
                    "delivery, %llu copies skipped at hand-overs",
@@ -186,6 +191,7 @@ int stats_write_json(const char *path, const struct run_report *rep,
         add_u64(src, "delivery_switches", rep->modes->switches);
         add_u64(src, "handover_duplicates_skipped",
                 rep->modes->duplicates_skipped);
+        add_u64(src, "handover_lost", rep->modes->handover_lost);
         cJSON *rd = cJSON_AddObjectToObject(src, "kernel_drops_by_ring");
         if (rep->modes->packet_ring_drops >= 0) {
             add_u64(rd, "packets", (uint64_t)rep->modes->packet_ring_drops);
