@@ -42,10 +42,11 @@
  * light: lowest latency, but libpcap's per-packet ring (TPACKET_V2) gives
  * every packet a frame sized for the largest one, so on lo (64 KiB MTU,
  * and every packet also takes a frame as it leaves) a 128 MiB ring holds
- * about 1,000 packets: 8 milliseconds at 1 Gbit/s. Above --batch-above packets/s it hands over to a second ring
- * that packs packets into blocks (TPACKET_V3): about 90,000 packets in the
- * same memory and one wake-up per block instead of one per packet, for up
- * to BLOCK_TIMEOUT_MS of added latency. Both rings stay open; the one not
+ * about 1,000 packets: 8 milliseconds at 1 Gbit/s. Above --batch-above
+ * packets/s it hands over to a second ring that packs packets into
+ * blocks (TPACKET_V3): about 90,000 packets in the same memory and one
+ * wake-up per block instead of one per packet, for up to
+ * BLOCK_TIMEOUT_MS of added latency. Both rings stay open; the one not
  * in use has a filter that rejects everything, which costs the kernel one
  * instruction per packet. */
 #define BLOCK_TIMEOUT_MS      1
@@ -1317,7 +1318,27 @@ int source_open_live(uv_loop_t *loop, const char *iface,
         s->rings[i] = rings[i];
         struct live_ring *r = &s->rings[i];
         r->s = s;
-        uv_poll_init(loop, &r->poll, pcap_get_selectable_fd(r->pcap));
+        int prc = uv_poll_init(loop, &r->poll, pcap_get_selectable_fd(r->pcap));
+        if (prc < 0) {
+            /* No handle of the source is open yet if this is ring 0. */
+            for (int j = i; j < n_rings; j++) {
+                pcap_freecode(&rings[j].prog);
+                pcap_close(rings[j].pcap);
+            }
+            if (i == 0) {
+                snprintf(err, errlen, "cannot capture on %s: %s", iface,
+                         uv_strerror(prc));
+                free(s->name);
+                free(s);
+                return -1;
+            }
+            tm_warn("capturing on %s: %s; capturing with per-packet "
+                    "delivery only",
+                    iface, uv_strerror(prc));
+            n_rings = i;
+            s->n_rings = n_rings;
+            break;
+        }
         r->poll.data = r;
         r->poll_init = true;
     }
