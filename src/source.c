@@ -138,13 +138,14 @@ struct source {
     uint64_t handover_next; /* uv_hrtime() of the hand-over's next step */
     uv_timer_t handover_timer;
     bool handover_timer_init;
-    struct timeval attach_ts; /* the new ring's attach, less the margin */
+    /* Wall-clock times in ns, comparable with packet timestamps. */
+    uint64_t attach_ns; /* the new ring's attach, less the margin */
     bool dedup; /* the active ring may repeat the old ring's packets */
-    struct timeval dedup_until;
+    uint64_t dedup_until_ns;
     struct pktseen *seen[2]; /* per ring: packets it delivered since */
     /* Per ring: packets still in it that are older than this were in no
      * other ring when it was left; 0: none such. */
-    struct timeval uncovered_before[2];
+    uint64_t uncovered_before_ns[2];
     uint64_t switches, duplicates_skipped, unrecorded, handover_lost;
     uv_timer_t live_timer;
     bool live_timer_init;
@@ -444,10 +445,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- live capture ---- */
 
-static bool ts_after(const struct timeval *a, const struct timeval *b)
+static uint64_t timeval_ns(const struct timeval *tv)
 {
-    return a->tv_sec > b->tv_sec ||
-           (a->tv_sec == b->tv_sec && a->tv_usec > b->tv_usec);
+    return (uint64_t)tv->tv_sec * TM_NS_PER_S +
+           (uint64_t)tv->tv_usec * TM_NS_PER_US;
+}
+
+/* The wall clock, which packet timestamps also come from. */
+static uint64_t wall_ns(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return timeval_ns(&tv);
 }
 
 /* A packet left in a ring from an earlier hand-over: skipped, and lost
@@ -455,7 +464,7 @@ static bool ts_after(const struct timeval *a, const struct timeval *b)
 static void stale_packet(struct live_ring *r, const struct pcap_pkthdr *h)
 {
     struct source *s = r->s;
-    if (ts_after(&s->uncovered_before[r - s->rings], &h->ts)) {
+    if (timeval_ns(&h->ts) < s->uncovered_before_ns[r - s->rings]) {
         s->handover_lost++;
     }
 }
@@ -484,15 +493,16 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
         return;
     }
     s->window_packets++;
+    uint64_t ts_ns = timeval_ns(&h->ts);
     if ((s->handing_over || s->dedup) && r != &s->rings[s->old_ring] &&
-        ts_after(&s->attach_ts, &h->ts)) {
+        ts_ns < s->attach_ns) {
         /* Left in the new ring from an earlier hand-over (a block its
          * timer retired late): the other ring delivered it, unless it
          * was in no other ring. */
         stale_packet(r, h);
         return;
     }
-    if ((s->handing_over || s->dedup) && !ts_after(&s->attach_ts, &h->ts)) {
+    if ((s->handing_over || s->dedup) && ts_ns >= s->attach_ns) {
         /* Since the new ring was attached a packet may come from both
          * rings, in either order: deliver the first copy, skip the
          * other. */
@@ -509,7 +519,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
             s->unrecorded++;
         }
     }
-    if (s->dedup && (ts_after(&h->ts, &s->dedup_until) ||
+    if (s->dedup && (ts_ns > s->dedup_until_ns ||
                      pktseen_count(s->seen[s->old_ring]) == 0)) {
         s->dedup = false;
         pktseen_clear(s->seen[0]);
@@ -527,8 +537,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
     it.raw2 = bytes;
     it.raw2_len = h->caplen;
     it.linktype = s->linktype;
-    it.ts_ns = (uint64_t)h->ts.tv_sec * TM_NS_PER_S +
-               (uint64_t)h->ts.tv_usec * TM_NS_PER_US;
+    it.ts_ns = ts_ns;
     it.caplen = h->caplen;
     it.wirelen = h->len < h->caplen ? h->caplen : h->len;
     it.data = bytes;
@@ -614,7 +623,7 @@ static void begin_handover(struct source *s)
     int to = 1 - s->active;
     struct live_ring *next = &s->rings[to];
     ring_discard(next);
-    gettimeofday(&s->attach_ts, NULL);
+    s->attach_ns = wall_ns() - ATTACH_MARGIN_US * TM_NS_PER_US;
     if (pcap_setfilter(next->pcap, &next->prog) < 0) {
         char why[PCAP_ERRBUF_SIZE + 1];
         snprintf(why, sizeof(why), "%s", pcap_geterr(next->pcap));
@@ -622,11 +631,6 @@ static void begin_handover(struct source *s)
         ring_discard(next);
         give_up_switching(s, why);
         return;
-    }
-    s->attach_ts.tv_usec -= ATTACH_MARGIN_US;
-    if (s->attach_ts.tv_usec < 0) {
-        s->attach_ts.tv_usec += 1000000;
-        s->attach_ts.tv_sec--;
     }
     pktseen_clear(s->seen[0]);
     pktseen_clear(s->seen[1]);
@@ -683,11 +687,8 @@ static bool advance_handover(struct source *s)
     s->handing_over = false;
     /* What the old ring still holds later is older than the drain: the
      * new ring has the packets from the attach on. */
-    s->uncovered_before[s->old_ring] = s->attach_ts;
-    gettimeofday(&s->dedup_until, NULL);
-    s->dedup_until.tv_usec += DEDUP_WINDOW_MS * 1000;
-    s->dedup_until.tv_sec += s->dedup_until.tv_usec / 1000000;
-    s->dedup_until.tv_usec %= 1000000;
+    s->uncovered_before_ns[s->old_ring] = s->attach_ns;
+    s->dedup_until_ns = wall_ns() + DEDUP_WINDOW_MS * TM_NS_PER_MS;
     s->dedup = pktseen_count(s->seen[s->old_ring]) > 0;
     pktseen_clear(s->seen[s->active]);
     if (!s->dedup) {

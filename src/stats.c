@@ -192,6 +192,7 @@ int stats_write_json(const char *path, const struct run_report *rep,
         add_u64(src, "handover_duplicates_skipped",
                 rep->modes->duplicates_skipped);
         add_u64(src, "handover_lost", rep->modes->handover_lost);
+        add_u64(src, "handover_unrecorded", rep->modes->unrecorded);
         cJSON *rd = cJSON_AddObjectToObject(src, "kernel_drops_by_ring");
         if (rep->modes->packet_ring_drops >= 0) {
             add_u64(rd, "packets", (uint64_t)rep->modes->packet_ring_drops);

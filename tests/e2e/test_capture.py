@@ -273,6 +273,7 @@ class Capture(unittest.TestCase):
         raw = [p[0] for p in packets]
         self.assertEqual(len(raw), len(set(raw)), "a packet was written twice")
         self.assertEqual(src["handover_lost"], 0, src)
+        self.assertEqual(src["handover_unrecorded"], 0, src)
         # The rings overlap for a millisecond at every switch: at burst
         # rates both take packets, and the copies must have been skipped.
         self.assertGreater(src["handover_duplicates_skipped"], 0, src)
