@@ -23,6 +23,10 @@ skipped when the disk cannot hold it). Then, per workload:
         bytes written by a minimal C client straight into tmsink, with no
         capture read: what the kernel and the receiver cost.
 
+  * from the references, the workload's machine bound (machine_bound()):
+    the fastest any replay could be on this machine, printed against the
+    targets after the main table.
+
 A timed run is the wall time from the spawn until both tapmirror and
 tmsink (--expect N) have exited; CPU is tapmirror's user+sys from wait4();
 memory is the stats JSON's process.peak_rss_bytes (VmHWM; ru_maxrss would
