@@ -52,6 +52,7 @@ struct run {
     int exit_code;
     bool failed;      /* a runtime error decided the exit status */
     int interrupts;   /* SIGINT and SIGTERM received */
+    bool source_stopping; /* stop() waits for the source's last packets */
     int handles_open;
 
     bool header_written;
@@ -422,9 +423,31 @@ static void on_drained(void *ctx)
     close_all(ctx);
 }
 
+static void stop_delivering(struct run *r);
+
+static void on_source_stopped(void *ctx)
+{
+    stop_delivering(ctx);
+}
+
 /* Stops reading, delivers what is queued (bounded by --drain-timeout),
- * then closes. */
+ * then closes. A live capture first reads what the kernel captured up
+ * to now (source_stop_then); a second call, after a failure say, does
+ * not wait for that. */
 static void stop(struct run *r)
+{
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    if (r->src != NULL && !r->source_stopping) {
+        r->source_stopping = true;
+        source_stop_then(r->src, on_source_stopped, r);
+        return;
+    }
+    stop_delivering(r);
+}
+
+static void stop_delivering(struct run *r)
 {
     if (r->state != RUN_RUNNING) {
         return;

@@ -149,6 +149,14 @@ struct source {
     uint64_t switches, duplicates_skipped, unrecorded, handover_lost;
     uv_timer_t live_timer;
     bool live_timer_init;
+    /* source_stop_then(): the last packets before the stop are read. */
+    bool final_read;
+    bool after_stop_seen; /* the active ring has passed the stop */
+    uint64_t final_stop_ns;  /* wall clock, like packet timestamps */
+    uint64_t final_deadline; /* uv_hrtime() */
+    void (*final_cb)(void *);
+    void *final_ctx;
+    uv_timer_t final_timer;
     int linktype;
     uint8_t header[24];
     uint8_t rechdr[16];
@@ -215,6 +223,7 @@ static void schedule(struct source *s);
  * byte stream, input that was not a capture at all is an error. */
 static void on_ring_poll(uv_poll_t *p, int status, int events);
 static void on_handover_timer(uv_timer_t *t);
+static void on_final_timer(uv_timer_t *t);
 
 static void ring_poll(struct live_ring *r, bool on)
 {
@@ -494,6 +503,15 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h,
     }
     s->window_packets++;
     uint64_t ts_ns = timeval_ns(&h->ts);
+    if (s->final_read && ts_ns > s->final_stop_ns) {
+        /* Captured after the stop. Past the margin in the active ring,
+         * every packet from before it has been read (see final_step). */
+        if (r == &s->rings[s->active] &&
+            ts_ns > s->final_stop_ns + ATTACH_MARGIN_US * TM_NS_PER_US) {
+            s->after_stop_seen = true;
+        }
+        return;
+    }
     if ((s->handing_over || s->dedup) && r != &s->rings[s->old_ring] &&
         ts_ns < s->attach_ns) {
         /* Left in the new ring from an earlier hand-over (a block its
@@ -712,6 +730,7 @@ static void live_read(struct source *s)
     }
     if (n >= RING_PRESSURE_PACKETS && !s->handing_over && s->n_rings == 2 &&
         !s->rings[s->active].blocks && !s->switching_failed &&
+        !s->final_read &&
         !s->paused && !s->stopped && !s->ended) {
         begin_handover(s);
     }
@@ -908,6 +927,10 @@ void source_stop(struct source *s)
         return;
     }
     s->stopped = true;
+    s->final_read = false; /* its callback is not called */
+    if (s->live_timer_init) {
+        uv_timer_stop(&s->final_timer);
+    }
     if (s->kind == SRC_PROVIDER) {
         s->ops->stop(s->impl);
         return;
@@ -924,6 +947,61 @@ void source_stop(struct source *s)
     if (s->pace_timer_init) {
         uv_timer_stop(&s->pace_timer);
     }
+}
+
+/*
+ * One step of the final read: both rings are read as usual (a hand-over
+ * in progress goes on), packets from after the stop are skipped. A
+ * per-packet ring has every packet at once, so one read is enough. A
+ * block ring is read until a packet from after the stop shows that the
+ * blocks before it are all retired, or for at most
+ * SOURCE_FINAL_READ_MS when no such packet comes.
+ */
+static void final_step(struct source *s)
+{
+    live_read(s);
+    if (!s->final_read) {
+        return; /* stopped meanwhile */
+    }
+    bool blocks = s->rings[s->active].blocks || s->handing_over;
+    if (!s->ended && blocks && !(s->after_stop_seen && !s->handing_over) &&
+        uv_hrtime() < s->final_deadline) {
+        uv_timer_start(&s->final_timer, on_final_timer, 1, 0);
+        return;
+    }
+    void (*cb)(void *) = s->final_cb;
+    void *ctx = s->final_ctx;
+    source_stop(s);
+    cb(ctx);
+}
+
+static void on_final_timer(uv_timer_t *t)
+{
+    struct source *s = t->data;
+    if (s->final_read) {
+        final_step(s);
+    }
+}
+
+void source_stop_then(struct source *s, void (*stopped)(void *ctx),
+                      void *ctx)
+{
+    if (s->kind != SRC_LIVE || !s->started || s->paused || s->stopped ||
+        s->ended || s->final_read) {
+        source_stop(s);
+        stopped(ctx);
+        return;
+    }
+    s->final_read = true;
+    s->after_stop_seen = false;
+    s->final_stop_ns = wall_ns();
+    s->final_deadline = uv_hrtime() + SOURCE_FINAL_READ_MS * TM_NS_PER_MS;
+    s->final_cb = stopped;
+    s->final_ctx = ctx;
+    if (s->mode_timer_init) {
+        uv_timer_stop(&s->mode_timer); /* no new hand-over */
+    }
+    final_step(s);
 }
 
 int64_t source_kernel_drops(struct source *s)
@@ -1048,6 +1126,7 @@ void source_close(struct source *s, void (*done)(void *ctx), void *ctx)
     }
     if (s->live_timer_init) {
         close_handle(s, (uv_handle_t *)&s->live_timer);
+        close_handle(s, (uv_handle_t *)&s->final_timer);
     }
     if (s->mode_timer_init) {
         close_handle(s, (uv_handle_t *)&s->mode_timer);
@@ -1361,6 +1440,8 @@ int source_open_live(uv_loop_t *loop, const char *iface,
     uv_timer_init(loop, &s->live_timer);
     s->live_timer.data = s;
     s->live_timer_init = true;
+    uv_timer_init(loop, &s->final_timer);
+    s->final_timer.data = s;
     *out = s;
     return 0;
 }

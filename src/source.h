@@ -90,6 +90,18 @@ bool source_paused(const struct source *s);
 /* Stops for good: no more callbacks. */
 void source_stop(struct source *s);
 
+/* Stops like source_stop(), but a live capture first delivers what the
+ * kernel captured before this call: a ring that packs packets into
+ * blocks hands over its last block only when the block's timer retires
+ * it, which can take tens of milliseconds (at most
+ * SOURCE_FINAL_READ_MS). Packets captured after this call are not
+ * delivered. `stopped(ctx)` runs once the source has stopped: at once
+ * for every other source, and not at all if source_stop() or
+ * source_close() comes first. */
+#define SOURCE_FINAL_READ_MS 100
+void source_stop_then(struct source *s, void (*stopped)(void *ctx),
+                      void *ctx);
+
 /* Whether waiting costs nothing (a regular file). */
 bool source_lossless(const struct source *s);
 bool source_is_live_capture(const struct source *s);
