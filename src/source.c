@@ -969,6 +969,11 @@ static void final_step(struct source *s)
         uv_timer_start(&s->final_timer, on_final_timer, 1, 0);
         return;
     }
+    if (s->n_rings == 2 && !s->handing_over) {
+        /* A block that the ring left behind retired after its drain:
+         * counted now, as the next hand-over would have. */
+        ring_discard(&s->rings[1 - s->active]);
+    }
     void (*cb)(void *) = s->final_cb;
     void *ctx = s->final_ctx;
     source_stop(s);
