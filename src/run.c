@@ -52,7 +52,7 @@ struct run {
     int exit_code;
     bool failed;      /* a runtime error decided the exit status */
     int interrupts;   /* SIGINT and SIGTERM received */
-    bool source_stopping; /* stop() waits for the source's last packets */
+    bool source_stopping; /* a stop waits for the source's last packets */
     int handles_open;
 
     bool header_written;
@@ -423,31 +423,9 @@ static void on_drained(void *ctx)
     close_all(ctx);
 }
 
-static void stop_delivering(struct run *r);
-
-static void on_source_stopped(void *ctx)
-{
-    stop_delivering(ctx);
-}
-
 /* Stops reading, delivers what is queued (bounded by --drain-timeout),
- * then closes. A live capture first reads what the kernel captured up
- * to now (source_stop_then); a second call, after a failure say, does
- * not wait for that. */
+ * then closes. */
 static void stop(struct run *r)
-{
-    if (r->state != RUN_RUNNING) {
-        return;
-    }
-    if (r->src != NULL && !r->source_stopping) {
-        r->source_stopping = true;
-        source_stop_then(r->src, on_source_stopped, r);
-        return;
-    }
-    stop_delivering(r);
-}
-
-static void stop_delivering(struct run *r)
 {
     if (r->state != RUN_RUNNING) {
         return;
@@ -467,6 +445,27 @@ static void stop_delivering(struct run *r)
     }
 }
 
+static void on_source_stopped(void *ctx)
+{
+    stop(ctx);
+}
+
+/* A stop asked for by a signal: a live capture first reads what the
+ * kernel captured up to now (source_stop_then). Stops for other reasons
+ * (a failure, the output's reader gone, the input's end) do not wait. */
+static void stop_on_request(struct run *r)
+{
+    if (r->state != RUN_RUNNING) {
+        return;
+    }
+    if (r->src != NULL && !r->source_stopping) {
+        r->source_stopping = true;
+        source_stop_then(r->src, on_source_stopped, r);
+        return;
+    }
+    stop(r);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct run *r = h->data;
@@ -477,12 +476,13 @@ static void on_signal(uv_signal_t *h, int signum)
         tm_info("%s: stopping; delivering what is queued (Ctrl-C again to "
                 "quit at once)",
                 signum == SIGINT ? "interrupted" : "terminated");
-        stop(r);
+        stop_on_request(r);
         return;
     }
     if (r->state == RUN_CLOSING) {
         return;
     }
+    stop(r); /* if the first was still reading the last packets */
     /* A second signal: out now, leaving whole records behind. */
     tm_error("interrupted again: quitting without delivering the rest");
     if (r->out != NULL) {

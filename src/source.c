@@ -152,6 +152,7 @@ struct source {
     /* source_stop_then(): the last packets before the stop are read. */
     bool final_read;
     bool after_stop_seen; /* the active ring has passed the stop */
+    bool read_capped;     /* the last read of the active ring left more */
     uint64_t final_stop_ns;  /* wall clock, like packet timestamps */
     uint64_t final_deadline; /* uv_hrtime() */
     void (*final_cb)(void *);
@@ -728,6 +729,7 @@ static void live_read(struct source *s)
     if (!ring_read(s, &s->rings[s->active], LIVE_MAX_LOOPS, &n)) {
         return;
     }
+    s->read_capped = n >= (uint64_t)LIVE_MAX_LOOPS * LIVE_BATCH;
     if (n >= RING_PRESSURE_PACKETS && !s->handing_over && s->n_rings == 2 &&
         !s->rings[s->active].blocks && !s->switching_failed &&
         !s->final_read &&
@@ -952,10 +954,11 @@ void source_stop(struct source *s)
 /*
  * One step of the final read: both rings are read as usual (a hand-over
  * in progress goes on), packets from after the stop are skipped. A
- * per-packet ring has every packet at once, so one read is enough. A
- * block ring is read until a packet from after the stop shows that the
- * blocks before it are all retired, or for at most
- * SOURCE_FINAL_READ_MS when no such packet comes.
+ * per-packet ring holds every packet captured so far, so it is read
+ * until it is empty. A block ring is read until a packet from after the
+ * stop shows that the blocks before it are all retired. Either way for
+ * at most SOURCE_FINAL_READ_MS (no packet after the stop may come, the
+ * output may keep the source paused).
  */
 static void final_step(struct source *s)
 {
@@ -963,9 +966,15 @@ static void final_step(struct source *s)
     if (!s->final_read) {
         return; /* stopped meanwhile */
     }
-    bool blocks = s->rings[s->active].blocks || s->handing_over;
-    if (!s->ended && blocks && !(s->after_stop_seen && !s->handing_over) &&
-        uv_hrtime() < s->final_deadline) {
+    bool done;
+    if (s->handing_over) {
+        done = false;
+    } else if (s->after_stop_seen) {
+        done = true;
+    } else {
+        done = !s->rings[s->active].blocks && !s->read_capped && !s->paused;
+    }
+    if (!done && !s->ended && uv_hrtime() < s->final_deadline) {
         uv_timer_start(&s->final_timer, on_final_timer, 1, 0);
         return;
     }
@@ -1006,7 +1015,9 @@ void source_stop_then(struct source *s, void (*stopped)(void *ctx),
     if (s->mode_timer_init) {
         uv_timer_stop(&s->mode_timer); /* no new hand-over */
     }
-    final_step(s);
+    /* From the loop, not from here: the caller may be inside a packet
+     * callback, and libpcap's reads must not nest. */
+    uv_timer_start(&s->final_timer, on_final_timer, 0, 0);
 }
 
 int64_t source_kernel_drops(struct source *s)

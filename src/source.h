@@ -91,10 +91,10 @@ bool source_paused(const struct source *s);
 void source_stop(struct source *s);
 
 /* Stops like source_stop(), but a live capture first delivers what the
- * kernel captured before this call: a ring that packs packets into
- * blocks hands over its last block only when the block's timer retires
- * it, which can take tens of milliseconds (at most
- * SOURCE_FINAL_READ_MS). Packets captured after this call are not
+ * kernel captured before this call, from the loop and for at most
+ * SOURCE_FINAL_READ_MS: a ring that packs packets into blocks hands over
+ * its last block only when the block's timer retires it, which can take
+ * tens of milliseconds. Packets captured after this call are not
  * delivered. `stopped(ctx)` runs once the source has stopped: at once
  * for every other source, and not at all if source_stop() or
  * source_close() comes first. */

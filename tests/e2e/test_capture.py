@@ -261,6 +261,72 @@ class Capture(unittest.TestCase):
                                  [(len(sent), t.fnv64(bytes(sent)))])
                 sink.stop()
 
+    def test_output_reader_gone_while_capturing_in_blocks(self):
+        # The reader of -o - leaves while packets are being delivered: the
+        # stop comes from inside a packet callback, and must not read the
+        # rings again from there (libpcap's reads do not nest; this once
+        # crashed in blocks).
+        p = self.start("--batch-above", "0", "-o", "-")
+        done = threading.Event()
+
+        def client():
+            while not done.is_set():
+                try:
+                    c = socket.create_connection(
+                        ("127.0.0.1", int(self.service.port)))
+                    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for _ in range(200):
+                        if done.is_set():
+                            break
+                        c.sendall(b"x" * 100)
+                        time.sleep(0.001)
+                    c.close()
+                except OSError:
+                    pass
+
+        th = threading.Thread(target=client, daemon=True)
+        th.start()
+        try:
+            got = b""
+            fd = p.stdout.fileno()
+            while len(got) < 100000:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertGreaterEqual(len(got), 100000)
+            p.stdout.close()
+            code = p.wait(timeout=30 * t.SLOW)
+        finally:
+            done.set()
+            th.join(10)
+        err = p.stderr.read().decode(errors="replace")
+        self.assertEqual(code, 0, err)
+        self.assertIn("connections:", err)  # the summary
+
+    def test_second_interrupt_during_the_final_read(self):
+        # The first Ctrl-C reads the last block (up to 100 ms when no
+        # packet follows); a second one quits at once, and the open
+        # connection is still reported as unfinished.
+        sink = t.Sink(self.tmp)
+        stats = self.tmp("twice.json")
+        p = self.start("--batch-above", "0", "--to", sink.to, "-o",
+                       self.tmp("twice.pcap"), "--stats-json", stats)
+        c = socket.create_connection(("127.0.0.1", int(self.service.port)))
+        try:
+            c.sendall(b"y" * 1000)
+            time.sleep(0.2)
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=30 * t.SLOW)
+        finally:
+            c.close()
+        self.assertEqual(p.returncode, 130, err)
+        flows = t.read_json(stats)["flows"]
+        self.assertEqual((flows["seen"], flows["unfinished"]), (1, 1), flows)
+        sink.stop()
+
     def test_switching_delivery_modes_loses_and_repeats_nothing(self):
         # Bursts above --batch-above hand the capture to the block ring,
         # quiet spells hand it back; the output and the mirror must hold
