@@ -315,7 +315,7 @@ class Capture(unittest.TestCase):
         c = socket.create_connection(("127.0.0.1", int(self.service.port)))
         try:
             c.sendall(b"y" * 1000)
-            time.sleep(0.2)
+            time.sleep(0.2 * t.SLOW)  # read before the signals come
             p.send_signal(signal.SIGINT)
             time.sleep(0.01)
             p.send_signal(signal.SIGINT)
