@@ -25,6 +25,12 @@ struct capwriter {
     uv_loop_t *loop;
     int fd;
     bool is_file;   /* a regular file we may cut back on failure */
+    /* A regular file is emptied (and made private) only when its first
+     * bytes are written, so that a run that fails before that, on a
+     * kubectl error say, leaves an existing capture as it was; one this
+     * run created is removed then. */
+    bool replace_pending;
+    bool created;
     bool is_stdout;
     bool nonblock;  /* a pipe written without blocking */
     int saved_flags;
@@ -120,9 +126,13 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
         /* O_NOFOLLOW: a symlink planted at the path must not redirect a
          * capture full of credentials. O_NONBLOCK: a FIFO without a
          * reader fails at once instead of hanging. */
-        w->fd = open(path,
-                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
-                     0600);
+        int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+        w->fd = open(path, flags | O_EXCL, 0600);
+        if (w->fd >= 0) {
+            w->created = true;
+        } else if (errno == EEXIST) {
+            w->fd = open(path, flags, 0600);
+        }
         if (w->fd < 0) {
             if (errno == ELOOP) {
                 snprintf(err, errlen,
@@ -140,13 +150,7 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
             goto fail;
         }
         if (S_ISREG(st.st_mode)) {
-            /* Replace the contents as tcpdump -w does, and make sure an
-             * existing file ends up private too. */
-            if (ftruncate(w->fd, 0) < 0 || fchmod(w->fd, 0600) < 0) {
-                snprintf(err, errlen, "cannot prepare %s: %s", path,
-                         strerror(errno));
-                goto fail;
-            }
+            w->replace_pending = true;
         } else if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
             snprintf(err, errlen, "%s is not a file, FIFO or device", path);
             goto fail;
@@ -289,9 +293,32 @@ static void set_polling(struct capwriter *w, bool on)
     }
 }
 
+/* Before the first write to a regular file: replace its contents as
+ * tcpdump -w does, and make sure an existing file ends up private too.
+ * Returns false after a failure (recorded). */
+static bool replace_contents(struct capwriter *w)
+{
+    if (!w->replace_pending) {
+        return true;
+    }
+    w->replace_pending = false;
+    if (ftruncate(w->fd, 0) < 0 || fchmod(w->fd, 0600) < 0) {
+        int errnum = errno;
+        w->state = CAPWRITER_FAILED;
+        snprintf(w->error, sizeof(w->error), "cannot prepare %s: %s",
+                 w->path, strerror(errnum));
+        notify(w);
+        return false;
+    }
+    return true;
+}
+
 int capwriter_flush(struct capwriter *w)
 {
     if (w->state != CAPWRITER_OK) {
+        return -1;
+    }
+    if (w->len > 0 && !replace_contents(w)) {
         return -1;
     }
     while (w->len > 0) {
@@ -393,6 +420,9 @@ int capwriter_append(struct capwriter *w, const uint8_t *a, size_t alen,
 static void write_out(struct capwriter *w, int timeout_ms, bool whole_only)
 {
     uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * TM_NS_PER_MS;
+    if (w->len > 0 && w->state == CAPWRITER_OK && !replace_contents(w)) {
+        return;
+    }
     while (w->len > 0 && w->state == CAPWRITER_OK) {
         if (whole_only && w->partial == 0) {
             break;
@@ -465,6 +495,9 @@ int capwriter_close(struct capwriter *w, int timeout_ms)
         close(w->fd);
     }
     w->fd = -1;
+    if (w->created && w->replace_pending) {
+        unlink(w->path); /* nothing was ever written to it */
+    }
     return rc;
 }
 

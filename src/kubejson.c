@@ -626,7 +626,16 @@ enum kube_error kube_classify(const char *text, const char *what,
                  line);
         return KUBE_ERR_UNAUTHORIZED;
     }
-    if (strstr(text, "connection refused") ||
+    if (strstr(text, "The connection to the server localhost:8080 was "
+                     "refused")) {
+        /* kubectl's own default when it finds no kubeconfig at all. */
+        snprintf(msg, len,
+                 "no Kubernetes API server at localhost:8080, where kubectl "
+                 "goes when it finds no kubeconfig: point --kubeconfig or "
+                 "$KUBECONFIG at your cluster's, or create ~/.kube/config");
+        return KUBE_ERR_KUBECONFIG;
+    }
+    if (strstr(text, "connection refused") || strstr(text, "was refused") ||
         strstr(text, "Unable to connect") || strstr(text, "no such host") ||
         strstr(text, "i/o timeout") || strstr(text, "dial tcp") ||
         strstr(text, "connection reset")) {
