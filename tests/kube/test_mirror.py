@@ -223,12 +223,18 @@ class Mirror(unittest.TestCase):
                 no_writes=True):
         with FakeKube(state, version=version) as fk:
             sink = t.Sink(self.tmp)
+            # A capture from an earlier run at the output path must
+            # survive a run that fails before writing anything.
+            earlier = b"an earlier capture"
+            with open(self.tmp("f.pcap"), "wb") as fp:
+                fp.write(earlier)
             t0 = time.monotonic()
             code, err = self.run_fail(fk, target, "-p", 8080, "--to",
                                       sink.to, "-o", self.tmp("f.pcap"),
                                       *args)
             sink.stop()
             self.assertEqual(code, 1, err)
+            self.assertEqual(t.read_bytes(self.tmp("f.pcap")), earlier)
             # One line says what is wrong.
             hits = [l for l in err.splitlines()
                     if l.startswith("tapmirror: ") and re.search(pattern, l)]
