@@ -675,9 +675,7 @@ static void report(struct run *r, uint64_t duration)
         rep.kube = &kube;
         rep.source_name = r->o->target;
     }
-    if (tm_log_level() >= LOG_NORMAL) {
-        stats_print(&rep);
-    }
+    stats_print(&rep); /* its warnings also under -q */
     if (r->o->stats_json != NULL) {
         char err[512];
         if (stats_write_json(r->o->stats_json, &rep, err, sizeof(err)) < 0) {
