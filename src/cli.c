@@ -628,8 +628,13 @@ static enum cli_result apply_option(struct tm_options *o, int c,
             o->batch_above = TM_BATCH_NEVER;
             return CLI_RUN;
         }
-        return set_count("batch-above", arg, 100000000, &o->batch_above, err,
-                         errlen);
+        enum cli_result r = set_count("batch-above", arg, 100000000,
+                                      &o->batch_above, err, errlen);
+        if (r != CLI_RUN) {
+            size_t used = strlen(err);
+            snprintf(err + used, errlen - used, ", or never");
+        }
+        return r;
     case OPT_MAX_FLOWS:
         return set_count("max-flows", arg, 100000000, &o->max_flows, err,
                          errlen);

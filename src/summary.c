@@ -264,8 +264,12 @@ static void print_json(const struct capture_facts *cf, struct summary *s,
     cJSON_AddNumberToObject(root, "packets", (double)cf->packets);
     cJSON_AddNumberToObject(root, "bytes", (double)cf->bytes);
     cJSON_AddBoolToObject(root, "truncated", cf->truncated);
-    cJSON_AddNumberToObject(root, "first_ns", (double)cf->first_ns);
-    cJSON_AddNumberToObject(root, "last_ns", (double)cf->last_ns);
+    /* Nanoseconds since 1970 need 61 bits; a double would round them. */
+    char ns[24];
+    snprintf(ns, sizeof(ns), "%llu", (unsigned long long)cf->first_ns);
+    cJSON_AddRawToObject(root, "first_ns", ns);
+    snprintf(ns, sizeof(ns), "%llu", (unsigned long long)cf->last_ns);
+    cJSON_AddRawToObject(root, "last_ns", ns);
     cJSON_AddNumberToObject(root, "tcp_segments",
                             (double)es->decode[DECODE_TCP]);
     cJSON_AddNumberToObject(root, "connections", (double)es->flows_seen);

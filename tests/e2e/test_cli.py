@@ -211,6 +211,11 @@ class Cli(unittest.TestCase):
         got = sorted(f["client_bytes"] for f in doc["flows"])
         self.assertEqual(got, sorted(f["bytes"] for f in man["flows"]))
         self.assertTrue(all(f["server_bytes"] == 300 for f in doc["flows"]))
+        # Exact nanoseconds: a packet every 10 us from 1700000000 s.
+        self.assertEqual(doc["first_ns"], 1700000000 * 10**9)
+        self.assertEqual(doc["last_ns"] - doc["first_ns"],
+                         (man["totals"]["packets"] - 1) * 10000)
+        self.assertIsInstance(doc["last_ns"], int)
         # From standard input too.
         with open(cap, "rb") as f:
             r = t.run(["summary", "-"], stdin=f)

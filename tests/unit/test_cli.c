@@ -760,6 +760,7 @@ static void test_invalid_values_name_flag(void **state)
     run_free(r);
     r = RUN("capture", "-i", "eth0", "-p", "1", "--batch-above", "fast");
     expect_usage(r, "--batch-above", "fast");
+    expect_usage(r, "--batch-above", "or never");
     run_free(r);
     r = RUN("capture", "-i", "eth0", "-p", "1", "--batch-above", "-5");
     expect_usage(r, "--batch-above", NULL);
