@@ -53,6 +53,7 @@ struct run {
     bool failed;      /* a runtime error decided the exit status */
     int interrupts;   /* SIGINT and SIGTERM received */
     bool source_stopping; /* a stop waits for the source's last packets */
+    bool reported; /* the summary and --stats-json are out */
     int handles_open;
 
     bool header_written;
@@ -818,6 +819,7 @@ int run_command(const struct tm_options *o)
         }
     }
     report(r, uv_hrtime() - r->started);
+    r->reported = true;
     code = r->exit_code;
     if (r->out != NULL) {
         r->handles_open++;
@@ -827,6 +829,13 @@ int run_command(const struct tm_options *o)
     }
 
 out:
+    if (!r->reported && o->stats_json != NULL) {
+        char why[512];
+        if (stats_write_failure_json(o->stats_json, code, err, why,
+                                     sizeof(why)) < 0) {
+            tm_error("%s", why);
+        }
+    }
     if (r->src != NULL) {
         source_close(r->src, NULL, NULL);
     }

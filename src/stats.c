@@ -167,6 +167,37 @@ static void add_u64(cJSON *o, const char *k, uint64_t v)
     cJSON_AddNumberToObject(o, k, (double)v);
 }
 
+/* Writes `root` as one line to `path` and frees it. */
+static int write_json_file(const char *path, cJSON *root, char *err,
+                           size_t errlen)
+{
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    int rc = 0;
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL || fputs(text, fp) == EOF || fputc('\n', fp) == EOF) {
+        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
+                 strerror(errno));
+        rc = -1;
+    }
+    if (fp != NULL && fclose(fp) != 0 && rc == 0) {
+        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
+                 strerror(errno));
+        rc = -1;
+    }
+    cJSON_free(text);
+    return rc;
+}
+
+int stats_write_failure_json(const char *path, int exit_code,
+                             const char *error, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "exit_code", exit_code);
+    cJSON_AddStringToObject(root, "error", error);
+    return write_json_file(path, root, err, errlen);
+}
+
 int stats_write_json(const char *path, const struct run_report *rep,
                      char *err, size_t errlen)
 {
@@ -273,20 +304,5 @@ int stats_write_json(const char *path, const struct run_report *rep,
     cJSON_AddNumberToObject(root, "duration_s",
                             (double)rep->duration_ns / 1e9);
     cJSON_AddNumberToObject(root, "exit_code", rep->exit_code);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    int rc = 0;
-    FILE *fp = fopen(path, "w");
-    if (fp == NULL || fputs(text, fp) == EOF || fputc('\n', fp) == EOF) {
-        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
-                 strerror(errno));
-        rc = -1;
-    }
-    if (fp != NULL && fclose(fp) != 0 && rc == 0) {
-        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
-                 strerror(errno));
-        rc = -1;
-    }
-    cJSON_free(text);
-    return rc;
+    return write_json_file(path, root, err, errlen);
 }

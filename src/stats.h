@@ -31,10 +31,16 @@ struct run_report {
     int exit_code;
 };
 
-/* Prints the summary lines (unless quiet). */
+/* Prints the summary lines (not under -q) and any warnings. */
 void stats_print(const struct run_report *rep);
 
 /* Writes the JSON document. Returns 0, or -1 with `err` set. */
+/* For a run that failed before it started (a bad filter, interface or
+ * target): only its exit status and why, so that a file left by an
+ * earlier run is not mistaken for this one's. */
+int stats_write_failure_json(const char *path, int exit_code,
+                             const char *error, char *err, size_t errlen);
+
 int stats_write_json(const char *path, const struct run_report *rep,
                      char *err, size_t errlen);
 

@@ -233,6 +233,19 @@ class Cli(unittest.TestCase):
         finally:
             sink.stop()
 
+    def test_stats_json_of_a_run_that_could_not_start(self):
+        # A stats file from an earlier run must not pass for this one's.
+        cap, man = t.gen(self.tmp, "sjf", "--flows", 1)
+        stats = self.tmp("sjf.json")
+        with open(stats, "w") as fp:
+            fp.write('{"exit_code": 0}\n')
+        r = t.run(["replay", cap, "-p", man["port"], "--to",
+                   f"127.0.0.1:{t.free_port()}", "--stats-json", stats])
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        doc = t.read_json(stats)
+        self.assertEqual(doc["exit_code"], 1)
+        self.assertIn("cannot reach --to", doc["error"])
+
     def test_docs_list_every_option(self):
         names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout
                            .decode())
