@@ -58,8 +58,8 @@ struct cli_option {
 /* The one table of options, in --help order. */
 static const struct cli_option options[] = {
     {"port", 'p', "PORT", C_ALL,
-     "service port: TCP segments sent to it are client data (required; "
-     "for summary it picks the client side)",
+     "service port: TCP segments sent to it are client data (required, "
+     "but for summary, where it picks the client side)",
      NULL},
     {"to", OPT_TO, "HOST:PORT", C_RUN,
      "replay every mirrored connection to this local target; repeat for "
@@ -159,7 +159,9 @@ static const struct cli_option options[] = {
     {"flows", OPT_FLOWS, "N", C_SUMMARY,
      "list at most N connections, largest first (0: all)", "20"},
     {"quiet", 'q', NULL, C_ALL,
-     "print errors and warnings only: no live status, no summary", NULL},
+     "only errors and warnings on standard error: no live status, no run "
+     "summary",
+     NULL},
     {"verbose", 'v', NULL, C_ALL,
      "also report each connection opening, ending and skipping a gap "
      "(twice: more)",
@@ -185,7 +187,8 @@ static const struct {
      "capture -i IFACE -p PORT [--to HOST:PORT ...] [-o FILE|-] [options]",
      "Captures TCP traffic to and from PORT on a local interface, writes it "
      "to a pcap file and, with --to, replays each client connection live "
-     "to local targets. Ctrl-C stops it cleanly with exit status 0."},
+     "to local targets. Ctrl-C stops it cleanly with exit status 0 (3 if "
+     "some bytes could not be delivered)."},
     {CMD_SUMMARY, "summary", "summary FILE|- [-p PORT] [options]",
      "Prints what a capture holds: packets, bytes, link type, time span, "
      "and its TCP connections with their ports and client byte counts."},
@@ -195,7 +198,8 @@ static const struct {
      "Taps a Kubernetes workload through kubectl: an ephemeral container "
      "with only NET_RAW runs tcpdump in the pod, its capture streams back "
      "over kubectl exec, and each client connection is replayed live to "
-     "local targets. Ctrl-C stops it cleanly with exit status 0."},
+     "local targets. Ctrl-C stops it cleanly with exit status 0 (3 if some "
+     "bytes could not be delivered)."},
 };
 
 /* How the user invoked us: "kubectl tapmirror" as a kubectl plugin. */
@@ -357,9 +361,10 @@ void cli_print_help(FILE *out, enum tm_command cmd)
     }
     fprintf(out,
             "\nDurations: 500ms, 10s, 2m, 1h. Sizes: 65536, 64KiB, 256MiB.\n"
-            "Exit status: 0 success (including a stop by Ctrl-C or SIGTERM); "
-            "1 runtime\nerror; 2 usage error; 3 the run finished but some "
-            "connection bytes could not\nbe delivered to a target.\n");
+            "Exit status: 0 success (including a stop by Ctrl-C or SIGTERM, "
+            "and an output\npipe closed by its reader); 1 runtime error; 2 "
+            "usage error; 3 the run finished\nbut some connection bytes "
+            "could not be delivered to a target; 130 a second\nCtrl-C.\n");
 }
 
 static enum cli_result usage_error(char *err, size_t errlen, const char *fmt,

@@ -233,6 +233,20 @@ class Cli(unittest.TestCase):
         finally:
             sink.stop()
 
+    def test_wrong_port_gets_a_hint(self):
+        cap, man = t.gen(self.tmp, "wp", "--flows", 2)
+        wrong = int(man["port"]) + 1
+        sink = t.Sink(self.tmp)
+        try:
+            r = t.run(["replay", cap, "-p", wrong, "--to", sink.to, "-q"])
+        finally:
+            sink.stop()
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        self.assertIn(f"belongs to a TCP connection to port {wrong}", err)
+        self.assertIn("tapmirror summary", err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+
     def test_stats_json_of_a_run_that_could_not_start(self):
         # A stats file from an earlier run must not pass for this one's.
         cap, man = t.gen(self.tmp, "sjf", "--flows", 1)
