@@ -677,14 +677,14 @@ static void report(struct run *r, uint64_t duration)
         rep.source_name = r->o->target;
     }
     stats_print(&rep); /* its warnings also under -q */
-    if (r->o->cmd == CMD_REPLAY && r->packets > r->filtered &&
-        rep.flows->flows_seen == 0 && !r->failed) {
-        /* Most often the wrong -p. */
-        tm_warn("none of the %llu packets read belongs to a TCP connection "
+    if (r->o->cmd == CMD_REPLAY && rep.flows->flows_seen == 0 &&
+        rep.flows->other > 0 && !r->failed) {
+        /* TCP, but none of it to the port: most often the wrong -p. */
+        tm_warn("none of the %llu TCP segments read belongs to a connection "
                 "to port %u; 'tapmirror summary %s' lists the connections "
                 "the input holds",
-                (unsigned long long)r->packets, r->o->port,
-                strcmp(r->o->input, "-") ? r->o->input : "FILE");
+                (unsigned long long)rep.flows->decode[DECODE_TCP],
+                r->o->port, strcmp(r->o->input, "-") ? r->o->input : "FILE");
     }
     if (r->o->stats_json != NULL) {
         char err[512];

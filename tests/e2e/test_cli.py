@@ -243,7 +243,7 @@ class Cli(unittest.TestCase):
             sink.stop()
         err = r.stderr.decode()
         self.assertEqual(r.returncode, 0, err)
-        self.assertIn(f"belongs to a TCP connection to port {wrong}", err)
+        self.assertIn(f"belongs to a connection to port {wrong}", err)
         self.assertIn("tapmirror summary", err)
         self.assertEqual(len(err.splitlines()), 1, err)
 
