@@ -234,7 +234,11 @@ class Mirror(unittest.TestCase):
                                       *args)
             sink.stop()
             self.assertEqual(code, 1, err)
-            self.assertEqual(t.read_bytes(self.tmp("f.pcap")), earlier)
+            if no_writes:
+                # Nothing streamed: the earlier capture is untouched. (A
+                # tap that sent a file header and then failed has begun
+                # a new capture.)
+                self.assertEqual(t.read_bytes(self.tmp("f.pcap")), earlier)
             # One line says what is wrong.
             hits = [l for l in err.splitlines()
                     if l.startswith("tapmirror: ") and re.search(pattern, l)]
