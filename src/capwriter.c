@@ -25,12 +25,14 @@ struct capwriter {
     uv_loop_t *loop;
     int fd;
     bool is_file;   /* a regular file we may cut back on failure */
-    /* A regular file is emptied (and made private) only when its first
-     * bytes are written, so that a run that fails before that, on a
-     * kubectl error say, leaves an existing capture as it was; one this
-     * run created is removed then. */
+    /* A regular file is emptied only when its first bytes are written,
+     * so that a run that fails before that, on a kubectl error say, leaves
+     * an existing capture as it was; one this run created is removed
+     * then (if it is still that empty file). */
     bool replace_pending;
     bool created;
+    dev_t dev;
+    ino_t ino;
     bool is_stdout;
     bool nonblock;  /* a pipe written without blocking */
     int saved_flags;
@@ -150,7 +152,16 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
             goto fail;
         }
         if (S_ISREG(st.st_mode)) {
+            /* Private at once (captures hold credentials), which also
+             * finds a file we may write but not own before the run. */
+            if (fchmod(w->fd, 0600) < 0) {
+                snprintf(err, errlen, "cannot prepare %s: %s", path,
+                         strerror(errno));
+                goto fail;
+            }
             w->replace_pending = true;
+            w->dev = st.st_dev;
+            w->ino = st.st_ino;
         } else if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
             snprintf(err, errlen, "%s is not a file, FIFO or device", path);
             goto fail;
@@ -198,6 +209,11 @@ const char *capwriter_error(const struct capwriter *w)
 const char *capwriter_path(const struct capwriter *w)
 {
     return w->path;
+}
+
+bool capwriter_untouched(const struct capwriter *w)
+{
+    return w->replace_pending;
 }
 
 uint64_t capwriter_packets(const struct capwriter *w)
@@ -294,15 +310,14 @@ static void set_polling(struct capwriter *w, bool on)
 }
 
 /* Before the first write to a regular file: replace its contents as
- * tcpdump -w does, and make sure an existing file ends up private too.
- * Returns false after a failure (recorded). */
+ * tcpdump -w does. Returns false after a failure (recorded). */
 static bool replace_contents(struct capwriter *w)
 {
     if (!w->replace_pending) {
         return true;
     }
     w->replace_pending = false;
-    if (ftruncate(w->fd, 0) < 0 || fchmod(w->fd, 0600) < 0) {
+    if (ftruncate(w->fd, 0) < 0) {
         int errnum = errno;
         w->state = CAPWRITER_FAILED;
         snprintf(w->error, sizeof(w->error), "cannot prepare %s: %s",
@@ -477,8 +492,13 @@ static void on_poll_closed(uv_handle_t *h)
     free(w);
 }
 
-int capwriter_close(struct capwriter *w, int timeout_ms)
+int capwriter_close(struct capwriter *w, int timeout_ms, bool run_failed)
 {
+    if (!run_failed && w->state == CAPWRITER_OK) {
+        /* A run that captured nothing still replaces an earlier
+         * capture: the file is then empty. */
+        replace_contents(w);
+    }
     write_out(w, timeout_ms, false);
     int rc = (w->state == CAPWRITER_OK && w->len == 0) ? 0 : -1;
     if (w->state == CAPWRITER_OK && w->len > 0) {
@@ -495,8 +515,12 @@ int capwriter_close(struct capwriter *w, int timeout_ms)
         close(w->fd);
     }
     w->fd = -1;
-    if (w->created && w->replace_pending) {
-        unlink(w->path); /* nothing was ever written to it */
+    struct stat st;
+    if (w->created && w->replace_pending && lstat(w->path, &st) == 0 &&
+        st.st_dev == w->dev && st.st_ino == w->ino && st.st_size == 0) {
+        /* Nothing was ever written to the file this run created, and it
+         * is still that file. */
+        unlink(w->path);
     }
     return rc;
 }

@@ -58,9 +58,15 @@ size_t capwriter_buffered(const struct capwriter *w);
 /*
  * Writes everything buffered, waiting up to `timeout_ms` for a slow pipe,
  * and closes the output. The counters stay readable. Returns 0, or -1 if
- * data could not be written (the state says why).
+ * data could not be written (the state says why). A regular file nothing
+ * was written to is emptied all the same, unless `run_failed`: then an
+ * existing file is left as it was and one this run created is removed.
  */
-int capwriter_close(struct capwriter *w, int timeout_ms);
+int capwriter_close(struct capwriter *w, int timeout_ms, bool run_failed);
+
+/* Whether nothing was ever written to the regular file (it was left as
+ * it was, or removed; see capwriter_close). */
+bool capwriter_untouched(const struct capwriter *w);
 
 /* Frees a closed writer once its loop handle is closed; `done` runs then
  * (possibly before this returns). */

@@ -628,12 +628,14 @@ enum kube_error kube_classify(const char *text, const char *what,
     }
     if (strstr(text, "The connection to the server localhost:8080 was "
                      "refused")) {
-        /* kubectl's own default when it finds no kubeconfig at all. */
+        /* kubectl's own default when it finds no kubeconfig at all, but
+         * also what a tunnel on that port gives while it is down: not a
+         * reason to give up on a tap that was streaming. */
         snprintf(msg, len,
-                 "no Kubernetes API server at localhost:8080, where kubectl "
-                 "goes when it finds no kubeconfig: point --kubeconfig or "
-                 "$KUBECONFIG at your cluster's, or create ~/.kube/config");
-        return KUBE_ERR_KUBECONFIG;
+                 "cannot reach the Kubernetes API server at localhost:8080, "
+                 "which is where kubectl goes when it finds no kubeconfig: "
+                 "check --kubeconfig, $KUBECONFIG or ~/.kube/config");
+        return KUBE_ERR_UNREACHABLE;
     }
     if (strstr(text, "connection refused") || strstr(text, "was refused") ||
         strstr(text, "Unable to connect") || strstr(text, "no such host") ||

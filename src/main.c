@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "log.h"
 #include "run.h"
+#include "stats.h"
 #include "summary.h"
 
 int main(int argc, char **argv)
@@ -36,6 +37,13 @@ int main(int argc, char **argv)
                     cli_command_name(opt.cmd));
         } else {
             fprintf(stderr, "tapmirror: try '%s --help'\n", cli_program());
+        }
+        if (opt.stats_json != NULL) {
+            /* So that a file from an earlier run is not read as this
+             * one's; a failure to write it adds nothing to the error. */
+            char ignored[512];
+            stats_write_failure_json(opt.stats_json, 2, err, ignored,
+                                     sizeof(ignored));
         }
         exit(2);
     }

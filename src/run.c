@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "capwriter.h"
@@ -669,6 +670,7 @@ static void report(struct run *r, uint64_t duration)
     if (r->out != NULL) {
         rep.out_packets = capwriter_packets(r->out);
         rep.out_bytes = capwriter_bytes(r->out);
+        rep.output_untouched = capwriter_untouched(r->out);
     }
     struct mirror_report kube;
     if (r->o->cmd == CMD_MIRROR && r->src != NULL) {
@@ -679,12 +681,13 @@ static void report(struct run *r, uint64_t duration)
     stats_print(&rep); /* its warnings also under -q */
     if (r->o->cmd == CMD_REPLAY && rep.flows->flows_seen == 0 &&
         rep.flows->other > 0 && !r->failed) {
-        /* TCP, but none of it to the port: most often the wrong -p. */
-        tm_warn("none of the %llu TCP segments read belongs to a connection "
-                "to port %u; 'tapmirror summary %s' lists the connections "
+        /* TCP, but none of it to the service: most often the wrong -p. */
+        tm_warn("none of the %llu TCP segments read went to or came from "
+                "port %u%s; 'tapmirror summary %s' lists the connections "
                 "the input holds",
-                (unsigned long long)rep.flows->decode[DECODE_TCP],
-                r->o->port, strcmp(r->o->input, "-") ? r->o->input : "FILE");
+                (unsigned long long)rep.flows->other, r->o->port,
+                r->o->n_service > 0 ? " at the --service-ip addresses" : "",
+                strcmp(r->o->input, "-") ? r->o->input : "FILE");
     }
     if (r->o->stats_json != NULL) {
         char err[512];
@@ -695,6 +698,14 @@ static void report(struct run *r, uint64_t duration)
             }
         }
     }
+}
+
+/* Whether two paths name the same file (a hard link, say). */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 int run_command(const struct tm_options *o)
@@ -708,6 +719,16 @@ int run_command(const struct tm_options *o)
     uv_loop_init(&r->loop);
     uint64_t fds = raise_fd_limit();
 
+    if (o->output != NULL && o->input != NULL && strcmp(o->input, "-") &&
+        strcmp(o->output, "-") && same_file(o->input, o->output)) {
+        /* cli.c compares the names; this catches other names for it. */
+        snprintf(err, sizeof(err),
+                 "-o %s is the input file %s under another name", o->output,
+                 o->input);
+        tm_error("%s", err);
+        code = 2;
+        goto out;
+    }
     if (o->filter != NULL &&
         pktfilter_check(o->filter, err, sizeof(err)) < 0) {
         tm_error("%s", err);
@@ -821,7 +842,7 @@ int run_command(const struct tm_options *o)
     }
     if (r->out != NULL) {
         int timeout = r->exit_code == 130 ? 1000 : 5000;
-        if (capwriter_close(r->out, timeout) < 0 &&
+        if (capwriter_close(r->out, timeout, r->failed) < 0 &&
             capwriter_state(r->out) == CAPWRITER_FAILED && !r->failed) {
             tm_error("%s", capwriter_error(r->out));
             r->exit_code = 1;

@@ -1229,7 +1229,10 @@ int source_open_input(uv_loop_t *loop, const char *path,
                      "it (tcpdump -U -w - ... | tapmirror replay - ...)");
             return -1;
         }
-        if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (fstat(STDIN_FILENO, &st) == 0 &&
+            (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+            /* A character device (/dev/null, say) cannot be watched by
+             * epoll: it is read like a file. */
             return open_file_fd(loop, STDIN_FILENO, "standard input", cfg,
                                 ev, out);
         }
@@ -1257,8 +1260,9 @@ int source_open_input(uv_loop_t *loop, const char *path,
         close(fd);
         return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
-        /* A FIFO or device: a live stream. */
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+        /* A FIFO or socket: a live stream. A character device cannot be
+         * watched by epoll, so it is read like a file. */
         uv_pipe_t *pipe = tm_xmalloc(sizeof(*pipe));
         int rc = uv_pipe_init(loop, pipe, 0);
         if (rc == 0) {

@@ -50,7 +50,10 @@ void stats_print(const struct run_report *rep)
                    (unsigned long long)rep->modes->switches,
                    (unsigned long long)rep->modes->duplicates_skipped);
     }
-    if (rep->output_path != NULL) {
+    if (rep->output_path != NULL && rep->output_untouched) {
+        tm_info("wrote nothing: %s was not created or changed",
+                rep->output_path);
+    } else if (rep->output_path != NULL) {
         tm_info("wrote %llu packets (%s) to %s",
                 (unsigned long long)rep->out_packets,
                 format_bytes(rep->out_bytes, a, sizeof(a)),

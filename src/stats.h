@@ -23,6 +23,7 @@ struct run_report {
     int64_t kernel_drops; /* -1: not a live capture */
     const struct source_capture_modes *modes; /* NULL: not a live capture */
     const char *output_path; /* NULL: no output */
+    bool output_untouched;   /* a file nothing was written to */
     uint64_t out_packets, out_bytes;
     const struct engine_stats *flows; /* NULL: no engine */
     const struct replay *replay;      /* NULL: no targets */

@@ -243,7 +243,7 @@ class Cli(unittest.TestCase):
             sink.stop()
         err = r.stderr.decode()
         self.assertEqual(r.returncode, 0, err)
-        self.assertIn(f"belongs to a connection to port {wrong}", err)
+        self.assertIn(f"went to or came from port {wrong};", err)
         self.assertIn("tapmirror summary", err)
         self.assertEqual(len(err.splitlines()), 1, err)
 
@@ -259,6 +259,43 @@ class Cli(unittest.TestCase):
         doc = t.read_json(stats)
         self.assertEqual(doc["exit_code"], 1)
         self.assertIn("cannot reach --to", doc["error"])
+        # A usage error too.
+        r = t.run(["replay", cap, "-p", man["port"], "--to", "127.0.0.1:9",
+                   "--stats-json", stats, "--idle-timeout", "bogus"])
+        self.assertEqual(r.returncode, 2, r.stderr.decode())
+        doc = t.read_json(stats)
+        self.assertEqual(doc["exit_code"], 2)
+        self.assertIn("--idle-timeout", doc["error"])
+
+    def test_character_device_input(self):
+        # /dev/null cannot be watched by epoll; it is read like a file.
+        for args, stdin in ((["/dev/null"], None), (["-"], "/dev/null")):
+            with self.subTest(args=args):
+                sink = t.Sink(self.tmp)
+                try:
+                    if stdin:
+                        with open(stdin, "rb") as f:
+                            r = t.run(["replay", *args, "-p", 80, "--to",
+                                       sink.to], stdin=f)
+                    else:
+                        r = t.run(["replay", *args, "-p", 80, "--to",
+                                   sink.to])
+                finally:
+                    sink.stop()
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 1, err)
+                self.assertIn("input is empty: not a capture", err)
+
+    def test_output_that_is_the_input_under_another_name(self):
+        cap, man = t.gen(self.tmp, "hl", "--flows", 2)
+        link = self.tmp("hl-link.pcap")
+        os.link(cap, link)
+        before = t.read_bytes(cap)
+        r = t.run(["replay", cap, "-p", man["port"], "--to", "127.0.0.1:9",
+                   "-o", link])
+        self.assertEqual(r.returncode, 2, r.stderr.decode())
+        self.assertIn("is the input file", r.stderr.decode())
+        self.assertEqual(t.read_bytes(cap), before)
 
     def test_docs_list_every_option(self):
         names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout

@@ -340,6 +340,20 @@ class Mirror(unittest.TestCase):
             self.assertEqual(code, 0, err)
             self.assertIn("container app", err)
 
+    def test_stop_before_any_capture_empties_an_earlier_one(self):
+        # Ctrl-C while the tap is still starting: a clean stop (exit 0)
+        # that captured nothing. The output holds this run's capture,
+        # which is none, not the earlier run's.
+        with FakeKube(self.state(tap={"running_ms": 600000})) as fk:
+            out = self.tmp("early.pcap")
+            with open(out, "wb") as fp:
+                fp.write(b"an earlier capture")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "-o", out)
+            err = self.wait_for(p, "injected the tap")
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(t.read_bytes(out), b"")
+
     def test_tap_failures(self):
         self.failure(self.state(tap={"outcome": "CreateContainerConfigError",
                                      "message": "container has runAsNonRoot "
