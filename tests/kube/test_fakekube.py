@@ -408,7 +408,9 @@ class TestOnce(unittest.TestCase):
             p = fk.popen(*EXEC, stdout=subprocess.DEVNULL)
             try:
                 fk.wait_exec(lambda e: e["stdout_bytes"] == len(CAPTURE_BYTES), timeout=10)
-                res = fk.event("rollout", namespace=NS, deployment="web", grace_ms=400)
+                # The grace period must outlast kubectl's start-up on a loaded machine,
+                # or the old pods are gone before the check below can see them.
+                res = fk.event("rollout", namespace=NS, deployment="web", grace_ms=3000)
                 self.assertEqual(sorted(res["old"]), sorted([POD, POD2]))
                 rc = p.wait(10)
             finally:
@@ -421,10 +423,15 @@ class TestOnce(unittest.TestCase):
             pods = json.loads(fk.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
             terminating = {x["metadata"]["name"] for x in pods if "deletionTimestamp" in x["metadata"]}
             self.assertEqual(terminating, {POD, POD2})
-            time.sleep(0.6)
-            pods = json.loads(fk.kubectl("get", "pods", "-n", NS, "-l", WEB_SELECTOR_STR, "-o", "json")
-                              .stdout)["items"]
-            self.assertEqual(sorted(x["metadata"]["name"] for x in pods), sorted(res["new"]))
+            deadline = time.monotonic() + 15
+            while True:     # the old pods go when their grace period ends
+                pods = json.loads(fk.kubectl("get", "pods", "-n", NS, "-l", WEB_SELECTOR_STR, "-o", "json")
+                                  .stdout)["items"]
+                names = sorted(x["metadata"]["name"] for x in pods)
+                if names == sorted(res["new"]) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(names, sorted(res["new"]))
             self.assertTrue(all(x["status"]["phase"] == "Running" and x["metadata"]["uid"] and
                                 x["status"]["podIP"] for x in pods))
             r = fk.kubectl("get", "pod", POD, "-n", NS, "-o", "json")
