@@ -16,163 +16,27 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
 
-# ---------------------------------------------------------------- frames
-
-
-def be16(v):
-    return struct.pack(">H", v & 0xFFFF)
-
-
-def be32(v):
-    return struct.pack(">I", v & 0xFFFFFFFF)
-
-
-def ip4(s):
-    return bytes(int(x) for x in s.split("."))
-
-
-def ip6(last, prefix=0xFD00):
-    return be16(prefix) + bytes(13) + bytes([last])
-
-
-def tcp(sport, dport, seq, ack, flags, payload=b"", opts=b""):
-    assert len(opts) % 4 == 0
-    doff = (20 + len(opts)) // 4
-    return (be16(sport) + be16(dport) + be32(seq) + be32(ack)
-            + bytes([doff << 4, flags]) + be16(65535) + be16(0) + be16(0)
-            + opts + payload)
-
-
-def ipv4(src, dst, l4, proto=6, opts=b"", frag=0x4000, total=None):
-    ihl = (20 + len(opts)) // 4
-    if total is None:
-        total = 20 + len(opts) + len(l4)
-    return (bytes([0x40 | ihl, 0]) + be16(total) + be16(1) + be16(frag)
-            + bytes([64, proto]) + be16(0) + ip4(src) + ip4(dst) + opts + l4)
-
-
-def ipv6(src, dst, l4, nh=6, ext=b"", plen=None):
-    if plen is None:
-        plen = len(ext) + len(l4)
-    return (bytes([0x60, 0, 0, 0]) + be16(plen) + bytes([nh, 64])
-            + src + dst + ext + l4)
-
-
-def ext_hdr(nh, length_units=0):
-    """Hop-by-hop / destination options: 8 * (1 + length_units) bytes."""
-    body = bytes([1, 4 + 8 * length_units]) + bytes(4 + 8 * length_units)
-    return bytes([nh, length_units]) + body
-
-
-def frag_hdr(nh, offflags=0):
-    return bytes([nh, 0]) + be16(offflags) + be32(0x1234)
-
-
-def eth(payload, ethertype, tags=()):
-    hdr = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
-    for tpid, tci in tags:
-        hdr += be16(tpid) + be16(tci)
-    return hdr + be16(ethertype) + payload
-
-
-def sll(payload, proto):
-    return be16(0) + be16(1) + be16(6) + bytes(8) + be16(proto) + payload
-
-
-def sll2(payload, proto):
-    return be16(proto) + be16(0) + be32(1) + be16(1) + bytes([0, 6]) + bytes(8) + payload
-
-
-def null_le(payload, fam):
-    return struct.pack("<I", fam) + payload
-
-
-def null_be(payload, fam):
-    return struct.pack(">I", fam) + payload
-
-
-# ---------------------------------------------------------------- captures
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
+from capbuild import (  # noqa: E402
+    PCAP_MAGIC_MODIFIED, PCAP_MAGIC_NS, PCAP_MAGIC_US, T0_NS, be16, be32, block, epb, eth,
+    frag_hdr, idb, ip4, ip6, ipv4, ipv6, null_be, null_le, opb, opts_hdr, pcap_header,
+    pcap_record, shb, sll, sll2, spb, tcp)
 
 
 def pcap(records, linktype, be=False, nanos=False, modified=False,
          snaplen=262144, version=(2, 4)):
-    e = ">" if be else "<"
-    magic = 0xA1B2CD34 if modified else (0xA1B23C4D if nanos else 0xA1B2C3D4)
-    out = struct.pack(e + "IHHiIII", magic, version[0], version[1], 0, 0,
-                      snaplen, linktype)
+    """A pcap file of (timestamp in ns, data, wire length) records."""
+    magic = PCAP_MAGIC_MODIFIED if modified else (PCAP_MAGIC_NS if nanos else PCAP_MAGIC_US)
+    out = pcap_header(linktype, snaplen, be, version, magic)
     for ts_ns, data, wirelen in records:
-        sec, frac = divmod(ts_ns, 1_000_000_000)
-        if not nanos:
-            frac //= 1000
-        out += struct.pack(e + "IIII", sec, frac, len(data), wirelen)
-        if modified:
-            out += struct.pack(e + "IHBB", 1, 0, 0, 0)
-        out += data
+        out += pcap_record(data, ts_ns, wirelen=wirelen, be=be, nanos=nanos, modified=modified)
     return out
-
-
-def pad4(b):
-    return b + bytes(-len(b) % 4)
-
-
-def block(btype, body, be=False):
-    e = ">" if be else "<"
-    body = pad4(body)
-    n = 12 + len(body)
-    return struct.pack(e + "II", btype, n) + body + struct.pack(e + "I", n)
-
-
-def opt(code, value, be=False):
-    e = ">" if be else "<"
-    return struct.pack(e + "HH", code, len(value)) + pad4(value)
-
-
-def shb(be=False):
-    e = ">" if be else "<"
-    body = struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)
-    return block(0x0A0D0D0A, body, be)
-
-
-def idb(linktype, snaplen=262144, tsresol=None, tsoffset=None, be=False):
-    e = ">" if be else "<"
-    body = struct.pack(e + "HHI", linktype, 0, snaplen)
-    opts = b""
-    if tsresol is not None:
-        opts += opt(9, bytes([tsresol]), be)
-    if tsoffset is not None:
-        opts += opt(14, struct.pack(e + "q", tsoffset), be)
-    if opts:
-        opts += opt(0, b"", be)
-    return block(1, body + opts, be)
-
-
-def epb(ifid, ts, data, wirelen=None, be=False):
-    e = ">" if be else "<"
-    if wirelen is None:
-        wirelen = len(data)
-    body = struct.pack(e + "IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF,
-                       len(data), wirelen) + data
-    return block(6, body, be)
-
-
-def opb(ifid, ts, data, be=False):
-    e = ">" if be else "<"
-    body = struct.pack(e + "HHIIII", ifid, 0, ts >> 32, ts & 0xFFFFFFFF,
-                       len(data), len(data)) + data
-    return block(2, body, be)
-
-
-def spb(data, wirelen=None, be=False):
-    e = ">" if be else "<"
-    if wirelen is None:
-        wirelen = len(data)
-    return block(3, struct.pack(e + "I", wirelen) + data, be)
 
 
 # A short HTTP-ish connection 10.0.0.1:40000 -> 10.0.0.100:8080.
 C4, S4 = "10.0.0.1", "10.0.0.100"
 C6, S6 = ip6(1), ip6(0x64)
-T0 = 1_700_000_000_000_000_000
+T0 = T0_NS
 
 
 def session(v6=False, isn=1000, data=(b"GET / HTTP/1.1\r\n\r\n",)):
@@ -296,8 +160,8 @@ def decode_seeds():
     s["eth-ipv4-options"] = d(1, eth(ipv4(C4, S4, t, opts=bytes([1] * 8)), 0x0800))
     s["eth-qinq-vlan-ipv6"] = d(1, eth(p6, 0x86DD, [(0x88A8, 1), (0x8100, 2)]))
     s["eth-vlan-9-tags"] = d(1, eth(p4, 0x0800, [(0x8100, i) for i in range(9)]))
-    s["eth-ipv6-ext-chain"] = d(1, eth(ipv6(C6, S6, t, nh=0, ext=ext_hdr(60)
-                                            + ext_hdr(44, 1) + frag_hdr(6)),
+    s["eth-ipv6-ext-chain"] = d(1, eth(ipv6(C6, S6, t, nh=0, ext=opts_hdr(60)
+                                            + opts_hdr(44, 1) + frag_hdr(6)),
                                        0x86DD))
     s["eth-ipv6-ah"] = d(1, eth(ipv6(C6, S6, t, nh=51,
                                      ext=bytes([6, 1]) + bytes(10)), 0x86DD))

@@ -45,88 +45,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
 PORT = 8080
 
-# ---------------------------------------------------------------- frames
-
-
-def be16(v):
-    return struct.pack(">H", v & 0xFFFF)
-
-
-def be32(v):
-    return struct.pack(">I", v & 0xFFFFFFFF)
-
-
-def ip4(s):
-    return bytes(int(x) for x in s.split("."))
-
-
-def ip6(last):
-    return be16(0xFD00) + bytes(13) + bytes([last])
-
-
-def tcp(sport, dport, seq, ack, flags, payload=b"", opts=b"", doff=None):
-    if doff is None:
-        doff = (20 + len(opts)) // 4
-    return (be16(sport) + be16(dport) + be32(seq) + be32(ack)
-            + bytes([(doff & 15) << 4, flags]) + be16(65535) + be16(0) + be16(0)
-            + opts + payload)
-
-
-def ipv4(src, dst, l4, proto=6, opts=b"", frag=0x4000, total=None, ihl=None):
-    if ihl is None:
-        ihl = (20 + len(opts)) // 4
-    if total is None:
-        total = 20 + len(opts) + len(l4)
-    return (bytes([0x40 | (ihl & 15), 0]) + be16(total) + be16(1) + be16(frag)
-            + bytes([64, proto]) + be16(0) + ip4(src) + ip4(dst) + opts + l4)
-
-
-def ipv6(src, dst, l4, nh=6, ext=b"", plen=None):
-    if plen is None:
-        plen = len(ext) + len(l4)
-    return (bytes([0x60, 0, 0, 0]) + be16(plen) + bytes([nh, 64])
-            + src + dst + ext + l4)
-
-
-def opts_hdr(nh, units=0):
-    """A hop-by-hop or destination-options header of 8 * (1 + units) bytes."""
-    return bytes([nh, units, 1, 4 + 8 * units]) + bytes(4 + 8 * units)
-
-
-ETH_HDR = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
-
-
-def eth(payload, ethertype=0x0800, tags=()):
-    hdr = ETH_HDR
-    for tpid, tci in tags:
-        hdr += be16(tpid) + be16(tci)
-    return hdr + be16(ethertype) + payload
-
-
-def sll2(payload, proto):
-    return be16(proto) + be16(0) + be32(1) + be16(1) + bytes([0, 6]) + bytes(8) + payload
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from capbuild import (  # noqa: E402
+    T0_NS as T0, block, epb, eth, idb, ip6, ipv4, ipv6, opts_hdr, pcap_header,
+    pcap_record, shb, sll2, spb, tcp)
 
 
 # ---------------------------------------------------------------- captures
-
-T0 = 1_700_000_000 * 1_000_000_000
-
-
-def pcap_header(linktype=1, snaplen=262144, be=False, version=(2, 4),
-                magic=0xA1B2C3D4):
-    e = ">" if be else "<"
-    return struct.pack(e + "IHHiIII", magic, version[0], version[1], 0, 0,
-                       snaplen, linktype)
-
-
-def pcap_record(data, ts_ns=T0, caplen=None, wirelen=None, be=False):
-    e = ">" if be else "<"
-    if caplen is None:
-        caplen = len(data)
-    if wirelen is None:
-        wirelen = len(data)
-    sec, ns = divmod(ts_ns, 1_000_000_000)
-    return struct.pack(e + "IIII", sec, ns // 1000, caplen, wirelen) + data
 
 
 def pcap(frames, linktype=1, snaplen=262144, step=1_000_000, **kw):
@@ -134,38 +59,6 @@ def pcap(frames, linktype=1, snaplen=262144, step=1_000_000, **kw):
     for i, f in enumerate(frames):
         out.append(pcap_record(f, T0 + i * step))
     return b"".join(out)
-
-
-def pad4(b):
-    return b + bytes(-len(b) % 4)
-
-
-def block(btype, body, length=None, trailer=None):
-    body = pad4(body)
-    n = 12 + len(body)
-    return (struct.pack("<II", btype, n if length is None else length) + body
-            + struct.pack("<I", n if trailer is None else trailer))
-
-
-def shb():
-    return block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-
-
-def idb(linktype, snaplen=262144, tsresol=None):
-    body = struct.pack("<HHI", linktype, 0, snaplen)
-    if tsresol is not None:
-        body += struct.pack("<HH", 9, 1) + bytes([tsresol, 0, 0, 0])
-        body += struct.pack("<HH", 0, 0)
-    return block(1, body)
-
-
-def epb(ifid, ts, data):
-    return block(6, struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF,
-                                len(data), len(data)) + data)
-
-
-def spb(data):
-    return block(3, struct.pack("<I", len(data)) + data)
 
 
 # ---------------------------------------------------------------- flows
