@@ -85,7 +85,9 @@ static const struct cli_option options[] = {
      "timing), or a factor such as 2x or 0.5x",
      "fast"},
     {"stats-json", OPT_STATS_JSON, "FILE", C_RUN,
-     "write the run's statistics as JSON to FILE at exit", NULL},
+     "write the run's statistics as JSON to FILE at exit (not the input "
+     "or output capture)",
+     NULL},
     {"gap-timeout", OPT_GAP_TIMEOUT, "DURATION", C_RUN,
      "skip a hole the capture missed after this long (capture time; on "
      "live sources also wall time when packets stop)",

@@ -38,10 +38,13 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "tapmirror: try '%s --help'\n", cli_program());
         }
-        if (opt.stats_json != NULL) {
-            /* So that a file from an earlier run is not read as this
-             * one's; a failure to write it adds nothing to the error. */
-            char ignored[512];
+        /* So that a file from an earlier run is not read as this one's;
+         * a failure to write it adds nothing to the error. Never over a
+         * capture named twice, which may be the mistake reported. */
+        char ignored[512];
+        if (opt.stats_json != NULL &&
+            !stats_path_collides(opt.stats_json, opt.input, opt.output,
+                                 ignored, sizeof(ignored))) {
             stats_write_failure_json(opt.stats_json, 2, err, ignored,
                                      sizeof(ignored));
         }

@@ -729,6 +729,13 @@ int run_command(const struct tm_options *o)
         code = 2;
         goto out;
     }
+    if (o->stats_json != NULL &&
+        stats_path_collides(o->stats_json, o->input, o->output, err,
+                            sizeof(err))) {
+        tm_error("%s", err);
+        code = 2;
+        goto out;
+    }
     if (o->filter != NULL &&
         pktfilter_check(o->filter, err, sizeof(err)) < 0) {
         tm_error("%s", err);
@@ -858,9 +865,11 @@ int run_command(const struct tm_options *o)
         uv_run(&r->loop, UV_RUN_DEFAULT);
     }
 
-out:
-    if (!r->reported && o->stats_json != NULL) {
-        char why[512];
+out:;
+    char why[512];
+    if (!r->reported && o->stats_json != NULL &&
+        !stats_path_collides(o->stats_json, o->input, o->output, why,
+                             sizeof(why))) {
         if (stats_write_failure_json(o->stats_json, code, err, why,
                                      sizeof(why)) < 0) {
             tm_error("%s", why);

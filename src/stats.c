@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "decode.h"
 #include "log.h"
@@ -199,6 +201,47 @@ int stats_write_failure_json(const char *path, int exit_code,
     cJSON_AddNumberToObject(root, "exit_code", exit_code);
     cJSON_AddStringToObject(root, "error", error);
     return write_json_file(path, root, err, errlen);
+}
+
+/* Whether `path` and `other` are one file that writing would replace:
+ * the same name, or the same regular file or FIFO. Devices such as
+ * /dev/null may be named twice. */
+static bool names_same_file(const char *path, const char *other)
+{
+    struct stat a, b;
+    if (strcmp(other, "-") != 0 && strcmp(path, other) == 0) {
+        return true;
+    }
+    if (stat(path, &a) != 0 || !(S_ISREG(a.st_mode) || S_ISFIFO(a.st_mode))) {
+        return false;
+    }
+    int rc = strcmp(other, "-") == 0 ? -1 : stat(other, &b);
+    return rc == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* The same for standard input or output, which "-" names. */
+static bool names_std_stream(const char *path, const char *other, int fd)
+{
+    struct stat a, b;
+    return strcmp(other, "-") == 0 && stat(path, &a) == 0 &&
+           (S_ISREG(a.st_mode) || S_ISFIFO(a.st_mode)) && fstat(fd, &b) == 0 &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+bool stats_path_collides(const char *path, const char *input,
+                         const char *output, char *err, size_t errlen)
+{
+    if (input != NULL && (names_same_file(path, input) ||
+                          names_std_stream(path, input, STDIN_FILENO))) {
+        snprintf(err, errlen, "--stats-json %s is the input file", path);
+        return true;
+    }
+    if (output != NULL && (names_same_file(path, output) ||
+                           names_std_stream(path, output, STDOUT_FILENO))) {
+        snprintf(err, errlen, "--stats-json %s is the -o/--output file", path);
+        return true;
+    }
+    return false;
 }
 
 int stats_write_json(const char *path, const struct run_report *rep,

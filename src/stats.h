@@ -36,14 +36,22 @@ struct run_report {
 void stats_print(const struct run_report *rep);
 
 /* Writes the JSON document. Returns 0, or -1 with `err` set. */
+int stats_write_json(const char *path, const struct run_report *rep,
+                     char *err, size_t errlen);
+
 /* For a run that failed before it started (a bad filter, interface or
  * target): only its exit status and why, so that a file left by an
  * earlier run is not mistaken for this one's. */
 int stats_write_failure_json(const char *path, int exit_code,
                              const char *error, char *err, size_t errlen);
 
-int stats_write_json(const char *path, const struct run_report *rep,
-                     char *err, size_t errlen);
+/* Whether the --stats-json `path` is the capture this run reads or
+ * writes: the same name, or the same regular file or FIFO under another
+ * name ("-" is standard input or output). Writing the stats would
+ * replace it, so the caller refuses the run and writes nothing; `err`
+ * says which. `input` and `output` may be NULL. */
+bool stats_path_collides(const char *path, const char *input,
+                         const char *output, char *err, size_t errlen);
 
 /* The process's peak resident memory in bytes (0 if unknown). */
 uint64_t stats_peak_rss(void);

@@ -297,6 +297,40 @@ class Cli(unittest.TestCase):
         self.assertIn("is the input file", r.stderr.decode())
         self.assertEqual(t.read_bytes(cap), before)
 
+    def test_stats_json_never_replaces_a_capture(self):
+        # --stats-json naming the input or the output would replace a
+        # capture with a line of JSON, even after a usage error.
+        cap, man = t.gen(self.tmp, "sjc", "--flows", 2)
+        link = self.tmp("sjc-link.pcap")
+        os.link(cap, link)
+        out = self.tmp("sjc-out.pcap")
+        with open(out, "wb") as fp:
+            fp.write(b"an earlier capture")
+        before = t.read_bytes(cap)
+        port = man["port"]
+        cases = [
+            (["replay", cap, "-p", port, "--stats-json", cap], None,
+             "needs at least one --to"),           # a usage error
+            (["replay", cap, "-p", port, "--to", "127.0.0.1:9",
+              "--stats-json", link], None, f"--stats-json {link} is the input file"),
+            (["replay", "-", "-p", port, "--to", "127.0.0.1:9",
+              "--stats-json", link], cap, f"--stats-json {link} is the input file"),
+            (["replay", cap, "-p", port, "--to", "127.0.0.1:9", "-o", out,
+              "--stats-json", out], None, f"--stats-json {out} is the -o/--output file"),
+        ]
+        for args, stdin, message in cases:
+            with self.subTest(args=args):
+                if stdin:
+                    with open(stdin, "rb") as f:
+                        r = t.run(args, stdin=f)
+                else:
+                    r = t.run(args)
+                err = r.stderr.decode()
+                self.assertEqual(r.returncode, 2, err)
+                self.assertIn(message, err)
+                self.assertEqual(t.read_bytes(cap), before)
+                self.assertEqual(t.read_bytes(out), b"an earlier capture")
+
     def test_docs_list_every_option(self):
         names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout
                            .decode())
