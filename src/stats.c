@@ -209,14 +209,18 @@ int stats_write_failure_json(const char *path, int exit_code,
 static bool names_same_file(const char *path, const char *other)
 {
     struct stat a, b;
-    if (strcmp(other, "-") != 0 && strcmp(path, other) == 0) {
-        return true;
-    }
-    if (stat(path, &a) != 0 || !(S_ISREG(a.st_mode) || S_ISFIFO(a.st_mode))) {
+    if (strcmp(other, "-") == 0) {
         return false;
     }
-    int rc = strcmp(other, "-") == 0 ? -1 : stat(other, &b);
-    return rc == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    if (stat(path, &a) != 0) {
+        return strcmp(path, other) == 0; /* a file this run would create */
+    }
+    if (!S_ISREG(a.st_mode) && !S_ISFIFO(a.st_mode)) {
+        return false;
+    }
+    return strcmp(path, other) == 0 ||
+           (stat(other, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino);
 }
 
 /* The same for standard input or output, which "-" names. */

@@ -330,6 +330,11 @@ class Cli(unittest.TestCase):
                 self.assertIn(message, err)
                 self.assertEqual(t.read_bytes(cap), before)
                 self.assertEqual(t.read_bytes(out), b"an earlier capture")
+        # A device may be named twice: nothing is replaced.
+        r = t.run(["replay", cap, "-p", port, "--to", "127.0.0.1:9", "-o", "/dev/null",
+                   "--stats-json", "/dev/null"])
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        self.assertIn("cannot reach --to", r.stderr.decode())
 
     def test_docs_list_every_option(self):
         names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout
