@@ -57,9 +57,14 @@ struct cli_option {
 
 /* The one table of options, in --help order. */
 static const struct cli_option options[] = {
-    {"port", 'p', "PORT", C_ALL,
-     "service port: TCP segments sent to it are client data (required, "
-     "but for summary, where it picks the client side)",
+    {"port", 'p', "PORT", C_RUN,
+     "service port: TCP segments sent to it are client data (required)",
+     NULL},
+    /* The same option, described for summary, where it is optional. */
+    {"port", 'p', "PORT", C_SUMMARY,
+     "service port: TCP segments sent to it are client data (without it, "
+     "the client is the sender of the SYN, else the side with the higher "
+     "port)",
      NULL},
     {"to", OPT_TO, "HOST:PORT", C_RUN,
      "replay every mirrored connection to this local target; repeat for "
@@ -230,10 +235,17 @@ const char *cli_command_name(enum tm_command cmd)
 const char *const *cli_long_options(void)
 {
     static const char *names[TM_ARRAY_LEN(options) + 1];
+    size_t n = 0;
     for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
-        names[i] = options[i].name;
+        bool listed = false; /* an option described twice (-p) */
+        for (size_t j = 0; j < n && !listed; j++) {
+            listed = strcmp(names[j], options[i].name) == 0;
+        }
+        if (!listed) {
+            names[n++] = options[i].name;
+        }
     }
-    names[TM_ARRAY_LEN(options)] = NULL;
+    names[n] = NULL;
     return names;
 }
 

@@ -92,7 +92,7 @@ const char *cli_command_name(enum tm_command cmd);
 void cli_set_program(const char *name);
 const char *cli_program(void);
 
-/* Every long option name, NULL-terminated (for the documentation
+/* Every long option name once, NULL-terminated (for the documentation
  * check). */
 const char *const *cli_long_options(void);
 
