@@ -50,9 +50,28 @@ def record(path, pod_index, clients=6, seed=1, port=8080, max_size=120000):
     raise RuntimeError(f"tcpdump kept dropping packets ({dropped})")
 
 
+def _remove_leftovers():
+    """Removes the namespaces and veths of recordings whose test process
+    died before cleaning up (killed, say): a stale veth holding the same
+    client address would route the connections into the wrong namespace."""
+    names = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
+                           text=True).stdout
+    for line in names.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if not (name.startswith("tka") and name[3:].isdigit()):
+            continue
+        tag = name[3:]
+        pid = int(tag[:-1] or 0)
+        if pid and os.path.exists(f"/proc/{pid}"):
+            continue        # its run is still going
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", f"tmk{tag}"], capture_output=True)
+
+
 def _record(path, pod_index, clients, seed, port, max_size):
+    _remove_leftovers()
     k = pod_index + 1
-    tag = f"{os.getpid() % 100000}{k}"
+    tag = f"{os.getpid()}{k}"   # tka + 7 + 1 characters fit IFNAMSIZ
     ns, va, vb = f"tmk{tag}", f"tka{tag}", f"tkb{tag}"
     client_ip, server_ip = f"10.244.{k}.10", f"10.244.{k}.11"
     rng = random.Random(seed)
