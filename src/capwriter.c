@@ -31,6 +31,9 @@ struct capwriter {
      * then (if it is still that empty file). */
     bool replace_pending;
     bool created;
+    /* make_parents created path[0 .. made_dirs_len) and the directories
+     * below it (0: none); removed with the file this run created. */
+    size_t made_dirs_len;
     dev_t dev;
     ino_t ino;
     bool is_stdout;
@@ -76,16 +79,23 @@ static void set_failed(struct capwriter *w, int errnum)
 }
 
 /* Creates the missing parent directories of `path`, private to the user:
- * they are about to hold a capture. */
-static int make_parents(const char *path, char *err, size_t errlen)
+ * they are about to hold a capture. Sets *made_len to the length of the
+ * first directory it created (0: none), for remove_made_parents. */
+static int make_parents(const char *path, size_t *made_len, char *err,
+                        size_t errlen)
 {
     char *dir = tm_xstrdup(path);
+    *made_len = 0;
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/') {
             continue;
         }
         *p = '\0';
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        if (mkdir(dir, 0700) == 0) {
+            if (*made_len == 0) {
+                *made_len = (size_t)(p - dir);
+            }
+        } else if (errno != EEXIST) {
             snprintf(err, errlen, "cannot create directory %s: %s", dir,
                      strerror(errno));
             free(dir);
@@ -95,6 +105,26 @@ static int make_parents(const char *path, char *err, size_t errlen)
     }
     free(dir);
     return 0;
+}
+
+/* Removes the directories make_parents created for `path`, deepest
+ * first, as long as they are empty: a run that leaves no capture leaves
+ * no new directories either. */
+static void remove_made_parents(const char *path, size_t made_len)
+{
+    if (made_len == 0) {
+        return;
+    }
+    char *dir = tm_xstrdup(path);
+    char *slash;
+    while ((slash = strrchr(dir, '/')) != NULL &&
+           (size_t)(slash - dir) >= made_len) {
+        *slash = '\0';
+        if (dir[0] != '\0' && rmdir(dir) < 0 && errno != ENOENT) {
+            break; /* not empty: something else is in it now */
+        }
+    }
+    free(dir);
 }
 
 int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
@@ -122,7 +152,7 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
         w->saved_flags = fcntl(w->fd, F_GETFL);
     } else {
         w->path = tm_xstrdup(path);
-        if (make_parents(path, err, errlen) < 0) {
+        if (make_parents(path, &w->made_dirs_len, err, errlen) < 0) {
             goto fail;
         }
         /* O_NOFOLLOW: a symlink planted at the path must not redirect a
@@ -190,6 +220,9 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
 fail:
     if (w->fd >= 0 && !w->is_stdout) {
         close(w->fd);
+    }
+    if (w->path != NULL && (!w->created || unlink(w->path) == 0)) {
+        remove_made_parents(w->path, w->made_dirs_len);
     }
     free(w->path);
     free(w);
@@ -520,7 +553,9 @@ int capwriter_close(struct capwriter *w, int timeout_ms, bool run_failed)
         st.st_dev == w->dev && st.st_ino == w->ino && st.st_size == 0) {
         /* Nothing was ever written to the file this run created, and it
          * is still that file. */
-        unlink(w->path);
+        if (unlink(w->path) == 0) {
+            remove_made_parents(w->path, w->made_dirs_len);
+        }
     }
     return rc;
 }

@@ -189,6 +189,20 @@ class Cli(unittest.TestCase):
                        nested])
             self.assertEqual(r.returncode, 0, r.stderr.decode())
             self.assertEqual(os.stat(self.tmp("a")).st_mode & 0o777, 0o700)
+            # A run that leaves no capture leaves no new directories: not
+            # when the input is no capture, not when the path cannot be
+            # opened. Directories that were there stay.
+            bad = self.tmp("bad.pcap")
+            t.write_bytes(bad, b"not a capture at all, only text" * 4)
+            for out, err in ((self.tmp("n1/n2/c.pcap"), "not a pcap"),
+                             (self.tmp("a/n3/n4/c.pcap"), "not a pcap"),
+                             (self.tmp("n5/n6/"), "Is a directory")):
+                with self.subTest(out=out):
+                    self.check_error(["replay", bad, "-p", man["port"], "--to",
+                                      sink.to, "-o", out], err)
+            self.assertEqual(sorted(os.listdir(self.tmp("a"))), ["b"])
+            for gone in ("n1", "a/n3", "n5"):
+                self.assertFalse(os.path.exists(self.tmp(gone)), gone)
         finally:
             sink.stop()
 
