@@ -700,14 +700,6 @@ static void report(struct run *r, uint64_t duration)
     }
 }
 
-/* Whether two paths name the same file (a hard link, say). */
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
-
 int run_command(const struct tm_options *o)
 {
     struct run *r = tm_xcalloc(1, sizeof(*r));
@@ -718,20 +710,22 @@ int run_command(const struct tm_options *o)
     r->started = uv_hrtime();
     uv_loop_init(&r->loop);
     uint64_t fds = raise_fd_limit();
+    /* Even a run that fails writes its stats, but never over a capture. */
+    bool write_stats = o->stats_json != NULL;
 
+    if (write_stats && stats_path_collides(o->stats_json, o->input,
+                                           o->output, err, sizeof(err))) {
+        tm_error("%s", err);
+        write_stats = false;
+        code = 2;
+        goto out;
+    }
     if (o->output != NULL && o->input != NULL && strcmp(o->input, "-") &&
-        strcmp(o->output, "-") && same_file(o->input, o->output)) {
+        strcmp(o->output, "-") && tm_same_file(o->input, o->output)) {
         /* cli.c compares the names; this catches other names for it. */
         snprintf(err, sizeof(err),
                  "-o %s is the input file %s under another name", o->output,
                  o->input);
-        tm_error("%s", err);
-        code = 2;
-        goto out;
-    }
-    if (o->stats_json != NULL &&
-        stats_path_collides(o->stats_json, o->input, o->output, err,
-                            sizeof(err))) {
         tm_error("%s", err);
         code = 2;
         goto out;
@@ -865,11 +859,9 @@ int run_command(const struct tm_options *o)
         uv_run(&r->loop, UV_RUN_DEFAULT);
     }
 
-out:;
-    char why[512];
-    if (!r->reported && o->stats_json != NULL &&
-        !stats_path_collides(o->stats_json, o->input, o->output, why,
-                             sizeof(why))) {
+out:
+    if (!r->reported && write_stats) {
+        char why[512];
         if (stats_write_failure_json(o->stats_json, code, err, why,
                                      sizeof(why)) < 0) {
             tm_error("%s", why);

@@ -15,6 +15,7 @@
 #include "decode.h"
 #include "log.h"
 #include "parse.h"
+#include "util.h"
 
 const char *stats_link_name(int linktype)
 {
@@ -208,7 +209,7 @@ int stats_write_failure_json(const char *path, int exit_code,
  * /dev/null may be named twice. */
 static bool names_same_file(const char *path, const char *other)
 {
-    struct stat a, b;
+    struct stat a;
     if (strcmp(other, "-") == 0) {
         return false;
     }
@@ -218,9 +219,7 @@ static bool names_same_file(const char *path, const char *other)
     if (!S_ISREG(a.st_mode) && !S_ISFIFO(a.st_mode)) {
         return false;
     }
-    return strcmp(path, other) == 0 ||
-           (stat(other, &b) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino);
+    return strcmp(path, other) == 0 || tm_same_file(path, other);
 }
 
 /* The same for standard input or output, which "-" names. */

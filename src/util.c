@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void out_of_memory(size_t size)
 {
@@ -100,4 +101,11 @@ uint64_t tm_hash64(const void *data, size_t len, uint64_t seed)
         h = rotl64(h ^ mix64(w + seed + len), 27) * 0x9e3779b97f4a7c15ULL;
     }
     return mix64(h);
+}
+
+bool tm_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }

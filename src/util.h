@@ -50,6 +50,10 @@ static inline bool seq_ge(uint32_t a, uint32_t b)
  * characters. Such a name can never be read as a command-line flag. */
 bool tm_dns1123_name(const char *s, size_t max);
 
+/* Whether two paths name one existing file (the same device and inode:
+ * a hard link, a symlink, another spelling of the path). */
+bool tm_same_file(const char *a, const char *b);
+
 /* Keyed 64-bit hash of a byte string (seeded so that flow tuples chosen
  * by strangers cannot be aimed at one hash bucket). */
 uint64_t tm_hash64(const void *data, size_t len, uint64_t seed);
