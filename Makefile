@@ -1,7 +1,8 @@
 # The two commands: `make demo` runs tapmirror on a bundled capture and
 # `make check` runs every test. Both install missing system packages
-# first (scripts/deps.sh says what it installs). The build itself is
-# CMake with presets; this file only drives it.
+# first (scripts/deps.sh says what it installs); `make` only builds, and
+# names what is missing and `make deps` instead of installing it. The
+# build itself is CMake with presets; this file only drives it.
 
 PRESET ?= $(if $(filter true,$(CI)),ci,default)
 BUILD := build/$(PRESET)
@@ -16,25 +17,37 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 
 all: build
 
+# The build packages (compiler, CMake, pkg-config, libuv, libpcap, cJSON).
 deps:
 	@scripts/deps.sh build
 
-build: deps
-	@cmake --preset $(PRESET) >/dev/null
-	@cmake --build --preset $(PRESET) -j $(JOBS)
+# Configures and builds a preset: $(1) the preset, $(2) cache settings.
+# The default build configures the tests only when cmocka and Python 3 are
+# there (TAPMIRROR_TESTS=AUTO); targets that run tests ask for them (ON),
+# so a missing test package fails loudly at configure time.
+define cmake_build
+	@cmake --preset $(1) $(2) >/dev/null
+	@cmake --build --preset $(1) -j $(JOBS)
+endef
+TESTS_ON := -DTAPMIRROR_TESTS=ON
+
+# Building never runs the package manager: a missing build package is
+# reported with the command that installs it.
+build:
+	@scripts/deps.sh build --check-only
+	$(call cmake_build,$(PRESET))
 
 # Every test: unit tests of the pure modules, fuzz regression corpora and
 # end-to-end tests of the real binary.
 check:
 	@scripts/deps.sh check
-	@cmake --preset $(PRESET) >/dev/null
-	@cmake --build --preset $(PRESET) -j $(JOBS)
+	$(call cmake_build,$(PRESET),$(TESTS_ON))
 	@ctest --preset $(PRESET) -j $(JOBS) $(CTEST_ARGS)
 
 # The whole suite built with AddressSanitizer and UBSan (clang).
 asan:
 	@scripts/deps.sh check
-	@cmake --preset asan >/dev/null
+	@cmake --preset asan $(TESTS_ON) >/dev/null
 	@cmake --build --preset asan -j $(JOBS)
 	@ctest --preset asan -j $(JOBS) $(CTEST_ARGS)
 
@@ -42,7 +55,7 @@ asan:
 # or leak makes tapmirror exit 99 and its test fail.
 memcheck:
 	@scripts/deps.sh check
-	@cmake --preset valgrind >/dev/null
+	@cmake --preset valgrind $(TESTS_ON) >/dev/null
 	@cmake --build --preset valgrind -j $(JOBS)
 	@TAPMIRROR_WRAPPER="$(VALGRIND)" ctest --preset valgrind -L "e2e|kube" \
 		-E kube.fakekube $(CTEST_ARGS)
@@ -60,8 +73,7 @@ fuzz:
 BENCH_ARGS ?=
 bench:
 	@scripts/deps.sh bench
-	@cmake --preset $(PRESET) >/dev/null
-	@cmake --build --preset $(PRESET) -j $(JOBS)
+	$(call cmake_build,$(PRESET),$(TESTS_ON))
 	@python3 bench/run.py --tapmirror $(BUILD)/tapmirror \
 		--tmgen $(BUILD)/tools/tmgen --tmsink $(BUILD)/tools/tmsink \
 		--pcapread $(BUILD)/bench/bench_pcapread $(BENCH_ARGS)
@@ -69,8 +81,7 @@ bench:
 # 100,000 concurrent flows and 1,000,000 flows in one run: memory flat.
 load:
 	@scripts/deps.sh check
-	@cmake --preset $(PRESET) >/dev/null
-	@cmake --build --preset $(PRESET) -j $(JOBS)
+	$(call cmake_build,$(PRESET),$(TESTS_ON))
 	@python3 bench/load.py --tapmirror $(BUILD)/tapmirror \
 		--tmgen $(BUILD)/tools/tmgen --tmsink $(BUILD)/tools/tmsink
 
@@ -78,12 +89,14 @@ load:
 SOAK_MINUTES ?= 30
 soak:
 	@scripts/deps.sh check
-	@cmake --preset $(PRESET) >/dev/null
-	@cmake --build --preset $(PRESET) -j $(JOBS)
+	$(call cmake_build,$(PRESET),$(TESTS_ON))
 	@python3 bench/soak.py --tapmirror $(BUILD)/tapmirror \
 		--tmsink $(BUILD)/tools/tmsink --minutes $(SOAK_MINUTES)
 
-demo: build
+# The build packages and python3 (the demo service), installed if missing.
+demo:
+	@scripts/deps.sh demo
+	$(call cmake_build,$(PRESET))
 	@scripts/demo.sh $(BUILD)/tapmirror
 
 install: build
