@@ -45,6 +45,14 @@ static enum decode_verdict short_of(const struct cursor *c)
     return c->cut ? DECODE_TRUNCATED : DECODE_MALFORMED;
 }
 
+/* Whether `n` bytes starting at `off` were captured. The one bounds
+ * check of this file: written so that neither side can overflow, however
+ * large `off` grew from hostile length fields. */
+static bool has(const struct cursor *c, size_t off, size_t n)
+{
+    return off <= c->caplen && n <= c->caplen - off;
+}
+
 bool decode_link_supported(int linktype)
 {
     switch (linktype) {
@@ -95,7 +103,7 @@ static enum decode_verdict decode_tcp(const struct cursor *c, size_t off,
     if (seglen < 20) {
         return DECODE_MALFORMED;
     }
-    if (c->caplen < off || c->caplen - off < 20) {
+    if (!has(c, off, 20)) {
         return short_of(c);
     }
     const uint8_t *th = c->pkt + off;
@@ -103,7 +111,7 @@ static enum decode_verdict decode_tcp(const struct cursor *c, size_t off,
     if (hlen < 20 || hlen > seglen) {
         return DECODE_MALFORMED;
     }
-    if (c->caplen - off < hlen) {
+    if (!has(c, off, hlen)) {
         return short_of(c);
     }
     seg->sport = rd_be16(th);
@@ -129,7 +137,7 @@ static size_t zero_length_fallback(const struct cursor *c, size_t off)
 static enum decode_verdict decode_ipv4(const struct cursor *c, size_t off,
                                        struct tcp_segment *seg)
 {
-    if (c->caplen < off || c->caplen - off < 20) {
+    if (!has(c, off, 20)) {
         return short_of(c);
     }
     const uint8_t *ip = c->pkt + off;
@@ -154,7 +162,7 @@ static enum decode_verdict decode_ipv4(const struct cursor *c, size_t off,
     if (ip[9] != IPPROTO_TCP_NUM) {
         return DECODE_NOT_TCP;
     }
-    if (c->caplen - off < ihl) {
+    if (!has(c, off, ihl)) {
         return short_of(c);
     }
     /* A total length beyond what was captured is normal for a cut
@@ -181,7 +189,7 @@ static enum decode_verdict decode_ipv4(const struct cursor *c, size_t off,
 static enum decode_verdict decode_ipv6(const struct cursor *c, size_t off,
                                        struct tcp_segment *seg)
 {
-    if (c->caplen < off || c->caplen - off < 40) {
+    if (!has(c, off, 40)) {
         return short_of(c);
     }
     const uint8_t *ip = c->pkt + off;
@@ -221,7 +229,7 @@ static enum decode_verdict decode_ipv6(const struct cursor *c, size_t off,
         default: /* ESP, no-next-header, UDP, ICMPv6 ... */
             return DECODE_NOT_TCP;
         }
-        if (c->caplen < pos || c->caplen - pos < 8) {
+        if (!has(c, pos, 8)) {
             return short_of(c);
         }
         const uint8_t *eh = c->pkt + pos;
@@ -258,7 +266,7 @@ static enum decode_verdict decode_ethertype(const struct cursor *c,
                                             struct tcp_segment *seg)
 {
     for (int tags = 0;; tags++) {
-        if (c->caplen < type_off + 2) {
+        if (!has(c, type_off, 2)) {
             return short_of(c);
         }
         uint16_t type = rd_be16(c->pkt + type_off);
@@ -288,7 +296,7 @@ static enum decode_verdict decode_ethertype(const struct cursor *c,
 static enum decode_verdict decode_raw_ip(const struct cursor *c, size_t off,
                                          struct tcp_segment *seg)
 {
-    if (c->caplen <= off) {
+    if (!has(c, off, 1)) {
         return short_of(c);
     }
     switch (c->pkt[off] >> 4) {
@@ -328,17 +336,17 @@ enum decode_verdict decode_packet(int linktype, const uint8_t *pkt,
                        caplen < wirelen};
     switch (linktype) {
     case LINKTYPE_ETHERNET:
-        if (caplen < 14) {
+        if (!has(&c, 0, 14)) {
             return short_of(&c);
         }
         return decode_ethertype(&c, 12, 14, seg);
     case LINKTYPE_LINUX_SLL:
-        if (caplen < 16) {
+        if (!has(&c, 0, 16)) {
             return short_of(&c);
         }
         return decode_ethertype(&c, 14, 16, seg);
     case LINKTYPE_LINUX_SLL2:
-        if (caplen < 20) {
+        if (!has(&c, 0, 20)) {
             return short_of(&c);
         }
         return decode_ethertype(&c, 0, 20, seg);
@@ -349,7 +357,7 @@ enum decode_verdict decode_packet(int linktype, const uint8_t *pkt,
     case LINKTYPE_IPV6:
         return decode_ipv6(&c, 0, seg);
     case LINKTYPE_NULL: {
-        if (caplen < 4) {
+        if (!has(&c, 0, 4)) {
             return short_of(&c);
         }
         /* Host byte order of the machine that captured: a family number
@@ -361,7 +369,7 @@ enum decode_verdict decode_packet(int linktype, const uint8_t *pkt,
         return decode_loopback_family(&c, family, seg);
     }
     case LINKTYPE_LOOP:
-        if (caplen < 4) {
+        if (!has(&c, 0, 4)) {
             return short_of(&c);
         }
         return decode_loopback_family(&c, rd_be32(pkt), seg);
