@@ -9,7 +9,8 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all build deps check demo install memcheck asan fuzz bench load soak clean
+.PHONY: all build deps check demo install memcheck asan fuzz bench load soak \
+	cluster-test clean
 
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect \
@@ -98,6 +99,28 @@ demo:
 	@scripts/deps.sh demo
 	$(call cmake_build,$(PRESET))
 	@scripts/demo.sh $(BUILD)/tapmirror
+
+# A smoke test against a real cluster (tests/cluster/smoke.py): an HTTP
+# Deployment in a namespace of its own, mirrored with --all-pods to a local
+# receiver while a client pod sends requests through its Service; the
+# namespace is deleted on every exit path. CONTEXT names the kubeconfig
+# context and is taken from the command line only: an exported CONTEXT
+# (or the current context, which may be production) is never used. No
+# CONTEXT, or a cluster that does not answer: skipped with the reason
+# (smoke.py exits 77; make reports success).
+CLUSTER_ARGS ?=
+cluster-test: build
+	$(if $(filter environment%,$(origin CONTEXT)),@echo "cluster-test: CONTEXT from the environment is ignored; name it: make cluster-test CONTEXT=...")
+	@python3 tests/cluster/smoke.py --tapmirror $(BUILD)/tapmirror \
+		$(if $(filter command line,$(origin CONTEXT)),--context '$(CONTEXT)') \
+		$(if $(KUBECTL),--kubectl '$(KUBECTL)') \
+		$(if $(SERVER_IMAGE),--server-image '$(SERVER_IMAGE)') \
+		$(if $(SERVER_PORT),--server-port '$(SERVER_PORT)') \
+		$(if $(SERVER_COMMAND),--server-command '$(SERVER_COMMAND)') \
+		$(if $(CLIENT_IMAGE),--client-image '$(CLIENT_IMAGE)') \
+		$(if $(TAP_IMAGE),--tap-image '$(TAP_IMAGE)') \
+		$(if $(CLUSTER_TIMEOUT),--timeout '$(CLUSTER_TIMEOUT)') \
+		$(CLUSTER_ARGS); rc=$$?; [ $$rc -eq 77 ] && exit 0; exit $$rc
 
 install: build
 	@cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
