@@ -562,7 +562,7 @@ def main(argv):
         state["failed"] = True
         status = EXIT_FAIL
     except (KeyboardInterrupt, Terminated) as e:
-        bad(f"interrupted ({e or 'SIGINT'}); cleaning up")
+        bad(f"interrupted ({str(e) or 'SIGINT'}); cleaning up")
         state["failed"] = True
         status = EXIT_INTERRUPTED
     finally:

@@ -12,6 +12,7 @@ keep the smoke test safe to leave in a CI script or run by hand:
 - when the cluster answers but refuses to create the namespace, the test
   fails (1), tries to delete that same namespace, and every kubectl call
   carries --context;
+- Ctrl-C while it works still deletes the namespace (exit 130);
 - no temporary file is left behind in any of these cases.
 
 The live server is fakekube.py (tests/kube), which records every request.
@@ -19,11 +20,14 @@ Exit code 77 (CTest SKIP_RETURN_CODE) when nothing could run.
 """
 import json
 import os
+import re
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,6 +69,8 @@ class SmokeGuards(unittest.TestCase):
                 f.write(f"#!{sys.executable}\nimport json, os, sys\n"
                         f"with open({self.argv_log!r}, 'a') as f:\n"
                         "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+                        "if 'create' in sys.argv and os.environ.get('SLOW_CREATE'):\n"
+                        "    import time; time.sleep(60)\n"
                         f"os.execv({real!r}, [{real!r}] + sys.argv[1:])\n")
             os.chmod(self.kubectl, stat.S_IRWXU)
 
@@ -73,7 +79,7 @@ class SmokeGuards(unittest.TestCase):
         self.closed.close()
         subprocess.run(["rm", "-rf", self.tmp], check=False)
 
-    def smoke(self, *args, kubectl=True):
+    def smoke(self, *args, kubectl=True, popen=False, env=None):
         argv = [sys.executable, SMOKE, "--timeout", "20", *args]
         if kubectl:
             if not kubectl_path():
@@ -81,7 +87,12 @@ class SmokeGuards(unittest.TestCase):
             argv += ["--kubectl", self.kubectl]
         if TAPMIRROR:
             argv += ["--tapmirror", TAPMIRROR]
-        env = self.fk.env({"KUBECONFIG": self.kubeconfig, "TMPDIR": self.tmpdir})
+        env = self.fk.env({"KUBECONFIG": self.kubeconfig, "TMPDIR": self.tmpdir,
+                           **(env or {})})
+        if popen:
+            return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
         r = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=300)
         self.assertEqual(r.stderr, "", r.stdout)
@@ -159,6 +170,35 @@ class SmokeGuards(unittest.TestCase):
         for argv in self.kubectl_calls():
             self.assertEqual(argv[:2], ["--context", "production"], argv)
         self.assertEqual(os.listdir(self.tmpdir), [])
+
+    def test_interrupt_deletes_the_namespace(self):
+        # Ctrl-C while the namespace is being created (kubectl held up by
+        # the wrapper): the run stops with 130 and still deletes it.
+        p = self.smoke("--context", "production", popen=True,
+                       env={"SLOW_CREATE": "1"})
+        try:
+            deadline = time.monotonic() + 60
+            while not any("create" in c for c in self.kubectl_calls()):
+                self.assertIsNone(p.poll(), "smoke.py ended before create")
+                self.assertLess(time.monotonic(), deadline, "no create")
+                time.sleep(0.1)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual((p.returncode, err), (130, ""), out)
+        self.assertIn("\u2717 interrupted (SIGINT); cleaning up", out)
+        m = re.search(r"deleting namespace (tapmirror-smoke-[0-9a-f]{8})", out)
+        self.assertTrue(m, out)
+        deletes = [(e["method"], e["path"]) for e in self.fk.requests()
+                   if e["method"] != "GET"]
+        self.assertEqual(deletes, [("DELETE", f"/api/v1/namespaces/{m.group(1)}")])
+        self.assertEqual(os.listdir(self.tmpdir), [])
+        left = subprocess.run(["pgrep", "-f", self.kubectl], capture_output=True,
+                              text=True).stdout.strip()
+        self.assertEqual(left, "", "kubectl left running")
 
 
 def main():
