@@ -22,7 +22,7 @@
  */
 #include "fuzz_common.h"
 
-#include "capreader.h"
+#include "core/capreader.h"
 
 struct rec {
     int kind;

@@ -17,7 +17,7 @@
  */
 #include "fuzz_common.h"
 
-#include "cli.h"
+#include "cmd/cli.h"
 
 #define MAX_ARGS 64
 

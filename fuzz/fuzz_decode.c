@@ -19,7 +19,7 @@
  */
 #include "fuzz_common.h"
 
-#include "decode.h"
+#include "core/decode.h"
 
 static const int links[16] = {
     LINKTYPE_NULL,       LINKTYPE_ETHERNET, LINKTYPE_RAW,   LINKTYPE_LOOP,

@@ -44,8 +44,8 @@
  */
 #include "fuzz_common.h"
 
-#include "engine.h"
-#include "wire.h"
+#include "core/engine.h"
+#include "core/wire.h"
 
 #define MS          1000000ULL
 #define SERVICE     8080

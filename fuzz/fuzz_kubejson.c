@@ -23,8 +23,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "kubejson.h"
-#include "util.h"
+#include "kube/kubejson.h"
+#include "core/util.h"
 
 /* Whether spec.selector.matchLabels is there but not an object (see
  * corpus/kubejson/crash-deployment-matchlabels-array). */

@@ -28,7 +28,7 @@
 
 #include <arpa/inet.h>
 
-#include "parse.h"
+#include "core/parse.h"
 
 __extension__ typedef unsigned __int128 u128;
 

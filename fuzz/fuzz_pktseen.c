@@ -18,7 +18,7 @@
  * occurrence; the count is the model's total; clear empties both.
  */
 #include "fuzz_common.h"
-#include "pktseen.h"
+#include "core/pktseen.h"
 
 #define PACKETS 64
 #define LENGTHS 256

@@ -47,8 +47,8 @@
  */
 #include "fuzz_common.h"
 
-#include "reasm.h"
-#include "util.h"
+#include "core/reasm.h"
+#include "core/util.h"
 
 #define WIN_BITS 15
 #define WIN      (1u << WIN_BITS)

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "capreader.h"
-#include "decode.h"
+#include "core/capreader.h"
+#include "core/decode.h"
 #include "pktbuild.h"
 
 /* ---- collecting items ---- */

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "cli.h"
+#include "cmd/cli.h"
 
 #define MS 1000000ULL
 #define SEC 1000000000ULL

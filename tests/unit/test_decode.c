@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "decode.h"
+#include "core/decode.h"
 #include "pktbuild.h"
 
 static const uint8_t PAYLOAD[] = "hello, tapmirror";

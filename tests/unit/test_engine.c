@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "decode.h"
-#include "engine.h"
+#include "core/decode.h"
+#include "core/engine.h"
 #include "pktbuild.h"
 
 #define MS 1000000ULL

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "flowtab.h"
+#include "core/flowtab.h"
 
 static struct flow_key key4(uint32_t caddr, uint16_t cport, uint32_t saddr,
                             uint16_t sport)

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "kubejson.h"
+#include "kube/kubejson.h"
 
 /* Classifies kubectl's standard error `text` for deployment web in
  * namespace shop; checks the class and that the message is one line. */

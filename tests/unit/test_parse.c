@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "parse.h"
+#include "core/parse.h"
 
 #define MS 1000000ULL
 #define SEC 1000000000ULL

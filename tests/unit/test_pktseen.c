@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "pktseen.h"
+#include "core/pktseen.h"
 
 /* A distinct packet per n, like a TCP segment whose sequence number
  * moves on. */

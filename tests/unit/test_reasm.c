@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "reasm.h"
+#include "core/reasm.h"
 
 /* ---- a recording sink ---- */
 

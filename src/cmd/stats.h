@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine.h"
-#include "mirror.h"
-#include "replay.h"
-#include "source.h"
+#include "core/engine.h"
+#include "kube/mirror.h"
+#include "io/replay.h"
+#include "io/source.h"
 
 struct run_report {
     const char *source_name;

@@ -14,11 +14,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "decode.h"
+#include "core/decode.h"
 #include "log.h"
-#include "pktseen.h"
-#include "util.h"
-#include "wire.h"
+#include "core/pktseen.h"
+#include "core/util.h"
+#include "core/wire.h"
 
 /* A file is read in chunks this large: copying from the page cache into
  * a buffer that stays in the CPU cache is several times faster than into

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 #define C_REPLAY  (1u << CMD_REPLAY)
 #define C_CAPTURE (1u << CMD_CAPTURE)

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "util.h"
+#include "core/decode.h"
+#include "core/util.h"
 
 #define MAX_LINKS 16
 

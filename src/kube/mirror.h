@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "cli.h"
-#include "source.h"
+#include "cmd/cli.h"
+#include "io/source.h"
 
 struct mirror_report {
     const char *const *pods; /* every pod tapped during the run */

@@ -10,12 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capreader.h"
-#include "engine.h"
-#include "log.h"
-#include "pktfilter.h"
+#include "core/capreader.h"
+#include "core/engine.h"
+#include "io/log.h"
+#include "io/pktfilter.h"
 #include "stats.h"
-#include "util.h"
+#include "core/util.h"
 
 #define READ_CHUNK (1024u * 1024)
 /* With --flows 0 every connection is listed, up to this many. */

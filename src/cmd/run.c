@@ -9,15 +9,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "capwriter.h"
-#include "engine.h"
-#include "log.h"
-#include "mirror.h"
-#include "pktfilter.h"
-#include "replay.h"
-#include "source.h"
+#include "io/capwriter.h"
+#include "core/engine.h"
+#include "io/log.h"
+#include "kube/mirror.h"
+#include "io/pktfilter.h"
+#include "io/replay.h"
+#include "io/source.h"
 #include "stats.h"
-#include "util.h"
+#include "core/util.h"
 
 /* A capture file pauses above this much queued for the targets and
  * resumes below the low mark: it can wait, and memory stays small. */

@@ -9,9 +9,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "list.h"
+#include "core/list.h"
 #include "log.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Queue chunks grow geometrically from the first write's size (at least
  * CHUNK_MIN) up to CHUNK_LARGE: a connection waiting with one small

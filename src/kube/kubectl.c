@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "list.h"
-#include "util.h"
+#include "core/list.h"
+#include "core/util.h"
 
 #define OUT_CAP  (64u * 1024 * 1024)
 #define ERR_CAP  (64u * 1024)

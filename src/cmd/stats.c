@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "decode.h"
-#include "log.h"
-#include "parse.h"
-#include "util.h"
+#include "core/decode.h"
+#include "io/log.h"
+#include "core/parse.h"
+#include "core/util.h"
 
 const char *stats_link_name(int linktype)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "log.h"
+#include "io/log.h"
 #include "run.h"
 #include "stats.h"
 #include "summary.h"

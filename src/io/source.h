@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "capreader.h"
-#include "engine.h"
+#include "core/capreader.h"
+#include "core/engine.h"
 
 struct source;
 

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine.h"
-#include "parse.h"
+#include "core/engine.h"
+#include "core/parse.h"
 
 #define TM_MAX_TARGETS       16
 #define TM_BATCH_NEVER       UINT64_MAX

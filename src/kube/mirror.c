@@ -8,9 +8,9 @@
 
 #include "kubectl.h"
 #include "kubejson.h"
-#include "log.h"
-#include "parse.h"
-#include "util.h"
+#include "io/log.h"
+#include "core/parse.h"
+#include "core/util.h"
 
 #define CALL_TIMEOUT_MS   60000
 #define WAIT_POLL_MS      500

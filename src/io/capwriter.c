@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* A regular file is written once this much is buffered (and by the run's
  * 50 ms tick otherwise). */
