@@ -44,6 +44,7 @@ enum {
     OPT_TAP_IMAGE,
     OPT_TAP_TIMEOUT,
     OPT_ALL_PODS,
+    OPT_MAX_PAUSE,
 };
 
 struct cli_option {
@@ -89,6 +90,10 @@ static const struct cli_option options[] = {
      "fast (as fast as the targets accept), realtime (the capture's own "
      "timing), or a factor such as 2x or 0.5x",
      "fast"},
+    {"max-pause", OPT_MAX_PAUSE, "DURATION", C_REPLAY,
+     "with --pace: wait at most this long between two packets; a longer "
+     "pause (a jump in the capture's clock) is cut short and warned about",
+     "60s"},
     {"stats-json", OPT_STATS_JSON, "FILE", C_RUN,
      "write the run's statistics as JSON to FILE at exit (not the input "
      "or output capture)",
@@ -253,6 +258,7 @@ void cli_defaults(struct tm_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->pace = 0;
+    o->max_pause_ns = 60 * TM_NS_PER_S;
     o->gap_timeout_ns = 200 * TM_NS_PER_MS;
     o->rtx_timeout_ns = 3 * TM_NS_PER_S;
     o->idle_timeout_ns = 300 * TM_NS_PER_S;
@@ -546,6 +552,9 @@ static enum cli_result check_command(struct tm_options *o, int npos,
     if (o->max_flows == 0) {
         return usage_error(err, errlen, "--max-flows must be above 0");
     }
+    if (o->max_pause_ns == 0) {
+        return usage_error(err, errlen, "--max-pause must be above 0");
+    }
     if (o->cmd == CMD_MIRROR) {
         return check_mirror(o, err, errlen);
     }
@@ -607,6 +616,9 @@ static enum cli_result apply_option(struct tm_options *o, int c,
                                why);
         }
         return CLI_RUN;
+    case OPT_MAX_PAUSE:
+        return set_duration("max-pause", arg, &o->max_pause_ns, err,
+                            errlen);
     case OPT_STATS_JSON:
         o->stats_json = arg;
         return CLI_RUN;

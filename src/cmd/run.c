@@ -72,7 +72,11 @@ struct run {
     int64_t kernel_drops;
     struct source_capture_modes modes;
     bool have_modes;
-    uint64_t last_ts, last_wall;
+    /* Live sources: this machine's clock (ns since the epoch) read at the
+     * loop time `wall_at_loop_ns` (uv_now in ns); packets read later are
+     * compared with it plus the loop time since, which costs no clock
+     * read per packet. */
+    uint64_t wall_ns, wall_at_loop_ns;
     uint64_t started;
     uint64_t last_status;
     uint64_t last_heap_check, heap_high; /* see maybe_trim_heap */
@@ -341,14 +345,37 @@ static void on_item(void *ctx, const struct cap_item *it)
     if (r->state != RUN_RUNNING) {
         return; /* the output failed */
     }
-    if (it->ts_ns != 0 && !r->lossless) {
-        /* For the wall-clock advance of live sources; the loop's cached
-         * time is precise enough and costs no clock read per packet. */
-        r->last_ts = it->ts_ns;
-        r->last_wall = uv_now(&r->loop) * TM_NS_PER_MS;
+    if (r->lossless) {
+        engine_packet(r->engine, it->linktype, it->ts_ns, it->data,
+                      it->caplen, it->wirelen);
+        return;
     }
-    engine_packet(r->engine, it->linktype, it->ts_ns, it->data, it->caplen,
-                  it->wirelen);
+    /* Live: the record is written as captured (above), but the engine
+     * never takes a time ahead of this machine's clock. */
+    uint64_t loop_ns = uv_now(&r->loop) * TM_NS_PER_MS;
+    uint64_t wall = r->wall_ns + (loop_ns - r->wall_at_loop_ns);
+    uint64_t clamped = engine_stats(r->engine)->timestamps_clamped;
+    engine_live_packet(r->engine, it->linktype, it->ts_ns, wall, loop_ns,
+                       it->data, it->caplen, it->wirelen);
+    if (clamped == 0 && engine_stats(r->engine)->timestamps_clamped > 0) {
+        tm_warn("%s: a packet is stamped %.0f s ahead of this machine's "
+                "clock; live packets stamped more than %.0f s ahead are "
+                "taken at this machine's time (counted as "
+                "source.timestamps_clamped)",
+                source_name(r->src), (double)(it->ts_ns - wall) / 1e9,
+                (double)ENGINE_LIVE_AHEAD_NS / 1e9);
+    }
+}
+
+/* Reads this machine's clock for the live sources' timestamp check. */
+static void read_wall_clock(struct run *r)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) == 0) {
+        r->wall_ns = (uint64_t)tv.tv_sec * TM_NS_PER_S +
+                     (uint64_t)tv.tv_usec * TM_NS_PER_US;
+        r->wall_at_loop_ns = uv_now(&r->loop) * TM_NS_PER_MS;
+    }
 }
 
 static void on_addresses(void *ctx, const struct service_addr *addrs,
@@ -559,12 +586,13 @@ static void on_tick(uv_timer_t *t)
     if (r->state != RUN_RUNNING) {
         return;
     }
-    /* A live source that goes quiet must not leave holes waiting for
+    /* A live source that goes quiet, or whose packets are stamped in
+     * the past (a clock stepped back), must not leave holes waiting for
      * packets that will never come: capture time moves with the wall
-     * clock since the last packet. */
-    uint64_t loop_now = uv_now(&r->loop) * TM_NS_PER_MS;
-    if (!r->lossless && r->last_wall != 0 && loop_now > r->last_wall) {
-        engine_advance(r->engine, r->last_ts + (loop_now - r->last_wall));
+     * clock since a packet last moved it. */
+    if (!r->lossless) {
+        read_wall_clock(r);
+        engine_live_advance(r->engine, uv_now(&r->loop) * TM_NS_PER_MS);
         if (r->replay != NULL) {
             replay_flush(r->replay);
         }
@@ -592,6 +620,7 @@ static int open_source(struct run *r, char *err, size_t errlen)
     const struct tm_options *o = r->o;
     struct source_config sc = {
         .pace = o->pace,
+        .max_pause_ns = o->max_pause_ns,
         .filter = o->filter,
         .port = o->port,
         .snaplen = (uint32_t)o->snaplen,
@@ -654,6 +683,7 @@ static void report(struct run *r, uint64_t duration)
         .packets = r->packets,
         .bytes = r->bytes,
         .filtered = r->filtered,
+        .pauses_capped = r->src != NULL ? source_pauses_capped(r->src) : 0,
         .truncated = r->truncated,
         .kernel_drops = r->kernel_drops,
         .modes = r->have_modes ? &r->modes : NULL,
@@ -827,6 +857,7 @@ int run_command(const struct tm_options *o)
                 replay_target_label(r->replay, i));
     }
     r->state = RUN_RUNNING;
+    read_wall_clock(r);
     source_start(r->src);
     uv_run(&r->loop, UV_RUN_DEFAULT);
 

@@ -38,6 +38,16 @@ void stats_print(const struct run_report *rep)
         tm_info("%llu packets rejected by --filter",
                 (unsigned long long)rep->filtered);
     }
+    if (rep->flows != NULL && rep->flows->timestamps_clamped > 0) {
+        tm_warn("%llu live packets were stamped more than %.0f s ahead of "
+                "this machine's clock and were taken at its time",
+                (unsigned long long)rep->flows->timestamps_clamped,
+                (double)ENGINE_LIVE_AHEAD_NS / 1e9);
+    }
+    if (rep->pauses_capped > 0) {
+        tm_info("--pace cut %llu waits short at --max-pause",
+                (unsigned long long)rep->pauses_capped);
+    }
     if (rep->kernel_drops > 0) {
         tm_warn("the kernel dropped %lld packets before tapmirror read them",
                 (long long)rep->kernel_drops);
@@ -262,6 +272,9 @@ int stats_write_json(const char *path, const struct run_report *rep,
     }
     cJSON_AddBoolToObject(src, "truncated", rep->truncated);
     add_u64(src, "filtered", rep->filtered);
+    add_u64(src, "timestamps_clamped",
+            rep->flows != NULL ? rep->flows->timestamps_clamped : 0);
+    add_u64(src, "pauses_capped", rep->pauses_capped);
     if (rep->kernel_drops >= 0) {
         add_u64(src, "kernel_drops", (uint64_t)rep->kernel_drops);
     }

@@ -19,6 +19,7 @@ struct run_report {
     const char *link_name;
     uint64_t packets, bytes; /* records read and their captured bytes */
     uint64_t filtered;       /* records rejected by --filter */
+    uint64_t pauses_capped;  /* --pace waits cut to --max-pause */
     bool truncated;
     int64_t kernel_drops; /* -1: not a live capture */
     const struct source_capture_modes *modes; /* NULL: not a live capture */

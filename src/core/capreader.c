@@ -320,7 +320,19 @@ static int parse_pcap_record(struct capreader *r, const uint8_t *p,
     return CAPREADER_ITEM;
 }
 
-/* Converts a pcapng timestamp in interface units to nanoseconds. */
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    return (a != 0 && b > UINT64_MAX / a) ? UINT64_MAX : a * b;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
+/* Converts a pcapng timestamp in interface units to nanoseconds. Every
+ * step saturates: a hostile count of units or if_tsoffset gives a time
+ * in [0, CAPREADER_TS_MAX_NS], never one that wrapped around. */
 static uint64_t pcapng_ts_ns(const struct iface *ifc, uint64_t t)
 {
     uint8_t res = ifc->tsresol;
@@ -338,7 +350,8 @@ static uint64_t pcapng_ts_ns(const struct iface *ifc, uint64_t t)
             frac >>= 1;
             shift--;
         }
-        ns = sec * TM_NS_PER_S + ((frac * TM_NS_PER_S) >> shift);
+        ns = sat_add(sat_mul(sec, TM_NS_PER_S),
+                     (frac * TM_NS_PER_S) >> shift);
     } else {
         unsigned exp = res;
         if (exp == 9) {
@@ -348,7 +361,7 @@ static uint64_t pcapng_ts_ns(const struct iface *ifc, uint64_t t)
             for (unsigned i = exp; i < 9; i++) {
                 mul *= 10;
             }
-            ns = t * mul;
+            ns = sat_mul(t, mul);
         } else {
             uint64_t div = 1;
             for (unsigned i = 9; i < exp && i < 28; i++) {
@@ -357,7 +370,15 @@ static uint64_t pcapng_ts_ns(const struct iface *ifc, uint64_t t)
             ns = t / div;
         }
     }
-    return ns + (uint64_t)ifc->tsoffset * TM_NS_PER_S;
+    int64_t off = ifc->tsoffset;
+    if (off >= 0) {
+        ns = sat_add(ns, sat_mul((uint64_t)off, TM_NS_PER_S));
+    } else {
+        /* -(off + 1) + 1 is |off| without negating INT64_MIN. */
+        uint64_t back = sat_mul((uint64_t)(-(off + 1)) + 1, TM_NS_PER_S);
+        ns = ns > back ? ns - back : 0;
+    }
+    return ns < CAPREADER_TS_MAX_NS ? ns : CAPREADER_TS_MAX_NS;
 }
 
 static int parse_idb(struct capreader *r, const uint8_t *p, size_t len)

@@ -37,11 +37,18 @@ struct cap_item {
     /* Packets only: */
     int linktype;       /* LINKTYPE_* of the packet's interface */
     uint32_t iface;     /* pcapng interface number within its section */
-    uint64_t ts_ns;     /* capture time, nanoseconds since the epoch */
+    uint64_t ts_ns;     /* capture time, nanoseconds since the epoch, at
+                           most CAPREADER_TS_MAX_NS */
     uint32_t caplen;    /* bytes present at data */
     uint32_t wirelen;   /* bytes the packet had on the wire (>= caplen) */
     const uint8_t *data;
 };
+
+/* The latest capture time the reader returns (INT64_MAX ns, in the year
+ * 2262): a pcapng timestamp or if_tsoffset beyond it is taken as it, and
+ * one before the epoch as 0, so that no conversion wraps around and a
+ * timeout added to any capture time stays inside 64 bits. */
+#define CAPREADER_TS_MAX_NS ((uint64_t)INT64_MAX)
 
 enum capreader_status {
     CAPREADER_ERROR = -1,    /* malformed input; see capreader_error() */

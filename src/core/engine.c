@@ -20,6 +20,9 @@ struct engine {
     uint32_t heap_len, heap_cap;
     uint64_t now;
     uint64_t next_id;
+    /* Live sources: the clock's value when a packet last moved it, and
+     * the monotonic time then (0: no packet has yet). */
+    uint64_t live_base_ns, live_base_mono_ns;
 };
 
 const char *flow_end_reason_name(enum flow_end_reason why)
@@ -545,6 +548,36 @@ enum decode_verdict engine_packet(struct engine *e, int linktype,
         outbound(e, &s, &key);
     }
     return v;
+}
+
+enum decode_verdict engine_live_packet(struct engine *e, int linktype,
+                                       uint64_t ts_ns, uint64_t wall_ns,
+                                       uint64_t mono_ns, const uint8_t *pkt,
+                                       uint32_t caplen, uint32_t wirelen)
+{
+    if (ts_ns > wall_ns && ts_ns - wall_ns > ENGINE_LIVE_AHEAD_NS) {
+        ts_ns = wall_ns;
+        e->stats.timestamps_clamped++;
+    }
+    uint64_t before = e->now;
+    enum decode_verdict v =
+        engine_packet(e, linktype, ts_ns, pkt, caplen, wirelen);
+    if (e->now != before) {
+        e->live_base_ns = e->now;
+        e->live_base_mono_ns = mono_ns;
+    }
+    return v;
+}
+
+void engine_live_advance(struct engine *e, uint64_t mono_ns)
+{
+    /* From the last time a packet moved the clock, not from the last
+     * packet: packets stamped in the past (a clock stepped back) must not
+     * hold time still, and the ticks between packets must not count
+     * twice. */
+    if (e->live_base_mono_ns != 0 && mono_ns > e->live_base_mono_ns) {
+        engine_advance(e, e->live_base_ns + (mono_ns - e->live_base_mono_ns));
+    }
 }
 
 static void expire_list(struct engine *e, struct tm_list *l,

@@ -1,7 +1,8 @@
 /*
  * The mirroring engine: capture records in, per-connection client byte
  * streams out. Pure: no I/O and no clock; time is the capture's own
- * timestamps, advanced by the caller when a live source goes quiet.
+ * timestamps and, for a live source, the wall clock the caller reads and
+ * passes in (engine_live_packet, engine_live_advance).
  *
  * A segment is inbound when its destination port is the service port
  * (and, if service addresses are given, its destination address is one
@@ -105,6 +106,7 @@ struct engine_stats {
     uint64_t flows_evicted, flows_unfinished, flows_replaced;
     uint64_t flows_open, flows_open_peak;
     uint64_t payload_bytes, gaps, gap_bytes, discarded_bytes;
+    uint64_t timestamps_clamped; /* live packets stamped in the future */
 };
 
 struct engine;
@@ -123,6 +125,28 @@ void engine_set_service_addrs(struct engine *e,
 enum decode_verdict engine_packet(struct engine *e, int linktype,
                                   uint64_t ts_ns, const uint8_t *pkt,
                                   uint32_t caplen, uint32_t wirelen);
+
+/*
+ * Live sources (an interface, a stream from a running tcpdump): capture
+ * time may not run ahead of the wall clock, and timeouts follow the wall
+ * clock between packets. `wall_ns` is this machine's clock (ns since the
+ * epoch) and `mono_ns` a monotonic clock (never 0), both read by the
+ * caller. A packet stamped more than ENGINE_LIVE_AHEAD_NS after `wall_ns`
+ * (a forged record, a clock that will be stepped back) counts as stamped
+ * `wall_ns` and is counted in stats.timestamps_clamped; one such packet
+ * would otherwise expire every flow and skip every hole at once.
+ */
+#define ENGINE_LIVE_AHEAD_NS (2ull * 1000 * 1000 * 1000)
+enum decode_verdict engine_live_packet(struct engine *e, int linktype,
+                                       uint64_t ts_ns, uint64_t wall_ns,
+                                       uint64_t mono_ns, const uint8_t *pkt,
+                                       uint32_t caplen, uint32_t wirelen);
+
+/* Live sources: moves the clock by the monotonic time since a packet
+ * last moved it forward (see engine_live_packet), so that holes, idle
+ * flows and remembered tuples fall due when packets stop and while they
+ * are stamped in the past (a clock stepped back). */
+void engine_live_advance(struct engine *e, uint64_t mono_ns);
 
 /* Moves the engine's clock to `now_ns` (if later) and applies every
  * timeout that is due: hole skips, idle flows, remembered tuples. */

@@ -110,8 +110,10 @@ struct source {
     bool need_data; /* the reader has used up its chunk */
     bool holding;   /* `held` waits for its time (pacing) */
     struct cap_item held;
+    uint64_t held_due; /* uv_hrtime() when `held` is due */
     bool pace_started;
-    uint64_t pace_ts0, pace_wall0;
+    uint64_t pace_last_ts, pace_last_due; /* the previous timed packet */
+    uint64_t pauses_capped;
     uv_timer_t pace_timer;
     bool pace_timer_init;
 
@@ -290,30 +292,67 @@ static void on_pace_timer(uv_timer_t *t)
     schedule(s);
 }
 
-/* Whether a packet is due under --pace; arms the timer if not. */
-static bool pace_due(struct source *s, const struct cap_item *it)
+/*
+ * When a packet read now is due under --pace (uv_hrtime()): the previous
+ * packet's due time plus the capture's spacing divided by the factor,
+ * but never more than --max-pause later. A packet stamped before the
+ * previous one (the capture's clock stepped back) is due with it, and the
+ * spacing resumes from its stamp; one with no time (0) is due at once.
+ * The wait is computed in double and compared with the cap before it is
+ * converted, so that no stamp, however far off, converts out of range.
+ */
+static uint64_t pace_schedule(struct source *s, uint64_t ts)
 {
-    if (s->cfg.pace <= 0 || it->kind != CAP_ITEM_PACKET) {
-        return true;
-    }
     uint64_t now = uv_hrtime();
-    if (!s->pace_started) {
-        s->pace_started = true;
-        s->pace_ts0 = it->ts_ns;
-        s->pace_wall0 = now;
-        return true;
+    if (!s->pace_started || ts == 0) {
+        if (ts != 0) {
+            s->pace_started = true;
+            s->pace_last_ts = ts;
+            s->pace_last_due = now;
+        }
+        return s->pace_started ? s->pace_last_due : now;
     }
-    if (it->ts_ns <= s->pace_ts0) {
-        return true;
+    uint64_t cap = TM_MIN(s->cfg.max_pause_ns, 1ull << 62);
+    uint64_t wait = 0;
+    if (ts > s->pace_last_ts) {
+        double w = (double)(ts - s->pace_last_ts) / s->cfg.pace;
+        if (w > (double)cap) {
+            if (s->pauses_capped++ == 0) {
+                tm_warn("%s: the capture's clock jumps %.0f s between two "
+                        "packets; --pace waits at most %.3g s (--max-pause), "
+                        "and counts every wait it cuts short "
+                        "(source.pauses_capped)",
+                        s->name,
+                        (double)(ts - s->pace_last_ts) / (double)TM_NS_PER_S,
+                        (double)cap / (double)TM_NS_PER_S);
+            }
+            wait = cap;
+        } else {
+            wait = (uint64_t)w;
+        }
     }
-    double offset = (double)(it->ts_ns - s->pace_ts0) / s->cfg.pace;
-    uint64_t due = s->pace_wall0 + (uint64_t)offset;
+    s->pace_last_ts = ts;
+    s->pace_last_due = wait > UINT64_MAX - s->pace_last_due
+                           ? UINT64_MAX
+                           : s->pace_last_due + wait;
+    return s->pace_last_due;
+}
+
+/* Whether `due` (uv_hrtime()) has come; arms the pace timer if not. */
+static bool pace_reached(struct source *s, uint64_t due)
+{
+    uint64_t now = uv_hrtime();
     if (now >= due) {
         return true;
     }
     uint64_t ms = (due - now + TM_NS_PER_MS - 1) / TM_NS_PER_MS;
     uv_timer_start(&s->pace_timer, on_pace_timer, ms, 0);
     return false;
+}
+
+uint64_t source_pauses_capped(const struct source *s)
+{
+    return s->pauses_capped;
 }
 
 /*
@@ -329,7 +368,7 @@ static bool pump(struct source *s)
             return false;
         }
         if (s->holding) {
-            if (!pace_due(s, &s->held)) {
+            if (!pace_reached(s, s->held_due)) {
                 return false;
             }
             s->holding = false;
@@ -348,10 +387,14 @@ static bool pump(struct source *s)
             finish(s, -1, msg);
             return false;
         }
-        if (!pace_due(s, &it)) {
-            s->held = it;
-            s->holding = true;
-            return false;
+        if (s->cfg.pace > 0 && it.kind == CAP_ITEM_PACKET) {
+            uint64_t due = pace_schedule(s, it.ts_ns);
+            if (!pace_reached(s, due)) {
+                s->held = it;
+                s->held_due = due;
+                s->holding = true;
+                return false;
+            }
         }
         s->ev.item(s->ev.ctx, &it);
     }

@@ -47,6 +47,7 @@ struct source_provider_ops {
 
 struct source_config {
     double pace;        /* 0: as fast as possible; else the speed factor */
+    uint64_t max_pause_ns; /* with pace: the longest wait between packets */
     const char *filter; /* live only: extra BPF, ANDed with the port */
     uint16_t port;      /* live only */
     uint32_t snaplen;   /* live only */
@@ -107,6 +108,10 @@ bool source_lossless(const struct source *s);
 bool source_is_live_capture(const struct source *s);
 const char *source_name(const struct source *s);
 uint64_t source_bytes_read(const struct source *s);
+
+/* Under --pace: waits cut to --max-pause (a jump in the capture's
+ * clock). */
+uint64_t source_pauses_capped(const struct source *s);
 
 /* Live capture: packets the kernel or interface dropped (-1: unknown). */
 int64_t source_kernel_drops(struct source *s);

@@ -6,11 +6,15 @@ import os
 import selectors
 import socket
 import subprocess
+import sys
 import threading
 import time
 import unittest
 
 import tmtest as t
+
+sys.path.insert(0, os.path.join(t.ROOT, "tests", "lib"))
+from capbuild import eth, ipv4, pcap_header, pcap_record, tcp  # noqa: E402
 
 
 class PeerRecorder:
@@ -237,6 +241,89 @@ class Replay(unittest.TestCase):
         self.assertEqual(p.returncode, 0, err.decode())
         sink.wait()
         self.assertEqual(sink.streams(), t.expected_streams(man))
+
+    def test_stdin_stream_clock_jumps(self):
+        """A live stream (a pipe from a running tcpdump) whose clock jumps:
+        one record forged a year ahead, then the source's clock stepped
+        back an hour. Holes are still skipped after --gap-timeout while
+        the stream stays open, and no open connection is ended early."""
+        port, srv = 8080, "10.0.0.100"
+        year, hour = 365 * 86400 * 10**9, 3600 * 10**9
+
+        def seg(cport, seq, flags, data=b"", to_server=True):
+            if to_server:
+                return eth(ipv4("10.0.0.1", srv, tcp(cport, port, seq, 1,
+                                                      flags, data)))
+            return eth(ipv4(srv, "10.0.0.1", tcp(port, cport, 1, seq,
+                                                  flags, data)))
+
+        rec = t.Receiver()
+        stats = self.tmp("clock-stats.json")
+        out = self.tmp("clock-out.pcap")
+        p = t.start(["replay", "-", "-p", port, "--to", rec.to,
+                     "--gap-timeout", "300ms", "--stats-json", stats,
+                     "-o", out], stdin=subprocess.PIPE)
+        written = []
+
+        def send(frame, skew=0):
+            data = pcap_record(frame, time.time_ns() + skew)
+            written.append(data)
+            p.stdin.write(data)
+            p.stdin.flush()
+
+        def arrived(want, timeout):
+            deadline = time.monotonic() + timeout * t.SLOW
+            while time.monotonic() < deadline:
+                if any(want in rec.data(i) for i in range(len(rec.conns))):
+                    return True
+                time.sleep(0.02)
+            return False
+
+        try:
+            p.stdin.write(pcap_header())
+            written.append(pcap_header())
+            # Connection A is open when the forged record comes.
+            send(seg(41000, 100, 0x02))
+            send(seg(41000, 101, 0x12, to_server=False))
+            send(seg(41000, 101, 0x18, b"A1"))
+            send(seg(41002, 500, 0x02), skew=year)
+            # Connection B loses 10 bytes in the capture.
+            send(seg(41001, 200, 0x02))
+            send(seg(41001, 201, 0x18, b"B1"))
+            send(seg(41001, 213, 0x18, b"B3"))
+            self.assertTrue(arrived(b"B3", 5),
+                            "a hole after a future record was not skipped "
+                            "while the stream was open")
+            send(seg(41000, 103, 0x18, b"A2"))
+            # The source's clock steps back an hour; C loses 10 bytes.
+            send(seg(41003, 300, 0x02), skew=-hour)
+            send(seg(41003, 301, 0x18, b"C1"), skew=-hour)
+            send(seg(41003, 313, 0x18, b"C3"), skew=-hour)
+            self.assertTrue(arrived(b"C3", 5),
+                            "a hole after the clock stepped back was not "
+                            "skipped while the stream was open")
+            for cport, seq in ((41000, 105), (41001, 215), (41003, 315)):
+                send(seg(cport, seq, 0x11), skew=-hour)
+        finally:
+            p.stdin.close()
+            p.wait(timeout=30 * t.SLOW)
+            err = p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertEqual(p.returncode, 0, err.decode())
+        self.assertRegex(err.decode(), r"stamped \d+ s ahead of this "
+                         r"machine's clock")
+        st = t.read_json(stats)
+        self.assertEqual(st["source"]["timestamps_clamped"], 1)
+        self.assertEqual(st["flows"]["gaps"], 2)
+        self.assertEqual(st["flows"]["expired"], 0)
+        # A was never ended early: one connection with both requests.
+        got = sorted(rec.data(i) for i in range(len(rec.conns)))
+        self.assertEqual([g for g in got if g],
+                         [b"A1A2", b"B1B3", b"C1C3"])
+        # The output keeps every record as captured, the forged one too.
+        self.assertEqual(t.read_bytes(out), b"".join(written))
+        rec.close()
 
     def test_output_is_a_byte_copy_of_the_input(self):
         for fmt, args in (("pcap", []), ("pcapng", ["--format", "pcapng",

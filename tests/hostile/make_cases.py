@@ -31,6 +31,7 @@ Fields of cases.json ("runs" items):
   output    for replay with -o: "prefix:N" = the output must be exactly
             the first N bytes of the input
   max_seconds  wall time limit for this run (default 10)
+  min_seconds  the run must take at least this long (pacing)
   known_bug an explanation: the run is expected to fail until src/ is
             fixed; run_cases.py reports it as XFAIL (and XPASS when it
             starts passing, so the marker can be removed)
@@ -296,6 +297,46 @@ def build():
              f"if_tsresol {res:#04x} ({what}) with timestamps near 2^64",
              [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
               summary(0, "", stats={"packets": 8})])
+
+    # ---- clocks that jump (pacing: --max-pause caps a wait, a step back
+    # resumes the spacing; a file keeps its capture time) ----
+    year = 365 * 86400 * 10**9
+    stamps = [T0 + i * 1_000_000 for i in range(len(whole))]
+    stamps[3] = T0 + year  # the first request's ACK: forged a year ahead
+    case("ts-future-jump.pcap",
+         pcap_header() + b"".join(pcap_record(fr, ts) for fr, ts in zip(whole, stamps)),
+         "one record stamped a year ahead in the middle of a connection",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          replay(0, r"^tapmirror: warning: .*clock jumps 31536000 s .*--max-pause",
+                 delivered=[REQ_ALL], args=["--pace", "realtime", "--max-pause", "1s"],
+                 stats={"flows.completed": 1, "source.pauses_capped": 1},
+                 min_seconds=0.9, max_seconds=6),
+          summary(0, "", stats={"packets": 8})])
+    back = 3600 * 10**9
+    stamps = [T0, T0 + 1_000_000] + [T0 - back + i * 300_000_000
+                                     for i in range(len(whole) - 2)]
+    case("ts-backward-jump.pcap",
+         pcap_header() + b"".join(pcap_record(fr, ts) for fr, ts in zip(whole, stamps)),
+         "the clock steps back an hour after the handshake, then 300 ms a packet",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          replay(0, "", delivered=[REQ_ALL], args=["--pace", "realtime"],
+                 stats={"flows.completed": 1, "source.pauses_capped": 0},
+                 min_seconds=1.4, max_seconds=6),
+          summary(0, "", stats={"packets": 8})])
+    # Interface 1 is 2^62 s ahead (past 2^64 ns: saturates), interface 2
+    # 2^62 s behind (before the epoch: 0, no time).
+    ifaces = idb(1) + idb(1, tsoffset=2**62) + idb(1, tsoffset=-2**62)
+    on = [0, 0, 0, 1, 0, 2, 0, 0]
+    case("pcapng-tsoffset-jump.pcapng",
+         shb() + ifaces + b"".join(epb(ifid, T0 // 1000 + i, fr)
+                                   for i, (ifid, fr) in enumerate(zip(on, whole))),
+         "packets of interfaces whose if_tsoffset is +2^62 s and -2^62 s",
+         [replay(0, "", delivered=[REQ_ALL], stats={"flows.completed": 1}),
+          replay(0, r"^tapmirror: warning: .*clock jumps .*--max-pause",
+                 delivered=[REQ_ALL], args=["--pace", "0.5x", "--max-pause", "1s"],
+                 stats={"flows.completed": 1, "source.pauses_capped": 1},
+                 min_seconds=0.9, max_seconds=6),
+          summary(0, "", stats={"packets": 8})])
 
     # ---- IP and TCP headers ----
     def with_bad(bad_frames, link=1, linktype=1):

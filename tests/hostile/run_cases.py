@@ -258,6 +258,9 @@ def run_one(binary, case, run, path, port, tmp):
                         f"{max_rss / 1048576:.0f} MiB")
     if seconds > timeout:
         problems.append(f"took {seconds:.1f} s")
+    if status is not None and seconds < run.get("min_seconds", 0):
+        problems.append(f"took {seconds:.1f} s, want at least "
+                        f"{run['min_seconds']} s")
 
     if "delivered" in run:
         def key(d):

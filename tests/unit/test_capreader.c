@@ -674,6 +674,24 @@ static void test_pcapng_tsresol_and_offset(void **state)
         /* Both together. */
         assert_int_equal(ng_one_ts(be, 0x80 | 20, true, 10, 1ULL << 20),
                          11000000000ULL);
+        /* A negative if_tsoffset moves back... */
+        assert_int_equal(ng_one_ts(be, 0x80, true, -10, 100), 90000000000ULL);
+        /* ...but never before the epoch, and nothing wraps around. */
+        assert_int_equal(ng_one_ts(be, 0x80, true, -1000, 5), 0);
+        assert_int_equal(ng_one_ts(be, 0x80, true, INT64_MIN, 5), 0);
+        assert_int_equal(ng_one_ts(be, 9, true, INT64_MAX, 1),
+                         CAPREADER_TS_MAX_NS);
+        assert_int_equal(ng_one_ts(be, 9, true, 10000000000LL, 1),
+                         CAPREADER_TS_MAX_NS);
+        assert_int_equal(ng_one_ts(be, 0, false, 0, 1ULL << 63),
+                         CAPREADER_TS_MAX_NS);
+        assert_int_equal(ng_one_ts(be, 9, false, 0, UINT64_MAX),
+                         CAPREADER_TS_MAX_NS);
+        assert_int_equal(ng_one_ts(be, 0x80 | 1, false, 0, UINT64_MAX),
+                         CAPREADER_TS_MAX_NS);
+        /* Just inside the range: kept as it is. */
+        assert_int_equal(ng_one_ts(be, 9, false, 0, CAPREADER_TS_MAX_NS - 1),
+                         CAPREADER_TS_MAX_NS - 1);
     }
 }
 

@@ -130,6 +130,20 @@ static void test_replay_ok(void **state)
     assert_string_equal(r->o.output, "copy.pcap");
     assert_string_equal(r->o.filter, "tcp");
     assert_string_equal(r->o.stats_json, "s.json");
+    assert_true(r->o.max_pause_ns == 60000000000ULL); /* the default */
+    run_free(r);
+
+    /* --max-pause: a duration above 0. */
+    r = RUN("replay", "-", "-p", "443", "--to", ":1", "--pace", "realtime",
+            "--max-pause", "1.5s");
+    expect_run(r);
+    assert_true(r->o.max_pause_ns == 1500000000ULL);
+    run_free(r);
+    r = RUN("replay", "-", "-p", "443", "--to", ":1", "--max-pause", "0");
+    expect_usage(r, "--max-pause", "above 0");
+    run_free(r);
+    r = RUN("replay", "-", "-p", "443", "--to", ":1", "--max-pause", "5");
+    expect_usage(r, "--max-pause", NULL);
     run_free(r);
 }
 
@@ -373,6 +387,8 @@ static void test_command_help(void **state)
     assert_true(accepts(CMD_CAPTURE, "snaplen"));
     assert_true(accepts(CMD_CAPTURE, "promisc"));
     assert_false(accepts(CMD_CAPTURE, "pace"));
+    assert_true(accepts(CMD_REPLAY, "max-pause"));
+    assert_false(accepts(CMD_MIRROR, "max-pause"));
     assert_true(accepts(CMD_SUMMARY, "json"));
     assert_false(accepts(CMD_SUMMARY, "to"));
     assert_true(accepts(CMD_MIRROR, "namespace"));

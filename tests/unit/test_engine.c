@@ -596,6 +596,121 @@ static void test_server_waiting_gets_rtx_timeout(void **state)
     tfx_free(&t);
 }
 
+/* A live packet: stamped `ts`, read when the wall clock says `wall` and
+ * the monotonic clock `mono`. */
+static void live_cli(struct tfx *t, uint64_t ts, uint64_t wall,
+                     uint64_t mono, uint16_t cport, uint32_t seq,
+                     uint8_t flags, const char *data)
+{
+    struct pb_pkt p = pb_tcp4(cport, PORT, seq, 0, flags, data,
+                              data ? strlen(data) : 0);
+    uint8_t buf[4096];
+    size_t len = pb_build(buf, LINKTYPE_ETHERNET, &p, NULL);
+    assert_int_equal(engine_live_packet(t->e, LINKTYPE_ETHERNET, ts, wall,
+                                        mono, buf, (uint32_t)len,
+                                        (uint32_t)len),
+                     DECODE_TCP);
+}
+
+/* This machine's clock when the tests' live sources start. */
+#define WALL0 (1700000000ull * SEC)
+#define MONO0 (5 * SEC)
+
+static void test_live_future_stamp_is_clamped(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    live_cli(&t, WALL0, WALL0, MONO0, 40000, CISN, SYN, NULL);
+    live_cli(&t, WALL0 + 1 * MS, WALL0 + 1 * MS, MONO0 + 1 * MS, 40000,
+             CISN + 1, ACK, "0123456789");
+    /* CISN + 11 .. + 20 lost */
+    live_cli(&t, WALL0 + 2 * MS, WALL0 + 2 * MS, MONO0 + 2 * MS, 40000,
+             CISN + 21, ACK, "ABCDEFGHIJ");
+    /* A record stamped a year ahead: taken at the wall clock's time. */
+    live_cli(&t, WALL0 + 365 * 86400 * SEC, WALL0 + 3 * MS, MONO0 + 3 * MS,
+             40001, 1, SYN, NULL);
+    assert_int_equal(st(&t)->timestamps_clamped, 1);
+    assert_int_equal(engine_now(t.e), WALL0 + 3 * MS);
+    engine_advance(t.e, engine_now(t.e));
+    /* Nothing fell due: the first flow is open, its hole waits. */
+    assert_int_equal(t.r->ends, 0);
+    assert_int_equal(st(&t)->gaps, 0);
+    /* Stamps up to ENGINE_LIVE_AHEAD_NS ahead are the source's clock. */
+    live_cli(&t, WALL0 + 4 * MS + ENGINE_LIVE_AHEAD_NS, WALL0 + 4 * MS,
+             MONO0 + 4 * MS, 40001, 2, ACK, "x");
+    assert_int_equal(st(&t)->timestamps_clamped, 1);
+    assert_int_equal(engine_now(t.e), WALL0 + 4 * MS + ENGINE_LIVE_AHEAD_NS);
+    tfx_free(&t);
+
+    /* With the wall clock: the hole is skipped gap_timeout after it
+     * appeared, the flow ends idle_timeout after its last packet. */
+    t = tfx_new(&c);
+    live_cli(&t, WALL0, WALL0, MONO0, 40000, CISN, SYN, NULL);
+    live_cli(&t, WALL0 + 2 * MS, WALL0 + 2 * MS, MONO0 + 2 * MS, 40000,
+             CISN + 21, ACK, "ABCDEFGHIJ");
+    live_cli(&t, UINT64_MAX, WALL0 + 3 * MS, MONO0 + 3 * MS, 40001, 1, SYN,
+             NULL);
+    assert_int_equal(st(&t)->timestamps_clamped, 1);
+    engine_live_advance(t.e, MONO0 + 2 * MS + c.gap_timeout_ns - 1);
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_live_advance(t.e, MONO0 + 2 * MS + c.gap_timeout_ns);
+    assert_int_equal(st(&t)->gaps, 1);
+    assert_data(&t, 1, "ABCDEFGHIJ");
+    engine_live_advance(t.e, MONO0 + 2 * MS + c.idle_timeout_ns - 1);
+    assert_int_equal(t.r->ends, 0);
+    engine_live_advance(t.e, MONO0 + 3 * MS + c.idle_timeout_ns);
+    assert_int_equal(t.r->ends, 2);
+    assert_int_equal(st(&t)->flows_expired, 2);
+    tfx_free(&t);
+}
+
+static void test_live_clock_runs_after_a_backward_step(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    live_cli(&t, WALL0, WALL0, MONO0, 40000, CISN, SYN, NULL);
+    live_cli(&t, WALL0 + 2 * MS, WALL0 + 2 * MS, MONO0 + 2 * MS, 40000,
+             CISN + 21, ACK, "ABCDEFGHIJ");
+    /* The source's clock is stepped back an hour; packets keep coming,
+     * every 10 ms, and do not hold the clock still. */
+    uint64_t back = 3600 * SEC;
+    for (uint64_t i = 1; i <= 9; i++) {
+        uint64_t m = 2 * MS + i * 10 * MS;
+        live_cli(&t, WALL0 + m - back, WALL0 + m, MONO0 + m, 40001,
+                 (uint32_t)i, i == 1 ? SYN : ACK, NULL);
+        engine_live_advance(t.e, MONO0 + m + 5 * MS);
+    }
+    assert_int_equal(st(&t)->timestamps_clamped, 0);
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_live_advance(t.e, MONO0 + 2 * MS + c.gap_timeout_ns - 1);
+    assert_int_equal(st(&t)->gaps, 0);
+    engine_live_advance(t.e, MONO0 + 2 * MS + c.gap_timeout_ns);
+    assert_int_equal(st(&t)->gaps, 1);
+    assert_data(&t, 1, "ABCDEFGHIJ");
+    /* Both flows' last segments count at the clock's time then. */
+    engine_live_advance(t.e, MONO0 + 92 * MS + c.idle_timeout_ns);
+    assert_int_equal(t.r->ends, 2);
+    tfx_free(&t);
+}
+
+/* Before any packet moved it, the wall clock moves nothing. */
+static void test_live_advance_waits_for_a_packet(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    engine_live_advance(t.e, MONO0 + 10 * SEC);
+    assert_int_equal(engine_now(t.e), 0);
+    live_cli(&t, WALL0, WALL0, MONO0 + 10 * SEC, 40000, CISN, SYN, NULL);
+    engine_live_advance(t.e, MONO0 + 10 * SEC - 1); /* never back */
+    assert_int_equal(engine_now(t.e), WALL0);
+    engine_live_advance(t.e, MONO0 + 11 * SEC);
+    assert_int_equal(engine_now(t.e), WALL0 + 1 * SEC);
+    tfx_free(&t);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -977,6 +1092,9 @@ int main(void)
         cmocka_unit_test(test_gap_skipped_by_later_packet_time),
         cmocka_unit_test(test_server_ack_covers_lost_segment),
         cmocka_unit_test(test_server_waiting_gets_rtx_timeout),
+        cmocka_unit_test(test_live_future_stamp_is_clamped),
+        cmocka_unit_test(test_live_clock_runs_after_a_backward_step),
+        cmocka_unit_test(test_live_advance_waits_for_a_packet),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_idle_timeout_by_server_segments),
         cmocka_unit_test(test_finish_ends_open_flows),
