@@ -13,6 +13,9 @@
 #define C_MIRROR  (1u << CMD_MIRROR)
 #define C_RUN     (C_REPLAY | C_CAPTURE | C_MIRROR)
 #define C_ALL     (C_RUN | C_SUMMARY)
+/* An entry of the top-level --help only: the one description there of
+ * an option each command describes its own way. */
+#define C_OVERVIEW (1u << 16)
 
 /* Long-only options get values above the character range. */
 enum {
@@ -57,6 +60,10 @@ struct cli_option {
 
 /* The one table of options, in --help order. */
 static const struct cli_option options[] = {
+    {"port", 'p', "PORT", C_OVERVIEW,
+     "service port: TCP segments sent to it are client data (required; "
+     "optional for summary)",
+     NULL},
     {"port", 'p', "PORT", C_RUN,
      "service port: TCP segments sent to it are client data (required)",
      NULL},
@@ -305,12 +312,27 @@ static void print_wrapped(FILE *out, const char *text, int indent, int col,
     fputc('\n', out);
 }
 
+/* Whether an entry before options[i] has its name (-p, described for
+ * the overview and per command). */
+static bool described_before(size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(options[j].name, options[i].name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void print_options(FILE *out, unsigned mask)
 {
     for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
         const struct cli_option *opt = &options[i];
         if (!(opt->commands & mask)) {
             continue;
+        }
+        if ((mask & C_OVERVIEW) && described_before(i)) {
+            continue; /* the top-level help lists each option once */
         }
         char head[64];
         if (opt->val < 256) {
@@ -362,7 +384,7 @@ void cli_print_help(FILE *out, enum tm_command cmd)
                 "  tapmirror summary web.pcap\n"
                 "\nOptions (see 'tapmirror COMMAND --help' for each "
                 "command's):\n");
-        print_options(out, C_ALL);
+        print_options(out, C_ALL | C_OVERVIEW);
     } else {
         for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
             if (commands[i].cmd == cmd) {
