@@ -97,8 +97,8 @@ static const struct cli_option options[] = {
      "timing), or a factor such as 2x or 0.5x",
      "fast"},
     {"stats-json", OPT_STATS_JSON, "FILE", C_RUN,
-     "write the run's statistics as JSON to FILE at exit (not the input "
-     "or output capture)",
+     "write the run's statistics as JSON to FILE at exit (mode 0600; not "
+     "a symlink, nor the input or output capture under any name)",
      NULL},
     {"gap-timeout", OPT_GAP_TIMEOUT, "DURATION", C_RUN,
      "skip a hole the capture missed after this long (capture time; on "
