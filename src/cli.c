@@ -79,8 +79,8 @@ static const struct cli_option options[] = {
      "or :PORT for 127.0.0.1",
      NULL},
     {"output", 'o', "FILE|-", C_RUN,
-     "write the capture to FILE (mode 0600, never through a symlink), or "
-     "to standard output with -",
+     "write the capture to FILE (mode 0600, never through a symlink; not "
+     "a FIFO or device but /dev/null), or to standard output with -",
      "capture and mirror: mirror.pcap; replay: none"},
     {"filter", 'f', "BPF", C_ALL,
      "extra libpcap filter expression; packets it rejects are neither "

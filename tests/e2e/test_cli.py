@@ -494,6 +494,55 @@ class Cli(unittest.TestCase):
         finally:
             sink.stop()
 
+    def test_output_is_a_file_or_the_null_device(self):
+        cap, man = t.gen(self.tmp, "ok", "--flows", 2)
+        port = man["port"]
+        sink = t.Sink(self.tmp)
+        try:
+            # A FIFO planted at the path would hand the capture to its
+            # reader; -o - is the way to write to a pipe.
+            fifo = self.tmp("out.fifo")
+            os.mkfifo(fifo)
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                self.check_error(["replay", cap, "-p", port, "--to", sink.to,
+                                  "-o", fifo], "it is a FIFO")
+                self.assertEqual(os.read(reader, 4096), b"")
+            finally:
+                os.close(reader)
+            # A device other than the null device.
+            self.check_error(["replay", cap, "-p", port, "--to", sink.to,
+                              "-o", "/dev/zero"], "it is a device")
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to, "-o",
+                       "/dev/null"])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+        finally:
+            sink.stop()
+
+    def test_output_mode_changes_when_writing_starts(self):
+        # An existing file keeps its mode and contents until the first
+        # record is written: a run that fails before that changes nothing.
+        cap, man = t.gen(self.tmp, "om", "--flows", 2)
+        port = man["port"]
+        sink = t.Sink(self.tmp)
+        try:
+            out = self.tmp("kept.pcap")
+            t.write_bytes(out, b"an earlier capture")
+            os.chmod(out, 0o644)
+            bad = self.tmp("bad.pcap")
+            t.write_bytes(bad, b"not a capture at all, only text" * 4)
+            self.check_error(["replay", bad, "-p", port, "--to", sink.to,
+                              "-o", out], "not a pcap")
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o644)
+            self.assertEqual(t.read_bytes(out), b"an earlier capture")
+            # A run that writes makes it private.
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to, "-o", out])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+            self.assertEqual(t.read_bytes(out), t.read_bytes(cap))
+        finally:
+            sink.stop()
+
     def test_docs_list_every_option(self):
         names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout
                            .decode())
