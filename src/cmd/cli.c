@@ -13,6 +13,9 @@
 #define C_MIRROR  (1u << CMD_MIRROR)
 #define C_RUN     (C_REPLAY | C_CAPTURE | C_MIRROR)
 #define C_ALL     (C_RUN | C_SUMMARY)
+/* An entry of the top-level --help only: the one description there of
+ * an option each command describes its own way. */
+#define C_OVERVIEW (1u << 16)
 
 /* Long-only options get values above the character range. */
 enum {
@@ -58,6 +61,10 @@ struct cli_option {
 
 /* The one table of options, in --help order. */
 static const struct cli_option options[] = {
+    {"port", 'p', "PORT", C_OVERVIEW,
+     "service port: TCP segments sent to it are client data (required; "
+     "optional for summary)",
+     NULL},
     {"port", 'p', "PORT", C_RUN,
      "service port: TCP segments sent to it are client data (required)",
      NULL},
@@ -73,8 +80,8 @@ static const struct cli_option options[] = {
      "or :PORT for 127.0.0.1",
      NULL},
     {"output", 'o', "FILE|-", C_RUN,
-     "write the capture to FILE (mode 0600, never through a symlink), or "
-     "to standard output with -",
+     "write the capture to FILE (mode 0600, never through a symlink; not "
+     "a FIFO or device but /dev/null), or to standard output with -",
      "capture and mirror: mirror.pcap; replay: none"},
     {"filter", 'f', "BPF", C_ALL,
      "extra libpcap filter expression; packets it rejects are neither "
@@ -95,8 +102,8 @@ static const struct cli_option options[] = {
      "pause (a jump in the capture's clock) is cut short and warned about",
      "60s"},
     {"stats-json", OPT_STATS_JSON, "FILE", C_RUN,
-     "write the run's statistics as JSON to FILE at exit (not the input "
-     "or output capture)",
+     "write the run's statistics as JSON to FILE at exit (mode 0600; not "
+     "a symlink, nor the input or output capture under any name)",
      NULL},
     {"gap-timeout", OPT_GAP_TIMEOUT, "DURATION", C_RUN,
      "skip a hole the capture missed after this long (capture time; on "
@@ -311,12 +318,27 @@ static void print_wrapped(FILE *out, const char *text, int indent, int col,
     fputc('\n', out);
 }
 
+/* Whether an entry before options[i] has its name (-p, described for
+ * the overview and per command). */
+static bool described_before(size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(options[j].name, options[i].name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void print_options(FILE *out, unsigned mask)
 {
     for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
         const struct cli_option *opt = &options[i];
         if (!(opt->commands & mask)) {
             continue;
+        }
+        if ((mask & C_OVERVIEW) && described_before(i)) {
+            continue; /* the top-level help lists each option once */
         }
         char head[64];
         if (opt->val < 256) {
@@ -368,7 +390,7 @@ void cli_print_help(FILE *out, enum tm_command cmd)
                 "  tapmirror summary web.pcap\n"
                 "\nOptions (see 'tapmirror COMMAND --help' for each "
                 "command's):\n");
-        print_options(out, C_ALL);
+        print_options(out, C_ALL | C_OVERVIEW);
     } else {
         for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
             if (commands[i].cmd == cmd) {

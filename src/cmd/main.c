@@ -40,13 +40,12 @@ int main(int argc, char **argv)
         }
         /* So that a file from an earlier run is not read as this one's;
          * a failure to write it adds nothing to the error. Never over a
-         * capture named twice, which may be the mistake reported. */
+         * capture named twice, which may be the mistake reported: the
+         * writer refuses what stats_path_refused() refuses. */
         char ignored[512];
-        if (opt.stats_json != NULL &&
-            !stats_path_collides(opt.stats_json, opt.input, opt.output,
-                                 ignored, sizeof(ignored))) {
-            stats_write_failure_json(opt.stats_json, 2, err, ignored,
-                                     sizeof(ignored));
+        if (opt.stats_json != NULL) {
+            stats_write_failure_json(opt.stats_json, opt.input, opt.output,
+                                     2, err, ignored, sizeof(ignored));
         }
         exit(2);
     }

@@ -721,7 +721,8 @@ static void report(struct run *r, uint64_t duration)
     }
     if (r->o->stats_json != NULL) {
         char err[512];
-        if (stats_write_json(r->o->stats_json, &rep, err, sizeof(err)) < 0) {
+        if (stats_write_json(r->o->stats_json, r->o->input, r->o->output,
+                             &rep, err, sizeof(err)) < 0) {
             tm_error("%s", err);
             if (r->exit_code == 0 || r->exit_code == 3) {
                 r->exit_code = 1;
@@ -743,8 +744,8 @@ int run_command(const struct tm_options *o)
     /* Even a run that fails writes its stats, but never over a capture. */
     bool write_stats = o->stats_json != NULL;
 
-    if (write_stats && stats_path_collides(o->stats_json, o->input,
-                                           o->output, err, sizeof(err))) {
+    if (write_stats && stats_path_refused(o->stats_json, o->input,
+                                          o->output, err, sizeof(err))) {
         tm_error("%s", err);
         write_stats = false;
         code = 2;
@@ -893,8 +894,8 @@ int run_command(const struct tm_options *o)
 out:
     if (!r->reported && write_stats) {
         char why[512];
-        if (stats_write_failure_json(o->stats_json, code, err, why,
-                                     sizeof(why)) < 0) {
+        if (stats_write_failure_json(o->stats_json, o->input, o->output,
+                                     code, err, why, sizeof(why)) < 0) {
             tm_error("%s", why);
         }
     }

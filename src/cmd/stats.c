@@ -2,11 +2,14 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <pcap/pcap.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -183,81 +186,223 @@ static void add_u64(cJSON *o, const char *k, uint64_t v)
     cJSON_AddNumberToObject(o, k, (double)v);
 }
 
-/* Writes `root` as one line to `path` and frees it. */
-static int write_json_file(const char *path, cJSON *root, char *err,
+/* Whether `st` is the file `name` names, "-" being the stream `fd`. */
+static bool same_inode(const struct stat *st, const char *name, int fd)
+{
+    struct stat b;
+    if (name == NULL) {
+        return false;
+    }
+    if (strcmp(name, "-") == 0 ? fstat(fd, &b) != 0 : stat(name, &b) != 0) {
+        return false;
+    }
+    return st->st_dev == b.st_dev && st->st_ino == b.st_ino;
+}
+
+/* Writes all of `text` to `fd`. */
+static int write_all(int fd, const char *text, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        text += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Replaces the regular file `path` (or creates it) with `text`: written
+ * to a private temporary file in the same directory, then renamed over
+ * the name. A reader never sees half of it; a hard link to the old file
+ * keeps the old contents; rename() replaces a symbolic link planted
+ * meanwhile, never its target. */
+static int replace_file(const char *path, const char *text, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash != NULL ? (int)(slash - path + 1) : 0;
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof(tmp), "%.*s.%s.XXXXXX", dirlen, path,
+                     path + dirlen);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT | O_EXCL, 0600 */
+    if (fd < 0) {
+        return -1;
+    }
+    if (fchmod(fd, 0600) < 0 || write_all(fd, text, len) < 0) {
+        int errnum = errno;
+        close(fd);
+        unlink(tmp);
+        errno = errnum;
+        return -1;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        int errnum = errno;
+        unlink(tmp);
+        errno = errnum;
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes `text` to `path` unless `path` is not to be written (see
+ * stats_path_refused). What is at the path is opened without following
+ * a symbolic link and compared, by device and inode, with the input and
+ * the output once more: the names may have changed since the run
+ * started. */
+static int write_text(const char *path, const char *input,
+                      const char *output, const char *text, size_t len,
+                      char *err, size_t errlen)
+{
+    if (stats_path_refused(path, input, output, err, errlen)) {
+        return -1;
+    }
+    const char *refusal = NULL;
+    struct stat st;
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC |
+                            O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            refusal = "it is a symbolic link";
+        } else if (errno == ENXIO) {
+            refusal = "it is not a regular file"; /* a FIFO, say */
+        } else if (errno != ENOENT) {
+            goto fail;
+        }
+    } else if (fstat(fd, &st) < 0) {
+        int errnum = errno;
+        close(fd);
+        errno = errnum;
+        goto fail;
+    } else if (tm_null_device(&st)) {
+        int rc = write_all(fd, text, len);
+        int errnum = errno;
+        close(fd);
+        errno = errnum;
+        if (rc == 0) {
+            return 0;
+        }
+        goto fail;
+    } else {
+        if (!S_ISREG(st.st_mode)) {
+            refusal = "it is not a regular file";
+        } else if (same_inode(&st, input, STDIN_FILENO) ||
+                   same_inode(&st, output, STDOUT_FILENO)) {
+            refusal = "it is now the input or output capture";
+        }
+        close(fd);
+    }
+    if (refusal != NULL) {
+        snprintf(err, errlen, "refusing to write --stats-json %s: %s", path,
+                 refusal);
+        return -1;
+    }
+    if (replace_file(path, text, len) == 0) {
+        return 0;
+    }
+fail:
+    snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
+             strerror(errno));
+    return -1;
+}
+
+/* Writes `root` as one line to `path` (see write_text) and frees it. */
+static int write_json_file(const char *path, const char *input,
+                           const char *output, cJSON *root, char *err,
                            size_t errlen)
 {
-    char *text = cJSON_PrintUnformatted(root);
+    char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    int rc = 0;
-    FILE *fp = fopen(path, "w");
-    if (fp == NULL || fputs(text, fp) == EOF || fputc('\n', fp) == EOF) {
-        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
-                 strerror(errno));
-        rc = -1;
-    }
-    if (fp != NULL && fclose(fp) != 0 && rc == 0) {
-        snprintf(err, errlen, "cannot write --stats-json %s: %s", path,
-                 strerror(errno));
-        rc = -1;
-    }
-    cJSON_free(text);
+    size_t len = strlen(json);
+    char *text = tm_xmalloc(len + 1);
+    memcpy(text, json, len);
+    text[len] = '\n';
+    cJSON_free(json);
+    int rc = write_text(path, input, output, text, len + 1, err, errlen);
+    free(text);
     return rc;
 }
 
-int stats_write_failure_json(const char *path, int exit_code,
+int stats_write_failure_json(const char *path, const char *input,
+                             const char *output, int exit_code,
                              const char *error, char *err, size_t errlen)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "exit_code", exit_code);
     cJSON_AddStringToObject(root, "error", error);
-    return write_json_file(path, root, err, errlen);
+    return write_json_file(path, input, output, root, err, errlen);
 }
 
-/* Whether `path` and `other` are one file that writing would replace:
- * the same name, or the same regular file or FIFO. Devices such as
- * /dev/null may be named twice. */
-static bool names_same_file(const char *path, const char *other)
+/* Whether the --stats-json `path` names the file `other` (input or
+ * output): one canonical name (the output may not exist yet), or one
+ * existing file, through a hard link or a symbolic link to it. */
+static bool names_same_file(const char *path, const char *other, int fd)
 {
-    struct stat a;
-    if (strcmp(other, "-") == 0) {
+    char a[PATH_MAX], b[PATH_MAX];
+    struct stat st;
+    if (other == NULL) {
         return false;
     }
-    if (stat(path, &a) != 0) {
-        return strcmp(path, other) == 0; /* a file this run would create */
+    if (strcmp(other, "-") != 0) {
+        if (tm_canonical_path(path, a, sizeof(a)) == 0 &&
+            tm_canonical_path(other, b, sizeof(b)) == 0) {
+            if (strcmp(a, b) == 0) {
+                return true;
+            }
+        } else if (strcmp(path, other) == 0) {
+            return true;
+        }
     }
-    if (!S_ISREG(a.st_mode) && !S_ISFIFO(a.st_mode)) {
-        return false;
-    }
-    return strcmp(path, other) == 0 || tm_same_file(path, other);
+    return stat(path, &st) == 0 && !tm_null_device(&st) &&
+           same_inode(&st, other, fd);
 }
 
-/* The same for standard input or output, which "-" names. */
-static bool names_std_stream(const char *path, const char *other, int fd)
+bool stats_path_refused(const char *path, const char *input,
+                        const char *output, char *err, size_t errlen)
 {
-    struct stat a, b;
-    return strcmp(other, "-") == 0 && stat(path, &a) == 0 &&
-           (S_ISREG(a.st_mode) || S_ISFIFO(a.st_mode)) && fstat(fd, &b) == 0 &&
-           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-bool stats_path_collides(const char *path, const char *input,
-                         const char *output, char *err, size_t errlen)
-{
-    if (input != NULL && (names_same_file(path, input) ||
-                          names_std_stream(path, input, STDIN_FILENO))) {
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            /* Dangling or not, it could lead anywhere, the capture
+             * included; the capture's own path is never followed
+             * either. */
+            snprintf(err, errlen,
+                     "refusing to write --stats-json %s: it is a symbolic "
+                     "link",
+                     path);
+            return true;
+        }
+        if (tm_null_device(&st)) {
+            return false; /* may be named twice: nothing is replaced */
+        }
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(err, errlen,
+                     "refusing to write --stats-json %s: it is not a "
+                     "regular file",
+                     path);
+            return true;
+        }
+    }
+    if (names_same_file(path, input, STDIN_FILENO)) {
         snprintf(err, errlen, "--stats-json %s is the input file", path);
         return true;
     }
-    if (output != NULL && (names_same_file(path, output) ||
-                           names_std_stream(path, output, STDOUT_FILENO))) {
+    if (names_same_file(path, output, STDOUT_FILENO)) {
         snprintf(err, errlen, "--stats-json %s is the -o/--output file", path);
         return true;
     }
     return false;
 }
 
-int stats_write_json(const char *path, const struct run_report *rep,
+int stats_write_json(const char *path, const char *input,
+                     const char *output, const struct run_report *rep,
                      char *err, size_t errlen)
 {
     cJSON *root = cJSON_CreateObject();
@@ -366,5 +511,5 @@ int stats_write_json(const char *path, const struct run_report *rep,
     cJSON_AddNumberToObject(root, "duration_s",
                             (double)rep->duration_ns / 1e9);
     cJSON_AddNumberToObject(root, "exit_code", rep->exit_code);
-    return write_json_file(path, root, err, errlen);
+    return write_json_file(path, input, output, root, err, errlen);
 }

@@ -36,23 +36,32 @@ struct run_report {
 /* Prints the summary lines (not under -q) and any warnings. */
 void stats_print(const struct run_report *rep);
 
-/* Writes the JSON document. Returns 0, or -1 with `err` set. */
-int stats_write_json(const char *path, const struct run_report *rep,
+/* Writes the JSON document. Returns 0, or -1 with `err` set. `input`
+ * and `output` are the run's (NULL: none): a path stats_path_refused()
+ * refuses is not written. A regular file is replaced through a private
+ * temporary file in its directory and rename(), so it ends up mode 0600
+ * and a hard link to the old file keeps the old contents; the null
+ * device is written as it is. */
+int stats_write_json(const char *path, const char *input,
+                     const char *output, const struct run_report *rep,
                      char *err, size_t errlen);
 
 /* For a run that failed before it started (a bad filter, interface or
  * target): only its exit status and why, so that a file left by an
- * earlier run is not mistaken for this one's. */
-int stats_write_failure_json(const char *path, int exit_code,
+ * earlier run is not mistaken for this one's. Written as above. */
+int stats_write_failure_json(const char *path, const char *input,
+                             const char *output, int exit_code,
                              const char *error, char *err, size_t errlen);
 
-/* Whether the --stats-json `path` is the capture this run reads or
- * writes: the same name, or the same regular file or FIFO under another
- * name ("-" is standard input or output). Writing the stats would
- * replace it, so the caller refuses the run and writes nothing; `err`
- * says which. `input` and `output` may be NULL. */
-bool stats_path_collides(const char *path, const char *input,
-                         const char *output, char *err, size_t errlen);
+/* Whether the --stats-json `path` must not be written: a symbolic link
+ * (dangling or not), something other than a regular file or the null
+ * device, or the capture this run reads or writes under any name (the
+ * same canonical name, which the output may not have yet, or the same
+ * file through a hard link or a symbolic link; "-" is standard input or
+ * output). The caller refuses the run, which writes nothing; `err` says
+ * why. `input` and `output` may be NULL. */
+bool stats_path_refused(const char *path, const char *input,
+                        const char *output, char *err, size_t errlen);
 
 /* The process's peak resident memory in bytes (0 if unknown). */
 uint64_t stats_peak_rss(void);

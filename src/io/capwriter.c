@@ -127,6 +127,34 @@ static void remove_made_parents(const char *path, size_t made_len)
     free(dir);
 }
 
+/* Whether the output `path` is something the capture is never written
+ * to: a FIFO, a socket or a device other than the null device. A
+ * directory is left to open(), which names it. */
+static bool refuse_kind(const char *path, const struct stat *st, char *err,
+                        size_t errlen)
+{
+    const char *kind = NULL;
+    if (S_ISFIFO(st->st_mode)) {
+        kind = "it is a FIFO (-o - writes to a pipe)";
+    } else if (S_ISSOCK(st->st_mode)) {
+        kind = "it is a socket";
+    } else if ((S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) &&
+               !tm_null_device(st)) {
+        kind = "it is a device (only /dev/null is written to)";
+    }
+    if (kind != NULL) {
+        snprintf(err, errlen, "refusing to write %s: %s", path, kind);
+    }
+    return kind != NULL;
+}
+
+/* Whether fchmod() on the file `st` will be allowed: its owner, or root
+ * (CAP_FOWNER). */
+static bool may_change_mode(const struct stat *st)
+{
+    return st->st_uid == geteuid() || geteuid() == 0;
+}
+
 int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
                    char *err, size_t errlen)
 {
@@ -152,13 +180,21 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
         w->saved_flags = fcntl(w->fd, F_GETFL);
     } else {
         w->path = tm_xstrdup(path);
+        /* Only a regular file or the null device: a FIFO or device
+         * planted at the path would hand the capture to whoever reads
+         * it (-o - writes to a pipe). Looked at before open(), which can
+         * itself act on a device, and again on what was opened. */
+        if (lstat(path, &st) == 0 && refuse_kind(path, &st, err, errlen)) {
+            goto fail;
+        }
         if (make_parents(path, &w->made_dirs_len, err, errlen) < 0) {
             goto fail;
         }
         /* O_NOFOLLOW: a symlink planted at the path must not redirect a
-         * capture full of credentials. O_NONBLOCK: a FIFO without a
-         * reader fails at once instead of hanging. */
-        int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+         * capture full of credentials. O_NONBLOCK: a FIFO put there since
+         * fails at once instead of hanging. */
+        int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+                    O_NOCTTY;
         w->fd = open(path, flags | O_EXCL, 0600);
         if (w->fd >= 0) {
             w->created = true;
@@ -170,7 +206,9 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
                 snprintf(err, errlen,
                          "refusing to write %s: it is a symbolic link", path);
             } else if (errno == ENXIO) {
-                snprintf(err, errlen, "%s is a FIFO with no reader", path);
+                snprintf(err, errlen,
+                         "refusing to write %s: it is not a regular file",
+                         path);
             } else {
                 snprintf(err, errlen, "cannot open %s: %s", path,
                          strerror(errno));
@@ -181,20 +219,23 @@ int capwriter_open(uv_loop_t *loop, const char *path, struct capwriter **out,
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
             goto fail;
         }
+        if (refuse_kind(path, &st, err, errlen)) {
+            goto fail;
+        }
         if (S_ISREG(st.st_mode)) {
-            /* Private at once (captures hold credentials), which also
-             * finds a file we may write but not own before the run. */
-            if (fchmod(w->fd, 0600) < 0) {
+            /* A file this run created is private at once (captures hold
+             * credentials). An existing one keeps its mode and contents
+             * until the first record is written (replace_contents);
+             * whether it can be made private then is known now. */
+            if (w->created ? fchmod(w->fd, 0600) < 0
+                           : !may_change_mode(&st)) {
                 snprintf(err, errlen, "cannot prepare %s: %s", path,
-                         strerror(errno));
+                         strerror(w->created ? errno : EPERM));
                 goto fail;
             }
             w->replace_pending = true;
             w->dev = st.st_dev;
             w->ino = st.st_ino;
-        } else if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
-            snprintf(err, errlen, "%s is not a file, FIFO or device", path);
-            goto fail;
         }
         w->saved_flags = fcntl(w->fd, F_GETFL) & ~O_NONBLOCK;
     }
@@ -342,15 +383,16 @@ static void set_polling(struct capwriter *w, bool on)
     }
 }
 
-/* Before the first write to a regular file: replace its contents as
- * tcpdump -w does. Returns false after a failure (recorded). */
+/* Before the first write to a regular file: make it private and replace
+ * its contents as tcpdump -w does. Returns false after a failure
+ * (recorded). */
 static bool replace_contents(struct capwriter *w)
 {
     if (!w->replace_pending) {
         return true;
     }
     w->replace_pending = false;
-    if (ftruncate(w->fd, 0) < 0) {
+    if (fchmod(w->fd, 0600) < 0 || ftruncate(w->fd, 0) < 0) {
         int errnum = errno;
         w->state = CAPWRITER_FAILED;
         snprintf(w->error, sizeof(w->error), "cannot prepare %s: %s",

@@ -5,6 +5,7 @@ import re
 import socket
 import struct
 import subprocess
+import time
 import unittest
 
 import tmtest as t
@@ -349,6 +350,198 @@ class Cli(unittest.TestCase):
                    "--stats-json", "/dev/null"])
         self.assertEqual(r.returncode, 1, r.stderr.decode())
         self.assertIn("cannot reach --to", r.stderr.decode())
+
+    def test_stats_json_never_names_the_output_another_way(self):
+        # The output may not exist yet when the run starts: two spellings
+        # of one name are compared canonically, and a symbolic link at
+        # --stats-json, even a dangling one, is never followed.
+        cap, man = t.gen(self.tmp, "sjn", "--flows", 2)
+        os.mkdir(self.tmp("d"))
+        sink = t.Sink(self.tmp)
+
+        def plain(out):
+            return "./" + os.path.basename(out)
+
+        def dotdot(out):
+            return os.path.join(self.tmp("d"), "..", os.path.basename(out))
+
+        def symlink(out):
+            os.symlink(out, out + ".link")
+            return out + ".link"
+
+        def hard_link(out):
+            os.link(out, out + ".hard")
+            return out + ".hard"
+
+        # (spelling, the output exists before the run, the message)
+        cases = [(plain, False, "is the -o/--output file"),
+                 (plain, True, "is the -o/--output file"),
+                 (dotdot, False, "is the -o/--output file"),
+                 (symlink, True, "is a symbolic link"),
+                 (symlink, False, "is a symbolic link"),   # dangling
+                 (hard_link, True, "is the -o/--output file")]
+        try:
+            for n, (spell, exists, message) in enumerate(cases):
+                with self.subTest(spelling=spell.__name__, exists=exists):
+                    out = self.tmp(f"out{n}.pcap")
+                    if exists:
+                        t.write_bytes(out, b"an earlier capture")
+                    stats = spell(out)
+                    r = t.run(["replay", cap, "-p", man["port"], "--to",
+                               sink.to, "-o", os.path.basename(out),
+                               "--stats-json", stats], cwd=self.tmp.path)
+                    err = r.stderr.decode()
+                    self.assertEqual(r.returncode, 2, err)
+                    self.assertIn(f"--stats-json {stats}", err)
+                    self.assertIn(message, err)
+                    if exists:
+                        self.assertEqual(t.read_bytes(out),
+                                         b"an earlier capture")
+                    else:
+                        self.assertFalse(os.path.lexists(out), err)
+        finally:
+            sink.stop()
+
+    def test_stats_json_file_safety(self):
+        cap, man = t.gen(self.tmp, "sjs", "--flows", 2)
+        port = man["port"]
+        sink = t.Sink(self.tmp)
+        os.mkdir(self.tmp("s"))
+        try:
+            # An existing file, 0644 and with a second name, is replaced
+            # by a new private file: the other name keeps the old bytes,
+            # and no temporary file is left beside it.
+            stats = self.tmp("s/stats.json")
+            t.write_bytes(stats, b"old stats")
+            os.chmod(stats, 0o644)
+            os.link(stats, self.tmp("s/other"))
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to,
+                       "--stats-json", stats])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.stat(stats).st_mode & 0o777, 0o600)
+            self.assertEqual(t.read_json(stats)["exit_code"], 0)
+            self.assertEqual(t.read_bytes(self.tmp("s/other")), b"old stats")
+            self.assertEqual(sorted(os.listdir(self.tmp("s"))),
+                             ["other", "stats.json"])
+            # A new one is private too, whatever the umask.
+            fresh = self.tmp("s/fresh.json")
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to,
+                       "--stats-json", fresh])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.stat(fresh).st_mode & 0o777, 0o600)
+            # A symbolic link to another file, or to none, is refused, for
+            # a run and for the error line of a usage error alike.
+            victim = self.tmp("victim")
+            t.write_bytes(victim, b"precious")
+            os.symlink(victim, self.tmp("to-victim.json"))
+            os.symlink(self.tmp("nowhere"), self.tmp("dangling.json"))
+            for link in (self.tmp("to-victim.json"),
+                         self.tmp("dangling.json")):
+                for extra, code in (([], 2), (["--idle-timeout", "x"], 2)):
+                    with self.subTest(link=link, extra=extra):
+                        r = t.run(["replay", cap, "-p", port, "--to", sink.to,
+                                   "--stats-json", link, *extra])
+                        err = r.stderr.decode()
+                        self.assertEqual(r.returncode, code, err)
+                        if not extra:
+                            self.assertIn("it is a symbolic link", err)
+                        self.assertEqual(t.read_bytes(victim), b"precious")
+                        self.assertFalse(os.path.lexists(self.tmp("nowhere")))
+            # A FIFO, even one with a reader, is not a stats file.
+            fifo = self.tmp("stats.fifo")
+            os.mkfifo(fifo)
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                self.check_error(["replay", cap, "-p", port, "--to", sink.to,
+                                  "--stats-json", fifo],
+                                 "it is not a regular file", code=2)
+                self.assertEqual(os.read(reader, 4096), b"")
+            finally:
+                os.close(reader)
+            # The null device stays usable for both.
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to, "-o",
+                       "/dev/null", "--stats-json", "/dev/null"])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+        finally:
+            sink.stop()
+
+    def test_stats_json_checked_again_at_the_write(self):
+        # Names can change while a run lasts: what is at the path when the
+        # stats are written is compared again, not followed, and refused.
+        cap, man = t.gen(self.tmp, "sjw", "--flows", 20, "--size", 1000,
+                         "--step-us", 5000)
+        sink = t.Sink(self.tmp)
+        try:
+            for n, plant in enumerate((os.link, os.symlink)):
+                with self.subTest(plant=plant.__name__):
+                    out = self.tmp(f"w{n}.pcap")
+                    stats = self.tmp(f"w{n}.json")
+                    p = t.start(["replay", cap, "-p", man["port"], "--to",
+                                 sink.to, "--pace", "realtime", "-o", out,
+                                 "--stats-json", stats])
+                    deadline = time.monotonic() + 10 * t.SLOW
+                    while not os.path.exists(out):
+                        self.assertLess(time.monotonic(), deadline)
+                        time.sleep(0.01)
+                    plant(out, stats)
+                    _, err = p.communicate(timeout=60 * t.SLOW)
+                    err = err.decode()
+                    self.assertEqual(p.returncode, 1, err)
+                    self.assertRegex(err, f"--stats-json {re.escape(stats)}"
+                                     "(: it is a symbolic link| is the "
+                                     "-o/--output file)")
+                    self.assertEqual(t.read_bytes(out), t.read_bytes(cap))
+        finally:
+            sink.stop()
+
+    def test_output_is_a_file_or_the_null_device(self):
+        cap, man = t.gen(self.tmp, "ok", "--flows", 2)
+        port = man["port"]
+        sink = t.Sink(self.tmp)
+        try:
+            # A FIFO planted at the path would hand the capture to its
+            # reader; -o - is the way to write to a pipe.
+            fifo = self.tmp("out.fifo")
+            os.mkfifo(fifo)
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                self.check_error(["replay", cap, "-p", port, "--to", sink.to,
+                                  "-o", fifo], "it is a FIFO")
+                self.assertEqual(os.read(reader, 4096), b"")
+            finally:
+                os.close(reader)
+            # A device other than the null device.
+            self.check_error(["replay", cap, "-p", port, "--to", sink.to,
+                              "-o", "/dev/zero"], "it is a device")
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to, "-o",
+                       "/dev/null"])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+        finally:
+            sink.stop()
+
+    def test_output_mode_changes_when_writing_starts(self):
+        # An existing file keeps its mode and contents until the first
+        # record is written: a run that fails before that changes nothing.
+        cap, man = t.gen(self.tmp, "om", "--flows", 2)
+        port = man["port"]
+        sink = t.Sink(self.tmp)
+        try:
+            out = self.tmp("kept.pcap")
+            t.write_bytes(out, b"an earlier capture")
+            os.chmod(out, 0o644)
+            bad = self.tmp("bad.pcap")
+            t.write_bytes(bad, b"not a capture at all, only text" * 4)
+            self.check_error(["replay", bad, "-p", port, "--to", sink.to,
+                              "-o", out], "not a pcap")
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o644)
+            self.assertEqual(t.read_bytes(out), b"an earlier capture")
+            # A run that writes makes it private.
+            r = t.run(["replay", cap, "-p", port, "--to", sink.to, "-o", out])
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+            self.assertEqual(t.read_bytes(out), t.read_bytes(cap))
+        finally:
+            sink.stop()
 
     def test_docs_list_every_option(self):
         names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout

@@ -143,11 +143,12 @@ class Sink:
         return sorted((c["bytes"], c["fnv64"]) for c in conns)
 
 
-def run(args, timeout=60, stdin=None, input_bytes=None, env=None):
+def run(args, timeout=60, stdin=None, input_bytes=None, env=None, cwd=None):
     """Runs tapmirror (under the memcheck wrapper, if any) to completion."""
     cmd = WRAPPER + [TAPMIRROR] + [str(a) for a in args]
     return subprocess.run(cmd, timeout=timeout * SLOW, stdin=stdin,
-                          input=input_bytes, capture_output=True, env=env)
+                          input=input_bytes, capture_output=True, env=env,
+                          cwd=cwd)
 
 
 def start(args, **kw):

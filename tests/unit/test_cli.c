@@ -100,6 +100,33 @@ static bool has_option(const char *text, const char *name)
     return false;
 }
 
+/* How many option headings of `text` name --`name`: lines that start,
+ * after the indent and an optional "-x, ", with it. */
+static size_t option_headings(const char *text, const char *name)
+{
+    char pat[80];
+    snprintf(pat, sizeof(pat), "--%s", name);
+    size_t n = strlen(pat), count = 0;
+    for (const char *line = text; line != NULL && *line;) {
+        const char *p = line;
+        while (*p == ' ') {
+            p++;
+        }
+        if (p[0] == '-' && p[1] != '-' && p[1] != '\0' && p[2] == ',') {
+            p += 3;
+            while (*p == ' ') {
+                p++;
+            }
+        }
+        if (strncmp(p, pat, n) == 0 && (p[n] == ' ' || p[n] == '\n')) {
+            count++;
+        }
+        line = strchr(line, '\n');
+        line = line != NULL ? line + 1 : NULL;
+    }
+    return count;
+}
+
 /* ---- replay ---- */
 
 static void test_replay_ok(void **state)
@@ -414,6 +441,11 @@ static void test_top_level_help(void **state)
         for (size_t i = 0; names[i] != NULL; i++) {
             if (!has_option(r->out, names[i])) {
                 fail_msg("--help does not list --%s", names[i]);
+            }
+            /* Once, even where each command describes it (-p). */
+            if (option_headings(r->out, names[i]) != 1) {
+                fail_msg("--help describes --%s %zu times", names[i],
+                         option_headings(r->out, names[i]));
             }
             n++;
         }
