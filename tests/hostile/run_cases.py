@@ -12,7 +12,8 @@ Each run has a time limit (10 s unless the case says otherwise: a hang is
 a failure) and must end by exit(), never by a signal. Then: the exit
 status; standard error (the case's regex; every line a "tapmirror: ..."
 message; no sanitizer report); the client bytes the receiver got (as a
-multiset of non-empty connections); counters from --stats-json or the
+multiset of non-empty connections) and, if the case says, how many
+connections it accepted; counters from --stats-json or the
 summary's JSON; the -o output; and the peak resident memory of the
 process (from wait4(), under 64 MiB unless the case says otherwise).
 
@@ -275,6 +276,9 @@ def run_one(binary, case, run, path, port, tmp):
                     show(d.encode("latin-1")) if isinstance(d, str)
                     else f"<{d['size']} bytes>" for d in run["delivered"])
                     or "nothing"))
+    if "connections" in run and len(conns) != run["connections"]:
+        problems.append(f"the receiver accepted {len(conns)} connections, "
+                        f"want {run['connections']}")
     if "stats" in run and status is not None and status >= 0:
         if run["command"] == "replay":
             try:
