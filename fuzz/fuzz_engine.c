@@ -12,7 +12,9 @@
  *          a few seconds; bit 6: engine_free() without engine_finish();
  *          bit 7: a large max_flows
  *   byte   max_flows - 1 (low 4 bits, so 1..16); bit 4: loopback
- *          clients are skipped (client 7 is on 127.0.0.8 or ::1)
+ *          clients are skipped (client 7 is on 127.0.0.8 or ::1); bit 5:
+ *          flow state is capped at three flows' cost plus 600 bytes;
+ *          bit 6: a flow that carries data costs 200 bytes more
  *   u16    per-flow queue cap (64 + value)
  *   u16    shared queue budget (value * 4)
  *   byte   gap timeout in ms; byte: retransmit wait in ms
@@ -39,7 +41,8 @@
  * delivered bytes are the sender's bytes at their sequence numbers (until
  * a raw or damaged record makes that unknowable); per-flow and total
  * byte, gap and flow counts match the engine's stats; the open flows
- * never exceed max_flows; the queued bytes never exceed the budget;
+ * never exceed max_flows; the queued bytes never exceed the budget, nor
+ * the flow state its own; the shared counter is the sum of the two;
  * after engine_finish() every flow has ended and nothing is queued.
  */
 #include "fuzz_common.h"
@@ -265,8 +268,14 @@ static void check_stats(const struct harness *h)
     FZ_CHECK(engine_queued_bytes(h->e) <= h->cfg.queue_budget,
              "%zu bytes queued, budget %zu", engine_queued_bytes(h->e),
              h->cfg.queue_budget);
-    FZ_CHECK(*engine_queued_counter(h->e) == engine_queued_bytes(h->e),
+    FZ_CHECK(*engine_queued_counter(h->e) ==
+                 engine_queued_bytes(h->e) + engine_flow_state_bytes(h->e),
              "queued counter");
+    if (h->cfg.flow_state_budget > 0) {
+        FZ_CHECK(engine_flow_state_bytes(h->e) <= h->cfg.flow_state_budget,
+                 "flow state %zu, budget %zu",
+                 engine_flow_state_bytes(h->e), h->cfg.flow_state_budget);
+    }
 }
 
 /* ---- frames ---- */
@@ -506,6 +515,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t c1 = fz_u8(&f);
     h->cfg.max_flows = (c0 & 128) ? 100000 : 1 + (size_t)(c1 & 15);
     h->cfg.skip_loopback_clients = c1 & 16;
+    if (c1 & 32) {
+        h->cfg.flow_state_budget = 3 * ENGINE_FLOW_COST + 600;
+    }
+    h->cfg.flow_data_cost = (c1 & 64) ? 200 : 0;
     h->cfg.flow_queue_cap = 64 + (size_t)fz_u16(&f);
     h->cfg.queue_budget = 4 * (size_t)fz_u16(&f);
     h->cfg.gap_timeout_ns = (1 + (uint64_t)fz_u8(&f)) * MS;
@@ -588,6 +601,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(h->live.next == &h->live, "a tracker is left");
         FZ_CHECK(engine_queued_bytes(h->e) == 0, "%zu bytes queued at the end",
                  engine_queued_bytes(h->e));
+        FZ_CHECK(engine_flow_state_bytes(h->e) == 0,
+                 "%zu bytes of flow state at the end",
+                 engine_flow_state_bytes(h->e));
         FZ_CHECK(engine_stats(h->e)->flows_open == 0, "flows open at the end");
         engine_free(h->e);
     }

@@ -38,8 +38,10 @@
  * was never captured, and no gap covers a captured byte; data and gaps
  * are reported in order and add up to exactly how far r->next moved;
  * nothing is delivered past the FIN; after each push the stream's queue
- * holds at most flow_cap bytes and the shared budget is respected or the
- * stream's queue is empty; the budget's `used` is the queued bytes plus
+ * holds at most flow_cap bytes, its segments and the copies of queued
+ * bytes counted since it was last empty are at most REASM_MAX_SEGS (and
+ * no copies are counted for an empty queue), and the shared budget is
+ * respected or the stream's queue is empty; the budget's `used` is the queued bytes plus
  * one fixed per-segment cost for each queued segment, and returns to 0
  * once both queues are discarded; reasm_done() holds exactly when
  * delivery has reached the FIN; after skipping the due holes none is
@@ -331,7 +333,7 @@ static void learn_overhead(void)
         return;
     }
     tolerate_overrun = fz_tolerate("reasm-fin-overrun");
-    struct reasm_budget b = {0, SIZE_MAX};
+    struct reasm_budget b = {0, SIZE_MAX, 0};
     struct stream *s = calloc(1, sizeof(*s));
     FZ_CHECK(s != NULL, "out of memory");
     stream_init(s, 0, false, 1000, true);
@@ -405,6 +407,12 @@ static void do_push(struct harness *h, struct stream *s, struct fz *f,
     FZ_CHECK(h->budget.used <= h->budget.limit || s->r.head == NULL,
              "stream %d: over the budget (%zu > %zu) with a queue left",
              s->id, h->budget.used, h->budget.limit);
+    FZ_CHECK((uint64_t)s->r.nsegs + s->r.dups <= REASM_MAX_SEGS,
+             "stream %d: %u segments and %u copies queued after a push",
+             s->id, s->r.nsegs, s->r.dups);
+    FZ_CHECK(s->r.head != NULL || s->r.dups == 0,
+             "stream %d: %u copies counted for an empty queue", s->id,
+             s->r.dups);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

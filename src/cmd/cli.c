@@ -129,12 +129,14 @@ static const struct cli_option options[] = {
     {"drain-timeout", OPT_DRAIN_TIMEOUT, "DURATION", C_RUN,
      "on stop, deliver queued bytes for at most this long", "10s"},
     {"max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN,
-     "bytes held for all connections (reassembly and replay queues)",
+     "bytes held for all connections (reassembly and replay queues, and "
+     "up to half of it for each connection's state)",
      "256MiB"},
     {"flow-buffer", OPT_FLOW_BUFFER, "SIZE", C_RUN,
      "bytes held for one connection", "16MiB"},
     {"max-flows", OPT_MAX_FLOWS, "N", C_RUN,
-     "connections tracked at once; the longest idle is ended first",
+     "connections tracked at once; one that never carried a byte is "
+     "ended first, then the longest idle",
      "1000000"},
     {"max-connections", OPT_MAX_CONNECTIONS, "N", C_RUN,
      "local connections open at once; more wait for a free slot",

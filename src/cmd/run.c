@@ -142,25 +142,29 @@ static void fail(struct run *r, const char *msg)
 
 static void on_flow_open(void *ctx, struct flow *f)
 {
-    struct run *r = ctx;
+    (void)ctx;
     if (tm_log_level() >= LOG_VERBOSE) {
         char d[160];
         describe_flow(f, d, sizeof(d));
         tm_verbose("%s opened (%s)", d,
                    (f->flags & FLOW_SYN) ? "SYN" : "joined mid-stream");
     }
-    if (r->replay != NULL) {
-        f->user = replay_open(r->replay, f->id);
-    }
 }
 
+/* A flow's local connections are dialled at its first byte, not at its
+ * SYN: a connection that carries nothing (a SYN flood, a port scan, a
+ * health check) costs the target nothing and holds no session. */
 static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
                          uint32_t len)
 {
     struct run *r = ctx;
-    if (f->user != NULL) {
-        replay_data(r->replay, f->user, data, len);
+    if (r->replay == NULL) {
+        return;
     }
+    if (f->user == NULL) {
+        f->user = replay_open(r->replay, f->id);
+    }
+    replay_data(r->replay, f->user, data, len);
 }
 
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
@@ -794,6 +798,12 @@ int run_command(const struct tm_options *o)
         .flow_queue_cap = o->flow_buffer,
         .queue_budget = o->max_buffer / 2,
         .max_flows = o->max_flows,
+        /* Flow state and the replay's sessions share --max-buffer with
+         * the queues: half of it, as the reassembly queues have. */
+        .flow_state_budget = o->max_buffer / 2,
+        .flow_data_cost = o->n_targets > 0
+                              ? replay_session_size(o->n_targets)
+                              : 0,
         /* In a pod, loopback clients are sidecar hops of connections
          * already seen arriving on the pod's own address. */
         .skip_loopback_clients = o->cmd == CMD_MIRROR,

@@ -345,6 +345,7 @@ int summary_command(const struct tm_options *o)
         .flow_queue_cap = o->flow_buffer,
         .queue_budget = o->max_buffer,
         .max_flows = o->max_flows,
+        .flow_state_budget = o->max_buffer / 2,
         .hash_seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32),
     };
     struct engine_events ev = {NULL, NULL, NULL, on_end, &s};

@@ -13,6 +13,8 @@ struct engine {
     struct reasm_timeouts timeouts;
     struct reasm_budget budget;
     struct flowtab table;
+    struct tm_list quiet;   /* open flows that have carried no byte yet,
+                               least recently active first */
     struct tm_list open;    /* open flows, least recently active first */
     struct tm_list closing; /* open flows the server closed */
     struct tm_list closed;  /* finished flows, remembered for a while */
@@ -23,6 +25,7 @@ struct engine {
     /* Live sources: the clock's value when a packet last moved it, and
      * the monotonic time then (0: no packet has yet). */
     uint64_t live_base_ns, live_base_mono_ns;
+    size_t flow_state; /* bytes charged for flows (see charge()) */
 };
 
 const char *flow_end_reason_name(enum flow_end_reason why)
@@ -174,6 +177,7 @@ struct engine *engine_new(const struct engine_config *cfg,
     e->timeouts.rtx_ns = TM_MAX(cfg->rtx_timeout_ns, cfg->gap_timeout_ns);
     e->budget.limit = cfg->queue_budget;
     flowtab_init(&e->table, cfg->hash_seed);
+    tm_list_init(&e->quiet);
     tm_list_init(&e->open);
     tm_list_init(&e->closing);
     tm_list_init(&e->closed);
@@ -203,8 +207,25 @@ static bool is_loopback(uint8_t family, const uint8_t *addr)
     return memcmp(addr, v6_loopback, 16) == 0;
 }
 
+/*
+ * Charges `n` bytes of a flow's state to the memory budget. The count
+ * shares the reassembly budget's `used`, so that the replay, which reads
+ * that one counter, sees all the engine holds; the limit rises with it,
+ * so the queues alone are still held to queue_budget.
+ */
+static void charge(struct engine *e, struct flow *f, size_t n)
+{
+    f->charge += (uint32_t)n;
+    e->flow_state += n;
+    e->budget.used += n;
+    e->budget.limit += n;
+}
+
 static void free_flow(struct engine *e, struct flow *f)
 {
+    e->flow_state -= f->charge;
+    e->budget.used -= f->charge;
+    e->budget.limit -= f->charge;
     reasm_discard(&f->rs, &e->budget);
     heap_remove(e, f);
     tm_list_remove(&f->link);
@@ -225,6 +246,7 @@ void engine_free(struct engine *e)
     if (e == NULL) {
         return;
     }
+    free_list(e, &e->quiet);
     free_list(e, &e->open);
     free_list(e, &e->closing);
     free_list(e, &e->closed);
@@ -287,41 +309,72 @@ static void end_flow(struct engine *e, struct flow *f,
     }
 }
 
-/* Makes room for one more flow: the oldest remembered tuple goes first,
- * then the flow idle the longest. */
-static void make_room(struct engine *e)
+/* Whether `more_flows` more flows and `more_bytes` more bytes of flow
+ * state would exceed --max-flows or the flow state budget. */
+static bool over_limits(const struct engine *e, size_t more_flows,
+                        size_t more_bytes)
 {
-    while (e->table.count >= e->cfg.max_flows) {
-        struct tm_list *n = tm_list_first(&e->closed);
-        if (n != NULL) {
-            free_flow(e, TM_CONTAINER_OF(n, struct flow, link));
+    if (e->cfg.max_flows > 0 &&
+        e->table.count + more_flows > e->cfg.max_flows) {
+        return true;
+    }
+    return e->cfg.flow_state_budget > 0 &&
+           e->flow_state + more_bytes > e->cfg.flow_state_budget;
+}
+
+/* The first flow of `l` other than `keep`, or NULL. */
+static struct flow *first_but(struct tm_list *l, const struct flow *keep)
+{
+    for (struct tm_list *n = l->next; n != l; n = n->next) {
+        struct flow *f = TM_CONTAINER_OF(n, struct flow, link);
+        if (f != keep) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Makes room for `more_flows` flows and `more_bytes` of flow state: the
+ * oldest remembered tuple goes first, then the flow that has waited the
+ * longest without carrying a byte (a SYN flood costs nothing else), then
+ * the flow idle the longest. `keep` (the flow being fed) is never ended.
+ */
+static void make_room(struct engine *e, size_t more_flows, size_t more_bytes,
+                      const struct flow *keep)
+{
+    while (over_limits(e, more_flows, more_bytes)) {
+        struct flow *f = first_but(&e->closed, keep);
+        if (f != NULL) {
+            free_flow(e, f);
             continue;
         }
-        n = tm_list_first(&e->closing);
-        if (n == NULL) {
-            n = tm_list_first(&e->open);
+        f = first_but(&e->quiet, keep);
+        if (f == NULL) {
+            f = first_but(&e->closing, keep);
         }
-        if (n == NULL) {
+        if (f == NULL) {
+            f = first_but(&e->open, keep);
+        }
+        if (f == NULL) {
             return;
         }
-        end_flow(e, TM_CONTAINER_OF(n, struct flow, link),
-                 FLOW_END_EVICTED);
+        end_flow(e, f, FLOW_END_EVICTED);
     }
 }
 
 static struct flow *new_flow(struct engine *e, const struct flow_key *key)
 {
-    if (e->cfg.max_flows > 0) {
-        make_room(e);
-    }
+    make_room(e, 1, ENGINE_FLOW_COST, NULL);
     struct flow *f = tm_xcalloc(1, sizeof(*f));
     f->node.key = *key;
     f->heap_idx = UINT32_MAX;
     f->id = ++e->next_id;
     f->first_ns = f->last_ns = e->now;
     tm_list_init(&f->link);
-    tm_list_append(&e->open, &f->link);
+    tm_list_append(&e->quiet, &f->link);
     flowtab_insert(&e->table, &f->node);
+    charge(e, f, ENGINE_FLOW_COST);
     e->stats.flows_seen++;
     e->stats.flows_open++;
     if (e->stats.flows_open > e->stats.flows_open_peak) {
@@ -334,8 +387,23 @@ static void touch(struct engine *e, struct flow *f)
 {
     f->last_ns = e->now;
     tm_list_remove(&f->link);
-    tm_list_append((f->flags & FLOW_SERVER_FIN) ? &e->closing : &e->open,
-                   &f->link);
+    struct tm_list *l = &e->open;
+    if (f->flags & FLOW_SERVER_FIN) {
+        l = &e->closing;
+    } else if (!(f->flags & FLOW_DATA)) {
+        l = &e->quiet;
+    }
+    tm_list_append(l, &f->link);
+}
+
+/* The flow carries its first payload byte: from now on the consumer
+ * keeps state for it too (a replay session), charged here. */
+static void charge_data(struct engine *e, struct flow *f)
+{
+    if (e->cfg.flow_data_cost > 0) {
+        make_room(e, 0, e->cfg.flow_data_cost, f);
+        charge(e, f, e->cfg.flow_data_cost);
+    }
 }
 
 /* Skips holes that are due, ends the flow if that reached its FIN, and
@@ -447,7 +515,14 @@ static void inbound(struct engine *e, const struct tcp_segment *s,
             e->ev.open(e->ev.ctx, f);
         }
     }
+    bool first_byte = s->wire_len > 0 && !rst && !(f->flags & FLOW_DATA);
+    if (first_byte) {
+        f->flags |= FLOW_DATA; /* off the quiet list */
+    }
     touch(e, f);
+    if (first_byte) {
+        charge_data(e, f);
+    }
     if (rst) {
         end_flow(e, f, FLOW_END_RST);
         return;
@@ -611,6 +686,7 @@ void engine_advance(struct engine *e, uint64_t now_ns)
         }
     }
     if (e->cfg.idle_timeout_ns > 0) {
+        expire_list(e, &e->quiet, e->cfg.idle_timeout_ns, FLOW_END_IDLE);
         expire_list(e, &e->open, e->cfg.idle_timeout_ns, FLOW_END_IDLE);
     }
     uint64_t closing = e->cfg.closing_timeout_ns;
@@ -643,6 +719,7 @@ void engine_finish(struct engine *e)
 {
     finish_list(e, &e->open);
     finish_list(e, &e->closing);
+    finish_list(e, &e->quiet);
     free_list(e, &e->closed);
 }
 
@@ -653,7 +730,12 @@ uint64_t engine_now(const struct engine *e)
 
 size_t engine_queued_bytes(const struct engine *e)
 {
-    return e->budget.used;
+    return e->budget.used - e->flow_state;
+}
+
+size_t engine_flow_state_bytes(const struct engine *e)
+{
+    return e->flow_state;
 }
 
 const size_t *engine_queued_counter(const struct engine *e)

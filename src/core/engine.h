@@ -27,6 +27,7 @@ enum flow_state { FLOW_OPEN = 0, FLOW_CLOSED };
 
 #define FLOW_SYN        0x01 /* opened by a SYN: isn is known */
 #define FLOW_SERVER_FIN 0x02 /* the server has closed its side */
+#define FLOW_DATA       0x04 /* the client has sent a payload byte */
 
 struct flow {
     struct flowtab_entry node; /* key: client -> server */
@@ -40,6 +41,7 @@ struct flow {
     uint8_t state;
     uint8_t flags;
     uint32_t gaps;
+    uint32_t charge;        /* what the flow costs the memory budget */
     uint64_t payload_bytes; /* client bytes delivered */
     uint64_t gap_bytes;     /* client bytes skipped over */
     uint64_t server_bytes;  /* server payload seen on the wire */
@@ -91,10 +93,20 @@ struct engine_config {
     size_t flow_queue_cap;     /* out-of-order bytes held per flow */
     size_t queue_budget;       /* out-of-order bytes held in all */
     size_t max_flows;          /* open and remembered flows */
+    size_t flow_state_budget;  /* bytes of flow state (ENGINE_FLOW_COST
+                                  each, plus flow_data_cost once a flow
+                                  carries data); 0: unlimited */
+    size_t flow_data_cost;     /* what the consumer keeps for a flow that
+                                  carries data (a replay session) */
     bool skip_loopback_clients; /* a client on 127/8 or ::1 is a proxy
                                    hop inside the host, not a client */
     uint64_t hash_seed;
 };
+
+/* What the engine charges the memory budget for one flow: the flow, its
+ * share of the table's buckets (at most two pointers) and the
+ * allocator's header. A bare SYN costs this and nothing else. */
+#define ENGINE_FLOW_COST (sizeof(struct flow) + 2 * sizeof(void *) + 16)
 
 struct engine_stats {
     uint64_t packets;
@@ -157,8 +169,13 @@ void engine_advance(struct engine *e, uint64_t now_ns);
 void engine_finish(struct engine *e);
 
 uint64_t engine_now(const struct engine *e);
+/* Out-of-order bytes queued (nodes and buffers). */
 size_t engine_queued_bytes(const struct engine *e);
-/* Where the engine keeps that count, for a budget shared with replay. */
+/* Bytes charged for flows: ENGINE_FLOW_COST each, plus flow_data_cost
+ * for each that carried data. */
+size_t engine_flow_state_bytes(const struct engine *e);
+/* Where the engine keeps the sum of the two, for the budget it shares
+ * with the replay. */
 const size_t *engine_queued_counter(const struct engine *e);
 const struct engine_stats *engine_stats(const struct engine *e);
 

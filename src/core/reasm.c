@@ -10,7 +10,7 @@
  * a piece that later segments extend (see insert) moves them to a
  * growing buffer. */
 struct reasm_seg {
-    struct reasm_seg *next;
+    struct reasm_seg *next, *prev;
     uint32_t seq;
     uint32_t len;
     uint32_t missing;
@@ -79,6 +79,9 @@ static void cut_at_fin(struct reasm *r, struct reasm_budget *budget)
         uint32_t size = s->len + s->missing;
         if (off >= limit) {
             *pp = s->next;
+            if (s->next != NULL) {
+                s->next->prev = prev;
+            }
             free_seg(r, s, budget);
             continue;
         }
@@ -96,6 +99,9 @@ static void cut_at_fin(struct reasm *r, struct reasm_budget *budget)
         pp = &s->next;
     }
     r->tail = prev;
+    if (r->head == NULL) {
+        r->dups = 0;
+    }
 }
 
 /* Delivers the queue's head while it touches `next`. */
@@ -119,6 +125,7 @@ static void drain(struct reasm *r, struct reasm_budget *budget,
         r->head = s->next;
         if (r->head == NULL) {
             r->tail = NULL;
+            r->dups = 0;
         } else if (r->head->ts_ns > s->ts_ns) {
             /* The new head inherits the oldest arrival: data behind the
              * next hole has waited at least that long. */
@@ -134,7 +141,7 @@ static struct reasm_seg *new_seg(struct reasm *r, uint32_t seq,
                                  struct reasm_budget *budget)
 {
     struct reasm_seg *s = tm_xmalloc(seg_cost(len));
-    s->next = NULL;
+    s->next = s->prev = NULL;
     s->seq = seq;
     s->len = len;
     s->missing = missing;
@@ -179,6 +186,37 @@ static void extend_seg(struct reasm *r, struct reasm_seg *s,
 }
 
 /*
+ * The last queued piece that ends at or before `s` (NULL if none). The
+ * pieces are sorted and disjoint, so their ends increase along the list;
+ * the walk starts from whichever end of the queue is nearer `s` in
+ * sequence space: new data usually lands near the tail, retransmissions
+ * filling the first hole near the head.
+ */
+static struct reasm_seg *find_before(const struct reasm *r, uint32_t s,
+                                     struct reasm_budget *budget)
+{
+    struct reasm_seg *p;
+    if (r->head == NULL) {
+        return NULL;
+    }
+    if (s - r->next >= (r->tail->seq - r->next) / 2) {
+        p = r->tail;
+        while (p != NULL && seq_gt(seg_end(p), s)) {
+            budget->search_steps++;
+            p = p->prev;
+        }
+        return p;
+    }
+    p = NULL;
+    for (struct reasm_seg *c = r->head; c != NULL && seq_le(seg_end(c), s);
+         c = c->next) {
+        budget->search_steps++;
+        p = c;
+    }
+    return p;
+}
+
+/*
  * Queues [seq, seq + caplen + missing) minus every byte already queued:
  * the first copy captured wins. `data` holds the caplen captured bytes.
  */
@@ -202,16 +240,16 @@ static void insert(struct reasm *r, uint32_t seq, const uint8_t *data,
         prev = r->tail; /* beyond everything queued */
         cur = NULL;
     } else {
-        while (cur != NULL && seq_le(seg_end(cur), s)) {
-            prev = cur;
-            cur = cur->next;
-        }
+        prev = find_before(r, s, budget);
+        cur = prev != NULL ? prev->next : r->head;
     }
+    bool dup = false;
     while (seq_lt(s, e)) {
         if (cur != NULL && seq_le(cur->seq, s)) {
             /* Already queued from s on: keep the earlier copy. */
             if (seq_lt(s, seg_end(cur))) {
                 s = seg_end(cur);
+                dup = true;
             }
             prev = cur;
             cur = cur->next;
@@ -229,6 +267,10 @@ static void insert(struct reasm *r, uint32_t seq, const uint8_t *data,
         struct reasm_seg *n =
             new_seg(r, s, pdata, plen, pmissing, ts_ns, budget);
         n->next = cur;
+        n->prev = prev;
+        if (cur != NULL) {
+            cur->prev = n;
+        }
         if (prev == NULL) {
             if (r->head != NULL && r->head->ts_ns < n->ts_ns) {
                 n->ts_ns = r->head->ts_ns;
@@ -242,6 +284,9 @@ static void insert(struct reasm *r, uint32_t seq, const uint8_t *data,
         }
         prev = n;
         s = pe;
+    }
+    if (dup) {
+        r->dups++;
     }
 }
 
@@ -313,7 +358,7 @@ void reasm_push(struct reasm *r, uint32_t seq, const uint8_t *data,
     /* A stream holding more than its share skips holes until it fits;
      * over the shared budget, the stream being fed gives up its queue. */
     while (r->head != NULL &&
-           (r->queued > flow_cap || r->nsegs > REASM_MAX_SEGS ||
+           (r->queued > flow_cap || r->nsegs + r->dups > REASM_MAX_SEGS ||
             budget->used > budget->limit)) {
         if (!skip_one(r, budget, sink)) {
             break;
@@ -447,6 +492,7 @@ uint64_t reasm_discard(struct reasm *r, struct reasm_budget *budget)
         s = next;
     }
     r->head = r->tail = NULL;
+    r->dups = 0;
     return dropped;
 }
 

@@ -39,6 +39,8 @@ struct reasm_sink {
 struct reasm_budget {
     size_t used;
     size_t limit;
+    uint64_t search_steps; /* queued pieces visited to find where a
+                              segment goes: the work insertion costs */
 };
 
 struct reasm_seg;
@@ -50,15 +52,18 @@ struct reasm {
     uint32_t acked;   /* highest acknowledgement from the receiver */
     uint32_t queued;  /* payload bytes waiting in the queue */
     uint32_t nsegs;   /* segments waiting in the queue */
+    uint32_t dups;    /* segments that repeated queued bytes since the
+                         queue was last empty */
     uint64_t fin_ns, ack_ns; /* when the FIN / the acknowledgement
                                 beyond `next` was seen */
     uint8_t state;    /* REASM_* bits */
 };
 
-/* Segments a stream may queue: beyond it the first hole is skipped as if
- * the byte cap were reached. 4096 full-size segments cover a 6 MB window;
- * the bound keeps insertion (a list walk) from growing quadratic on
- * thousands of tiny segments. */
+/* Segments a stream may queue, duplicates of queued bytes included:
+ * beyond it the first hole is skipped as if the byte cap were reached.
+ * 4096 full-size segments cover a 6 MB window; the bound keeps insertion
+ * (a list walk from the nearer end) from growing quadratic on thousands
+ * of tiny segments, or on copies of one segment sent again and again. */
 #define REASM_MAX_SEGS 4096
 
 /* The largest TCP window (2^30, with window scaling): a segment further

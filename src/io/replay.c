@@ -1030,6 +1030,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- flow events ---- */
 
+size_t replay_session_size(size_t n_targets)
+{
+    /* 16: the allocator's header. */
+    return sizeof(struct replay_session) + n_targets * sizeof(struct conn) +
+           16;
+}
+
 struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
 {
     struct replay_session *s =
@@ -1093,8 +1100,8 @@ void replay_data(struct replay *r, struct replay_session *s,
         size_t other = r->other_usage ? *r->other_usage : 0;
         while (r->queued + other + len > r->cfg.max_buffer) {
             struct conn *victim = largest_conn(r);
-            if (victim == NULL) {
-                break;
+            if (victim == NULL || victim->queued == 0) {
+                break; /* the rest is flow state: the engine's to shed */
             }
             conn_drop(victim, "over --max-buffer");
             if (victim == c) {

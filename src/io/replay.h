@@ -61,6 +61,9 @@ const struct replay_target_stats *replay_target_stats(const struct replay *r,
  * is returned by replay_open and passed back to the others; after
  * replay_end it belongs to the replay. */
 struct replay_session;
+/* What one session holds in memory with `n_targets` targets (its
+ * connections' libuv handles included), for the memory budget. */
+size_t replay_session_size(size_t n_targets);
 struct replay_session *replay_open(struct replay *r, uint64_t flow_id);
 void replay_data(struct replay *r, struct replay_session *s,
                  const uint8_t *data, uint32_t len);

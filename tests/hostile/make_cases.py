@@ -11,8 +11,8 @@ standard error must match, and optionally the exact client bytes the
 receiver must get, counters from --stats-json or summary --json, and the
 exact -o output. run_cases.py runs them.
 
-Two cases are large by nature (10,000 SYNs; 50,000 tiny segments: a few
-MiB). They are not committed: cases.json marks them "generate" (with the
+Three cases are large by nature (10,000 and 300,000 SYNs; 50,000 tiny
+segments: a few MiB to 17 MB). They are not committed: cases.json marks them "generate" (with the
 SHA-256 of their content) and run_cases.py builds them with this script
 into a temporary directory.
 
@@ -28,6 +28,8 @@ Fields of cases.json ("runs" items):
             long one; connections that carried nothing are ignored
   stats     {"a.b": N} counters in --stats-json (replay) or summary --json
             that must equal N; {"a.b": [">=", N]} for a bound
+  connections  for replay: how many connections the receiver accepted,
+            empty ones (the start-up probe) included
   output    for replay with -o: "prefix:N" = the output must be exactly
             the first N bytes of the input
   max_seconds  wall time limit for this run (default 10)
@@ -457,6 +459,25 @@ def build():
                  max_rss_mib=64, args=["--max-connections", "64"]),
           replay(0, "", delivered=[], stats={"flows.seen": 10000}),
           summary(0, "", stats={"connections": 10000}, max_rss_mib=64)],
+         generate=True)
+    # 300,000 bare SYNs with a 16 MiB budget: the flows' state is charged
+    # to --max-buffer (the oldest SYN-only flows are ended), and a flow
+    # dials the target only at its first byte, so the receiver sees the
+    # start-up probe and nothing else.
+    syns = [pcap_header(101)]
+    for i in range(300000):
+        src = f"10.{(i >> 16) + 1}.{(i >> 8) & 255}.{i & 255}"
+        syns.append(pcap_record(ipv4(src, S4, tcp(1024 + i % 60000, PORT,
+                                                  i * 7919, 0, 0x02)),
+                                T0 + i * 1000))
+    syns = b"".join(syns)
+    case("syn-flood-300000.pcap", syns,
+         "300,000 distinct SYNs and nothing else, with --max-buffer 16MiB: "
+         "memory within the budget plus 32 MiB, no local connection",
+         [replay(0, "", delivered=[], connections=1,
+                 stats={"flows.seen": 300000,
+                        "flows.evicted": [">=", 250000]},
+                 max_rss_mib=16 + 32, args=["--max-buffer", "16MiB"])],
          generate=True)
     n = 50000
     f = Flow(isn=5000)

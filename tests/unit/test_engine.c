@@ -470,7 +470,9 @@ static void test_client_rst(void **state)
     assert_int_equal(st(&t)->flows_reset, 1);
     assert_int_equal(st(&t)->flows_open, 0);
     assert_int_equal(engine_queued_bytes(t.e), 0);
-    assert_int_equal(*engine_queued_counter(t.e), 0);
+    /* The reset flow's tuple is remembered: only its state is held. */
+    assert_int_equal(*engine_queued_counter(t.e), ENGINE_FLOW_COST);
+    assert_int_equal(engine_flow_state_bytes(t.e), ENGINE_FLOW_COST);
     /* Later segments of the reset flow open nothing. */
     cli(&t, 13, 40000, CISN + 13, SISN + 1, ACK, NULL);
     assert_int_equal(t.r->opens, 1);
@@ -1071,6 +1073,80 @@ static void test_end_reason_names(void **state)
     }
 }
 
+/* How flow `id` ended; fails the test if it has not. */
+static enum flow_end_reason end_reason(const struct tfx *t, uint64_t id)
+{
+    for (size_t i = 0; i < t->r->n; i++) {
+        if (t->r->ev[i].kind == 'E' && t->r->ev[i].id == id) {
+            return t->r->ev[i].why;
+        }
+    }
+    fail_msg("flow %llu has not ended", (unsigned long long)id);
+    return FLOW_END_FIN;
+}
+
+/* At --max-flows, a flow that never carried a byte goes before the flow
+ * idle the longest: a SYN flood does not push out a real connection. */
+static void test_max_flows_sheds_quiet_flows_first(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.max_flows = 3;
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK | PSH, "abc");
+    cli(&t, 20, 40001, CISN, 0, SYN, NULL);
+    cli(&t, 30, 40002, CISN, 0, SYN, NULL);
+    cli(&t, 40, 40003, CISN, 0, SYN, NULL);
+    assert_int_equal(st(&t)->flows_evicted, 1);
+    assert_false(t.r->ended[1]);
+    assert_int_equal(end_reason(&t, 2), FLOW_END_EVICTED);
+    cli(&t, 50, 40000, CISN + 4, SISN + 1, ACK | PSH, "def");
+    assert_data(&t, 1, "abcdef");
+    tfx_free(&t);
+}
+
+/* Flow state is charged to its budget: ENGINE_FLOW_COST for every flow,
+ * the consumer's flow_data_cost once one carries data. A flood of bare
+ * SYNs stays within it, and the flows that carry data survive it. */
+static void test_flow_state_budget(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.flow_data_cost = 1000;
+    c.flow_state_budget = 8 * ENGINE_FLOW_COST + 1000;
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 0, 40000);
+    cli(&t, 10, 40000, CISN + 1, SISN + 1, ACK | PSH, "abc");
+    assert_int_equal(engine_flow_state_bytes(t.e), ENGINE_FLOW_COST + 1000);
+    for (uint16_t i = 1; i <= 50; i++) {
+        cli(&t, 100 + i, (uint16_t)(40000 + i), CISN, 0, SYN, NULL);
+        assert_true(engine_flow_state_bytes(t.e) <= c.flow_state_budget);
+    }
+    /* One flow with data and seven bare SYNs fit; the oldest SYNs went. */
+    assert_int_equal(st(&t)->flows_open, 8);
+    assert_int_equal(st(&t)->flows_evicted, 50 - 7);
+    assert_false(t.r->ended[1]);
+    assert_int_equal(end_reason(&t, 2), FLOW_END_EVICTED);
+    assert_false(t.r->ended[51]);
+    assert_int_equal(*engine_queued_counter(t.e),
+                     engine_flow_state_bytes(t.e));
+    /* The newest SYN's first byte costs the session too: quiet flows make
+     * room for it, never the flows carrying data. */
+    cli(&t, 200, 40050, CISN + 1, SISN + 1, ACK | PSH, "xyz");
+    assert_true(engine_flow_state_bytes(t.e) <= c.flow_state_budget);
+    assert_false(t.r->ended[1]);
+    assert_false(t.r->ended[51]);
+    assert_data(&t, 51, "xyz");
+    assert_int_equal(st(&t)->flows_open,
+                     2 + (c.flow_state_budget - 2 * (ENGINE_FLOW_COST + 1000)) /
+                             ENGINE_FLOW_COST);
+    engine_finish(t.e);
+    assert_int_equal(engine_flow_state_bytes(t.e), 0);
+    assert_int_equal(*engine_queued_counter(t.e), 0);
+    tfx_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1109,6 +1185,8 @@ int main(void)
         cmocka_unit_test(test_cut_record_gap),
         cmocka_unit_test(test_server_fin_closing_timeout),
         cmocka_unit_test(test_end_reason_names),
+        cmocka_unit_test(test_max_flows_sheds_quiet_flows_first),
+        cmocka_unit_test(test_flow_state_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -783,6 +783,87 @@ static void test_ack_before_start_ignored(void **state)
     assert_false(reasm_has_hole(&r));
 }
 
+/* Queues `n` one-byte pieces at 2, 4, ... 2n after a SYN at 0, each
+ * behind a hole of one byte. */
+static void queue_pieces(struct fx *f, uint32_t n)
+{
+    reasm_init_syn(&f->rs, 0);
+    for (uint32_t i = 1; i <= n; i++) {
+        push(f, 2 * i, "x", false, i);
+    }
+    assert_int_equal(f->rs.nsegs, n);
+    assert_int_equal(f->out->len, 0);
+}
+
+/* Finding where a segment goes walks the queue from its nearer end, so a
+ * copy of a piece near either end of a long queue costs a few steps,
+ * however long the queue (the walk from the head cost ~4,000 per copy
+ * near the tail). */
+static void test_insert_searches_from_nearer_end(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    queue_pieces(f, 4000);
+    uint64_t before = f->budget.search_steps;
+    for (int i = 0; i < 60; i++) {
+        push(f, 2 * 3990, "y", false, 5000); /* near the tail */
+    }
+    for (int i = 0; i < 30; i++) {
+        push(f, 2 * 10, "y", false, 5000); /* near the head */
+    }
+    uint64_t steps = f->budget.search_steps - before;
+    if (steps > 90 * 16) {
+        fail_msg("90 copies cost %llu search steps",
+                 (unsigned long long)steps);
+    }
+    /* A new piece in a hole near the tail: found from the tail too. */
+    before = f->budget.search_steps;
+    push(f, 2 * 3995 + 1, "z", false, 5001);
+    assert_true(f->budget.search_steps - before <= 16);
+    assert_int_equal(f->rs.nsegs, 4001);
+    /* The first copy won, and every piece is where it belongs. */
+    push(f, 1, "a", false, 5002);
+    assert_stream(f, "ax");
+    fx_free(f);
+}
+
+/* Copies of queued bytes count towards REASM_MAX_SEGS: a sender that
+ * repeats a queued segment forever cannot keep the queue, and the work
+ * each copy costs, alive; past the cap each copy skips a hole, until the
+ * copied bytes are delivered and copies of them cost nothing. */
+static void test_duplicates_count_towards_cap(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    queue_pieces(f, 100);
+    uint32_t copies = REASM_MAX_SEGS - 100;
+    for (uint32_t i = 0; i < copies; i++) {
+        push(f, 2 * 50, "y", false, 200);
+    }
+    assert_int_equal(f->out->gaps, 0);
+    assert_int_equal(f->rs.dups, copies);
+    push(f, 2 * 50, "y", false, 201); /* one more: over the cap */
+    assert_int_equal(f->out->gaps, 1);
+    assert_int_equal(f->rs.nsegs, 99);
+    assert_stream(f, "x");
+    for (int i = 0; i < 100; i++) {
+        push(f, 2 * 50, "y", false, 202);
+    }
+    /* The 50th piece was delivered at the 50th copy past the cap. */
+    assert_int_equal(f->out->gaps, 50);
+    assert_int_equal(f->rs.nsegs, 50);
+    assert_stream(f, rep('x', 50));
+    /* A queue that empties forgets the copies. */
+    push(f, 101, "a", false, 203);
+    reasm_skip_holes(&f->rs, 0, NULL, &f->budget, &f->sink);
+    assert_null(f->rs.head);
+    assert_int_equal(f->rs.dups, 0);
+    push(f, 2 * 200, "n", false, 204);
+    push(f, 2 * 200, "n", false, 205);
+    assert_int_equal(f->rs.dups, 1);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -813,6 +894,8 @@ int main(void)
         cmocka_unit_test(test_far_ack_ignored),
         cmocka_unit_test(test_ack_of_fin_makes_no_hole),
         cmocka_unit_test(test_ack_before_start_ignored),
+        cmocka_unit_test(test_insert_searches_from_nearer_end),
+        cmocka_unit_test(test_duplicates_count_towards_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
