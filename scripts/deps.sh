@@ -3,7 +3,8 @@
 # that are missing, saying what it installs: apt-get on Debian and Ubuntu,
 # brew on macOS.
 #
-#   scripts/deps.sh build   compiler, CMake, libuv, libpcap, cJSON
+#   scripts/deps.sh build   compiler, CMake, libuv, libpcap, cJSON,
+#                           http_parser, zlib, brotli
 #   scripts/deps.sh check   build + what the tests use (cmocka, python3,
 #                           tcpdump, iproute2, clang, valgrind)
 #   scripts/deps.sh bench   check + perf tools for the benchmarks
@@ -11,11 +12,12 @@ set -euo pipefail
 
 task=${1:-build}
 
-debian_build=(gcc make cmake pkg-config libuv1-dev libpcap-dev libcjson-dev)
+debian_build=(gcc make cmake pkg-config libuv1-dev libpcap-dev libcjson-dev
+              libhttp-parser-dev zlib1g-dev libbrotli-dev)
 debian_check=(libcmocka-dev python3 tcpdump iproute2 procps psmisc
               clang libclang-rt-14-dev valgrind)
 debian_bench=(tcpflow linux-perf)
-brew_build=(cmake pkg-config libuv cjson)
+brew_build=(cmake pkg-config libuv cjson http-parser brotli)
 brew_check=(cmocka python3)
 brew_bench=(tcpflow)
 
