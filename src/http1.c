@@ -57,6 +57,11 @@ struct http1 {
     bool switching; /* the current message switches protocols */
     char switch_reason[128];
     bool closed; /* a message without keep-alive ended */
+    /* A limit was passed in a callback. Reported when the head (or the
+     * trailers) end, so that the verdict does not depend on how the
+     * parser split the pieces; a parse error found first wins. */
+    bool over;
+    char over_reason[96];
     enum http1_status final;
     char reason[160];
 
@@ -91,13 +96,24 @@ static void set_reason(struct http1 *h, enum http1_status st,
 
 /* ---- head building -------------------------------------------------- */
 
+static void over_limit(struct http1 *h, const char *msg)
+{
+    if (!h->over) {
+        h->over = true;
+        snprintf(h->over_reason, sizeof(h->over_reason), "%s", msg);
+    }
+}
+
 static bool head_append(struct http1 *h, const char *at, size_t len)
 {
+    if (h->over) {
+        return false;
+    }
     if (len > h->lim.max_head - h->buf_len) {
         char msg[64];
         snprintf(msg, sizeof(msg), "message head is larger than %zu bytes",
                  h->lim.max_head);
-        set_reason(h, HTTP1_ERROR, msg);
+        over_limit(h, msg);
         return false;
     }
     if (h->buf_len + len > h->buf_cap) {
@@ -120,10 +136,9 @@ static bool extend(struct http1 *h, struct span *s, const char *at,
     if (s->len == 0) {
         s->off = h->buf_len;
     }
-    if (!head_append(h, at, len)) {
-        return false;
+    if (head_append(h, at, len)) {
+        s->len += len;
     }
-    s->len += len;
     return true;
 }
 
@@ -144,6 +159,7 @@ static int on_message_begin(http_parser *p)
     h->status_text = (struct span){0, 0};
     h->head_done = false;
     h->switching = false;
+    h->over = false;
     h->in_message = true;
     h->pending = PEND_BEGIN;
     http_parser_pause(p, 1);
@@ -171,8 +187,7 @@ static bool trailer_piece(struct http1 *h, size_t len, bool is_name)
     h->trailer_bytes += len;
     if (h->nhdrs + h->trailer_fields > h->lim.max_headers ||
         h->trailer_bytes > h->lim.max_head) {
-        set_reason(h, HTTP1_ERROR, "trailer fields over the head limits");
-        return false;
+        over_limit(h, "trailer fields over the head limits");
     }
     return true;
 }
@@ -183,13 +198,16 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     if (h->head_done) {
         return trailer_piece(h, len, true) ? 0 : -1;
     }
+    if (h->over) {
+        return 0;
+    }
     if (h->last != 1) {
         if (h->nhdrs == h->lim.max_headers) {
             char msg[64];
             snprintf(msg, sizeof(msg), "more than %zu header fields",
                      h->lim.max_headers);
-            set_reason(h, HTTP1_ERROR, msg);
-            return -1;
+            over_limit(h, msg);
+            return 0;
         }
         h->hdrs[h->nhdrs++] = (struct hdr_spans){{0, 0}, {0, 0}};
         h->last = 1;
@@ -202,6 +220,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct http1 *h = from(p);
     if (h->head_done) {
         return trailer_piece(h, len, false) ? 0 : -1;
+    }
+    if (h->over) {
+        return 0;
     }
     if (h->nhdrs == 0) {
         return -1; /* http_parser names a field first; never happens */
@@ -273,6 +294,10 @@ static void stop_reason_upgrade(struct http1 *h, const char *what)
 static int on_headers_complete(http_parser *p)
 {
     struct http1 *h = from(p);
+    if (h->over) {
+        set_reason(h, HTTP1_ERROR, h->over_reason);
+        return -1;
+    }
     build_view(h);
     struct http1_head *hd = &h->head;
     if (p->http_major != 1 || p->http_minor > 1) {
@@ -361,6 +386,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct http1 *h = from(p);
+    if (h->over) {
+        set_reason(h, HTTP1_ERROR, h->over_reason);
+        return -1;
+    }
     h->pending = PEND_END;
     http_parser_pause(p, 1);
     return 0;
@@ -428,6 +457,7 @@ void http1_reset(struct http1 *h, uint64_t offset)
     h->head_done = false;
     h->switching = false;
     h->closed = false;
+    h->over = false;
     h->final = HTTP1_OK;
     h->reason[0] = '\0';
     h->q_first = 0;

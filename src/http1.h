@@ -125,7 +125,9 @@ void http1_free(struct http1 *h);
  * Feeds the next `len` bytes of the stream. *consumed (may be NULL) says
  * how many were taken: all of them unless the result is BLOCKED (the
  * rest must be fed again later) or STOPPED/ERROR (the rest is not
- * HTTP/1 the framer can follow; it takes nothing more).
+ * HTTP/1 the framer can follow; it takes nothing more). Events, status
+ * and reason do not depend on how the stream is cut; for ERROR the
+ * consumed count may (a head limit is noticed per parser callback).
  */
 enum http1_status http1_feed(struct http1 *h, const uint8_t *data, size_t len,
                              size_t *consumed);
