@@ -25,6 +25,13 @@ struct httpbody {
     uint64_t size;
     uint64_t wire;
     uint64_t hash;
+    /* The body as it came, for when it cannot be decoded: what a decoder
+     * produced before it found the damage depends on how much input it
+     * had at once, so a damaged body is compared as sent. */
+    uint8_t *raw;
+    size_t raw_len, raw_cap;
+    uint64_t raw_hash;
+    bool use_raw;
     bool over_limit;
     bool ended;   /* the compressed stream reached its end */
     bool stopped; /* decoding gave up: problem or limit */
@@ -109,6 +116,7 @@ struct httpbody *httpbody_new(enum httpbody_coding coding, size_t keep_limit,
     b->keep_limit = keep_limit ? keep_limit : HTTPBODY_DEFAULT_KEEP;
     b->decode_limit = decode_limit ? decode_limit : HTTPBODY_DEFAULT_DECODE;
     b->hash = 0xcbf29ce484222325ULL;
+    b->raw_hash = b->hash;
     if (coding == HTTPBODY_UNSUPPORTED) {
         snprintf(b->problem, sizeof(b->problem),
                  "unsupported Content-Encoding: compared as sent");
@@ -142,34 +150,46 @@ void httpbody_free(struct httpbody *b)
         BrotliDecoderDestroyInstance(b->br);
     }
     free(b->kept);
+    free(b->raw);
     free(b);
+}
+
+static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Appends to a buffer that stops growing at `limit`. */
+static void keep(uint8_t **buf, size_t *len, size_t *cap, size_t limit,
+                 const uint8_t *p, size_t n)
+{
+    size_t take = TM_MIN(limit - *len, n);
+    if (take == 0) {
+        return;
+    }
+    if (*len + take > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + take) {
+            c *= 2;
+        }
+        c = TM_MIN(c, limit);
+        *buf = tm_xrealloc(*buf, c);
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, take);
+    *len += take;
 }
 
 /* Decoded bytes: counted, hashed, the first keep_limit kept. */
 static void emit(struct httpbody *b, const uint8_t *p, size_t n)
 {
-    uint64_t h = b->hash;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    b->hash = h;
+    b->hash = fnv(b->hash, p, n);
     b->size += n;
-    size_t room = b->keep_limit - b->kept_len;
-    size_t take = TM_MIN(room, n);
-    if (take > 0) {
-        if (b->kept_len + take > b->kept_cap) {
-            size_t cap = b->kept_cap ? b->kept_cap : 4096;
-            while (cap < b->kept_len + take) {
-                cap *= 2;
-            }
-            cap = TM_MIN(cap, b->keep_limit);
-            b->kept = tm_xrealloc(b->kept, cap);
-            b->kept_cap = cap;
-        }
-        memcpy(b->kept + b->kept_len, p, take);
-        b->kept_len += take;
-    }
+    keep(&b->kept, &b->kept_len, &b->kept_cap, b->keep_limit, p, n);
 }
 
 /* Room left under the decode limit for one round of output. */
@@ -182,6 +202,7 @@ static size_t out_room(const struct httpbody *b)
 static void give_up(struct httpbody *b, const char *what, const char *detail)
 {
     b->stopped = true;
+    b->use_raw = true;
     snprintf(b->problem, sizeof(b->problem), "%s%s%s", what,
              detail ? ": " : "", detail ? detail : "");
 }
@@ -301,6 +322,10 @@ static void feed_brotli(struct httpbody *b, const uint8_t *data, size_t len)
 void httpbody_feed(struct httpbody *b, const uint8_t *data, size_t len)
 {
     b->wire += len;
+    if (b->coding != HTTPBODY_IDENTITY && b->coding != HTTPBODY_UNSUPPORTED) {
+        b->raw_hash = fnv(b->raw_hash, data, len);
+        keep(&b->raw, &b->raw_len, &b->raw_cap, b->keep_limit, data, len);
+    }
     if (len == 0 || b->stopped) {
         if (b->stopped && len > 0 && b->size >= b->decode_limit) {
             b->over_limit = true;
@@ -352,13 +377,13 @@ void httpbody_finish(struct httpbody *b)
 
 const uint8_t *httpbody_data(const struct httpbody *b, size_t *len)
 {
-    *len = b->kept_len;
-    return b->kept;
+    *len = b->use_raw ? b->raw_len : b->kept_len;
+    return b->use_raw ? b->raw : b->kept;
 }
 
 uint64_t httpbody_size(const struct httpbody *b)
 {
-    return b->size;
+    return b->use_raw ? b->wire : b->size;
 }
 
 uint64_t httpbody_wire_size(const struct httpbody *b)
@@ -368,12 +393,14 @@ uint64_t httpbody_wire_size(const struct httpbody *b)
 
 uint64_t httpbody_hash(const struct httpbody *b)
 {
-    return b->hash;
+    return b->use_raw ? b->raw_hash : b->hash;
 }
 
 bool httpbody_truncated(const struct httpbody *b)
 {
-    return b->size > b->kept_len;
+    size_t kept;
+    httpbody_data(b, &kept);
+    return httpbody_size(b) > kept;
 }
 
 bool httpbody_over_limit(const struct httpbody *b)
@@ -390,30 +417,33 @@ void httpbody_compare(const struct httpbody *a, const struct httpbody *b,
                       struct httpbody_diff *out)
 {
     memset(out, 0, sizeof(*out));
-    out->size_a = a->size;
-    out->size_b = b->size;
-    size_t common = TM_MIN(a->kept_len, b->kept_len);
+    size_t ka, kb;
+    const uint8_t *da = httpbody_data(a, &ka);
+    const uint8_t *db = httpbody_data(b, &kb);
+    out->size_a = httpbody_size(a);
+    out->size_b = httpbody_size(b);
+    size_t common = TM_MIN(ka, kb);
     for (size_t i = 0; i < common; i++) {
-        if (a->kept[i] != b->kept[i]) {
+        if (da[i] != db[i]) {
             out->verdict = HTTPBODY_DIFFERENT;
             out->offset_known = true;
             out->offset = i;
             return;
         }
     }
-    if (a->size != b->size) {
+    if (out->size_a != out->size_b) {
         out->verdict = HTTPBODY_DIFFERENT;
         /* The kept parts agree: when the shorter body is kept whole it
          * is a prefix of the other and they part where it ends; else
          * they part somewhere beyond the kept bytes. */
-        uint64_t shorter = TM_MIN(a->size, b->size);
+        uint64_t shorter = TM_MIN(out->size_a, out->size_b);
         if (shorter <= common) {
             out->offset_known = true;
             out->offset = shorter;
         }
         return;
     }
-    if (a->hash != b->hash) {
+    if (httpbody_hash(a) != httpbody_hash(b)) {
         out->verdict = HTTPBODY_DIFFERENT;
         return;
     }

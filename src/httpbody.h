@@ -10,8 +10,10 @@
  * reported as over the limit, with the sizes seen so far.
  *
  * A coding it cannot undo (compress, zstd, a stack of codings) or a
- * corrupt stream leaves the body compared as the raw bytes it came as,
- * with the reason noted.
+ * corrupt or cut stream leaves the body compared as the raw bytes it came
+ * as (data, size and hash then describe those), with the reason noted:
+ * how much a decoder yields before it finds damage depends on how much
+ * input it had at once. The raw prefix is kept too (up to keep_limit).
  *
  * Pure: no I/O, no globals.
  */
@@ -53,7 +55,8 @@ void httpbody_finish(struct httpbody *b);
 
 /* Kept decoded bytes: the first min(size, keep_limit). */
 const uint8_t *httpbody_data(const struct httpbody *b, size_t *len);
-/* Decoded bytes seen (stops growing at the decode limit). */
+/* Decoded bytes seen (stops growing at the decode limit); the raw size
+ * when the body could not be decoded. */
 uint64_t httpbody_size(const struct httpbody *b);
 /* Encoded bytes fed. */
 uint64_t httpbody_wire_size(const struct httpbody *b);

@@ -140,6 +140,11 @@ static void test_corrupt_and_cut_streams(void **state)
     struct httpbody *b = decode(HTTPBODY_GZIP, buf, len - 6, 0, 0);
     assert_string_equal(httpbody_problem(b),
                         "the compressed stream is cut short");
+    /* Compared as sent. */
+    assert_int_equal(httpbody_size(b), len - 6);
+    size_t kept;
+    assert_memory_equal(httpbody_data(b, &kept), buf, len - 6);
+    assert_int_equal(kept, len - 6);
     httpbody_free(b);
     buf[12] ^= 0xff;
     b = decode(HTTPBODY_GZIP, buf, len, 0, 0);
