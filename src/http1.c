@@ -549,9 +549,9 @@ static size_t run(struct http1 *h, const char *data, size_t len)
         }
     } else if (e != HPE_OK) {
         parser_failed(h);
-    } else if (h->parser.upgrade && h->final == HTTP1_OK) {
-        set_reason(h, HTTP1_STOPPED, "protocol switch");
     }
+    /* http_parser's `upgrade` is set from the head on, while a body may
+     * still follow: the switch is taken at the message's end (PEND_END). */
     return n;
 }
 
