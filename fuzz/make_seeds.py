@@ -491,6 +491,95 @@ def pktseen_seeds():
     }
 
 
+# ---------------------------------------------------------------- http
+HTTP_REQUESTS = {
+    "pipelined": b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                 b"Accept-Encoding: identity\r\nContent-Length: 21\r\n"
+                 b"Content-Type: application/json\r\n\r\n"
+                 b'{"sku": "a1", "n": 2}'
+                 b"GET /api/orders/42?expand=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                 b"User-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+                 b"Authorization: Bearer abc\r\nCookie: sid=1\r\n\r\n",
+    "chunked": b"PUT /upload HTTP/1.1\r\nHost: localhost\r\n"
+               b"Transfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+               b"5;name=value\r\nhello\r\n7\r\n, world\r\n0\r\n"
+               b"X-Checksum: abc\r\n\r\n\r\nDELETE /upload/1 HTTP/1.1\r\n"
+               b"Host: localhost\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+    "upgrade": b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\n\r\n\x81\x85\x37\xfa",
+    "connect": b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03",
+    "gap": b"tail of a body\r\nGET / HTTP/1.1\r\nno colon\r\n\r\n"
+           b"GET /x HTTP/1.0\r\nX-Folded: a\r\n  b\r\nContent-Length: 0\r\n\r\n",
+}
+HTTP_RESPONSES = {
+    "head-get": b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Length: 615\r\n"
+                b"Connection: keep-alive\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+    "continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n"
+                b"Content-Length: 2\r\n\r\n{}HTTP/1.1 204 No Content\r\n"
+                b"Content-Length: 10\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\n",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+               b"Set-Cookie: sid=1\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+    "close": b"HTTP/1.0 200 OK\r\nContent-type: text/plain\r\n\r\nall until the FIN",
+    "switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\n\r\n\x81\x05hello",
+}
+
+
+def http1_seeds():
+    """Seeds for fuzz_http1 (layout in fuzz_http1.c): flags, seed, stream."""
+    out = {}
+    for i, (name, data) in enumerate(sorted(HTTP_REQUESTS.items())):
+        out["req-" + name] = bytes([(i % 4) << 1, i]) + data
+    for i, (name, data) in enumerate(sorted(HTTP_RESPONSES.items())):
+        # the first method: GET for all but head-get (HEAD)
+        first = 1 if name == "head-get" else 0
+        out["resp-" + name] = bytes([1 | first << 1, i]) + data
+    out["req-small-head"] = bytes([3 << 3, 7]) + HTTP_REQUESTS["pipelined"]
+    return out
+
+
+def httpbody_seeds():
+    """Seeds for fuzz_httpbody (layout in fuzz_httpbody.c)."""
+    import zlib
+    text = b'{"items":[{"id":1,"price":12.5}],"note":"' + b"z" * 300 + b'"}'
+
+    def deflate(data, wbits):
+        c = zlib.compressobj(9, zlib.DEFLATED, wbits, 9)
+        return c.compress(data) + c.flush()
+
+    br = bytes.fromhex("8b1a807b226974656d73223a5b7b226964223a312c22707269636522"
+                       "3a31322e357d5d2c226e6f7465223a2262726f746c692073656564227d03")
+    bomb = deflate(b"\0" * 200000, 31)
+    return {
+        "identity": bytes([0, 1, 1, 0]) + text,
+        "gzip": bytes([1, 2, 1, 1]) + deflate(text, 31),
+        "gzip-two-members": bytes([1, 2, 1, 2]) + deflate(text, 31) + deflate(text, 31),
+        "deflate-zlib": bytes([2, 2, 1, 3]) + deflate(text, 15),
+        "deflate-raw": bytes([2, 2, 1, 4]) + deflate(text, -15),
+        "br": bytes([3, 2, 1, 5]) + br,
+        "bomb": bytes([1, 0, 3, 6]) + bomb,
+        "cut": bytes([1, 2, 1, 7]) + deflate(text, 31)[:-9],
+    }
+
+
+def jsondiff_seeds():
+    """Seeds for fuzz_jsondiff: a NUL b NUL patterns."""
+    def s(a, b, pats=None):
+        out = a.encode() + b"\0" + b.encode()
+        if pats is not None:
+            out += b"\0" + "\n".join(pats).encode()
+        return out
+    return {
+        "same": s('{"a":12.5,"b":[1,2]}', '{"b":[1.0,2],"a":12.50}'),
+        "items": s('{"items":[{"id":1,"price":12.5},{"id":2}],"x-y":"a"}',
+                   '{"items":[{"id":9,"price":12.75}],"x-y":"b","n":null}',
+                   ["$.items[*].id", '$["x-y"]', "$.a.*", "$[", "bad"]),
+        "types": s('[true,false,null,"1",1,{},[]]', '[false,true,0,1,"1",[],{}]'),
+        "dup-keys": s('{"a":1,"a":2,"b":{"c":[1,{"d":2}]}}', '{"a":2,"a":1}', ["$.b.c[1].d"]),
+        "not-json": s("<html>", "{}"),
+    }
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -499,6 +588,9 @@ TARGETS = {
     "cli": cli_seeds,
     "parse": parse_seeds,
     "pktseen": pktseen_seeds,
+    "http1": http1_seeds,
+    "httpbody": httpbody_seeds,
+    "jsondiff": jsondiff_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):

@@ -3,7 +3,8 @@
 # that are missing, saying what it installs: apt-get on Debian and Ubuntu,
 # brew on macOS.
 #
-#   scripts/deps.sh build   compiler, CMake, pkg-config, libuv, libpcap, cJSON
+#   scripts/deps.sh build   compiler, CMake, pkg-config, libuv, libpcap, cJSON,
+#                           http_parser, zlib, brotli
 #   scripts/deps.sh demo    build + python3 (the demo service)
 #   scripts/deps.sh check   build + what the tests use (cmocka, python3,
 #                           tcpdump, iproute2, clang, valgrind)
@@ -22,12 +23,13 @@ case "${2:-}" in
 *) printf 'tapmirror: unknown option %s (--check-only)\n' "$2" >&2; exit 2 ;;
 esac
 
-debian_build=(gcc make cmake pkg-config libuv1-dev libpcap-dev libcjson-dev)
+debian_build=(gcc make cmake pkg-config libuv1-dev libpcap-dev libcjson-dev
+              libhttp-parser-dev zlib1g-dev libbrotli-dev)
 debian_demo=(python3)
 debian_check=(libcmocka-dev python3 tcpdump iproute2 procps psmisc
               clang libclang-rt-14-dev valgrind)
 debian_bench=(tcpflow linux-perf)
-brew_build=(cmake pkg-config libuv cjson)
+brew_build=(cmake pkg-config libuv cjson http-parser brotli)
 brew_demo=(python3)
 brew_check=(cmocka python3)
 brew_bench=(tcpflow)

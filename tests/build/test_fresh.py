@@ -4,7 +4,8 @@ A copy of the source tree (no build directory) is driven through its
 Makefile as a user would, with:
 
 - a pkg-config search path (PKG_CONFIG_LIBDIR) holding only the .pc files
-  of the build packages (libuv, libpcap, cJSON and what they require), so
+  of the build packages (libuv, libpcap, cJSON, zlib, brotli and what they
+  require; http_parser has none), so
   cmocka is invisible to the build;
 - apt-get, sudo and brew replaced on PATH by scripts that record their
   arguments, so any call of the package manager is seen and harmless;
@@ -28,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SKIP = 77  # CTest's SKIP_RETURN_CODE
 
-BUILD_MODULES = ("libuv", "libpcap", "libcjson")
+BUILD_MODULES = ("libuv", "libpcap", "libcjson", "zlib", "libbrotlidec")
 HIDDEN_PACKAGE = "libcjson-dev"  # a Debian build package in scripts/deps.sh
 PACKAGE_MANAGERS = ("apt-get", "sudo", "brew")
 
