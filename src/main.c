@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kubectl.h"
 #include "log.h"
 #include "run.h"
 #include "stats.h"
@@ -15,6 +16,11 @@
 
 int main(int argc, char **argv)
 {
+    /* How tapmirror starts kubectl (kubectl.c): before anything else, so
+     * that kubectl inherits no signal disposition of ours. */
+    if (argc > 1 && strcmp(argv[1], KUBECTL_CHILD_ARG) == 0) {
+        exit(kubectl_child_main(argc, argv));
+    }
     /* A reader that goes away must show up as EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
 
