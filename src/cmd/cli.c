@@ -405,10 +405,11 @@ void cli_print_help(FILE *out, enum tm_command cmd)
     }
     fprintf(out,
             "\nDurations: 500ms, 10s, 2m, 1h. Sizes: 65536, 64KiB, 256MiB.\n"
-            "Exit status: 0 success (including a stop by Ctrl-C or SIGTERM, "
-            "and an output\npipe closed by its reader); 1 runtime error; 2 "
-            "usage error; 3 the run finished\nbut some connection bytes "
-            "could not be delivered to a target; 130 a second\nCtrl-C.\n");
+            "Exit status: 0 success (including a stop by Ctrl-C, SIGTERM or "
+            "SIGHUP, and an\noutput pipe closed by its reader); 1 runtime "
+            "error; 2 usage error; 3 the run\nfinished but some connection "
+            "bytes could not be delivered to a target; 130 a\nsecond "
+            "Ctrl-C.\n");
 }
 
 static enum cli_result usage_error(char *err, size_t errlen, const char *fmt,

@@ -9,12 +9,18 @@
 
 #include "cli.h"
 #include "io/log.h"
+#include "kube/kubectl.h"
 #include "run.h"
 #include "stats.h"
 #include "summary.h"
 
 int main(int argc, char **argv)
 {
+    /* How tapmirror starts kubectl (kubectl.c): before anything else, so
+     * that kubectl inherits no signal disposition of ours. */
+    if (argc > 1 && strcmp(argv[1], KUBECTL_CHILD_ARG) == 0) {
+        exit(kubectl_child_main(argc, argv));
+    }
     /* A reader that goes away must show up as EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
 

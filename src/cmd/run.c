@@ -47,12 +47,14 @@ struct run {
     struct capwriter *out;
     struct engine *engine;
     struct replay *replay;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
+    bool signals_open;
+    bool loop_ended; /* the run is over: a signal now changes nothing */
     uv_timer_t tick;
     enum run_state state;
     int exit_code;
     bool failed;      /* a runtime error decided the exit status */
-    int interrupts;   /* SIGINT and SIGTERM received */
+    int interrupts;   /* SIGINT, SIGTERM and SIGHUP received */
     bool source_stopping; /* a stop waits for the source's last packets */
     bool reported; /* the summary and --stats-json are out */
     int handles_open;
@@ -445,10 +447,14 @@ static void close_all(struct run *r)
     }
     tm_status("");
     uv_timer_stop(&r->tick);
-    r->handles_open += 3;
+    r->handles_open++;
     uv_close((uv_handle_t *)&r->tick, on_handle_closed);
-    uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
+    /* The loop may still wait seconds for kubectl to exit: a second
+     * signal must still be ours (to kill it and report), so the handlers
+     * stay, they just no longer keep the loop running. */
+    uv_unref((uv_handle_t *)&r->sigint);
+    uv_unref((uv_handle_t *)&r->sigterm);
+    uv_unref((uv_handle_t *)&r->sighup);
 }
 
 static void on_drained(void *ctx)
@@ -499,22 +505,39 @@ static void stop_on_request(struct run *r)
     stop(r);
 }
 
+static const char *signal_word(int signum)
+{
+    switch (signum) {
+    case SIGINT:
+        return "interrupted";
+    case SIGHUP:
+        return "hangup"; /* the terminal or the SSH session went away */
+    default:
+        return "terminated";
+    }
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct run *r = h->data;
+    if (r->loop_ended) {
+        return;
+    }
     /* The first signal stops cleanly even if the run was already
      * stopping (the input ended in the same instant, say); only a second
      * one cuts the delivery short. */
     if (++r->interrupts == 1) {
         tm_info("%s: stopping; delivering what is queued (Ctrl-C again to "
                 "quit at once)",
-                signum == SIGINT ? "interrupted" : "terminated");
+                signal_word(signum));
         stop_on_request(r);
         return;
     }
-    if (r->state == RUN_CLOSING) {
-        return;
+    if (r->interrupts > 2) {
+        return; /* already quitting */
     }
+    /* Also while closing: the loop may be waiting for kubectl, which is
+     * killed now rather than left to its grace periods. */
     stop(r); /* if the first was still reading the last packets */
     /* A second signal: out now, leaving whole records behind. */
     tm_error("interrupted again: quitting without delivering the rest");
@@ -525,6 +548,9 @@ static void on_signal(uv_signal_t *h, int signum)
     r->failed = true;
     if (r->replay != NULL) {
         replay_abort(r->replay);
+    }
+    if (r->o->cmd == CMD_MIRROR && r->src != NULL) {
+        mirror_kill(r->src);
     }
     close_all(r);
 }
@@ -848,9 +874,13 @@ int run_command(const struct tm_options *o)
 
     uv_signal_init(&r->loop, &r->sigint);
     uv_signal_init(&r->loop, &r->sigterm);
-    r->sigint.data = r->sigterm.data = r;
+    uv_signal_init(&r->loop, &r->sighup);
+    r->sigint.data = r->sigterm.data = r->sighup.data = r;
     uv_signal_start(&r->sigint, on_signal, SIGINT);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    /* A closed terminal or a lost SSH session stops like SIGTERM. */
+    uv_signal_start(&r->sighup, on_signal, SIGHUP);
+    r->signals_open = true;
     uv_timer_init(&r->loop, &r->tick);
     r->tick.data = r;
     uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
@@ -871,6 +901,7 @@ int run_command(const struct tm_options *o)
     read_wall_clock(r);
     source_start(r->src);
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    r->loop_ended = true;
 
     /* Everything below runs after the loop has no active handles. */
     if (!r->failed) {
@@ -902,6 +933,12 @@ int run_command(const struct tm_options *o)
     }
 
 out:
+    if (r->signals_open) {
+        /* Only now: until the loop above ended, a signal was ours. */
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+        uv_close((uv_handle_t *)&r->sighup, NULL);
+    }
     if (!r->reported && write_stats) {
         char why[512];
         if (stats_write_failure_json(o->stats_json, o->input, o->output,

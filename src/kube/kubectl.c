@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/list.h"
@@ -16,6 +19,12 @@
 #define TAIL_CAP 8192u
 #define STOP_GRACE_MS 2000
 #define KILL_GRACE_MS 5000
+/* The slots before kubectl's own argv when it is started through
+ * kubectl_child_main(): this program and KUBECTL_CHILD_ARG. */
+#define CHILD_PREFIX 2
+/* The descriptor kubectl_child_main() watches: the read end of a pipe
+ * whose write end only tapmirror holds. */
+#define WATCH_FD 3
 
 struct kubectl {
     uv_loop_t *loop;
@@ -24,6 +33,7 @@ struct kubectl {
     size_t n_prefix;
     struct tm_list calls;
     struct tm_list execs;
+    uv_file watch[2]; /* see WATCH_FD; -1 if it could not be made */
 };
 
 struct buf {
@@ -64,7 +74,7 @@ struct call {
     int open; /* handles not yet closed */
     int pending; /* exit + two EOFs still to come */
     int exit_code, term_signal;
-    bool spawn_failed, has_input, killed;
+    bool spawn_failed, has_input, killed, exited;
     kubectl_cb *cb;
     void *ctx;
 };
@@ -150,6 +160,11 @@ struct kubectl *kubectl_new(uv_loop_t *loop, const char *path,
     }
     tm_list_init(&k->calls);
     tm_list_init(&k->execs);
+    /* Both ends close on exec: kubectl_child_main() gets the read end as
+     * WATCH_FD, and no child ever holds the write end. */
+    if (uv_pipe(k->watch, 0, 0) < 0) {
+        k->watch[0] = k->watch[1] = -1;
+    }
     return k;
 }
 
@@ -165,6 +180,10 @@ void kubectl_free(struct kubectl *k)
     }
     for (size_t i = 0; i < k->n_prefix; i++) {
         free(k->prefix[i]);
+    }
+    if (k->watch[0] >= 0) {
+        close(k->watch[0]);
+        close(k->watch[1]);
     }
     free(k->path);
     free(k);
@@ -184,6 +203,161 @@ static size_t build_argv(struct kubectl *k, const char *const *args,
     }
     argv[n] = NULL;
     return n;
+}
+
+/* Storage for the argv of one spawn: see spawn_argv(). */
+struct spawn_argv {
+    char *argv[CHILD_PREFIX + KUBECTL_MAX_ARGS + 1];
+    char self[4096];
+};
+
+/*
+ * Fills opt's file, args and stdio (three given, a fourth added) to run
+ * `kubectl PREFIX ARGS...` through this program (kubectl_child_main), so
+ * that kubectl dies with tapmirror, however tapmirror dies: docs/DESIGN.md
+ * explains why this and not PR_SET_PDEATHSIG. Without the watch pipe,
+ * kubectl is started directly.
+ */
+static void spawn_argv(struct kubectl *k, const char *const *args,
+                       struct spawn_argv *sa, uv_stdio_container_t *stdio,
+                       uv_process_options_t *opt)
+{
+    size_t len = sizeof(sa->self);
+    opt->stdio = stdio;
+    opt->stdio_count = 3;
+    if (k->watch[0] < 0) {
+        build_argv(k, args, sa->argv);
+        opt->file = k->path;
+        opt->args = sa->argv;
+        return;
+    }
+    /* uv_exepath() names the program even under valgrind. A binary
+     * replaced or removed since it started has no path: on Linux it is
+     * still /proc/self/exe in the forked child. */
+    if (uv_exepath(sa->self, &len) < 0 || access(sa->self, X_OK) < 0) {
+        snprintf(sa->self, sizeof(sa->self), "/proc/self/exe");
+    }
+    sa->argv[0] = sa->self;
+    sa->argv[1] = (char *)(uintptr_t)KUBECTL_CHILD_ARG;
+    build_argv(k, args, sa->argv + CHILD_PREFIX);
+    stdio[WATCH_FD].flags = UV_INHERIT_FD;
+    stdio[WATCH_FD].data.fd = k->watch[0];
+    opt->stdio_count = WATCH_FD + 1;
+    opt->file = sa->self;
+    opt->args = sa->argv;
+}
+
+/* Signals kubectl and everything in its process group, the supervisor
+ * included: every kubectl leads a group of its own (UV_PROCESS_DETACHED). */
+static void signal_kubectl(uv_process_t *p, int signum)
+{
+    if (uv_kill(-p->pid, signum) < 0) {
+        uv_process_kill(p, signum);
+    }
+}
+
+/* ---- the supervisor: tapmirror __kubectl-child KUBECTL ARGS... ---- */
+
+static int child_wake[2] = {-1, -1};
+
+static void on_child_signal(int signum)
+{
+    int saved = errno;
+    if (signum == SIGCHLD) {
+        ssize_t n = write(child_wake[1], "", 1);
+        (void)n; /* full: a wake-up is pending anyway */
+    }
+    /* SIGTERM, SIGINT, SIGHUP: tapmirror signals the whole group, so
+     * kubectl has it too; its exit status is relayed below. */
+    errno = saved;
+}
+
+static int relay_status(int status)
+{
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    int signum = WTERMSIG(status);
+    sigset_t set;
+    signal(signum, SIG_DFL);
+    sigemptyset(&set);
+    sigaddset(&set, signum);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(signum);
+    return 128 + signum;
+}
+
+int kubectl_child_main(int argc, char **argv)
+{
+    struct stat st;
+    if (argc <= CHILD_PREFIX || fstat(WATCH_FD, &st) < 0 ||
+        !S_ISFIFO(st.st_mode)) {
+        fprintf(stderr, "tapmirror: %s is for tapmirror's own use\n",
+                KUBECTL_CHILD_ARG);
+        return 2;
+    }
+    if (fcntl(WATCH_FD, F_SETFD, FD_CLOEXEC) < 0 || pipe(child_wake) < 0 ||
+        fcntl(child_wake[0], F_SETFD, FD_CLOEXEC) < 0 ||
+        fcntl(child_wake[1], F_SETFD, FD_CLOEXEC) < 0 ||
+        fcntl(child_wake[1], F_SETFL, O_NONBLOCK) < 0) {
+        fprintf(stderr, "tapmirror: cannot watch kubectl: %s\n",
+                strerror(errno));
+        return 127;
+    }
+    /* Handlers, not SIG_IGN: exec resets them to the default for kubectl. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_child_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "tapmirror: cannot run %s: %s\n", argv[CHILD_PREFIX],
+                strerror(errno));
+        return 127;
+    }
+    if (pid == 0) {
+        execv(argv[CHILD_PREFIX], argv + CHILD_PREFIX);
+        fprintf(stderr, "tapmirror: cannot run %s: %s\n", argv[CHILD_PREFIX],
+                strerror(errno));
+        _exit(127);
+    }
+    for (;;) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            return relay_status(status);
+        }
+        /* A SIGCHLD after the waitpid() above wakes this poll(). */
+        struct pollfd pf[2] = {{WATCH_FD, POLLIN, 0},
+                               {child_wake[0], POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0) {
+            continue; /* EINTR */
+        }
+        if (pf[1].revents != 0) {
+            char drain[64];
+            ssize_t n = read(child_wake[0], drain, sizeof(drain));
+            (void)n;
+        }
+        if (pf[0].revents != 0) {
+            char b;
+            ssize_t n = read(WATCH_FD, &b, 1);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+                /* tapmirror is gone (killed, crashed): so is every writer
+                 * of the pipe. Take kubectl and its helpers along. */
+                if (getpgrp() == getpid()) {
+                    kill(0, SIGKILL);
+                }
+                kill(pid, SIGKILL);
+                close(WATCH_FD);
+                waitpid(pid, &status, 0);
+                return relay_status(status);
+            }
+        }
+    }
 }
 
 /* ---- one-shot calls ---- */
@@ -261,6 +435,7 @@ static void call_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 static void call_exit(uv_process_t *p, int64_t status, int sig)
 {
     struct call *c = p->data;
+    c->exited = true;
     c->exit_code = (int)status;
     c->term_signal = sig;
     c->pending--;
@@ -271,7 +446,10 @@ static void call_timeout(uv_timer_t *t)
 {
     struct call *c = t->data;
     c->killed = true;
-    uv_process_kill(&c->proc, c->term_signal ? SIGKILL : SIGTERM);
+    if (c->exited) {
+        return; /* reaped: its pid may be another process's now */
+    }
+    signal_kubectl(&c->proc, c->term_signal ? SIGKILL : SIGTERM);
     c->term_signal = SIGTERM;
     uv_timer_start(&c->timer, call_timeout, KILL_GRACE_MS, 0);
 }
@@ -288,8 +466,7 @@ void kubectl_call(struct kubectl *k, const char *const *args,
                   void *ctx)
 {
     struct call *c = tm_xcalloc(1, sizeof(*c));
-    char *argv[KUBECTL_MAX_ARGS + 1];
-    build_argv(k, args, argv);
+    struct spawn_argv sa;
     c->k = k;
     c->cb = cb;
     c->ctx = ctx;
@@ -302,7 +479,7 @@ void kubectl_call(struct kubectl *k, const char *const *args,
     uv_timer_init(k->loop, &c->timer);
     c->out.data = c->err.data = c->timer.data = c->proc.data = c;
     c->open = 4; /* out, err, timer and the process */
-    uv_stdio_container_t stdio[3];
+    uv_stdio_container_t stdio[WATCH_FD + 1];
     if (c->has_input) {
         uv_pipe_init(k->loop, &c->in, 0);
         c->in.data = c;
@@ -318,11 +495,8 @@ void kubectl_call(struct kubectl *k, const char *const *args,
     stdio[2].data.stream = (uv_stream_t *)&c->err;
     uv_process_options_t opt;
     memset(&opt, 0, sizeof(opt));
-    opt.file = k->path;
-    opt.args = argv;
+    spawn_argv(k, args, &sa, stdio, &opt);
     opt.exit_cb = call_exit;
-    opt.stdio = stdio;
-    opt.stdio_count = 3;
     /* Its own process group: the terminal's Ctrl-C reaches tapmirror,
      * which then stops kubectl in order. */
     opt.flags = UV_PROCESS_DETACHED;
@@ -357,15 +531,16 @@ void kubectl_cancel_calls(struct kubectl *k)
 {
     for (struct tm_list *n = k->calls.next; n != &k->calls; n = n->next) {
         struct call *c = TM_CONTAINER_OF(n, struct call, link);
-        if (!c->spawn_failed && !c->killed) {
+        if (!c->spawn_failed && !c->killed && !c->exited) {
             c->killed = true;
-            uv_process_kill(&c->proc, SIGTERM);
+            signal_kubectl(&c->proc, SIGTERM);
             uv_timer_start(&c->timer, call_timeout, KILL_GRACE_MS, 0);
         }
     }
 }
 
 /* ---- long-running exec ---- */
+
 
 static void exec_handle_closed(uv_handle_t *h)
 {
@@ -454,10 +629,10 @@ static void exec_timer(uv_timer_t *t)
     }
     if (x->stop_stage <= 1) {
         x->stop_stage = 2;
-        uv_process_kill(&x->proc, SIGTERM);
+        signal_kubectl(&x->proc, SIGTERM);
         uv_timer_start(&x->timer, exec_timer, KILL_GRACE_MS, 0);
     } else {
-        uv_process_kill(&x->proc, SIGKILL);
+        signal_kubectl(&x->proc, SIGKILL);
     }
 }
 
@@ -474,8 +649,7 @@ struct kubectl_exec *kubectl_exec_start(struct kubectl *k,
 {
     struct kubectl_exec *x = tm_xcalloc(1, sizeof(*x));
     uv_pipe_t *out = tm_xmalloc(sizeof(*out));
-    char *argv[KUBECTL_MAX_ARGS + 1];
-    build_argv(k, args, argv);
+    struct spawn_argv sa;
     x->k = k;
     x->ev = *ev;
     uv_pipe_init(k->loop, &x->in, 0);
@@ -484,7 +658,7 @@ struct kubectl_exec *kubectl_exec_start(struct kubectl *k,
     uv_timer_init(k->loop, &x->timer);
     x->in.data = x->err.data = x->timer.data = x->proc.data = x;
     x->open = 4; /* in, err, timer and the process */
-    uv_stdio_container_t stdio[3];
+    uv_stdio_container_t stdio[WATCH_FD + 1];
     stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
     stdio[0].data.stream = (uv_stream_t *)&x->in;
     stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
@@ -493,11 +667,8 @@ struct kubectl_exec *kubectl_exec_start(struct kubectl *k,
     stdio[2].data.stream = (uv_stream_t *)&x->err;
     uv_process_options_t opt;
     memset(&opt, 0, sizeof(opt));
-    opt.file = k->path;
-    opt.args = argv;
+    spawn_argv(k, args, &sa, stdio, &opt);
     opt.exit_cb = exec_exit;
-    opt.stdio = stdio;
-    opt.stdio_count = 3;
     opt.flags = UV_PROCESS_DETACHED;
     int rc = uv_spawn(k->loop, &x->proc, &opt);
     if (rc < 0) {
@@ -535,8 +706,28 @@ void kubectl_exec_kill(struct kubectl_exec *x)
     }
     x->stop_stage = 2;
     exec_close((uv_handle_t *)&x->in);
-    uv_process_kill(&x->proc, SIGTERM);
+    signal_kubectl(&x->proc, SIGTERM);
     uv_timer_start(&x->timer, exec_timer, KILL_GRACE_MS, 0);
+}
+
+void kubectl_kill_all(struct kubectl *k)
+{
+    for (struct tm_list *n = k->calls.next; n != &k->calls; n = n->next) {
+        struct call *c = TM_CONTAINER_OF(n, struct call, link);
+        if (!c->spawn_failed && !c->exited) {
+            c->killed = true;
+            signal_kubectl(&c->proc, SIGKILL);
+        }
+    }
+    for (struct tm_list *n = k->execs.next; n != &k->execs; n = n->next) {
+        struct kubectl_exec *x = TM_CONTAINER_OF(n, struct kubectl_exec, link);
+        if (x->running) {
+            x->stop_stage = 3;
+            exec_close((uv_handle_t *)&x->in);
+            uv_timer_stop(&x->timer);
+            signal_kubectl(&x->proc, SIGKILL);
+        }
+    }
 }
 
 const char *kubectl_exec_stderr(const struct kubectl_exec *x)

@@ -14,6 +14,10 @@
 
 #define KUBECTL_MAX_ARGS 48
 
+/* argv[1] of this program when it supervises a kubectl it started (see
+ * kubectl_child_main). */
+#define KUBECTL_CHILD_ARG "__kubectl-child"
+
 struct kubectl;
 
 struct kubectl_result {
@@ -52,6 +56,20 @@ void kubectl_call(struct kubectl *k, const char *const *args,
 
 /* Terminates every running call (their callbacks still run). */
 void kubectl_cancel_calls(struct kubectl *k);
+
+/* Kills every kubectl now with SIGKILL, calls and execs alike (their
+ * callbacks still run): a second Ctrl-C. */
+void kubectl_kill_all(struct kubectl *k);
+
+/*
+ * main() of `tapmirror __kubectl-child KUBECTL ARGS...`, the supervisor
+ * every kubectl is started under: it runs KUBECTL with ARGS as its child,
+ * SIGKILLs it (and its process group) as soon as descriptor 3, a pipe
+ * whose write end only tapmirror holds, reports tapmirror gone, and
+ * otherwise ends as kubectl ended (same exit code or signal). Returns
+ * 127 if kubectl cannot run, 2 if not started by tapmirror.
+ */
+int kubectl_child_main(int argc, char **argv);
 
 /* A long-running `kubectl exec`. */
 struct kubectl_exec;

@@ -1144,6 +1144,16 @@ static void provider_stop(void *impl)
     kubectl_cancel_calls(m->kc);
 }
 
+void mirror_kill(struct source *src)
+{
+    struct mirror *m = source_provider_impl(src);
+    if (m == NULL) {
+        return;
+    }
+    provider_stop(m);
+    kubectl_kill_all(m->kc);
+}
+
 static void poll_closed(uv_handle_t *h)
 {
     struct mirror *m = h->data;

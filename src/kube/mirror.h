@@ -32,6 +32,10 @@ int mirror_open(uv_loop_t *loop, const struct tm_options *o,
                 const struct source_events *ev, struct source **out,
                 char *err, size_t errlen);
 
+/* Stops the tap at once: every kubectl is killed with SIGKILL (a second
+ * Ctrl-C). The source still closes once they have exited. */
+void mirror_kill(struct source *src);
+
 /* What the tap did, for the summary (valid until the source is freed). */
 void mirror_get_report(const struct source *src, struct mirror_report *rep);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stopping: Ctrl-C and SIGTERM stop cleanly (exit 0, summary, whole
+"""Stopping: Ctrl-C, SIGTERM and SIGHUP stop cleanly (exit 0, summary, whole
 records); a second Ctrl-C quits at once; a closed output pipe ends the
 run; SIGPIPE never kills."""
 import os
@@ -29,8 +29,9 @@ class Signals(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         self.assertNotIn(b"ends inside a record", r.stderr)
 
-    def test_sigint_and_sigterm_stop_cleanly(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+    def test_sigint_sigterm_and_sighup_stop_cleanly(self):
+        # SIGHUP: the terminal closed or the SSH session was lost.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with self.subTest(sig=sig):
                 cap, man = self.paced()
                 sink = t.Sink(self.tmp)

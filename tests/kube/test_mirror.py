@@ -473,6 +473,119 @@ class Mirror(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 10 * t.SLOW)
             self.assert_no_kubectl(PODS[0])
 
+    # ---- signals: no kubectl outlives the run, whatever ends it
+
+    def kubectls(self, fk, exclude=()):
+        """Pids of live processes started with this server's kubeconfig in
+        their environment: the kubectl of this run (tapmirror excluded)."""
+        want = f"KUBECONFIG={fk.kubeconfig}".encode()
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) in exclude:
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if want in env and state != b"Z":
+                found.append(int(pid))
+        return found
+
+    def wait_no_kubectl(self, fk, exclude=(), timeout=3.0):
+        deadline = time.monotonic() + timeout * t.SLOW
+        while True:
+            left = self.kubectls(fk, exclude)
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.05)
+
+    def stubborn_mirror(self, fk, name):
+        """A run whose kubectl exec ignores its closed standard input, so
+        that a stop waits 2 s for it; returns (process, stderr so far,
+        stats path, sink)."""
+        sink = t.Sink(self.tmp, expect=5)
+        stats = self.tmp(f"{name}.json")
+        p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to", sink.to,
+                       "-o", self.tmp(f"{name}.pcap"), "--stats-json", stats)
+        err = self.wait_for(p, "capturing TCP port")
+        sink.wait(timeout=60)
+        self.assertNotEqual(self.kubectls(fk, (p.pid,)), [],
+                            "no kubectl found to watch")
+        return p, err, stats, sink
+
+    def test_second_interrupt_while_kubectl_stops(self):
+        st = self.state(exec_modes=[{"mode": "capture",
+                                     "ignore_stdin_close": True}])
+        with FakeKube(st) as fk:
+            p, err, stats, sink = self.stubborn_mirror(fk, "twice")
+            p.send_signal(signal.SIGINT)
+            err += t.wait_stderr(p, "interrupted: stopping")
+            # Everything is delivered at once: the run now only waits for
+            # kubectl, which ignores its closed standard input.
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            code, _, err = self.interrupt(p, err)
+            took = time.monotonic() - t0
+            sink.stop()
+            self.assertEqual(code, 130, err)
+            self.assertLess(took, 1.5 * t.SLOW, "waited for kubectl")
+            self.assertIn("interrupted again", err)
+            self.assertIn("connections:", err)  # the summary
+            self.assertIn("kubectl rollout restart deployment/web -n shop",
+                          err)
+            doc = t.read_json(stats)
+            self.assertEqual(doc["exit_code"], 130)
+            self.assertEqual(doc["kubernetes"]["pods"], [PODS[0]])
+            self.assertEqual(self.kubectls(fk, (p.pid,)), [],
+                             "kubectl left running")
+
+    def test_hangup_stops_like_sigterm(self):
+        with FakeKube(self.state()) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            stats = self.tmp("hup.json")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("hup.pcap"),
+                           "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            p.send_signal(signal.SIGHUP)
+            out, errb = p.communicate(timeout=30 * t.SLOW)
+            err += errb.decode(errors="replace")
+            sink.stop()
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn("hangup: stopping", err)
+            self.assertIn("connections:", err)
+            self.assertEqual(sink.streams(),
+                             fnv_streams(self.caps[0]["payloads"]))
+            doc = t.read_json(stats)
+            self.assertEqual(doc["exit_code"], 0)
+            self.assertEqual(doc["flows"]["seen"],
+                             len(self.caps[0]["payloads"]))
+            # Stopped the polite way, and nothing left behind.
+            self.assertTrue(fk.execs()[0]["stdin_closed"])
+            self.assertEqual(self.kubectls(fk, (p.pid,)), [],
+                             "kubectl left running")
+
+    def test_killed_tapmirror_takes_kubectl_along(self):
+        # SIGKILL (or the OOM killer) leaves tapmirror no chance to stop
+        # anything: its kubectl must go too, even one whose remote end
+        # ignores the standard input the kernel closed.
+        st = self.state(exec_modes=[{"mode": "capture",
+                                     "ignore_stdin_close": True}])
+        with FakeKube(st) as fk:
+            p, err, _, sink = self.stubborn_mirror(fk, "killed")
+            before = self.kubectls(fk, (p.pid,))
+            p.kill()
+            p.communicate(timeout=10)
+            sink.stop()
+            left = self.wait_no_kubectl(fk, (p.pid,))
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+            self.assertEqual(left, [], f"kubectl {before} outlived tapmirror")
+
     def test_kubectl_plugin(self):
         bindir = self.tmp("bin")
         os.mkdir(bindir)
