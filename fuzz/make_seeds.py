@@ -491,6 +491,21 @@ def pktseen_seeds():
     }
 
 
+# ---------------------------------------------------------------- textsafe
+def textsafe_seeds():
+    """Inputs for fuzz_textsafe: an output-size byte, then text."""
+    return {
+        # terminal sequences: clear screen, window title, hidden text, C1 CSI
+        "escapes": bytes([255]) + b"\x1b[2J\x1b]0;owned\x07\x1b[8mhidden\xc2\x9b31m\x9b\t\r\n\x7f\x00",
+        # valid UTF-8 of every length, reordering characters, a backslash
+        "utf8": bytes([255]) + "café € 🐳 \u202e\u2028\u2067\u061c a\\b".encode(),
+        # ill-formed: stray, cut, overlong, surrogate, past U+10FFFF
+        "invalid": bytes([255]) + b"\x80\xc3 \xe2\x82x\xc0\xaf\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80\xfe\xff\xc3",
+        # a short buffer that ends inside an escape and a character
+        "short": bytes([9]) + "ab\x1bcd€€€".encode(),
+    }
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -499,6 +514,7 @@ TARGETS = {
     "cli": cli_seeds,
     "parse": parse_seeds,
     "pktseen": pktseen_seeds,
+    "textsafe": textsafe_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):
