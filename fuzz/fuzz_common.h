@@ -200,4 +200,72 @@ static inline bool fz_within(const uint8_t *p, size_t n, const uint8_t *base,
     return a >= b && a - b <= len && n <= len - (a - b);
 }
 
+/* ---- text shown on a terminal ---- */
+
+/*
+ * Whether `n` bytes at `s` are fit for a terminal: well-formed UTF-8 as
+ * the Unicode standard's table 3-7 lists the byte sequences (so no
+ * overlong form, surrogate or value past U+10FFFF), with no C0 control,
+ * DEL or C1 control. Returns NULL, or what is wrong with *at set to its
+ * offset. Written apart from src/textsafe.c so that the two check each
+ * other.
+ */
+FZ_NO_COVERAGE static inline const char *fz_unsafe_text(const uint8_t *s,
+                                                        size_t n, size_t *at)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        uint8_t lo = 0x80, hi = 0xbf; /* the second byte's range */
+        size_t len;
+        *at = i;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) {
+                return "a C0 control or DEL";
+            }
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            if (c == 0xc2 && i + 1 < n && s[i + 1] <= 0x9f) {
+                return "a C1 control";
+            }
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+            hi = c == 0xed ? 0x9f : 0xbf;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            return "a byte that cannot start UTF-8";
+        }
+        if (n - i < len) {
+            return "a truncated UTF-8 sequence";
+        }
+        if (s[i + 1] < lo || s[i + 1] > hi) {
+            return "an ill-formed UTF-8 sequence";
+        }
+        for (size_t k = 2; k < len; k++) {
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf) {
+                return "an ill-formed UTF-8 sequence";
+            }
+        }
+        i += len;
+    }
+    return NULL;
+}
+
+/* Aborts unless the NUL-terminated `s` is fit for a terminal. */
+#define FZ_CHECK_SHOWN(s, what)                                               \
+    do {                                                                      \
+        size_t fz_at_ = 0;                                                    \
+        const char *fz_why_ = fz_unsafe_text((const uint8_t *)(s),            \
+                                             strlen(s), &fz_at_);             \
+        FZ_CHECK(fz_why_ == NULL, "%s has %s at offset %zu (%02x)", what,     \
+                 fz_why_, fz_at_, (unsigned char)(s)[fz_at_]);                \
+    } while (0)
+
 #endif

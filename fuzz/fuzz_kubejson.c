@@ -16,8 +16,12 @@
  * deployment's selector (handed to kubectl -l) holds only label
  * characters, ',', '=', '!', '(', ')' and spaces and is never empty; a pod the
  * tap was added to (kube_pod_with_tap) parses back with the tap, its image and
- * its target; kube_first_line's output has no control characters;
- * kube_classify's result is a known value and its message is terminated.
+ * its target; kube_classify's result is a known value. Text that may be
+ * shown on a terminal (every message, kube_classify's, kube_first_line's
+ * and kube_error_line's output, a pod's phase, the tap's image, target,
+ * reason and message) is terminated, well-formed UTF-8 and holds no C0,
+ * DEL or C1 control (fz_unsafe_text()); a pod list that leaves pods out
+ * says why.
  */
 #include "fuzz_common.h"
 
@@ -51,6 +55,7 @@ static void check_err(int rc, const char *err, size_t errlen)
         FZ_CHECK(memchr(err, '\0', errlen) != NULL && err[0] != '\0',
                  "failure without a message");
         FZ_CHECK(strchr(err, '\n') == NULL, "multi-line message: %s", err);
+        FZ_CHECK_SHOWN(err, "a message");
     }
 }
 
@@ -68,6 +73,11 @@ static void check_pod(const struct kube_pod *p)
     check_str(p->tap_target, sizeof(p->tap_target), "tap target");
     check_str(p->tap.reason, sizeof(p->tap.reason), "tap reason");
     check_str(p->tap.message, sizeof(p->tap.message), "tap message");
+    FZ_CHECK_SHOWN(p->phase, "the phase");
+    FZ_CHECK_SHOWN(p->tap_image, "the tap image");
+    FZ_CHECK_SHOWN(p->tap_target, "the tap target");
+    FZ_CHECK_SHOWN(p->tap.reason, "the tap's reason");
+    FZ_CHECK_SHOWN(p->tap.message, "the tap's message");
     if (!fz_tolerate("kubejson-names")) {
         /* Names go back to kubectl as arguments (kubectl exec -i POD): each
          * must pass the command line's DNS-1123 check, so none starts with '-'.
@@ -160,17 +170,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct kube_pod *pods = NULL;
-    size_t n = 12345;
+    size_t n = 12345, refused = 54321;
     memset(err, 'x', sizeof(err));
-    rc = kube_parse_pod_list(doc, size, &pods, &n, err, sizeof(err));
+    rc = kube_parse_pod_list(doc, size, &pods, &n, &refused, err,
+                             sizeof(err));
     check_err(rc, err, sizeof(err));
+    if (rc == 0 && refused > 0) {
+        /* Pods left out: the reason for the first is there. */
+        check_err(-1, err, sizeof(err));
+    }
     if (rc == 0) {
         FZ_CHECK(pods != NULL, "no pod array");
         for (size_t i = 0; i < n; i++) {
             check_pod(&pods[i]);
         }
     } else {
-        FZ_CHECK(pods == NULL && n == 0, "failure left a pod array");
+        FZ_CHECK(pods == NULL && n == 0 && refused == 0,
+                 "failure left a pod array");
     }
     free(pods);
 
@@ -217,11 +233,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kube_first_line(text, out, lens[i]);
         FZ_CHECK(memchr(out, '\0', lens[i]) != NULL,
                  "first line not terminated");
-        for (const char *c = out; *c; c++) {
-            FZ_CHECK((unsigned char)*c >= 0x20,
-                     "control character %02x in the first line",
-                     (unsigned char)*c);
-        }
+        FZ_CHECK_SHOWN(out, "the first line");
+        memset(out, 'x', lens[i]);
+        kube_error_line(text, out, lens[i]);
+        FZ_CHECK(memchr(out, '\0', lens[i]) != NULL,
+                 "error line not terminated");
+        FZ_CHECK_SHOWN(out, "the error line");
         memset(out, 'x', lens[i]);
         enum kube_error e =
             kube_classify(text, size & 1 ? "pod web-0" : NULL,
@@ -229,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(e >= KUBE_ERR_UNKNOWN && e <= KUBE_ERR_POD_COMPLETED,
                  "classification %d", (int)e);
         FZ_CHECK(memchr(out, '\0', lens[i]) != NULL, "message not terminated");
+        FZ_CHECK_SHOWN(out, "kube_classify's message");
         free(out);
     }
     free(text);

@@ -442,7 +442,7 @@ def parse_seeds():
 
 
 def kubejson_seeds():
-    """Seeds for fuzz_kubejson: kubectl JSON documents."""
+    """Seeds for fuzz_kubejson: kubectl JSON documents and standard error."""
     docs = {
         "version": '{"clientVersion":{"major":"1","minor":"29"},'
                    '"serverVersion":{"major":"1","minor":"28+"}}',
@@ -466,8 +466,25 @@ def kubejson_seeds():
                             '"u" cannot patch resource "pods/ephemeralcontainers" in API group ""'
                             ' in the namespace "default"\n',
         "not-json": "error: context \"nope\" does not exist\n",
+        # terminal sequences from the cluster: in tcpdump's error after its
+        # banner, in the text kube_classify quotes, in a pod's name, phase,
+        # tap image and status message
+        "stderr-tcpdump-escapes": b'tcpdump: listening on any, link-type LINUX_SLL2\n'
+                                  b'tcpdump: Couldn\'t change to \x1b]0;owned\x07 \x9b2J\n'
+                                  b'command terminated with exit code 1\n',
+        "stderr-forbidden-escapes": b'Error from server (Forbidden): pods "w" is forbidden: User '
+                                    b'"\x1b[2Jme\xc2\x9b" cannot \x1b[8mget resource '
+                                    b'"pods/exec\x07" in API group "\xe2\x80\xae\xed\xa0\x80" '
+                                    b'in the namespace "default"\n',
+        "pod-list-escapes": '{"items":[{"metadata":{"name":"web-\\u001b]0;owned\\u0007"},'
+                            '"spec":{"containers":[{"name":"c"}]}},{"metadata":{"name":"ok"},'
+                            '"spec":{"containers":[{"name":"c"}],"ephemeralContainers":'
+                            '[{"name":"tapmirror-tap","image":"img\\u001b[2J\\u009b"}]},'
+                            '"status":{"phase":"Run\\u0007ning","ephemeralContainerStatuses":'
+                            '[{"name":"tapmirror-tap","state":{"waiting":{"reason":"E\\u0085",'
+                            '"message":"\\u202e\\u001b[8mhidden"}}}]}}]}',
     }
-    return {k: v.encode() for k, v in docs.items()}
+    return {k: v if isinstance(v, bytes) else v.encode() for k, v in docs.items()}
 
 
 # ---------------------------------------------------------------- pktseen
@@ -580,6 +597,21 @@ def jsondiff_seeds():
     }
 
 
+# ---------------------------------------------------------------- textsafe
+def textsafe_seeds():
+    """Inputs for fuzz_textsafe: an output-size byte, then text."""
+    return {
+        # terminal sequences: clear screen, window title, hidden text, C1 CSI
+        "escapes": bytes([255]) + b"\x1b[2J\x1b]0;owned\x07\x1b[8mhidden\xc2\x9b31m\x9b\t\r\n\x7f\x00",
+        # valid UTF-8 of every length, reordering characters, a backslash
+        "utf8": bytes([255]) + "café € 🐳 \u202e\u2028\u2067\u061c a\\b".encode(),
+        # ill-formed: stray, cut, overlong, surrogate, past U+10FFFF
+        "invalid": bytes([255]) + b"\x80\xc3 \xe2\x82x\xc0\xaf\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80\xfe\xff\xc3",
+        # a short buffer that ends inside an escape and a character
+        "short": bytes([9]) + "ab\x1bcd€€€".encode(),
+    }
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -591,6 +623,7 @@ TARGETS = {
     "http1": http1_seeds,
     "httpbody": httpbody_seeds,
     "jsondiff": jsondiff_seeds,
+    "textsafe": textsafe_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):

@@ -1,7 +1,8 @@
 /*
  * Messages on standard error, each one line prefixed "tapmirror: ".
  * A live status line may occupy the terminal's last line; messages clear
- * it first so they never interleave with it.
+ * it first so they never interleave with it. Messages are printed as
+ * given: text from outside is made safe where it enters one (textsafe.h).
  */
 #ifndef TAPMIRROR_LOG_H
 #define TAPMIRROR_LOG_H

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/list.h"
+#include "core/textsafe.h"
 #include "core/util.h"
 
 #define OUT_CAP  (64u * 1024 * 1024)
@@ -600,9 +601,13 @@ static void exec_err_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     for (ssize_t i = 0; i < n; i++) {
         char ch = b->base[i];
         if (ch == '\n' || x->line_len + 1 == sizeof(x->line)) {
-            x->line[x->line_len] = '\0';
             if (x->ev.stderr_line != NULL && x->line_len > 0) {
-                x->ev.stderr_line(x->ev.ctx, x->line);
+                /* The remote end (tcpdump, or anything that shares its
+                 * PID namespace) writes this: shown, it must not drive
+                 * the terminal. */
+                char shown[4 * sizeof(x->line)];
+                tm_text_safe(shown, sizeof(shown), x->line, x->line_len);
+                x->ev.stderr_line(x->ev.ctx, shown);
             }
             x->line_len = 0;
         } else if (ch != '\r') {

@@ -26,7 +26,8 @@ struct kubectl_result {
     bool spawn_failed;
     const char *out;  /* standard output (NUL-terminated), borrowed */
     size_t out_len;
-    const char *err;  /* standard error, at most 64 KiB, borrowed */
+    const char *err;  /* standard error, at most 64 KiB, borrowed; raw:
+                         shown only through kube_classify() */
     size_t err_len;
 };
 
@@ -75,6 +76,7 @@ int kubectl_child_main(int argc, char **argv);
 struct kubectl_exec;
 
 struct kubectl_exec_events {
+    /* One line of its standard error, made safe to show (textsafe.h). */
     void (*stderr_line)(void *ctx, const char *line);
     /* The process has exited and its standard error is read. */
     void (*exited)(void *ctx, int exit_code, int term_signal);
@@ -100,7 +102,8 @@ void kubectl_exec_stop(struct kubectl_exec *x);
 /* Kills it now (SIGTERM, then SIGKILL after 5 s). */
 void kubectl_exec_kill(struct kubectl_exec *x);
 
-/* The last lines it wrote to standard error. */
+/* The last lines it wrote to standard error, as written: classify them
+ * (kube_classify(), kube_error_line()), do not print them. */
 const char *kubectl_exec_stderr(const struct kubectl_exec *x);
 bool kubectl_exec_running(const struct kubectl_exec *x);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/textsafe.h"
 #include "core/util.h"
 
 static cJSON *child(const cJSON *o, const char *key)
@@ -39,11 +40,12 @@ static bool copy_string(char *dst, size_t size, const cJSON *item)
     return true;
 }
 
-/* Copies what fits (for free text such as a status message). */
+/* Copies what fits of free text to be shown (a phase, a status message,
+ * an image), made safe for a terminal. */
 static void copy_text(char *dst, size_t size, const cJSON *item)
 {
     if (cJSON_IsString(item) && item->valuestring != NULL) {
-        snprintf(dst, size, "%s", item->valuestring);
+        tm_text_safe_str(dst, size, item->valuestring);
     }
 }
 
@@ -295,9 +297,21 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
     const cJSON *status = child(root, "status");
     /* Names read from the cluster go back into kubectl's argv: a name
      * that is not DNS-1123 (say "--kubeconfig=...") is refused. */
-    if (!copy_string(p->name, sizeof(p->name), child(meta, "name")) ||
+    const cJSON *pod_name = child(meta, "name");
+    if (!cJSON_IsString(pod_name) || pod_name->valuestring == NULL ||
+        pod_name->valuestring[0] == '\0') {
+        return fail(err, errlen, "a pod has no name");
+    }
+    if (!copy_string(p->name, sizeof(p->name), pod_name) ||
         !tm_dns1123_name(p->name, KUBE_NAME_LEN - 1)) {
-        return fail(err, errlen, "a pod has no valid name");
+        char shown[128];
+        tm_text_safe_str(shown, sizeof(shown), pod_name->valuestring);
+        snprintf(err, errlen,
+                 "pod name \"%s\" is not a valid Kubernetes name (DNS-1123, "
+                 "at most %d characters)",
+                 shown, KUBE_NAME_LEN - 1);
+        tm_text_trim_partial(err);
+        return -1;
     }
     if (copy_string(p->ns, sizeof(p->ns), child(meta, "namespace")) &&
         !tm_dns1123_name(p->ns, 63)) {
@@ -328,7 +342,7 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                       child(c, "targetContainerName"));
         }
     }
-    copy_string(p->phase, sizeof(p->phase), child(status, "phase"));
+    copy_text(p->phase, sizeof(p->phase), child(status, "phase"));
     cJSON_ArrayForEach(c, child(status, "conditions"))
     {
         const cJSON *type = child(c, "type");
@@ -374,10 +388,11 @@ int kube_parse_pod(const char *json, size_t len, struct kube_pod *pod,
 }
 
 int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
-                        size_t *n, char *err, size_t errlen)
+                        size_t *n, size_t *refused, char *err, size_t errlen)
 {
     *pods = NULL;
     *n = 0;
+    *refused = 0;
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
         return fail(err, errlen, "kubectl printed no valid JSON for the "
@@ -392,10 +407,16 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
     struct kube_pod *out = tm_xcalloc((size_t)count + 1, sizeof(*out));
     const cJSON *it;
     size_t k = 0;
+    char why[256];
     cJSON_ArrayForEach(it, items)
     {
-        if (k < (size_t)count && read_pod(it, &out[k], err, errlen) == 0) {
+        if (k >= (size_t)count) {
+            break;
+        }
+        if (read_pod(it, &out[k], why, sizeof(why)) == 0) {
             k++;
+        } else if ((*refused)++ == 0) {
+            snprintf(err, errlen, "%s", why);
         }
     }
     cJSON_Delete(root);
@@ -463,6 +484,28 @@ char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
     return copy;
 }
 
+/* Lines that never say what went wrong: kubectl's own warnings, and the
+ * banners tcpdump prints before it captures (a tcpdump that fails later
+ * has printed "listening on ..." first). */
+static bool noise_line(const char *p)
+{
+    return strncmp(p, "Warning:", 8) == 0 || strncmp(p, "W1", 2) == 0 ||
+           strncmp(p, "I1", 2) == 0 ||
+           strncmp(p, "tcpdump: listening on ", 22) == 0 ||
+           strncmp(p, "tcpdump: verbose output suppressed", 34) == 0;
+}
+
+/* Trims the line that starts at `p` (blanks skipped) and ends at the next
+ * line break into out, made safe to show. */
+static void shown_line(const char *p, const char *e, char *out, size_t len)
+{
+    size_t n = (size_t)(e - p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+        n--;
+    }
+    tm_text_safe(out, len, p, n);
+}
+
 void kube_first_line(const char *text, char *out, size_t len)
 {
     const char *p = text;
@@ -478,32 +521,45 @@ void kube_first_line(const char *text, char *out, size_t len)
         while (*e && *e != '\n' && *e != '\r') {
             e++;
         }
-        /* kubectl's own warnings are not the error. */
-        if (e > p && strncmp(p, "Warning:", 8) != 0 &&
-            strncmp(p, "W1", 2) != 0 && strncmp(p, "I1", 2) != 0) {
-            size_t n = (size_t)(e - p);
-            while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-                n--;
-            }
-            if (n >= len) {
-                n = len - 1;
-            }
-            memcpy(out, p, n);
-            out[n] = '\0';
-            /* Control characters from a remote end stay off the
-             * terminal. */
-            for (size_t i = 0; i < n; i++) {
-                if ((unsigned char)out[i] < 0x20) {
-                    out[i] = ' ';
-                }
-            }
+        if (e > p && !noise_line(p)) {
+            shown_line(p, e, out, len);
             return;
         }
         p = e;
     }
 }
 
-/* Copies the text between `after` and the next quote into `out`. */
+void kube_error_line(const char *text, char *out, size_t len)
+{
+    const char *p = text, *last = NULL, *last_end = NULL;
+    if (len == 0) {
+        return;
+    }
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            p++;
+        }
+        const char *e = p;
+        while (*e && *e != '\n' && *e != '\r') {
+            e++;
+        }
+        /* tcpdump's errors, and its warnings, start "tcpdump: ". */
+        if (strncmp(p, "tcpdump: ", 9) == 0 && !noise_line(p) &&
+            strncmp(p, "tcpdump: WARNING", 16) != 0) {
+            last = p;
+            last_end = e;
+        }
+        p = e;
+    }
+    if (last != NULL) {
+        shown_line(last, last_end, out, len);
+    } else {
+        kube_first_line(text, out, len);
+    }
+}
+
+/* Copies the text between `after` and the next quote into `out`, made
+ * safe to show. */
 static bool quoted_after(const char *text, const char *after, char *out,
                          size_t len)
 {
@@ -516,16 +572,15 @@ static bool quoted_after(const char *text, const char *after, char *out,
     if (e == NULL || (size_t)(e - p) >= len) {
         return false;
     }
-    memcpy(out, p, (size_t)(e - p));
-    out[e - p] = '\0';
+    tm_text_safe(out, len, p, (size_t)(e - p));
     return true;
 }
 
-enum kube_error kube_classify(const char *text, const char *what,
-                              const char *ns, char *msg, size_t len)
+static enum kube_error classify(const char *text, const char *what,
+                                const char *ns, char *msg, size_t len)
 {
     char line[512];
-    kube_first_line(text, line, sizeof(line));
+    kube_error_line(text, line, sizeof(line));
     const char *nsname = ns ? ns : "the current namespace";
     if (strstr(text, "executable file not found") ||
         (strstr(text, "tcpdump") && strstr(text, "not found") &&
@@ -560,8 +615,9 @@ enum kube_error kube_classify(const char *text, const char *what,
         char user[128] = "?", verb[32] = "?", res[128] = "?", group[64] = "";
         quoted_after(text, "User \"", user, sizeof(user));
         const char *c = strstr(text, "\" cannot ");
-        if (c != NULL) {
-            sscanf(c + 9, "%31s", verb);
+        char word[32];
+        if (c != NULL && sscanf(c + 9, "%31s", word) == 1) {
+            tm_text_safe_str(verb, sizeof(verb), word);
         }
         quoted_after(text, "resource \"", res, sizeof(res));
         quoted_after(text, "in API group \"", group, sizeof(group));
@@ -651,4 +707,13 @@ enum kube_error kube_classify(const char *text, const char *what,
     }
     snprintf(msg, len, "%s", line[0] ? line : "kubectl failed");
     return KUBE_ERR_UNKNOWN;
+}
+
+enum kube_error kube_classify(const char *text, const char *what,
+                              const char *ns, char *msg, size_t len)
+{
+    enum kube_error e = classify(text, what, ns, msg, len);
+    /* A message cut to `len` ends on a whole character. */
+    tm_text_trim_partial(msg);
+    return e;
 }

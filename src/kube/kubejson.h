@@ -3,6 +3,10 @@
  * and text in, structures and one-line messages out; no I/O. Everything
  * read from the cluster is treated as untrusted input: lengths are
  * bounded and names are checked before they are passed back to kubectl.
+ * Free text that may be shown (a phase, a container's reason and
+ * message, a tap's image and target) is made safe for a terminal as it is
+ * read (textsafe.h), and so is every piece of kubectl's standard error
+ * that goes into a message or an `err`.
  */
 #ifndef TAPMIRROR_KUBEJSON_H
 #define TAPMIRROR_KUBEJSON_H
@@ -65,9 +69,11 @@ int kube_parse_deployment(const char *json, size_t len,
                           size_t errlen);
 int kube_parse_pod(const char *json, size_t len, struct kube_pod *pod,
                    char *err, size_t errlen);
-/* Returns owned array in *pods (free()), or -1. */
+/* Returns owned array in *pods (free()), or -1. A pod that fails the
+ * checks (a name that is not DNS-1123, ...) is left out and counted in
+ * *refused; `err` then says why the first one was. */
 int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
-                        size_t *n, char *err, size_t errlen);
+                        size_t *n, size_t *refused, char *err, size_t errlen);
 
 /* The tap container, for `kubectl patch --subresource=ephemeralcontainers`
  * (strategic merge) and for a PUT of the whole pod with the tap appended
@@ -106,7 +112,13 @@ enum kube_error {
 enum kube_error kube_classify(const char *stderr_text, const char *what,
                               const char *ns, char *msg, size_t len);
 
-/* The first non-empty line of `text`, trimmed, into `out`. */
+/* The first non-empty line of `text` that is not a warning or tcpdump's
+ * "listening on" banner, trimmed and made safe to show, into `out`. */
 void kube_first_line(const char *text, char *out, size_t len);
+
+/* The line that says why a call failed: the last error line tcpdump
+ * printed ("tcpdump: ...", not a banner or a warning), else
+ * kube_first_line(). */
+void kube_error_line(const char *text, char *out, size_t len);
 
 #endif

@@ -235,6 +235,13 @@ static void call(struct mirror *m, struct tap *t, int purpose,
     kubectl_call(m->kc, args, input, CALL_TIMEOUT_MS, call_done, c);
 }
 
+/* The namespace as kube_classify() names it: NULL for kubectl's current
+ * one, which tapmirror does not know. */
+static const char *classify_ns(const struct mirror *m)
+{
+    return m->o->namespace_ ? m->nsdesc : NULL;
+}
+
 /* Explains a failed call as one line. */
 static void explain(struct mirror *m, const struct kubectl_result *res,
                     const char *what, char *msg, size_t len)
@@ -348,7 +355,7 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
     struct mirror *m = c->m;
     char msg[1024];
     struct kube_pod *pods = NULL;
-    size_t n = 0, hostnet = 0;
+    size_t n = 0, hostnet = 0, refused = 0;
     if (c->purpose == LIST_REFRESH) {
         m->poll_busy = false;
     }
@@ -365,12 +372,16 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
         }
         return;
     }
-    if (kube_parse_pod_list(res->out, res->out_len, &pods, &n, msg,
+    if (kube_parse_pod_list(res->out, res->out_len, &pods, &n, &refused, msg,
                             sizeof(msg)) < 0) {
         fail(m, "%s", msg);
         return;
     }
     size_t k = usable_pods(pods, n, &hostnet);
+    if (c->purpose == LIST_INITIAL && k > 0 && refused > 0) {
+        tm_warn("deployment %s: %zu running pod%s left out (%s)", m->target,
+                refused, refused == 1 ? "" : "s", msg);
+    }
     if (c->purpose == LIST_INITIAL) {
         if (k == 0) {
             if (hostnet > 0) {
@@ -379,6 +390,11 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
                      "would capture the node's traffic, so tapmirror "
                      "refuses",
                      m->target);
+            } else if (refused > 0) {
+                fail(m,
+                     "deployment %s in %s has no running pod tapmirror "
+                     "accepts: %zu refused (%s)",
+                     m->target, m->nsdesc, refused, msg);
             } else {
                 fail(m, "deployment %s in %s has no running pods", m->target,
                      m->nsdesc);
@@ -962,8 +978,8 @@ static void on_check_pod(struct call_ctx *c, const struct kubectl_result *res)
             return;
         }
         bool gone = res->exit_code != 0 &&
-                    kube_classify(res->err, what, NULL, msg, sizeof(msg)) ==
-                        KUBE_ERR_NOT_FOUND;
+                    kube_classify(res->err, what, classify_ns(t->m), msg,
+                                  sizeof(msg)) == KUBE_ERR_NOT_FOUND;
         if (res->exit_code == 0 &&
             kube_parse_pod(res->out, res->out_len, &pod, msg, sizeof(msg)) ==
                 0) {
@@ -981,8 +997,8 @@ static void on_check_pod(struct call_ctx *c, const struct kubectl_result *res)
         return;
     }
     if (res->exit_code != 0) {
-        enum kube_error e = kube_classify(res->err, what, NULL, msg,
-                                          sizeof(msg));
+        enum kube_error e = kube_classify(res->err, what, classify_ns(t->m),
+                                          msg, sizeof(msg));
         if (e == KUBE_ERR_NOT_FOUND) {
             pod_gone(t, "is gone");
         } else {
@@ -1031,8 +1047,8 @@ static void attach_finished(struct tap *t)
         return;
     }
     char msg[1024], line[512];
-    enum kube_error e = kube_classify(stderr_text, "the tap", NULL, msg,
-                                      sizeof(msg));
+    enum kube_error e = kube_classify(stderr_text, "the tap", classify_ns(m),
+                                      msg, sizeof(msg));
     if (e == KUBE_ERR_NO_TCPDUMP || e == KUBE_ERR_PRIVDROP) {
         tap_fail(t, "pod %s: %s", t->pod, msg);
         return;
@@ -1042,7 +1058,7 @@ static void attach_finished(struct tap *t)
         tap_fail(t, "kubectl exec into pod %s: %s", t->pod, msg);
         return;
     }
-    kube_first_line(stderr_text, line, sizeof(line));
+    kube_error_line(stderr_text, line, sizeof(line));
     if (t->packets > 0 || t->listening) {
         t->fast_failures = 0;
         t->backoff_ms = BACKOFF_FIRST_MS;

@@ -1339,8 +1339,9 @@ class Session:
         if mode == "exit":
             if b.get("stdout_bytes"):
                 self.send(1, data[:b["stdout_bytes"]])
-            if b.get("stderr"):
-                self.send(2, b["stderr"].encode())
+            stderr = self.stderr_bytes(b, "")
+            if stderr:
+                self.send(2, stderr)
             code = b.get("exit_code", 1)
             return self.finish(exec_exit(code, self.transport, b["argv"]) if code else EXEC_SUCCESS,
                                f"exit:{code}")
@@ -1360,9 +1361,9 @@ class Session:
                     return self.finish(EXEC_SUCCESS, "success")
         if mode not in ("capture", "close", "drop"):
             raise ValueError(f"unknown exec mode {mode!r}")
-        banner = b.get("stderr", TCPDUMP_LISTENING)
+        banner = self.stderr_bytes(b, TCPDUMP_LISTENING)
         if banner:
-            self.send(2, banner.encode())
+            self.send(2, banner)
         limit = len(data) if mode != "drop" else b.get("drop_after", len(data) // 2)
         size, delay = max(1, b.get("chunk_size", 32768)), b.get("chunk_delay_ms", 0) / 1000.0
         pos = 0
@@ -1386,6 +1387,14 @@ class Session:
         if self.gone or (self.end_req and self._end_now()):
             return
         return self.finish(EXEC_SUCCESS, "success")
+
+    @staticmethod
+    def stderr_bytes(b, default):
+        """What the command writes to stderr: `stderr_b64` (any bytes, such as
+        a raw 8-bit C1 control), else `stderr` as UTF-8, else `default`."""
+        if b.get("stderr_b64") is not None:
+            return base64.b64decode(b["stderr_b64"])
+        return b.get("stderr", default).encode()
 
     def send(self, ch, data):
         """Writes data on channel ch (1 stdout, 2 stderr, 3 error)."""

@@ -4,9 +4,11 @@
 real pod traffic recorded by these tests. Checks the bytes each local
 connection receives, the output capture, and exactly what was asked of
 the cluster."""
+import base64
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -19,10 +21,18 @@ sys.dont_write_bytecode = True
 
 import podtraffic  # noqa: E402
 import tmtest as t  # noqa: E402
-from kubetest import (FakeKube, kubectl_path, standard_state,  # noqa: E402
-                      tap_container)
+from kubetest import (LISTENING, FakeKube, kubectl_path,  # noqa: E402
+                      standard_state, tap_container)
 
 TAP_IMAGE = "docker.io/nicolaka/netshoot:v0.16"
+# What a compromised container could write where tapmirror reads it: clear
+# the screen, set the window title (OSC ... BEL), C1 CSI as a raw 8-bit
+# byte and as UTF-8 (U+009B), hidden text; and how tapmirror shows it.
+EVIL = b"\x1b[2J\x1b]0;owned\x07\x9b31m\xc2\x9b8mhidden"
+EVIL_SHOWN = r"\x1b[2J\x1b]0;owned\x07\x9b31m\u009b8mhidden"
+# The same as text (JSON carries no raw 8-bit bytes).
+EVIL_TEXT = "\x1b[2J\x1b]0;owned\x07\u009b8mhidden"
+EVIL_TEXT_SHOWN = r"\x1b[2J\x1b]0;owned\x07\u009b8mhidden"
 PODS = ["web-7d4b9c6f5d-x2k8q", "web-7d4b9c6f5d-m9vtl", "web-7d4b9c6f5d-p4hzw"]
 SKIP = None
 
@@ -299,10 +309,20 @@ class Mirror(unittest.TestCase):
         self.assertLess(took, 20, "an image pull error must fail fast")
         self.failure(self.state(exec_modes=["notfound"]), ["-n", "shop"],
                      "has no tcpdump", no_writes=False)
+        # The exec's refusal names the namespace given with -n.
         self.failure(self.state(rbac={"deny": ["get pods/exec",
                                                "create pods/exec"]}),
-                     ["-n", "shop"], "cannot (get|create) pods/exec",
+                     ["-n", "shop"],
+                     "cannot (get|create) pods/exec in namespace shop",
                      no_writes=False)
+        # A pod whose name tapmirror will not pass to kubectl: the reason,
+        # not "no running pods".
+        badname = self.state()
+        badname["pods"][0]["name"] = "Web_Pod"
+        self.failure(badname, ["-n", "shop"],
+                     "deployment web in namespace shop has no running pod "
+                     "tapmirror accepts: 1 refused \\(pod name \"Web_Pod\" is "
+                     "not a valid Kubernetes name")
 
     def test_pod_and_container_choice(self):
         # Ready pods first, terminating ones never.
@@ -370,12 +390,87 @@ class Mirror(unittest.TestCase):
             r"did not start within 2\.00 s \(waiting: ContainerCreating\)",
             no_writes=False)
         self.assertLess(took, 15)
+        # tcpdump prints its banner, then fails: the message quotes the
+        # error, not the banner.
         self.failure(self.state(exec_modes=[{
             "mode": "exit", "exit_code": 1, "stdout_bytes": 24,
-            "stderr": "tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105:"
-                      " Operation not permitted\n"}]),
-            ["-n", "shop"], "tries to drop root and cannot with only NET_RAW",
-            no_writes=False)
+            "stderr": LISTENING + "tcpdump: Couldn't change to 'tcpdump' "
+                      "uid=102 gid=105: Operation not permitted\n"}]),
+            ["-n", "shop"], "tries to drop root and cannot with only NET_RAW "
+            r"\(tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105: "
+            r"Operation not permitted\)", no_writes=False)
+
+    # ---- text from the cluster never drives the operator's terminal
+
+    def assert_terminal_safe(self, err):
+        """stderr (bytes) is UTF-8 without control characters but newlines."""
+        text = err.decode("utf-8")  # strict: raw 8-bit bytes fail here
+        bad = [f"{ord(c):02x}" for c in text
+               if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+        self.assertEqual(bad, [], text)
+        return text
+
+    def run_raw(self, fk, target, *args):
+        argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, *map(str, args)]
+        r = subprocess.run(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=120 * t.SLOW)
+        return r.returncode, r.stderr
+
+    def test_remote_text_is_escaped(self):
+        cases = []
+        # tcpdump's (or an intruder's) stderr, in the failure message.
+        st = self.state(exec_modes=[{
+            "mode": "exit", "exit_code": 1,
+            "stderr_b64": base64.b64encode(
+                LISTENING.encode() + b"tcpdump: Couldn't change to " + EVIL
+                + b"\n").decode()}])
+        cases.append((st, "tcpdump: Couldn't change to " + EVIL_SHOWN))
+        # The kubelet's message about the tap, from the pod's status.
+        st = self.state(tap={"outcome": "ErrImagePull",
+                             "message": "pull denied " + EVIL_TEXT})
+        cases.append((st, "ErrImagePull: pull denied " + EVIL_TEXT_SHOWN))
+        # A pod's name.
+        st = self.state()
+        st["pods"][0]["name"] = "web-" + EVIL_TEXT
+        cases.append((st, 'pod name "web-' + EVIL_TEXT_SHOWN + '"'))
+        for st, shown in cases:
+            with self.subTest(shown=shown), FakeKube(st) as fk:
+                code, err = self.run_raw(fk, "web", "-n", "shop", "-p", 8080,
+                                         "-o", self.tmp("evil.pcap"))
+                self.assertEqual(code, 1, err)
+                text = self.assert_terminal_safe(err)
+                self.assertIn(shown, text)
+
+    def test_remote_stderr_is_escaped_with_v(self):
+        # -v shows every line tcpdump writes to stderr.
+        st = self.state(exec_modes=[{
+            "mode": "capture", "capture": self.caps[0]["path"],
+            "stderr_b64": base64.b64encode(
+                LISTENING.encode() + b"tcpdump: " + EVIL + b"\n").decode()}])
+        with FakeKube(st) as fk:
+            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", "web", "-n", "shop",
+                    "-p", "8080", "-o", self.tmp("v.pcap"), "-v"]
+            p = subprocess.Popen(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+            want = f"pod {PODS[0]}: tcpdump: {EVIL_SHOWN}".encode()
+            err = b""
+            deadline = time.monotonic() + 60 * t.SLOW
+            while want not in err and time.monotonic() < deadline:
+                if p.poll() is not None:
+                    break
+                r, _, _ = select.select([p.stderr], [], [], 0.2)
+                if r:
+                    chunk = os.read(p.stderr.fileno(), 65536)
+                    if not chunk:
+                        break
+                    err += chunk
+            p.send_signal(signal.SIGINT)
+            _, rest = p.communicate(timeout=30 * t.SLOW)
+            err += rest
+            self.assertEqual(p.returncode, 0, err)
+            text = self.assert_terminal_safe(err)
+            self.assertIn(want.decode(), text)
 
     # ---- staying attached
 
