@@ -114,7 +114,8 @@ static enum kube_tap_match compare_sc(const char *sc, const char *pod_sc,
     return kube_tap_compare(&pod, IMAGE, "api", why, len);
 }
 
-#define HARDENED_CAPS "\"capabilities\":{\"drop\":[\"ALL\"],\"add\":[\"NET_RAW\"]}"
+#define HARDENED_CAPS                                                          \
+    "\"capabilities\":{\"drop\":[\"ALL\"],\"add\":[\"NET_RAW\"]}"
 #define NO_ESCALATION "\"allowPrivilegeEscalation\":false"
 #define RUNTIME_DEFAULT "\"seccompProfile\":{\"type\":\"RuntimeDefault\"}"
 #define READ_ONLY "\"readOnlyRootFilesystem\":true"
