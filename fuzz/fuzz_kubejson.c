@@ -71,6 +71,22 @@ static void check_pod(const struct kube_pod *p)
               "default container");
     check_str(p->tap_image, sizeof(p->tap_image), "tap image");
     check_str(p->tap_target, sizeof(p->tap_target), "tap target");
+    check_str(p->tap_command, sizeof(p->tap_command), "tap command");
+    check_str(p->tap_excess, sizeof(p->tap_excess), "tap excess");
+    if (p->has_tap) {
+        /* The comparison's text is one printable line. */
+        char why[512];
+        enum kube_tap_match m = kube_tap_compare(
+            p, "docker.io/nicolaka/netshoot:v0.16", "app", why, sizeof(why));
+        FZ_CHECK(m >= KUBE_TAP_SAME && m <= KUBE_TAP_EXCESS, "match %d",
+                 (int)m);
+        FZ_CHECK((m == KUBE_TAP_SAME) == (why[0] == '\0'),
+                 "match %d with \"%s\"", (int)m, why);
+        for (const char *q = why; *q; q++) {
+            FZ_CHECK(*q >= 0x20 && *q < 0x7f, "unprintable comparison: %s",
+                     why);
+        }
+    }
     check_str(p->tap.reason, sizeof(p->tap.reason), "tap reason");
     check_str(p->tap.message, sizeof(p->tap.message), "tap message");
     FZ_CHECK_SHOWN(p->phase, "the phase");
@@ -212,6 +228,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          strcmp(back->tap_target, target) == 0,
                      "added tap: %d, image \"%s\", target \"%s\"",
                      back->has_tap, back->tap_image, back->tap_target);
+            /* tapmirror's own tap passes its own check. */
+            char why[512];
+            FZ_CHECK(kube_tap_compare(back, image, target, why,
+                                      sizeof(why)) == KUBE_TAP_SAME,
+                     "the added tap differs: %s", why);
         }
         free(back);
         free(with);

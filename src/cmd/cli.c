@@ -48,6 +48,7 @@ enum {
     OPT_TAP_TIMEOUT,
     OPT_ALL_PODS,
     OPT_MAX_PAUSE,
+    OPT_MAX_PODS,
 };
 
 struct cli_option {
@@ -176,6 +177,10 @@ static const struct cli_option options[] = {
      "wait this long for the tap container to run", "60s"},
     {"all-pods", OPT_ALL_PODS, NULL, C_MIRROR,
      "tap every pod of the deployment and merge their traffic", "off"},
+    {"max-pods", OPT_MAX_PODS, "N", C_MIRROR,
+     "with --all-pods, tap at most N pods at once (1 to 64), Ready ones "
+     "first; a warning says how many are left out",
+     "16"},
     {"json", OPT_JSON, NULL, C_SUMMARY, "print the summary as JSON", NULL},
     {"flows", OPT_FLOWS, "N", C_SUMMARY,
      "list at most N connections, largest first (0: all)", "20"},
@@ -286,6 +291,7 @@ void cli_defaults(struct tm_options *o)
     o->list_flows = 20;
     o->tap_image = "docker.io/nicolaka/netshoot:v0.16";
     o->tap_timeout_ns = 60 * TM_NS_PER_S;
+    o->max_pods = TM_MAX_PODS_DEFAULT;
 }
 
 /* Writes `text` wrapped to `width` columns, every line indented by
@@ -704,6 +710,15 @@ static enum cli_result apply_option(struct tm_options *o, int c,
         }
         if (o->snaplen < 64) {
             return usage_error(err, errlen, "--snaplen must be at least 64");
+        }
+        return CLI_RUN;
+    case OPT_MAX_PODS:
+        if (set_count("max-pods", arg, TM_MAX_PODS_LIMIT, &o->max_pods, err,
+                      errlen) != CLI_RUN) {
+            return CLI_USAGE;
+        }
+        if (o->max_pods == 0) {
+            return usage_error(err, errlen, "--max-pods must be at least 1");
         }
         return CLI_RUN;
     case OPT_FLOWS:

@@ -16,6 +16,10 @@
 #define TM_MAX_TARGETS       16
 #define TM_BATCH_NEVER       UINT64_MAX
 #define TM_MAX_SERVICE_ADDRS 16
+/* --max-pods: each tapped pod is a kubectl exec and a tcpdump in the
+ * cluster; the engine matches every pod address per packet. */
+#define TM_MAX_PODS_DEFAULT 16
+#define TM_MAX_PODS_LIMIT   64
 
 enum tm_command {
     CMD_NONE = 0,
@@ -62,6 +66,7 @@ struct tm_options {
     const char *tap_image;
     uint64_t tap_timeout_ns;
     bool all_pods;
+    uint64_t max_pods; /* tapped at once with --all-pods */
 };
 
 enum cli_result {

@@ -90,15 +90,34 @@ void stats_print(const struct run_report *rep)
                 format_bytes(f->gap_bytes, b, sizeof(b)));
     }
     if (rep->kube != NULL && rep->kube->n_pods > 0) {
-        char pods[512] = "";
-        for (size_t i = 0; i < rep->kube->n_pods; i++) {
+        /* As many names as fit, and how many more: the count is always
+         * the true one. */
+        char pods[512] = "", more[64] = "";
+        size_t listed = 0;
+        for (; listed < rep->kube->n_pods; listed++) {
             size_t used = strlen(pods);
-            snprintf(pods + used, sizeof(pods) - used, "%s%s", i ? ", " : "",
-                     rep->kube->pods[i]);
+            const char *name = rep->kube->pods[listed];
+            if (used + strlen(name) + 2 >= sizeof(pods) - sizeof(more)) {
+                break;
+            }
+            snprintf(pods + used, sizeof(pods) - used, "%s%s",
+                     listed ? ", " : "", name);
         }
-        tm_info("kubernetes: tapped %s; %llu re-attaches, %llu pod switches",
-                pods, (unsigned long long)rep->kube->reattaches,
-                (unsigned long long)rep->kube->pod_switches);
+        if (listed < rep->kube->n_pods) {
+            snprintf(more, sizeof(more), " and %zu more",
+                     rep->kube->n_pods - listed);
+        }
+        char untapped[96] = "";
+        if (rep->kube->pods_left_untapped > 0) {
+            snprintf(untapped, sizeof(untapped),
+                     "; up to %zu running pods left untapped by --max-pods",
+                     rep->kube->pods_left_untapped);
+        }
+        tm_info("kubernetes: tapped %zu pod%s (%s%s); %llu re-attaches, %llu "
+                "pod switches%s",
+                rep->kube->n_pods, rep->kube->n_pods == 1 ? "" : "s", pods,
+                more, (unsigned long long)rep->kube->reattaches,
+                (unsigned long long)rep->kube->pod_switches, untapped);
     }
     if (rep->replay != NULL) {
         for (size_t i = 0; i < replay_target_count(rep->replay); i++) {
@@ -121,7 +140,8 @@ void stats_print(const struct run_report *rep)
         }
     }
     if (rep->kube != NULL && rep->kube->removal_hint != NULL) {
-        tm_info("%s", rep->kube->removal_hint);
+        /* The tap outlives the run: said even with -q. */
+        tm_warn("%s", rep->kube->removal_hint);
     }
 }
 
@@ -503,6 +523,8 @@ int stats_write_json(const char *path, const char *input,
             cJSON_AddItemToArray(pods,
                                  cJSON_CreateString(rep->kube->pods[i]));
         }
+        add_u64(k, "pods_tapped", rep->kube->n_pods);
+        add_u64(k, "pods_left_untapped", rep->kube->pods_left_untapped);
         add_u64(k, "reattaches", rep->kube->reattaches);
         add_u64(k, "pod_switches", rep->kube->pod_switches);
     }

@@ -15,7 +15,6 @@
 #include "core/textsafe.h"
 #include "core/util.h"
 
-#define OUT_CAP  (64u * 1024 * 1024)
 #define ERR_CAP  (64u * 1024)
 #define TAIL_CAP 8192u
 #define STOP_GRACE_MS 2000
@@ -40,12 +39,14 @@ struct kubectl {
 struct buf {
     char *data;
     size_t len, cap, limit;
+    bool truncated; /* more arrived than the limit */
 };
 
 static void buf_add(struct buf *b, const char *p, size_t n)
 {
     if (b->len + n > b->limit) {
         n = b->limit > b->len ? b->limit - b->len : 0;
+        b->truncated = true;
     }
     if (n == 0) {
         return;
@@ -395,6 +396,7 @@ static void call_maybe_done(struct call *c)
         .spawn_failed = c->spawn_failed,
         .out = c->outb.data ? c->outb.data : "",
         .out_len = c->outb.len,
+        .out_truncated = c->outb.truncated,
         .err = c->errb.data ? c->errb.data : "",
         .err_len = c->errb.len,
     };
@@ -463,15 +465,15 @@ static void call_written(uv_write_t *req, int status)
 }
 
 void kubectl_call(struct kubectl *k, const char *const *args,
-                  const char *stdin_data, uint64_t timeout_ms, kubectl_cb *cb,
-                  void *ctx)
+                  const char *stdin_data, uint64_t timeout_ms,
+                  size_t out_cap, kubectl_cb *cb, void *ctx)
 {
     struct call *c = tm_xcalloc(1, sizeof(*c));
     struct spawn_argv sa;
     c->k = k;
     c->cb = cb;
     c->ctx = ctx;
-    c->outb.limit = OUT_CAP;
+    c->outb.limit = out_cap;
     c->errb.limit = ERR_CAP;
     c->has_input = stdin_data != NULL;
     tm_list_append(&k->calls, &c->link);

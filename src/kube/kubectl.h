@@ -26,6 +26,7 @@ struct kubectl_result {
     bool spawn_failed;
     const char *out;  /* standard output (NUL-terminated), borrowed */
     size_t out_len;
+    bool out_truncated; /* it printed more than the cap: `out` is cut */
     const char *err;  /* standard error, at most 64 KiB, borrowed; raw:
                          shown only through kube_classify() */
     size_t err_len;
@@ -49,11 +50,12 @@ bool kubectl_idle(const struct kubectl *k);
 /*
  * Runs `kubectl PREFIX ARGS...` (ARGS NULL-terminated), feeding
  * `stdin_data` if not NULL. `cb` runs once it has exited and its output
- * is read, or it was killed after `timeout_ms`.
+ * is read, or it was killed after `timeout_ms`. At most `out_cap` bytes
+ * of standard output are kept; the rest is read and dropped.
  */
 void kubectl_call(struct kubectl *k, const char *const *args,
-                  const char *stdin_data, uint64_t timeout_ms, kubectl_cb *cb,
-                  void *ctx);
+                  const char *stdin_data, uint64_t timeout_ms,
+                  size_t out_cap, kubectl_cb *cb, void *ctx);
 
 /* Terminates every running call (their callbacks still run). */
 void kubectl_cancel_calls(struct kubectl *k);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/textsafe.h"
 #include "core/util.h"
@@ -53,6 +54,31 @@ static int fail(char *err, size_t errlen, const char *msg)
 {
     snprintf(err, errlen, "%s", msg);
     return -1;
+}
+
+/* Whether the document holds more values than KUBE_MAX_JSON_VALUES:
+ * counted on the text, so an oversized tree is never built. */
+static bool too_many_values(const char *json, size_t len)
+{
+    size_t values = 1;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == '[' || c == '{') {
+            if (++values > KUBE_MAX_JSON_VALUES) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 static int minor_of(const cJSON *v)
@@ -227,6 +253,10 @@ int kube_parse_deployment(const char *json, size_t len,
                           size_t errlen)
 {
     memset(d, 0, sizeof(*d));
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the deployment");
+    }
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
         return fail(err, errlen, "kubectl printed no valid JSON for the "
@@ -288,6 +318,119 @@ static void read_state(const cJSON *state, struct kube_container_status *st)
     }
 }
 
+/* Joins the tap's command and args as it would run. */
+static void read_tap_command(const cJSON *c, struct kube_pod *p)
+{
+    const char *keys[] = {"command", "args"};
+    size_t used = 0;
+    p->tap_command[0] = '\0';
+    p->tap_has_command = child(c, "command") != NULL;
+    for (size_t k = 0; k < 2; k++) {
+        const cJSON *word;
+        cJSON_ArrayForEach(word, child(c, keys[k]))
+        {
+            const char *text = cJSON_IsString(word) && word->valuestring
+                                   ? word->valuestring
+                                   : "?";
+            int n = snprintf(p->tap_command + used,
+                             sizeof(p->tap_command) - used, "%s%s",
+                             used ? " " : "", text);
+            if (n < 0 || (size_t)n >= sizeof(p->tap_command) - used) {
+                return;
+            }
+            used += (size_t)n;
+        }
+    }
+}
+
+static bool same_capability(const char *name, const char *want)
+{
+    if (strncasecmp(name, "CAP_", 4) == 0) {
+        name += 4;
+    }
+    return strcasecmp(name, want) == 0;
+}
+
+/*
+ * How a tap's security context gives more than tapmirror's (every
+ * capability dropped but NET_RAW, no privilege escalation, the
+ * RuntimeDefault seccomp profile): writes the first reason found into
+ * `why`, or leaves it empty. `pod_sc` is the pod's securityContext,
+ * whose seccomp profile applies when the container sets none. The user
+ * the tap runs as is not compared: with nothing but NET_RAW, root has no
+ * more than any other user.
+ */
+static void tap_excess(const cJSON *sc, const cJSON *pod_sc, char *why,
+                       size_t len)
+{
+    const cJSON *caps = child(sc, "capabilities");
+    const cJSON *item;
+    bool drops_all = false;
+    why[0] = '\0';
+    if (cJSON_IsTrue(child(sc, "privileged"))) {
+        snprintf(why, len, "is privileged");
+        return;
+    }
+    cJSON_ArrayForEach(item, child(caps, "add"))
+    {
+        if (!cJSON_IsString(item) || item->valuestring == NULL) {
+            snprintf(why, len, "adds a capability that is not a name");
+            return;
+        }
+        if (!same_capability(item->valuestring, "NET_RAW")) {
+            char name[32];
+            snprintf(name, sizeof(name), "%s", item->valuestring);
+            for (char *q = name; *q; q++) {
+                bool ok = (*q >= 'A' && *q <= 'Z') ||
+                          (*q >= 'a' && *q <= 'z') ||
+                          (*q >= '0' && *q <= '9') || *q == '_';
+                *q = ok ? *q : '?';
+            }
+            snprintf(why, len, "adds capability %s", name);
+            return;
+        }
+    }
+    cJSON_ArrayForEach(item, child(caps, "drop"))
+    {
+        if (cJSON_IsString(item) && item->valuestring != NULL &&
+            same_capability(item->valuestring, "ALL")) {
+            drops_all = true;
+        }
+    }
+    if (!drops_all) {
+        snprintf(why, len, "does not drop ALL capabilities");
+        return;
+    }
+    if (!cJSON_IsFalse(child(sc, "allowPrivilegeEscalation"))) {
+        snprintf(why, len, "allows privilege escalation");
+        return;
+    }
+    const cJSON *seccomp = child(child(sc, "seccompProfile"), "type");
+    if (seccomp == NULL) {
+        seccomp = child(child(pod_sc, "seccompProfile"), "type");
+    }
+    if (!cJSON_IsString(seccomp) ||
+        strcmp(seccomp->valuestring, "RuntimeDefault") != 0) {
+        snprintf(why, len, "runs without the RuntimeDefault seccomp profile");
+        return;
+    }
+    const cJSON *apparmor = child(child(sc, "appArmorProfile"), "type");
+    if (cJSON_IsString(apparmor) &&
+        strcmp(apparmor->valuestring, "Unconfined") == 0) {
+        snprintf(why, len, "runs unconfined by AppArmor");
+        return;
+    }
+    const cJSON *proc_mount = child(sc, "procMount");
+    if (cJSON_IsString(proc_mount) &&
+        strcmp(proc_mount->valuestring, "Unmasked") == 0) {
+        snprintf(why, len, "has an unmasked /proc");
+        return;
+    }
+    if (cJSON_IsTrue(child(child(sc, "windowsOptions"), "hostProcess"))) {
+        snprintf(why, len, "is a Windows host process");
+    }
+}
+
 static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                     size_t errlen)
 {
@@ -340,6 +483,12 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
             copy_text(p->tap_image, sizeof(p->tap_image), child(c, "image"));
             copy_text(p->tap_target, sizeof(p->tap_target),
                       child(c, "targetContainerName"));
+            read_tap_command(c, p);
+            const cJSON *sc = child(c, "securityContext");
+            p->tap_writable_root =
+                !cJSON_IsTrue(child(sc, "readOnlyRootFilesystem"));
+            tap_excess(sc, child(spec, "securityContext"), p->tap_excess,
+                       sizeof(p->tap_excess));
         }
     }
     copy_text(p->phase, sizeof(p->phase), child(status, "phase"));
@@ -378,6 +527,10 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
 int kube_parse_pod(const char *json, size_t len, struct kube_pod *pod,
                    char *err, size_t errlen)
 {
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "one pod");
+    }
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
         return fail(err, errlen, "kubectl printed no valid JSON for the pod");
@@ -393,6 +546,10 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
     *pods = NULL;
     *n = 0;
     *refused = 0;
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the pod list");
+    }
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
         return fail(err, errlen, "kubectl printed no valid JSON for the "
@@ -400,9 +557,13 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
     }
     const cJSON *items = child(root, "items");
     int count = cJSON_GetArraySize(items);
-    if (count > 100000) {
+    if (count > KUBE_MAX_POD_LIST) {
         cJSON_Delete(root);
-        return fail(err, errlen, "the pod list is too long");
+        snprintf(err, errlen,
+                 "the pod list has %d pods, more than the %d tapmirror "
+                 "reads",
+                 count, KUBE_MAX_POD_LIST);
+        return -1;
     }
     struct kube_pod *out = tm_xcalloc((size_t)count + 1, sizeof(*out));
     const cJSON *it;
@@ -504,6 +665,63 @@ static void shown_line(const char *p, const char *e, char *out, size_t len)
         n--;
     }
     tm_text_safe(out, len, p, n);
+}
+
+/* Copies remote text with anything but printable ASCII replaced: the
+ * pod fields are escaped already (textsafe), and this keeps the
+ * comparison one ASCII line whatever they hold. */
+static void printable(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+    for (char *q = dst; *q; q++) {
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e) {
+            *q = '?';
+        }
+    }
+}
+
+enum kube_tap_match kube_tap_compare(const struct kube_pod *pod,
+                                     const char *image, const char *target,
+                                     char *why, size_t len)
+{
+    char a[256];
+    size_t used = 0;
+    if (len == 0) {
+        return KUBE_TAP_SAME;
+    }
+    why[0] = '\0';
+    if (pod->tap_excess[0]) {
+        snprintf(why, len, "%s", pod->tap_excess);
+        return KUBE_TAP_EXCESS;
+    }
+    if (strcmp(pod->tap_image, image) != 0) {
+        printable(a, sizeof(a), pod->tap_image);
+        used += (size_t)snprintf(why + used, len - used,
+                                 "uses image %s (not %s)", a, image);
+    }
+    if (used < len && strcmp(pod->tap_command, "sleep infinity") != 0) {
+        printable(a, sizeof(a), pod->tap_command);
+        used += (size_t)snprintf(why + used, len - used,
+                                 "%sruns %s%s%s (not sleep infinity)",
+                                 used ? ", " : "",
+                                 pod->tap_has_command ? "" : "the image's "
+                                                             "entrypoint",
+                                 !pod->tap_has_command && a[0] ? " " : "",
+                                 a);
+    }
+    if (used < len && strcmp(pod->tap_target, target) != 0) {
+        printable(a, sizeof(a), pod->tap_target);
+        used += (size_t)snprintf(why + used, len - used,
+                                 "%stargets %s%s (not %s)", used ? ", " : "",
+                                 a[0] ? "container " : "no container", a,
+                                 target);
+    }
+    if (used < len && pod->tap_writable_root) {
+        used += (size_t)snprintf(why + used, len - used,
+                                 "%shas a writable root filesystem",
+                                 used ? ", " : "");
+    }
+    return used > 0 ? KUBE_TAP_DIFFERS : KUBE_TAP_SAME;
 }
 
 void kube_first_line(const char *text, char *out, size_t len)

@@ -18,6 +18,14 @@
 #define KUBE_MAX_CONTAINERS 32
 #define KUBE_MAX_IPS      4
 #define KUBE_TAP_NAME     "tapmirror-tap"
+/* A workload has hundreds of pods: a pod list longer than this is
+ * refused rather than turned into a large array of pods. */
+#define KUBE_MAX_POD_LIST 1000
+/* cJSON nodes a document may hold (64 bytes each: 128 MiB), counted
+ * before it is parsed. kubectl's indented JSON of a pod has well under
+ * 1,000 values; dense input such as [0,0,0,...] would otherwise become a
+ * tree 32 times its own size. */
+#define KUBE_MAX_JSON_VALUES 2000000
 
 enum kube_state {
     KUBE_STATE_NONE = 0, /* no status reported yet */
@@ -50,6 +58,11 @@ struct kube_pod {
     bool has_tap; /* an ephemeral container named KUBE_TAP_NAME */
     char tap_image[256];
     char tap_target[64];
+    bool tap_has_command;
+    char tap_command[256]; /* command and args, joined by spaces */
+    bool tap_writable_root;
+    char tap_excess[128]; /* how it has more privilege than tapmirror's
+                           * tap ("is privileged"), or empty */
     struct kube_container_status tap;
 };
 
@@ -82,6 +95,23 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
 char *kube_tap_patch(const char *image, const char *target);
 char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
                         const char *target, char *err, size_t errlen);
+
+/*
+ * Compares a pod's existing tap with the one kube_tap_patch() makes for
+ * `image` and `target`. KUBE_TAP_EXCESS: it has more privilege (tcpdump
+ * would parse traffic with it), and `why` completes "the tap that ...";
+ * KUBE_TAP_DIFFERS: the rest differs, and `why` lists how ("uses image X
+ * (not Y), targets container B (not A)"); KUBE_TAP_SAME. Text from the
+ * cluster is cut to printable ASCII.
+ */
+enum kube_tap_match {
+    KUBE_TAP_SAME = 0,
+    KUBE_TAP_DIFFERS,
+    KUBE_TAP_EXCESS,
+};
+enum kube_tap_match kube_tap_compare(const struct kube_pod *pod,
+                                     const char *image, const char *target,
+                                     char *why, size_t len);
 
 /* Why a kubectl call failed, from its standard error. */
 enum kube_error {

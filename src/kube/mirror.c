@@ -19,8 +19,14 @@
 #define BACKOFF_MAX_MS    10000
 #define MAX_FAST_FAILURES 6   /* attaches in a row that carried nothing */
 #define MAX_CONFLICTS     5
-#define MAX_PODS_SEEN     256
 #define SWITCH_POLL_MS    1000
+/* kubectl's standard output for one object: etcd stores objects of at
+ * most 1.5 MiB by default, and kubectl's indented JSON of one stays well
+ * within this. */
+#define OBJECT_OUTPUT_CAP (8u << 20)
+/* For a pod list: KUBE_MAX_POD_LIST pods of 32 KiB each, where a
+ * typical pod prints as 5 to 15 KiB. */
+#define POD_LIST_OUTPUT_CAP (32u << 20)
 
 enum tap_state {
     T_INJECTING,
@@ -56,6 +62,7 @@ struct tap {
     int conflicts;
     int calls; /* kubectl calls in flight for this tap */
     bool timer_closed;
+    bool refused; /* its existing tap has more privilege than tapmirror's */
 };
 
 enum mirror_state { M_IDLE, M_STARTING, M_RUNNING, M_STOPPING };
@@ -83,8 +90,9 @@ struct mirror {
     uint64_t switch_deadline;
     char old_pod[KUBE_NAME_LEN];
     uint64_t reattaches, pod_switches;
-    char *seen[MAX_PODS_SEEN];
-    size_t n_seen;
+    char **seen; /* every pod whose tap was used */
+    size_t n_seen, seen_cap;
+    size_t untapped, most_untapped; /* running pods --max-pods left out */
     char hint[512];
     int calls; /* mirror-level kubectl calls in flight */
     void (*close_done)(void *);
@@ -145,16 +153,19 @@ static void remember_pod(struct mirror *m, const char *pod)
             return;
         }
     }
-    if (m->n_seen < MAX_PODS_SEEN) {
-        m->seen[m->n_seen++] = tm_xstrdup(pod);
+    if (m->n_seen == m->seen_cap) {
+        m->seen_cap = m->seen_cap ? m->seen_cap * 2 : 8;
+        m->seen = tm_xrealloc(m->seen, m->seen_cap * sizeof(*m->seen));
     }
+    m->seen[m->n_seen++] = tm_xstrdup(pod);
 }
 
 /* Tells the run the union of every tapped pod's addresses, plus the
  * user's --service-ip: only traffic sent to them is inbound. */
 static void publish_addresses(struct mirror *m)
 {
-    struct service_addr all[TM_MAX_SERVICE_ADDRS + 64];
+    struct service_addr all[TM_MAX_SERVICE_ADDRS +
+                            TM_MAX_PODS_LIMIT * KUBE_MAX_IPS];
     size_t n = 0;
     for (size_t i = 0; i < m->o->n_service; i++) {
         all[n++] = m->o->service[i];
@@ -200,7 +211,12 @@ struct call_ctx {
     struct tap *t; /* NULL for mirror-level calls */
     int purpose;
     void (*done)(struct call_ctx *c, const struct kubectl_result *res);
+    size_t out_cap;
+    char what[300]; /* what it prints, for a message */
 };
+
+static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res);
+static void on_injected(struct call_ctx *c, const struct kubectl_result *res);
 
 static void call_done(void *ctx, const struct kubectl_result *res)
 {
@@ -210,7 +226,23 @@ static void call_done(void *ctx, const struct kubectl_result *res)
     } else {
         c->m->calls--;
     }
-    if (!stopping(c->m)) {
+    if (!stopping(c->m) && res->out_truncated && res->exit_code == 0 &&
+        c->done != on_injected) {
+        /* Cut JSON would only say "no valid JSON": say why instead. (A
+         * patch that printed too much has still been applied.) */
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "kubectl printed more than %zu MiB for %s, which is more "
+                 "than tapmirror reads",
+                 c->out_cap >> 20, c->what);
+        struct kubectl_result cut = *res;
+        cut.exit_code = 1;
+        cut.out = "";
+        cut.out_len = 0;
+        cut.err = msg;
+        cut.err_len = strlen(msg);
+        c->done(c, &cut);
+    } else if (!stopping(c->m)) {
         c->done(c, res);
     }
     struct mirror *m = c->m;
@@ -227,12 +259,21 @@ static void call(struct mirror *m, struct tap *t, int purpose,
     c->t = t;
     c->purpose = purpose;
     c->done = done;
+    c->out_cap = done == on_pod_list ? POD_LIST_OUTPUT_CAP : OBJECT_OUTPUT_CAP;
+    if (done == on_pod_list) {
+        snprintf(c->what, sizeof(c->what), "the pod list");
+    } else if (strcmp(args[0], "get") == 0 && args[1] && args[2]) {
+        snprintf(c->what, sizeof(c->what), "%s %s", args[1], args[2]);
+    } else {
+        snprintf(c->what, sizeof(c->what), "kubectl %s", args[0]);
+    }
     if (t != NULL) {
         t->calls++;
     } else {
         m->calls++;
     }
-    kubectl_call(m->kc, args, input, CALL_TIMEOUT_MS, call_done, c);
+    kubectl_call(m->kc, args, input, CALL_TIMEOUT_MS, c->out_cap, call_done,
+                 c);
 }
 
 /* The namespace as kube_classify() names it: NULL for kubectl's current
@@ -350,6 +391,23 @@ static size_t usable_pods(struct kube_pod *pods, size_t n, size_t *hostnet)
     return k;
 }
 
+/* Whether this pod's tap was refused already: it cannot change. */
+static bool tap_refused(struct mirror *m, const struct kube_pod *pod)
+{
+    for (struct tap *t = m->taps; t != NULL; t = t->next) {
+        if (t->refused && strcmp(t->uid, pod->uid) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void note_untapped(struct mirror *m, size_t n)
+{
+    m->untapped = n;
+    m->most_untapped = TM_MAX(m->most_untapped, n);
+}
+
 static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
 {
     struct mirror *m = c->m;
@@ -400,7 +458,14 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
                      m->nsdesc);
             }
         } else if (m->o->all_pods) {
-            for (size_t i = 0; i < k && !m->failed; i++) {
+            size_t cap = (size_t)m->o->max_pods;
+            if (k > cap) {
+                tm_warn("deployment %s has %zu running pods; tapping %zu of "
+                        "them (--max-pods %zu)",
+                        m->target, k, cap, cap);
+            }
+            note_untapped(m, k > cap ? k - cap : 0);
+            for (size_t i = 0; i < k && i < cap && !m->failed; i++) {
                 tap_begin(m, &pods[i]);
             }
         } else {
@@ -429,15 +494,29 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
             m->poll_busy = true; /* retried by the poll timer */
         }
     } else {
-        /* --all-pods: tap the pods that appeared; the ones that went away
-         * end their own streams. */
+        /* --all-pods: tap the pods that appeared, up to --max-pods; the
+         * ones that went away end their own streams. */
+        size_t left_out = 0;
         for (size_t i = 0; i < k && !m->failed; i++) {
-            if (find_tap(m, pods[i].name) == NULL) {
-                tm_info("deployment %s has a new pod %s; tapping it too",
-                        m->target, pods[i].name);
-                tap_begin(m, &pods[i]);
+            if (find_tap(m, pods[i].name) != NULL ||
+                tap_refused(m, &pods[i])) {
+                continue;
             }
+            if (live_taps(m) >= m->o->max_pods) {
+                left_out++;
+                continue;
+            }
+            tm_info("deployment %s has a new pod %s; tapping it too",
+                    m->target, pods[i].name);
+            tap_begin(m, &pods[i]);
         }
+        if (left_out > 0 && left_out != m->untapped) {
+            tm_warn("deployment %s has %zu running pods that are not tapped "
+                    "(--max-pods %llu)",
+                    m->target, left_out,
+                    (unsigned long long)m->o->max_pods);
+        }
+        note_untapped(m, left_out);
     }
     free(pods);
 }
@@ -561,6 +640,18 @@ static void tap_fail(struct tap *t, const char *fmt, ...)
     fail(m, "%s", msg);
 }
 
+/* tcpdump parses traffic from strangers, so it runs with NET_RAW and
+ * nothing more: a tap that has more is not used. */
+static void refuse_tap(struct tap *t, const char *why)
+{
+    t->refused = true;
+    tap_fail(t,
+             "pod %s already has a %s container that %s; tapmirror does not "
+             "use it, as tcpdump must run with NET_RAW only: replace the pod "
+             "to remove it",
+             t->pod, KUBE_TAP_NAME, why);
+}
+
 static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
 {
     struct tap *t = c->t;
@@ -579,6 +670,16 @@ static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
     if (kube_parse_pod(res->out, res->out_len, &pod, msg, sizeof(msg)) < 0) {
         tap_fail(t, "pod %s: %s", t->pod, msg);
         return;
+    }
+    char why[512];
+    if (pod.has_tap && kube_tap_compare(&pod, m->o->tap_image, t->container,
+                                        why, sizeof(why)) == KUBE_TAP_EXCESS) {
+        /* Another tool's tap got there first (KUBE_ERR_TAP_IMMUTABLE). */
+        refuse_tap(t, why);
+        return;
+    }
+    if (pod.has_tap) {
+        remember_pod(m, t->pod);
     }
     const struct kube_container_status *st = &pod.tap;
     if (st->state == KUBE_STATE_RUNNING) {
@@ -648,9 +749,12 @@ static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
     char msg[1024], what[300];
     snprintf(what, sizeof(what), "pod %s", t->pod);
     if (res->exit_code == 0) {
-        tm_info("injected the tap (%s, NET_RAW only) into pod %s, "
-                "container %s",
+        /* A change to the cluster that outlives the run: said even with
+         * -q. */
+        tm_warn("injected the tap (%s, NET_RAW only) into pod %s, "
+                "container %s; it stays until the pod is replaced",
                 m->o->tap_image, t->pod, t->container);
+        remember_pod(m, t->pod);
         tap_wait(t);
         return;
     }
@@ -771,16 +875,23 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     t->timer.data = t;
     t->next = m->taps;
     m->taps = t;
-    remember_pod(m, t->pod);
     publish_addresses(m);
     if (pod->has_tap) {
-        if (strcmp(pod->tap_image, m->o->tap_image) != 0) {
-            tm_warn("pod %s already has a tap with image %s (not %s): "
-                    "reusing it",
-                    pod->name, pod->tap_image, m->o->tap_image);
-        } else {
+        char why[512];
+        switch (kube_tap_compare(pod, m->o->tap_image, t->container, why,
+                                 sizeof(why))) {
+        case KUBE_TAP_EXCESS:
+            refuse_tap(t, why);
+            return;
+        case KUBE_TAP_DIFFERS:
+            tm_warn("pod %s already has a tap that %s: reusing it", pod->name,
+                    why);
+            break;
+        case KUBE_TAP_SAME:
             tm_info("reusing the tap already in pod %s", pod->name);
+            break;
         }
+        remember_pod(m, t->pod);
         if (pod->tap.state == KUBE_STATE_TERMINATED) {
             tap_fail(t,
                      "the tap in pod %s exited (code %d) and ephemeral "
@@ -1185,6 +1296,7 @@ static void poll_closed(uv_handle_t *h)
     for (size_t i = 0; i < m->n_seen; i++) {
         free(m->seen[i]);
     }
+    free(m->seen);
     free(m);
     done(ctx);
 }
@@ -1292,6 +1404,7 @@ void mirror_get_report(const struct source *src, struct mirror_report *rep)
     }
     rep->pods = (const char *const *)m->seen;
     rep->n_pods = m->n_seen;
+    rep->pods_left_untapped = m->most_untapped;
     rep->reattaches = m->reattaches;
     rep->pod_switches = m->pod_switches;
     if (m->n_seen > 0) {

@@ -17,8 +17,9 @@
 #include "io/source.h"
 
 struct mirror_report {
-    const char *const *pods; /* every pod tapped during the run */
+    const char *const *pods; /* every pod whose tap was used */
     size_t n_pods;
+    size_t pods_left_untapped; /* the most --max-pods left out at once */
     uint64_t reattaches;
     uint64_t pod_switches;
     const char *removal_hint; /* how to remove the tap, or NULL */

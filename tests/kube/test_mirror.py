@@ -201,9 +201,120 @@ class Mirror(unittest.TestCase):
             self.assertEqual(code, 0, err)
             self.assertEqual(sink.streams(),
                              fnv_streams(self.caps[0]["payloads"]))
-            self.assertIn("already has a tap with image example.com/tools:1",
+            self.assertIn("already has a tap that uses image example.com/tools:1",
                           err)
             self.assertEqual(self.writes(fk), [])
+
+    def existing_tap_state(self, **spec):
+        st = self.state()
+        tap = tap_container(target="api")
+        for key, value in spec.items():
+            if key == "securityContext":
+                tap[key].update(value)
+            else:
+                tap[key] = value
+        st["pods"][0]["ephemeralContainers"] = [tap]
+        st["pods"][0]["ephemeralContainerStatuses"] = [
+            {"name": "tapmirror-tap", "state": {"running": {}}}]
+        return st
+
+    def test_existing_tap_with_more_privileges_is_refused(self):
+        # tcpdump parses traffic from strangers: it runs only where it has
+        # NET_RAW and nothing else, so a tap someone else made with more
+        # privileges is not used, and the reason is given.
+        for spec, why in (
+                ({"securityContext": {"privileged": True}},
+                 "is privileged"),
+                ({"securityContext": {"capabilities": {
+                    "drop": ["ALL"], "add": ["NET_RAW", "SYS_ADMIN"]}}},
+                 "adds capability SYS_ADMIN"),
+                ({"securityContext": {"capabilities": {"add": ["NET_RAW"]}}},
+                 "does not drop ALL capabilities"),
+                ({"securityContext": {"allowPrivilegeEscalation": True}},
+                 "allows privilege escalation")):
+            with self.subTest(why=why):
+                err, _, fk = self.failure(
+                    self.existing_tap_state(**spec), ["-n", "shop"],
+                    f"pod {PODS[0]} already has a tapmirror-tap container "
+                    f"that {why}; tapmirror does not use it")
+                self.assertNotIn("capturing", err)
+                self.assertNotIn("tapped", err)
+
+    def test_existing_tap_with_other_command_or_target_is_warned(self):
+        st = self.existing_tap_state(command=["sh", "-c", "sleep 9999"],
+                                     targetContainerName="envoy")
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("other.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertRegex(err, r"warning: pod \S+ already has a tap that "
+                                  r"runs sh -c sleep 9999 \(not sleep "
+                                  r"infinity\), targets container envoy "
+                                  r"\(not api\): reusing it")
+            self.assertEqual(self.writes(fk), [])
+
+    def test_quiet_still_tells_of_the_permanent_tap(self):
+        cap = self.caps[0]
+        with FakeKube(self.state()) as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("quiet.pcap"), "-q")
+            sink.wait(timeout=60)
+            time.sleep(0.5)
+            code, _, err = self.interrupt(p)
+            self.assertEqual(code, 0, err)
+            self.assertRegex(err, rf"warning: injected the tap .* into pod "
+                                  rf"{PODS[0]}")
+            self.assertRegex(err, "warning: the tap container stays in the "
+                                  "pod .*kubectl rollout restart "
+                                  "deployment/web -n shop")
+            self.assertNotIn("kubernetes: tapped", err)  # the summary: not
+                                                        # with -q
+
+    def test_refused_injection_is_not_reported_as_a_tap(self):
+        stats = self.tmp("psa.json")
+        err, _, _ = self.failure(self.state(psa={"level": "baseline"}),
+                                 ["-n", "shop", "--stats-json", stats],
+                                 "Pod Security admission", no_writes=False)
+        self.assertNotIn("tapped", err)
+        self.assertNotIn("rollout restart", err)
+        self.assertNotIn("stays in", err)
+        self.assertEqual(t.read_json(stats)["kubernetes"]["pods"], [])
+
+    def test_oversized_kubectl_output_is_refused_with_a_reason(self):
+        # A pod's JSON is at most a few MiB (etcd refuses bigger objects);
+        # a server that sends more is cut off, and the run says so.
+        st = self.state()
+        st["pods"][0]["annotations"] = {"example.com/blob": "x" * (9 << 20)}
+        self.failure(st, ["-n", "shop"],
+                     rf"kubectl printed more than 8 MiB for pod {PODS[0]}",
+                     target=f"pod/{PODS[0]}")
+
+    def test_max_pods_caps_the_pods_tapped_at_once(self):
+        with FakeKube(self.state(pods=3)) as fk:
+            sink = t.Sink(self.tmp)
+            stats = self.tmp("max.json")
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("max.pcap"), "--all-pods",
+                           "--max-pods", 2, "--stats-json", stats)
+            err = self.wait_for(p, "capturing TCP port")
+            time.sleep(2)
+            code, _, err = self.interrupt(p, err)
+            sink.stop()
+            self.assertEqual(code, 0, err)
+            self.assertRegex(err, "warning: deployment web has 3 running "
+                                  "pods; tapping 2 of them \(--max-pods 2\)")
+            self.assertEqual(len(fk.execs()), 2)
+            self.assertIn("kubernetes: tapped 2 pods", err)
+            k = t.read_json(stats)["kubernetes"]
+            # Ready pods first, then by name.
+            self.assertEqual(sorted(k["pods"]), sorted(PODS)[:2])
+            self.assertEqual(k["pods_tapped"], 2)
+            self.assertEqual(k["pods_left_untapped"], 1)
 
     # ---- failures: one clear line each, and nothing injected when a
     # local mistake would stop the run anyway

@@ -819,6 +819,24 @@ static void test_invalid_values_name_flag(void **state)
     r = RUN("mirror", "web", "-p", "1", "--tap-timeout", "1");
     expect_usage(r, "--tap-timeout", NULL);
     run_free(r);
+    /* --max-pods: 1 to 64, 16 unless given. */
+    r = RUN("mirror", "web", "-p", "1", "--all-pods");
+    expect_run(r);
+    assert_int_equal(r->o.max_pods, 16);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--all-pods", "--max-pods", "64");
+    expect_run(r);
+    assert_int_equal(r->o.max_pods, 64);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--max-pods", "0");
+    expect_usage(r, "--max-pods must be at least 1", NULL);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--max-pods", "65");
+    expect_usage(r, "--max-pods", "65");
+    run_free(r);
+    r = RUN("replay", "in.pcap", "-p", "1", "--max-pods", "2");
+    expect_usage(r, "--max-pods", NULL);
+    run_free(r);
 }
 
 static void test_cross_option_rules(void **state)

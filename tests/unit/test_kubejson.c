@@ -1,6 +1,7 @@
-/* Unit tests of kubejson.c: kubectl's standard error turned into one
- * line that says what to do, and text from the cluster kept off the
- * terminal's control channel. */
+/* Unit tests of kubejson.c: kube_classify (kubectl's standard error
+ * turned into one line that says what to do), text from the cluster kept
+ * off the terminal's control channel, the check of a tap that already
+ * exists, and the bounds on what is parsed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,6 +214,249 @@ static void test_pod_text_is_escaped(void **state)
     assert_string_equal(pod.tap.message, "pull \\x1b[8mdenied");
 }
 
+#define IMAGE "docker.io/nicolaka/netshoot:v0.16"
+#define BASE_POD                                                               \
+    "{\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\"},"               \
+    "\"spec\":{\"containers\":[{\"name\":\"api\"},{\"name\":\"envoy\"}]},"     \
+    "\"status\":{\"phase\":\"Running\"}}"
+
+/* A pod whose tap is the container JSON `tap`. */
+static void parse_pod_with(const char *tap, const char *pod_sc,
+                           struct kube_pod *pod)
+{
+    char json[4096], err[256];
+    snprintf(json, sizeof(json),
+             "{\"metadata\":{\"name\":\"web-1\"},\"spec\":{%s%s"
+             "\"containers\":[{\"name\":\"api\"}],"
+             "\"ephemeralContainers\":[%s]}}",
+             pod_sc ? "\"securityContext\":" : "", pod_sc ? pod_sc : "",
+             tap);
+    if (pod_sc != NULL) {
+        /* the comma after the pod's securityContext */
+        char *p = strstr(json, "\"containers\"");
+        memmove(p + 1, p, strlen(p) + 1);
+        *p = ',';
+    }
+    assert_int_equal(kube_parse_pod(json, strlen(json), pod, err,
+                                    sizeof(err)),
+                     0);
+    assert_true(pod->has_tap);
+}
+
+/* A tap as tapmirror makes it, with `sc` as its securityContext. */
+static enum kube_tap_match compare_sc(const char *sc, const char *pod_sc,
+                                      char *why, size_t len)
+{
+    char tap[1024];
+    struct kube_pod pod;
+    snprintf(tap, sizeof(tap),
+             "{\"name\":\"tapmirror-tap\",\"image\":\"" IMAGE "\","
+             "\"command\":[\"sleep\",\"infinity\"],"
+             "\"targetContainerName\":\"api\",\"securityContext\":%s}",
+             sc);
+    parse_pod_with(tap, pod_sc, &pod);
+    return kube_tap_compare(&pod, IMAGE, "api", why, len);
+}
+
+#define HARDENED_CAPS                                                          \
+    "\"capabilities\":{\"drop\":[\"ALL\"],\"add\":[\"NET_RAW\"]}"
+#define NO_ESCALATION "\"allowPrivilegeEscalation\":false"
+#define RUNTIME_DEFAULT "\"seccompProfile\":{\"type\":\"RuntimeDefault\"}"
+#define READ_ONLY "\"readOnlyRootFilesystem\":true"
+
+static void test_tapmirrors_own_tap_is_the_same(void **state)
+{
+    (void)state;
+    char err[256], why[512];
+    struct kube_pod pod;
+    /* The pod as tapmirror's PUT leaves it. */
+    char *body = kube_pod_with_tap(BASE_POD, strlen(BASE_POD), IMAGE, "api",
+                                   err, sizeof(err));
+    assert_non_null(body);
+    assert_int_equal(kube_parse_pod(body, strlen(body), &pod, err,
+                                    sizeof(err)),
+                     0);
+    free(body);
+    assert_true(pod.has_tap);
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "api", why, sizeof(why)),
+                     KUBE_TAP_SAME);
+    assert_string_equal(why, "");
+    /* The same tap seen from -c envoy targets another container. */
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "envoy", why,
+                                      sizeof(why)),
+                     KUBE_TAP_DIFFERS);
+    assert_string_equal(why, "targets container api (not envoy)");
+}
+
+static void test_tap_with_more_privilege_is_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sc, *pod_sc, *why;
+    } cases[] = {
+        {"{\"privileged\":true," HARDENED_CAPS "," NO_ESCALATION
+         "," RUNTIME_DEFAULT "}",
+         NULL, "is privileged"},
+        {"{\"capabilities\":{\"drop\":[\"ALL\"],\"add\":[\"NET_RAW\","
+         "\"SYS_ADMIN\"]}," NO_ESCALATION "," RUNTIME_DEFAULT "}",
+         NULL, "adds capability SYS_ADMIN"},
+        {"{\"capabilities\":{\"drop\":[\"ALL\"],\"add\":[\"ALL\"]},"
+         NO_ESCALATION "," RUNTIME_DEFAULT "}",
+         NULL, "adds capability ALL"},
+        {"{\"capabilities\":{\"drop\":[\"ALL\"],\"add\":[\"x\\u001b[2J\"]},"
+         NO_ESCALATION "," RUNTIME_DEFAULT "}",
+         NULL, "adds capability x??2J"},
+        {"{\"capabilities\":{\"add\":[\"NET_RAW\"]}," NO_ESCALATION
+         "," RUNTIME_DEFAULT "}",
+         NULL, "does not drop ALL capabilities"},
+        {"{" HARDENED_CAPS "," RUNTIME_DEFAULT "}", NULL,
+         "allows privilege escalation"},
+        {"{" HARDENED_CAPS ",\"allowPrivilegeEscalation\":true,"
+         RUNTIME_DEFAULT "}",
+         NULL, "allows privilege escalation"},
+        {"{" HARDENED_CAPS "," NO_ESCALATION "}", NULL,
+         "runs without the RuntimeDefault seccomp profile"},
+        {"{" HARDENED_CAPS "," NO_ESCALATION
+         ",\"seccompProfile\":{\"type\":\"Unconfined\"}}",
+         "{" RUNTIME_DEFAULT "}",
+         "runs without the RuntimeDefault seccomp profile"},
+        {"{" HARDENED_CAPS "," NO_ESCALATION "," RUNTIME_DEFAULT
+         ",\"appArmorProfile\":{\"type\":\"Unconfined\"}}",
+         NULL, "runs unconfined by AppArmor"},
+        {"{" HARDENED_CAPS "," NO_ESCALATION "," RUNTIME_DEFAULT
+         ",\"procMount\":\"Unmasked\"}",
+         NULL, "has an unmasked /proc"},
+        {"{\"capabilities\":{\"drop\":[\"all\"],\"add\":[\"CAP_NET_RAW\"]},"
+         NO_ESCALATION "," RUNTIME_DEFAULT "," READ_ONLY "}",
+         NULL, ""},
+        /* The pod's own seccomp profile applies to a tap that sets none;
+         * who it runs as adds nothing to NET_RAW. */
+        {"{" HARDENED_CAPS "," NO_ESCALATION "," READ_ONLY
+         ",\"runAsUser\":0}",
+         "{" RUNTIME_DEFAULT "}", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char why[512];
+        enum kube_tap_match got = compare_sc(cases[i].sc, cases[i].pod_sc,
+                                             why, sizeof(why));
+        assert_int_equal(got, cases[i].why[0] ? KUBE_TAP_EXCESS
+                                              : KUBE_TAP_SAME);
+        assert_string_equal(why, cases[i].why);
+    }
+}
+
+static void test_tap_differences_are_listed(void **state)
+{
+    (void)state;
+    struct kube_pod pod;
+    char why[512];
+    parse_pod_with("{\"name\":\"tapmirror-tap\",\"image\":\"other\\n:1\","
+                   "\"command\":[\"sh\",\"-c\"],\"args\":[\"sleep 9\"],"
+                   "\"targetContainerName\":\"envoy\",\"securityContext\":{"
+                   HARDENED_CAPS "," NO_ESCALATION "," RUNTIME_DEFAULT "}}",
+                   NULL, &pod);
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "api", why, sizeof(why)),
+                     KUBE_TAP_DIFFERS);
+    assert_string_equal(why, "uses image other\\n:1 (not " IMAGE "), runs sh "
+                             "-c sleep 9 (not sleep infinity), targets "
+                             "container envoy (not api), has a writable "
+                             "root filesystem");
+    parse_pod_with("{\"name\":\"tapmirror-tap\",\"image\":\"" IMAGE "\","
+                   "\"securityContext\":{" HARDENED_CAPS "," NO_ESCALATION
+                   "," RUNTIME_DEFAULT "," READ_ONLY "}}",
+                   NULL, &pod);
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "api", why, sizeof(why)),
+                     KUBE_TAP_DIFFERS);
+    assert_string_equal(why, "runs the image's entrypoint (not sleep "
+                             "infinity), targets no container (not api)");
+    /* A short buffer cuts the list, never overruns. */
+    char small[20];
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "api", small,
+                                      sizeof(small)),
+                     KUBE_TAP_DIFFERS);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
+/* A pod list of `n` pods. */
+static char *pod_list(size_t n, size_t *len)
+{
+    size_t size = 64 + n * 128, used = 0;
+    char *json = malloc(size);
+    assert_non_null(json);
+    used += (size_t)snprintf(json, size, "{\"kind\":\"List\",\"items\":[");
+    for (size_t i = 0; i < n; i++) {
+        used += (size_t)snprintf(json + used, size - used,
+                                 "%s{\"metadata\":{\"name\":\"web-%zu\"},"
+                                 "\"spec\":{\"containers\":[{\"name\":"
+                                 "\"api\"}]}}",
+                                 i ? "," : "", i);
+    }
+    used += (size_t)snprintf(json + used, size - used, "]}");
+    *len = used;
+    return json;
+}
+
+static void test_pod_list_is_bounded(void **state)
+{
+    (void)state;
+    struct kube_pod *pods;
+    size_t n, len, refused;
+    char err[256];
+    char *json = pod_list(KUBE_MAX_POD_LIST, &len);
+    assert_int_equal(kube_parse_pod_list(json, len, &pods, &n, &refused, err,
+                                         sizeof(err)),
+                     0);
+    assert_int_equal(n, KUBE_MAX_POD_LIST);
+    free(pods);
+    free(json);
+    json = pod_list(KUBE_MAX_POD_LIST + 1, &len);
+    assert_int_equal(kube_parse_pod_list(json, len, &pods, &n, &refused, err,
+                                         sizeof(err)),
+                     -1);
+    assert_null(pods);
+    assert_string_equal(err, "the pod list has 1001 pods, more than the "
+                             "1000 tapmirror reads");
+    free(json);
+}
+
+static void test_dense_json_is_refused_before_parsing(void **state)
+{
+    (void)state;
+    /* [0,0,...]: two bytes per value, 64 bytes per parsed node. */
+    size_t values = KUBE_MAX_JSON_VALUES + 1;
+    size_t size = 16 + values * 2;
+    char *json = malloc(size);
+    assert_non_null(json);
+    size_t used = (size_t)snprintf(json, size, "{\"items\":[");
+    for (size_t i = 0; i < values; i++) {
+        json[used++] = '0';
+        json[used++] = ',';
+    }
+    json[used - 1] = ']';
+    json[used++] = '}';
+    struct kube_pod *pods, pod;
+    size_t n, refused;
+    char err[256];
+    assert_int_equal(kube_parse_pod_list(json, used, &pods, &n, &refused, err,
+                                         sizeof(err)),
+                     -1);
+    assert_string_equal(err, "kubectl printed too many JSON values for the "
+                             "pod list");
+    assert_int_equal(kube_parse_pod(json, used, &pod, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "too many JSON values"));
+    /* Commas and brackets inside strings are not values. */
+    size_t slen = (size_t)snprintf(json, size,
+                                   "{\"metadata\":{\"name\":\"web-1\","
+                                   "\"annotations\":{\"a\":\"");
+    for (size_t i = 0; i < values; i++) {
+        json[slen++] = i % 2 ? ',' : '[';
+    }
+    slen += (size_t)snprintf(json + slen, size - slen,
+                             "\\\"\"}},\"spec\":{}}");
+    assert_int_equal(kube_parse_pod(json, slen, &pod, err, sizeof(err)), 0);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +469,11 @@ int main(void)
         cmocka_unit_test(test_tcpdump_error_line_not_its_banner),
         cmocka_unit_test(test_pod_list_says_why_pods_are_left_out),
         cmocka_unit_test(test_pod_text_is_escaped),
+        cmocka_unit_test(test_tapmirrors_own_tap_is_the_same),
+        cmocka_unit_test(test_tap_with_more_privilege_is_refused),
+        cmocka_unit_test(test_tap_differences_are_listed),
+        cmocka_unit_test(test_pod_list_is_bounded),
+        cmocka_unit_test(test_dense_json_is_refused_before_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
