@@ -71,8 +71,15 @@ enum cli_result {
     CLI_USAGE,     /* invalid usage: `err` says why */
 };
 
-/* Fills `o` with every default. */
+/* Fills `o` with every default: the option table's default texts, read
+ * by the same code as the user's values. */
 void cli_defaults(struct tm_options *o);
+
+/* Checks the option table itself: every default and bound parses, the
+ * defaults are within the bounds, flags take no value, an option described
+ * twice is described alike. Returns 0, or -1 with the first fault in
+ * `err`. A fault is a bug in cli.c, caught by unit.cli. */
+int cli_check_table(char *err, size_t errlen);
 
 /*
  * Parses argv. Prints --help / --version output to `out`. On CLI_USAGE,

@@ -700,6 +700,55 @@ static void test_defaults(void **state)
     assert_null(d.output);
 }
 
+/* The option table is the only place a default is written: each is read
+ * by the parser of the option's kind, and bounds are values too. */
+static void test_option_table(void **state)
+{
+    (void)state;
+    char err[256];
+    if (cli_check_table(err, sizeof(err)) != 0) {
+        fail_msg("option table: %s", err);
+    }
+    /* A bound names the option and, unless it is "above 0", the bound as
+     * the table writes it. */
+    struct run *r = RUN("capture", "-i", "eth0", "-p", "1", "--snaplen", "63");
+    expect_usage(r, "--snaplen must be at least 64", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--flow-buffer", "4095");
+    expect_usage(r, "--flow-buffer must be at least 4KiB", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--max-pause", "0");
+    expect_usage(r, "--max-pause must be above 0", NULL);
+    run_free(r);
+    /* The bounds hold the value that counts: the last one given. */
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--gap-timeout", "0",
+            "--gap-timeout", "1ns", "--flow-buffer", "4KiB");
+    expect_run(r);
+    assert_int_equal(r->o.gap_timeout_ns, 1);
+    assert_int_equal(r->o.flow_buffer, 4096);
+    run_free(r);
+    r = RUN("capture", "-i", "eth0", "-p", "1", "--snaplen", "64",
+            "--max-flows", "100000000", "--max-connections", "10000000");
+    expect_run(r);
+    assert_int_equal(r->o.snaplen, 64);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--max-connections",
+            "10000001");
+    expect_usage(r, "--max-connections", "too large");
+    run_free(r);
+    /* Giving a default changes nothing. */
+    r = RUN("capture", "-i", "eth0", "-p", "1", "--gap-timeout", "200ms",
+            "--kernel-buffer", "128MiB", "--batch-above", "50000",
+            "--snaplen", "262144");
+    struct run *d = RUN("capture", "-i", "eth0", "-p", "1");
+    expect_run(r);
+    expect_run(d);
+    d->o.interface = r->o.interface; /* each points into its own argv */
+    assert_memory_equal(&r->o, &d->o, sizeof(r->o));
+    run_free(r);
+    run_free(d);
+}
+
 static void test_values_set(void **state)
 {
     (void)state;
@@ -898,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_targets_repeatable),
         cmocka_unit_test(test_service_ip_repeatable),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_option_table),
         cmocka_unit_test(test_values_set),
         cmocka_unit_test(test_invalid_values_name_flag),
         cmocka_unit_test(test_cross_option_rules),
