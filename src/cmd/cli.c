@@ -290,17 +290,16 @@ static const struct {
      "bytes could not be delivered)."},
 };
 
-/* How the user invoked us: "kubectl tapmirror" as a kubectl plugin. */
-static const char *program = "tapmirror";
-
-void cli_set_program(const char *name)
+/* How the user invoked us: installed as kubectl-tapmirror, kubectl runs
+ * us as the plugin "kubectl tapmirror". */
+static const char *program_name(const char *argv0)
 {
-    program = name;
-}
-
-const char *cli_program(void)
-{
-    return program;
+    const char *base = argv0 != NULL ? strrchr(argv0, '/') : NULL;
+    base = base != NULL ? base + 1 : argv0;
+    if (base != NULL && strcmp(base, "kubectl-tapmirror") == 0) {
+        return "kubectl tapmirror";
+    }
+    return "tapmirror";
 }
 
 const char *cli_command_name(enum tm_command cmd)
@@ -396,7 +395,7 @@ static void print_options(FILE *out, unsigned mask)
     }
 }
 
-void cli_print_help(FILE *out, enum tm_command cmd)
+void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
 {
     if (cmd == CMD_NONE) {
         fprintf(out,
@@ -748,6 +747,7 @@ static enum cli_result set_defaults(struct tm_options *o, char *err,
 {
     enum cli_result result = CLI_RUN;
     memset(o, 0, sizeof(*o));
+    o->program = "tapmirror";
     for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
         const struct cli_option *opt = &options[i];
         char why[256];
@@ -841,6 +841,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
                           FILE *out, char *err, size_t errlen)
 {
     cli_defaults(o);
+    o->program = program_name(argc > 0 ? argv[0] : NULL);
     err[0] = '\0';
     if (argc < 2) {
         return usage_error(err, errlen, "missing command");
@@ -848,7 +849,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
     const char *cmdname = argv[1];
     if (strcmp(cmdname, "--help") == 0 || strcmp(cmdname, "-h") == 0 ||
         strcmp(cmdname, "help") == 0) {
-        cli_print_help(out, CMD_NONE);
+        cli_print_help(out, o->program, CMD_NONE);
         return CLI_HELP;
     }
     if (strcmp(cmdname, "--version") == 0 || strcmp(cmdname, "-V") == 0) {
@@ -903,7 +904,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
     while ((c = getopt_long(sub_argc, sub_argv, shortopts, longopts, NULL)) !=
            -1) {
         if (c == 'h') {
-            cli_print_help(out, o->cmd);
+            cli_print_help(out, o->program, o->cmd);
             return CLI_HELP;
         }
         if (c == 'V') {

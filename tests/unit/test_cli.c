@@ -436,10 +436,57 @@ static void test_top_level_help(void **state)
     /* cli_print_help() directly, to a tmpfile. */
     FILE *tf = tmpfile();
     assert_non_null(tf);
-    cli_print_help(tf, CMD_CAPTURE);
+    cli_print_help(tf, "tapmirror", CMD_CAPTURE);
     long size = ftell(tf);
     assert_true(size > 100);
     fclose(tf);
+}
+
+/* The program name comes from argv[0] of each parse, not from state set
+ * beforehand: "kubectl tapmirror" when run as the kubectl plugin. */
+static void test_program_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *argv0, *want;
+    } cases[] = {
+        {"/usr/local/bin/kubectl-tapmirror", "kubectl tapmirror"},
+        {"kubectl-tapmirror", "kubectl tapmirror"},
+        {"/usr/bin/tapmirror", "tapmirror"},
+        {"./kubectl-tapmirror.sh", "tapmirror"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[] = {strdup(cases[i].argv0), strdup("replay"),
+                        strdup("--help"), NULL};
+        char *out = NULL, err[256];
+        size_t len = 0;
+        struct tm_options o;
+        FILE *f = open_memstream(&out, &len);
+        assert_non_null(f);
+        assert_int_equal(cli_parse(3, argv, &o, f, err, sizeof(err)),
+                         CLI_HELP);
+        fclose(f);
+        assert_string_equal(o.program, cases[i].want);
+        char usage[64];
+        snprintf(usage, sizeof(usage), "Usage: %s replay ", cases[i].want);
+        if (strncmp(out, usage, strlen(usage)) != 0) {
+            fail_msg("%s: help starts \"%.40s\"", cases[i].argv0, out);
+        }
+        free(out);
+        /* A usage error names the program for main's hint too. */
+        free(argv[2]);
+        argv[2] = strdup("--bogus");
+        assert_int_equal(cli_parse(3, argv, &o, stdout, err, sizeof(err)),
+                         CLI_USAGE);
+        assert_string_equal(o.program, cases[i].want);
+        assert_int_equal(o.cmd, CMD_REPLAY);
+        for (size_t a = 0; a < 3; a++) {
+            free(argv[a]);
+        }
+    }
+    struct tm_options d;
+    cli_defaults(&d);
+    assert_string_equal(d.program, "tapmirror");
 }
 
 static void test_long_option_names(void **state)
@@ -936,6 +983,7 @@ int main(void)
         cmocka_unit_test(test_mirror),
         cmocka_unit_test(test_command_help),
         cmocka_unit_test(test_top_level_help),
+        cmocka_unit_test(test_program_name),
         cmocka_unit_test(test_long_option_names),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_unknown_command),
