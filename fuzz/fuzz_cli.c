@@ -175,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(o2);
 
     if (size > 0 && (data[0] & 0x80)) {
-        cli_print_help(out, (enum tm_command)(data[0] % 5));
+        cli_print_help(out, "tapmirror", (enum tm_command)(data[0] % 5));
     }
     const char *const *names = cli_long_options();
     FZ_CHECK(names != NULL && names[0] != NULL, "no long options");

@@ -51,149 +51,224 @@ enum {
     OPT_MAX_PODS,
 };
 
+/* How an option's value is read and where it goes. */
+enum opt_kind {
+    KIND_OWN = 0,  /* a case of its own in apply_option(); no field */
+    KIND_DURATION, /* parse_duration() -> uint64_t nanoseconds */
+    KIND_SIZE,     /* parse_size() -> uint64_t bytes */
+    KIND_COUNT,    /* parse_count() -> uint64_t */
+    KIND_FLAG,     /* no value: the bool becomes true */
+    KIND_STRING,   /* the argument itself (borrowed from argv) */
+};
+
 struct cli_option {
     const char *name;
     int val;         /* short option character or OPT_* */
     const char *arg; /* NULL for a flag */
     unsigned commands;
+    enum opt_kind kind;
+    size_t field;      /* offsetof(struct tm_options, ...); not for KIND_OWN */
+    const char *deflt; /* the default, written as a value */
+    const char *deflt_about; /* or the default in words, when no value */
+    const char *min, *max;   /* bounds, written as values; NULL: none */
     const char *help;
-    const char *deflt; /* shown as "(default: ...)" */
 };
 
-/* The one table of options, in --help order. */
+/* The offset of field `f` of struct tm_options, which must be of type T:
+ * a row pointing at a field of another type does not compile. */
+#define FIELD(f, T)                                                        \
+    (offsetof(struct tm_options, f) +                                     \
+     0 * sizeof(struct {                                                   \
+         _Static_assert(_Generic(((struct tm_options *)0)->f, T: 1,        \
+                                 default: 0),                              \
+                        "struct tm_options." #f " is not " #T);            \
+         char c;                                                           \
+     }))
+#define OPTION(name_, val_, arg_, commands_)                               \
+    .name = (name_), .val = (val_), .arg = (arg_), .commands = (commands_)
+#define DURATION_AT(f) .kind = KIND_DURATION, .field = FIELD(f, uint64_t)
+#define SIZE_AT(f)     .kind = KIND_SIZE, .field = FIELD(f, uint64_t)
+#define COUNT_AT(f)    .kind = KIND_COUNT, .field = FIELD(f, uint64_t)
+#define FLAG_AT(f)     .kind = KIND_FLAG, .field = FIELD(f, bool)
+#define STRING_AT(f)   .kind = KIND_STRING, .field = FIELD(f, const char *)
+
+/*
+ * The one table of options, in --help order, and the only place a
+ * default is written. A row:
+ *
+ *   {OPTION("gap-timeout", OPT_GAP_TIMEOUT, "DURATION", C_RUN),
+ *    DURATION_AT(gap_timeout_ns), .deflt = "200ms", .min = "1ns",
+ *    .help = "..."},
+ *
+ * OPTION(long name, short character or OPT_* (add one to the enum above
+ * for a long-only option), the value's name in --help or NULL for a
+ * flag, the C_* commands that accept it); then where the value goes:
+ * DURATION_AT, SIZE_AT, COUNT_AT, FLAG_AT or STRING_AT(field of struct
+ * tm_options), which also says how it is parsed; or nothing (KIND_OWN)
+ * for an option whose value has rules of its own, handled by a case in
+ * apply_option(). Then, all optional:
+ *
+ *   .deflt  the default written as a user would write the value: it is
+ *           shown as "(default: ...)" and cli_defaults() sets it through
+ *           apply_option(), the same code as the user's value (without
+ *           it the field starts as 0, false or NULL);
+ *   .deflt_about  the default in words when it is no value one could
+ *           write ("the descriptor limit less 64"): shown, not parsed;
+ *   .min, .max  bounds written as values ("4KiB"): a value above .max
+ *           is refused as too large when it is read, one below .min once
+ *           every option is read, so the last one given counts;
+ *   .help   the --help text.
+ *
+ * cli_check_table() checks every row (defaults and bounds parse, flags
+ * have no value...); unit.cli runs it, and the docs test in e2e.cli
+ * compares every option and default with docs/tapmirror.1 and README.md.
+ */
 static const struct cli_option options[] = {
-    {"port", 'p', "PORT", C_OVERVIEW,
-     "service port: TCP segments sent to it are client data (required; "
-     "optional for summary)",
-     NULL},
-    {"port", 'p', "PORT", C_RUN,
-     "service port: TCP segments sent to it are client data (required)",
-     NULL},
+    {OPTION("port", 'p', "PORT", C_OVERVIEW),
+     .help = "service port: TCP segments sent to it are client data "
+             "(required; optional for summary)"},
+    {OPTION("port", 'p', "PORT", C_RUN),
+     .help = "service port: TCP segments sent to it are client data "
+             "(required)"},
     /* The same option, described for summary, where it is optional. */
-    {"port", 'p', "PORT", C_SUMMARY,
-     "service port: TCP segments sent to it are client data (without it, "
-     "the client is the sender of the SYN, else the side with the higher "
-     "port)",
-     NULL},
-    {"to", OPT_TO, "HOST:PORT", C_RUN,
-     "replay every mirrored connection to this local target; repeat for "
-     "more targets (each gets every connection). HOST:PORT, [IPV6]:PORT, "
-     "or :PORT for 127.0.0.1",
-     NULL},
-    {"output", 'o', "FILE|-", C_RUN,
-     "write the capture to FILE (mode 0600, never through a symlink; not "
-     "a FIFO or device but /dev/null), or to standard output with -",
-     "capture and mirror: mirror.pcap; replay: none"},
-    {"filter", 'f', "BPF", C_ALL,
-     "extra libpcap filter expression; packets it rejects are neither "
-     "replayed nor written",
-     NULL},
-    {"interface", 'i', "IFACE", C_CAPTURE,
-     "interface to capture on (\"any\" for all; required)", NULL},
-    {"service-ip", OPT_SERVICE_IP, "ADDR", C_RUN,
-     "only segments sent to this address are inbound (repeatable); keeps "
-     "the service's own outbound connections to PORT out",
-     "any address"},
-    {"pace", OPT_PACE, "MODE", C_REPLAY,
-     "fast (as fast as the targets accept), realtime (the capture's own "
-     "timing), or a factor such as 2x or 0.5x",
-     "fast"},
-    {"max-pause", OPT_MAX_PAUSE, "DURATION", C_REPLAY,
-     "with --pace: wait at most this long between two packets; a longer "
-     "pause (a jump in the capture's clock) is cut short and warned about",
-     "60s"},
-    {"stats-json", OPT_STATS_JSON, "FILE", C_RUN,
-     "write the run's statistics as JSON to FILE at exit (mode 0600; not "
-     "a symlink, nor the input or output capture under any name)",
-     NULL},
-    {"gap-timeout", OPT_GAP_TIMEOUT, "DURATION", C_RUN,
-     "skip a hole the capture missed after this long (capture time; on "
-     "live sources also wall time when packets stop)",
-     "200ms"},
-    {"retransmit-wait", OPT_RTX_WAIT, "DURATION", C_RUN,
-     "skip a hole the server has not acknowledged either (a network loss "
-     "TCP will retransmit) after this long",
-     "3s"},
-    {"idle-timeout", OPT_IDLE_TIMEOUT, "DURATION", C_RUN,
-     "end a connection with no segments for this long", "5m"},
-    {"retry-window", OPT_RETRY_WINDOW, "DURATION", C_RUN,
-     "keep redialling a target that refuses a connection for this long "
-     "while the connection's bytes wait",
-     "10s"},
-    {"connect-timeout", OPT_CONNECT_TIMEOUT, "DURATION", C_RUN,
-     "give up one connection attempt after this long", "3s"},
-    {"write-timeout", OPT_WRITE_TIMEOUT, "DURATION", C_RUN,
-     "drop a local connection whose target accepts no bytes for this long",
-     "30s"},
-    {"linger", OPT_LINGER, "DURATION", C_RUN,
-     "after the half-close, wait this long for the target to close", "2s"},
-    {"drain-timeout", OPT_DRAIN_TIMEOUT, "DURATION", C_RUN,
-     "on stop, deliver queued bytes for at most this long", "10s"},
-    {"max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN,
-     "bytes held for all connections (reassembly and replay queues, and "
-     "up to half of it for each connection's state)",
-     "256MiB"},
-    {"flow-buffer", OPT_FLOW_BUFFER, "SIZE", C_RUN,
-     "bytes held for one connection", "16MiB"},
-    {"max-flows", OPT_MAX_FLOWS, "N", C_RUN,
-     "connections tracked at once; one that never carried a byte is "
-     "ended first, then the longest idle",
-     "1000000"},
-    {"max-connections", OPT_MAX_CONNECTIONS, "N", C_RUN,
-     "local connections open at once; more wait for a free slot",
-     "the descriptor limit less 64"},
-    {"snaplen", OPT_SNAPLEN, "BYTES", C_CAPTURE,
-     "bytes captured per packet", "262144"},
-    {"kernel-buffer", OPT_KERNEL_BUFFER, "SIZE", C_CAPTURE,
-     "size of each kernel capture ring (two with --batch-above): with "
-     "per-packet delivery every packet takes a frame sized for the largest "
-     "one (128 KiB on lo), blocks pack them; a bigger ring absorbs longer "
-     "stalls",
-     "128MiB"},
-    {"batch-above", OPT_BATCH_ABOVE, "PPS", C_CAPTURE,
-     "packet rate above which the capture switches from per-packet "
-     "delivery to 1 ms blocks: a ring that holds many more packets and "
-     "far fewer wake-ups, for up to 1 ms of added latency; it switches "
-     "back below a fifth of the rate. 0: always blocks; 'never': always "
-     "per packet",
-     "50000"},
-    {"promisc", OPT_PROMISC, NULL, C_CAPTURE,
-     "put the interface in promiscuous mode", "off"},
-    {"namespace", 'n', "NAMESPACE", C_MIRROR,
-     "namespace of the workload", "the kubeconfig context's"},
-    {"container", 'c', "NAME", C_MIRROR,
-     "container the tap targets (must exist)",
-     "the only one, else the default-container annotation"},
-    {"context", OPT_CONTEXT, "CTX", C_MIRROR, "kubeconfig context",
-     "the current context"},
-    {"kubeconfig", OPT_KUBECONFIG, "FILE", C_MIRROR, "kubeconfig file",
-     "$KUBECONFIG or ~/.kube/config"},
-    {"kubectl", OPT_KUBECTL, "PATH", C_MIRROR, "kubectl binary",
-     "kubectl on PATH"},
-    {"tap-image", OPT_TAP_IMAGE, "IMAGE", C_MIRROR,
-     "image of the tap container (needs tcpdump)",
-     "docker.io/nicolaka/netshoot:v0.16"},
-    {"tap-timeout", OPT_TAP_TIMEOUT, "DURATION", C_MIRROR,
-     "wait this long for the tap container to run", "60s"},
-    {"all-pods", OPT_ALL_PODS, NULL, C_MIRROR,
-     "tap every pod of the deployment and merge their traffic", "off"},
-    {"max-pods", OPT_MAX_PODS, "N", C_MIRROR,
-     "with --all-pods, tap at most N pods at once (1 to 64), Ready ones "
-     "first; a warning says how many are left out",
-     "16"},
-    {"json", OPT_JSON, NULL, C_SUMMARY, "print the summary as JSON", NULL},
-    {"flows", OPT_FLOWS, "N", C_SUMMARY,
-     "list at most N connections, largest first (0: all)", "20"},
-    {"quiet", 'q', NULL, C_ALL,
-     "only errors and warnings on standard error: no live status, no run "
-     "summary",
-     NULL},
-    {"verbose", 'v', NULL, C_ALL,
-     "also report each connection opening, ending and skipping a gap "
-     "(twice: more)",
-     NULL},
-    {"help", 'h', NULL, C_ALL, "show this help", NULL},
-    {"version", 'V', NULL, C_ALL, "show the version", NULL},
+    {OPTION("port", 'p', "PORT", C_SUMMARY),
+     .help = "service port: TCP segments sent to it are client data "
+             "(without it, the client is the sender of the SYN, else the "
+             "side with the higher port)"},
+    {OPTION("to", OPT_TO, "HOST:PORT", C_RUN),
+     .help = "replay every mirrored connection to this local target; "
+             "repeat for more targets (each gets every connection). "
+             "HOST:PORT, [IPV6]:PORT, or :PORT for 127.0.0.1"},
+    {OPTION("output", 'o', "FILE|-", C_RUN), STRING_AT(output),
+     .deflt_about = "capture and mirror: mirror.pcap; replay: none",
+     .help = "write the capture to FILE (mode 0600, never through a "
+             "symlink; not a FIFO or device but /dev/null), or to standard "
+             "output with -"},
+    {OPTION("filter", 'f', "BPF", C_ALL), STRING_AT(filter),
+     .help = "extra libpcap filter expression; packets it rejects are "
+             "neither replayed nor written"},
+    {OPTION("interface", 'i', "IFACE", C_CAPTURE),
+     .help = "interface to capture on (\"any\" for all; required)"},
+    {OPTION("service-ip", OPT_SERVICE_IP, "ADDR", C_RUN),
+     .deflt_about = "any address",
+     .help = "only segments sent to this address are inbound (repeatable); "
+             "keeps the service's own outbound connections to PORT out"},
+    {OPTION("pace", OPT_PACE, "MODE", C_REPLAY), .deflt = "fast",
+     .help = "fast (as fast as the targets accept), realtime (the "
+             "capture's own timing), or a factor such as 2x or 0.5x"},
+    {OPTION("max-pause", OPT_MAX_PAUSE, "DURATION", C_REPLAY),
+     DURATION_AT(max_pause_ns), .deflt = "60s", .min = "1ns",
+     .help = "with --pace: wait at most this long between two packets; a "
+             "longer pause (a jump in the capture's clock) is cut short "
+             "and warned about"},
+    {OPTION("stats-json", OPT_STATS_JSON, "FILE", C_RUN),
+     STRING_AT(stats_json),
+     .help = "write the run's statistics as JSON to FILE at exit (mode "
+             "0600; not a symlink, nor the input or output capture under "
+             "any name)"},
+    {OPTION("gap-timeout", OPT_GAP_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(gap_timeout_ns), .deflt = "200ms", .min = "1ns",
+     .help = "skip a hole the capture missed after this long (capture "
+             "time; on live sources also wall time when packets stop)"},
+    {OPTION("retransmit-wait", OPT_RTX_WAIT, "DURATION", C_RUN),
+     DURATION_AT(rtx_timeout_ns), .deflt = "3s",
+     .help = "skip a hole the server has not acknowledged either (a "
+             "network loss TCP will retransmit) after this long"},
+    {OPTION("idle-timeout", OPT_IDLE_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(idle_timeout_ns), .deflt = "5m",
+     .help = "end a connection with no segments for this long"},
+    {OPTION("retry-window", OPT_RETRY_WINDOW, "DURATION", C_RUN),
+     DURATION_AT(retry_window_ns), .deflt = "10s",
+     .help = "keep redialling a target that refuses a connection for this "
+             "long while the connection's bytes wait"},
+    {OPTION("connect-timeout", OPT_CONNECT_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(connect_timeout_ns), .deflt = "3s",
+     .help = "give up one connection attempt after this long"},
+    {OPTION("write-timeout", OPT_WRITE_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(write_timeout_ns), .deflt = "30s",
+     .help = "drop a local connection whose target accepts no bytes for "
+             "this long"},
+    {OPTION("linger", OPT_LINGER, "DURATION", C_RUN), DURATION_AT(linger_ns),
+     .deflt = "2s",
+     .help = "after the half-close, wait this long for the target to "
+             "close"},
+    {OPTION("drain-timeout", OPT_DRAIN_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(drain_timeout_ns), .deflt = "10s",
+     .help = "on stop, deliver queued bytes for at most this long"},
+    {OPTION("max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN),
+     SIZE_AT(max_buffer), .deflt = "256MiB",
+     .help = "bytes held for all connections (reassembly and replay "
+             "queues, and up to half of it for each connection's state)"},
+    {OPTION("flow-buffer", OPT_FLOW_BUFFER, "SIZE", C_RUN),
+     SIZE_AT(flow_buffer), .deflt = "16MiB", .min = "4KiB",
+     .help = "bytes held for one connection"},
+    {OPTION("max-flows", OPT_MAX_FLOWS, "N", C_RUN), COUNT_AT(max_flows),
+     .deflt = "1000000", .min = "1", .max = "100000000",
+     .help = "connections tracked at once; one that never carried a byte "
+             "is ended first, then the longest idle"},
+    {OPTION("max-connections", OPT_MAX_CONNECTIONS, "N", C_RUN),
+     COUNT_AT(max_connections), .max = "10000000",
+     .deflt_about = "the descriptor limit less 64",
+     .help = "local connections open at once; more wait for a free slot"},
+    {OPTION("snaplen", OPT_SNAPLEN, "BYTES", C_CAPTURE), COUNT_AT(snaplen),
+     .deflt = "262144", .min = "64", .max = "262144",
+     .help = "bytes captured per packet"},
+    {OPTION("kernel-buffer", OPT_KERNEL_BUFFER, "SIZE", C_CAPTURE),
+     SIZE_AT(kernel_buffer), .deflt = "128MiB",
+     .help = "size of each kernel capture ring (two with --batch-above): "
+             "with per-packet delivery every packet takes a frame sized "
+             "for the largest one (128 KiB on lo), blocks pack them; a "
+             "bigger ring absorbs longer stalls"},
+    /* COUNT_AT, and a case in apply_option() for "never". */
+    {OPTION("batch-above", OPT_BATCH_ABOVE, "PPS", C_CAPTURE),
+     COUNT_AT(batch_above), .deflt = "50000", .max = "100000000",
+     .help = "packet rate above which the capture switches from "
+             "per-packet delivery to 1 ms blocks: a ring that holds many "
+             "more packets and far fewer wake-ups, for up to 1 ms of added "
+             "latency; it switches back below a fifth of the rate. 0: "
+             "always blocks; 'never': always per packet"},
+    {OPTION("promisc", OPT_PROMISC, NULL, C_CAPTURE), FLAG_AT(promisc),
+     .deflt_about = "off",
+     .help = "put the interface in promiscuous mode"},
+    {OPTION("namespace", 'n', "NAMESPACE", C_MIRROR), STRING_AT(namespace_),
+     .deflt_about = "the kubeconfig context's",
+     .help = "namespace of the workload"},
+    {OPTION("container", 'c', "NAME", C_MIRROR), STRING_AT(container),
+     .deflt_about = "the only one, else the default-container annotation",
+     .help = "container the tap targets (must exist)"},
+    {OPTION("context", OPT_CONTEXT, "CTX", C_MIRROR), STRING_AT(context),
+     .deflt_about = "the current context", .help = "kubeconfig context"},
+    {OPTION("kubeconfig", OPT_KUBECONFIG, "FILE", C_MIRROR),
+     STRING_AT(kubeconfig), .deflt_about = "$KUBECONFIG or ~/.kube/config",
+     .help = "kubeconfig file"},
+    {OPTION("kubectl", OPT_KUBECTL, "PATH", C_MIRROR), STRING_AT(kubectl),
+     .deflt_about = "kubectl on PATH", .help = "kubectl binary"},
+    {OPTION("tap-image", OPT_TAP_IMAGE, "IMAGE", C_MIRROR),
+     STRING_AT(tap_image), .deflt = "docker.io/nicolaka/netshoot:v0.16",
+     .help = "image of the tap container (needs tcpdump)"},
+    {OPTION("tap-timeout", OPT_TAP_TIMEOUT, "DURATION", C_MIRROR),
+     DURATION_AT(tap_timeout_ns), .deflt = "60s",
+     .help = "wait this long for the tap container to run"},
+    {OPTION("all-pods", OPT_ALL_PODS, NULL, C_MIRROR), FLAG_AT(all_pods),
+     .deflt_about = "off",
+     .help = "tap every pod of the deployment and merge their traffic"},
+    {OPTION("max-pods", OPT_MAX_PODS, "N", C_MIRROR), COUNT_AT(max_pods),
+     .deflt = "16", .min = "1", .max = "64",
+     .help = "with --all-pods, tap at most N pods at once (1 to 64), Ready "
+             "ones first; a warning says how many are left out"},
+    {OPTION("json", OPT_JSON, NULL, C_SUMMARY), FLAG_AT(json),
+     .help = "print the summary as JSON"},
+    {OPTION("flows", OPT_FLOWS, "N", C_SUMMARY), COUNT_AT(list_flows),
+     .deflt = "20", .max = "100000000",
+     .help = "list at most N connections, largest first (0: all)"},
+    {OPTION("quiet", 'q', NULL, C_ALL),
+     .help = "only errors and warnings on standard error: no live status, "
+             "no run summary"},
+    {OPTION("verbose", 'v', NULL, C_ALL),
+     .help = "also report each connection opening, ending and skipping a "
+             "gap (twice: more)"},
+    {OPTION("help", 'h', NULL, C_ALL), .help = "show this help"},
+    {OPTION("version", 'V', NULL, C_ALL), .help = "show the version"},
 };
 
 static const struct {
@@ -228,17 +303,16 @@ static const struct {
      "bytes could not be delivered)."},
 };
 
-/* How the user invoked us: "kubectl tapmirror" as a kubectl plugin. */
-static const char *program = "tapmirror";
-
-void cli_set_program(const char *name)
+/* How the user invoked us: installed as kubectl-tapmirror, kubectl runs
+ * us as the plugin "kubectl tapmirror". */
+static const char *program_name(const char *argv0)
 {
-    program = name;
-}
-
-const char *cli_program(void)
-{
-    return program;
+    const char *base = argv0 != NULL ? strrchr(argv0, '/') : NULL;
+    base = base != NULL ? base + 1 : argv0;
+    if (base != NULL && strcmp(base, "kubectl-tapmirror") == 0) {
+        return "kubectl tapmirror";
+    }
+    return "tapmirror";
 }
 
 const char *cli_command_name(enum tm_command cmd)
@@ -266,32 +340,6 @@ const char *const *cli_long_options(void)
     }
     names[n] = NULL;
     return names;
-}
-
-void cli_defaults(struct tm_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->pace = 0;
-    o->max_pause_ns = 60 * TM_NS_PER_S;
-    o->gap_timeout_ns = 200 * TM_NS_PER_MS;
-    o->rtx_timeout_ns = 3 * TM_NS_PER_S;
-    o->idle_timeout_ns = 300 * TM_NS_PER_S;
-    o->retry_window_ns = 10 * TM_NS_PER_S;
-    o->connect_timeout_ns = 3 * TM_NS_PER_S;
-    o->write_timeout_ns = 30 * TM_NS_PER_S;
-    o->linger_ns = 2 * TM_NS_PER_S;
-    o->drain_timeout_ns = 10 * TM_NS_PER_S;
-    o->max_buffer = 256ULL << 20;
-    o->flow_buffer = 16ULL << 20;
-    o->max_flows = 1000000;
-    o->max_connections = 0;
-    o->snaplen = 262144;
-    o->kernel_buffer = 128ULL << 20;
-    o->batch_above = 50000;
-    o->list_flows = 20;
-    o->tap_image = "docker.io/nicolaka/netshoot:v0.16";
-    o->tap_timeout_ns = 60 * TM_NS_PER_S;
-    o->max_pods = TM_MAX_PODS_DEFAULT;
 }
 
 /* Writes `text` wrapped to `width` columns, every line indented by
@@ -357,9 +405,11 @@ static void print_options(FILE *out, unsigned mask)
                      opt->arg ? " " : "", opt->arg ? opt->arg : "");
         }
         char help[512];
-        if (opt->deflt != NULL) {
+        const char *deflt =
+            opt->deflt_about != NULL ? opt->deflt_about : opt->deflt;
+        if (deflt != NULL) {
             snprintf(help, sizeof(help), "%s (default: %s)", opt->help,
-                     opt->deflt);
+                     deflt);
         } else {
             snprintf(help, sizeof(help), "%s", opt->help);
         }
@@ -373,7 +423,7 @@ static void print_options(FILE *out, unsigned mask)
     }
 }
 
-void cli_print_help(FILE *out, enum tm_command cmd)
+void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
 {
     if (cmd == CMD_NONE) {
         fprintf(out,
@@ -452,36 +502,98 @@ static void reset_getopt(void)
 #endif
 }
 
-static enum cli_result set_duration(const char *name, const char *arg,
-                                    uint64_t *dst, char *err, size_t errlen)
+/* Reads a number of a numeric kind, at most `max`. */
+static int parse_number(enum opt_kind kind, const char *s, uint64_t max,
+                        uint64_t *v, const char **why)
 {
-    const char *why;
-    if (parse_duration(arg, dst, &why) < 0) {
-        return usage_error(err, errlen, "invalid --%s '%s': %s", name, arg,
-                           why);
+    int rc;
+    switch (kind) {
+    case KIND_COUNT:
+        return parse_count(s, max, v, why);
+    case KIND_DURATION:
+        rc = parse_duration(s, v, why);
+        break;
+    case KIND_SIZE:
+        rc = parse_size(s, v, why);
+        break;
+    default:
+        *why = "not a number";
+        return -1;
     }
-    return CLI_RUN;
+    if (rc == 0 && *v > max) {
+        *why = "too large";
+        return -1;
+    }
+    return rc;
 }
 
-static enum cli_result set_size(const char *name, const char *arg,
-                                uint64_t *dst, char *err, size_t errlen)
+/* A row's bound as a number; `none` when it has none. Bounds are written
+ * like values (cli_check_table() makes sure they parse). */
+static uint64_t option_bound(const struct cli_option *opt, const char *text,
+                             uint64_t none)
 {
+    uint64_t v;
     const char *why;
-    if (parse_size(arg, dst, &why) < 0) {
-        return usage_error(err, errlen, "invalid --%s '%s': %s", name, arg,
-                           why);
+    if (text == NULL || parse_number(opt->kind, text, UINT64_MAX, &v, &why)) {
+        return none;
     }
-    return CLI_RUN;
+    return v;
 }
 
-static enum cli_result set_count(const char *name, const char *arg,
-                                 uint64_t max, uint64_t *dst, char *err,
-                                 size_t errlen)
+/* Stores `arg` in the row's field as its kind says. */
+static enum cli_result set_value(struct tm_options *o,
+                                 const struct cli_option *opt,
+                                 const char *arg, char *err, size_t errlen)
 {
-    const char *why;
-    if (parse_count(arg, max, dst, &why) < 0) {
-        return usage_error(err, errlen, "invalid --%s '%s': %s", name, arg,
-                           why);
+    char *field = (char *)o + opt->field;
+    switch (opt->kind) {
+    case KIND_DURATION:
+    case KIND_SIZE:
+    case KIND_COUNT: {
+        uint64_t v, max = option_bound(opt, opt->max, UINT64_MAX);
+        const char *why;
+        if (parse_number(opt->kind, arg, max, &v, &why) < 0) {
+            return usage_error(err, errlen, "invalid --%s '%s': %s",
+                               opt->name, arg, why);
+        }
+        memcpy(field, &v, sizeof(v));
+        return CLI_RUN;
+    }
+    case KIND_FLAG: {
+        bool on = true;
+        memcpy(field, &on, sizeof(on));
+        return CLI_RUN;
+    }
+    case KIND_STRING:
+        memcpy(field, &arg, sizeof(arg));
+        return CLI_RUN;
+    case KIND_OWN:
+    default:
+        return usage_error(err, errlen, "unhandled option --%s", opt->name);
+    }
+}
+
+/* The .min of every row, once all options are read. */
+static enum cli_result check_bounds(const struct tm_options *o, char *err,
+                                    size_t errlen)
+{
+    for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
+        const struct cli_option *opt = &options[i];
+        uint64_t v, min = option_bound(opt, opt->min, 0);
+        if (opt->kind == KIND_OWN || min == 0) {
+            continue;
+        }
+        memcpy(&v, (const char *)o + opt->field, sizeof(v));
+        if (v >= min) {
+            continue;
+        }
+        if (min == 1 && opt->kind == KIND_DURATION) {
+            /* "1ns" reads as a bound nobody meant: any positive time. */
+            return usage_error(err, errlen, "--%s must be above 0",
+                               opt->name);
+        }
+        return usage_error(err, errlen, "--%s must be at least %s", opt->name,
+                           opt->min);
     }
     return CLI_RUN;
 }
@@ -574,17 +686,8 @@ static enum cli_result check_command(struct tm_options *o, int npos,
         return usage_error(err, errlen,
                            "--flow-buffer must not exceed --max-buffer");
     }
-    if (o->flow_buffer < 4096) {
-        return usage_error(err, errlen, "--flow-buffer must be at least 4KiB");
-    }
-    if (o->gap_timeout_ns == 0) {
-        return usage_error(err, errlen, "--gap-timeout must be above 0");
-    }
-    if (o->max_flows == 0) {
-        return usage_error(err, errlen, "--max-flows must be above 0");
-    }
-    if (o->max_pause_ns == 0) {
-        return usage_error(err, errlen, "--max-pause must be above 0");
+    if (check_bounds(o, err, errlen) != CLI_RUN) {
+        return CLI_USAGE;
     }
     if (o->cmd == CMD_MIRROR) {
         return check_mirror(o, err, errlen);
@@ -592,11 +695,15 @@ static enum cli_result check_command(struct tm_options *o, int npos,
     return CLI_RUN;
 }
 
-static enum cli_result apply_option(struct tm_options *o, int c,
+/* Reads one option's value into `o`: the user's, or a default from the
+ * table. Options with rules of their own have a case here; the rest are
+ * read as their row's kind says. */
+static enum cli_result apply_option(struct tm_options *o,
+                                    const struct cli_option *opt,
                                     const char *arg, char *err, size_t errlen)
 {
     const char *why;
-    switch (c) {
+    switch (opt->val) {
     case 'p':
         if (parse_port(arg, &o->port, &why) < 0) {
             return usage_error(err, errlen, "invalid --port '%s': %s", arg,
@@ -613,12 +720,6 @@ static enum cli_result apply_option(struct tm_options *o, int c,
                                why);
         }
         o->target_text[o->n_targets++] = arg;
-        return CLI_RUN;
-    case 'o':
-        o->output = arg;
-        return CLI_RUN;
-    case 'f':
-        o->filter = arg;
         return CLI_RUN;
     case 'i':
         if (arg[0] == '\0' || arg[0] == '-') {
@@ -647,109 +748,16 @@ static enum cli_result apply_option(struct tm_options *o, int c,
                                why);
         }
         return CLI_RUN;
-    case OPT_MAX_PAUSE:
-        return set_duration("max-pause", arg, &o->max_pause_ns, err,
-                            errlen);
-    case OPT_STATS_JSON:
-        o->stats_json = arg;
-        return CLI_RUN;
-    case OPT_GAP_TIMEOUT:
-        return set_duration("gap-timeout", arg, &o->gap_timeout_ns, err,
-                            errlen);
-    case OPT_RTX_WAIT:
-        return set_duration("retransmit-wait", arg, &o->rtx_timeout_ns, err,
-                            errlen);
-    case OPT_IDLE_TIMEOUT:
-        return set_duration("idle-timeout", arg, &o->idle_timeout_ns, err,
-                            errlen);
-    case OPT_RETRY_WINDOW:
-        return set_duration("retry-window", arg, &o->retry_window_ns, err,
-                            errlen);
-    case OPT_CONNECT_TIMEOUT:
-        return set_duration("connect-timeout", arg, &o->connect_timeout_ns,
-                            err, errlen);
-    case OPT_WRITE_TIMEOUT:
-        return set_duration("write-timeout", arg, &o->write_timeout_ns, err,
-                            errlen);
-    case OPT_LINGER:
-        return set_duration("linger", arg, &o->linger_ns, err, errlen);
-    case OPT_DRAIN_TIMEOUT:
-        return set_duration("drain-timeout", arg, &o->drain_timeout_ns, err,
-                            errlen);
-    case OPT_TAP_TIMEOUT:
-        return set_duration("tap-timeout", arg, &o->tap_timeout_ns, err,
-                            errlen);
-    case OPT_MAX_BUFFER:
-        return set_size("max-buffer", arg, &o->max_buffer, err, errlen);
-    case OPT_FLOW_BUFFER:
-        return set_size("flow-buffer", arg, &o->flow_buffer, err, errlen);
-    case OPT_KERNEL_BUFFER:
-        return set_size("kernel-buffer", arg, &o->kernel_buffer, err, errlen);
     case OPT_BATCH_ABOVE:
         if (strcmp(arg, "never") == 0) {
             o->batch_above = TM_BATCH_NEVER;
             return CLI_RUN;
         }
-        enum cli_result r = set_count("batch-above", arg, 100000000,
-                                      &o->batch_above, err, errlen);
-        if (r != CLI_RUN) {
+        if (set_value(o, opt, arg, err, errlen) != CLI_RUN) {
             size_t used = strlen(err);
             snprintf(err + used, errlen - used, ", or never");
-        }
-        return r;
-    case OPT_MAX_FLOWS:
-        return set_count("max-flows", arg, 100000000, &o->max_flows, err,
-                         errlen);
-    case OPT_MAX_CONNECTIONS:
-        return set_count("max-connections", arg, 10000000,
-                         &o->max_connections, err, errlen);
-    case OPT_SNAPLEN:
-        if (set_count("snaplen", arg, 262144, &o->snaplen, err, errlen) !=
-            CLI_RUN) {
             return CLI_USAGE;
         }
-        if (o->snaplen < 64) {
-            return usage_error(err, errlen, "--snaplen must be at least 64");
-        }
-        return CLI_RUN;
-    case OPT_MAX_PODS:
-        if (set_count("max-pods", arg, TM_MAX_PODS_LIMIT, &o->max_pods, err,
-                      errlen) != CLI_RUN) {
-            return CLI_USAGE;
-        }
-        if (o->max_pods == 0) {
-            return usage_error(err, errlen, "--max-pods must be at least 1");
-        }
-        return CLI_RUN;
-    case OPT_FLOWS:
-        return set_count("flows", arg, 100000000, &o->list_flows, err,
-                         errlen);
-    case OPT_PROMISC:
-        o->promisc = true;
-        return CLI_RUN;
-    case OPT_JSON:
-        o->json = true;
-        return CLI_RUN;
-    case 'n':
-        o->namespace_ = arg;
-        return CLI_RUN;
-    case 'c':
-        o->container = arg;
-        return CLI_RUN;
-    case OPT_CONTEXT:
-        o->context = arg;
-        return CLI_RUN;
-    case OPT_KUBECONFIG:
-        o->kubeconfig = arg;
-        return CLI_RUN;
-    case OPT_KUBECTL:
-        o->kubectl = arg;
-        return CLI_RUN;
-    case OPT_TAP_IMAGE:
-        o->tap_image = arg;
-        return CLI_RUN;
-    case OPT_ALL_PODS:
-        o->all_pods = true;
         return CLI_RUN;
     case 'q':
         o->verbosity = -1;
@@ -758,14 +766,112 @@ static enum cli_result apply_option(struct tm_options *o, int c,
         o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1;
         return CLI_RUN;
     default:
-        return usage_error(err, errlen, "unhandled option");
+        return set_value(o, opt, arg, err, errlen);
     }
+}
+
+/* Sets every default through apply_option(), as if the user had given
+ * it; reports the first that does not parse (a bug in the table). */
+static enum cli_result set_defaults(struct tm_options *o, char *err,
+                                    size_t errlen)
+{
+    enum cli_result result = CLI_RUN;
+    memset(o, 0, sizeof(*o));
+    o->program = "tapmirror";
+    for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
+        const struct cli_option *opt = &options[i];
+        char why[256];
+        if (opt->deflt != NULL &&
+            apply_option(o, opt, opt->deflt, why, sizeof(why)) != CLI_RUN &&
+            result == CLI_RUN) {
+            result = usage_error(err, errlen, "the default of --%s: %s",
+                                 opt->name, why);
+        }
+    }
+    return result;
+}
+
+void cli_defaults(struct tm_options *o)
+{
+    char ignored[256]; /* cli_check_table() reports it */
+    (void)set_defaults(o, ignored, sizeof(ignored));
+}
+
+/* One row's own consistency; NULL when it is sound. */
+static const char *row_error(const struct cli_option *opt)
+{
+    bool numeric = opt->kind == KIND_DURATION || opt->kind == KIND_SIZE ||
+                   opt->kind == KIND_COUNT;
+    if (opt->kind == KIND_FLAG && opt->arg != NULL) {
+        return "a flag takes no value";
+    }
+    if ((numeric || opt->kind == KIND_STRING) && opt->arg == NULL) {
+        return "it stores a value but takes none";
+    }
+    if (opt->kind == KIND_FLAG && opt->deflt != NULL) {
+        return "a flag's default is off: use .deflt_about";
+    }
+    if (opt->deflt != NULL && opt->deflt_about != NULL) {
+        return "both .deflt and .deflt_about";
+    }
+    if (!numeric && (opt->min != NULL || opt->max != NULL)) {
+        return "bounds on an option that is not a number";
+    }
+    const char *bounds[] = {opt->min, opt->max};
+    for (size_t b = 0; b < TM_ARRAY_LEN(bounds); b++) {
+        uint64_t v;
+        const char *why;
+        if (bounds[b] != NULL &&
+            parse_number(opt->kind, bounds[b], UINT64_MAX, &v, &why) < 0) {
+            return "a bound that does not parse";
+        }
+    }
+    if (option_bound(opt, opt->min, 0) >
+        option_bound(opt, opt->max, UINT64_MAX)) {
+        return ".min above .max";
+    }
+    return NULL;
+}
+
+int cli_check_table(char *err, size_t errlen)
+{
+    err[0] = '\0';
+    for (size_t i = 0; i < TM_ARRAY_LEN(options); i++) {
+        const struct cli_option *opt = &options[i];
+        const char *why = row_error(opt);
+        for (size_t j = 0; j < i && why == NULL; j++) {
+            const struct cli_option *other = &options[j];
+            bool same_name = strcmp(other->name, opt->name) == 0;
+            if (same_name != (other->val == opt->val)) {
+                why = same_name ? "described twice with different letters"
+                                : "its letter or OPT_* value is taken";
+            } else if (same_name &&
+                       (other->kind != opt->kind ||
+                        other->field != opt->field ||
+                        (other->arg == NULL) != (opt->arg == NULL) ||
+                        other->deflt != opt->deflt)) {
+                why = "described twice with different values";
+            }
+        }
+        if (why != NULL) {
+            snprintf(err, errlen, "--%s: %s", opt->name, why);
+            return -1;
+        }
+    }
+    /* Every default parses and is within its bounds. */
+    struct tm_options o;
+    if (set_defaults(&o, err, errlen) != CLI_RUN ||
+        check_bounds(&o, err, errlen) != CLI_RUN) {
+        return -1;
+    }
+    return 0;
 }
 
 enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
                           FILE *out, char *err, size_t errlen)
 {
     cli_defaults(o);
+    o->program = program_name(argc > 0 ? argv[0] : NULL);
     err[0] = '\0';
     if (argc < 2) {
         return usage_error(err, errlen, "missing command");
@@ -773,7 +879,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
     const char *cmdname = argv[1];
     if (strcmp(cmdname, "--help") == 0 || strcmp(cmdname, "-h") == 0 ||
         strcmp(cmdname, "help") == 0) {
-        cli_print_help(out, CMD_NONE);
+        cli_print_help(out, o->program, CMD_NONE);
         return CLI_HELP;
     }
     if (strcmp(cmdname, "--version") == 0 || strcmp(cmdname, "-V") == 0) {
@@ -828,7 +934,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
     while ((c = getopt_long(sub_argc, sub_argv, shortopts, longopts, NULL)) !=
            -1) {
         if (c == 'h') {
-            cli_print_help(out, o->cmd);
+            cli_print_help(out, o->program, o->cmd);
             return CLI_HELP;
         }
         if (c == 'V') {
@@ -853,7 +959,7 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
         if (opt == NULL) {
             return usage_error(err, errlen, "unhandled option");
         }
-        enum cli_result r = apply_option(o, c, optarg, err, errlen);
+        enum cli_result r = apply_option(o, opt, optarg, err, errlen);
         if (r != CLI_RUN) {
             return r;
         }

@@ -1,7 +1,9 @@
 /*
- * Command-line parsing: one option table drives getopt_long, --help and
- * the documentation check. Pure apart from printing help to the stream it
- * is given; never exits.
+ * Command-line parsing: one option table drives getopt_long, the
+ * defaults, --help and the documentation check. Pure but for one thing:
+ * it writes --help and --version text to the FILE * its caller gives
+ * (main passes stdout). It opens nothing, keeps nothing between calls
+ * (getopt's state is reset on every parse) and never exits.
  */
 #ifndef TAPMIRROR_CLI_H
 #define TAPMIRROR_CLI_H
@@ -31,6 +33,10 @@ enum tm_command {
 
 struct tm_options {
     enum tm_command cmd;
+    /* "tapmirror", or "kubectl tapmirror" when argv[0] is
+     * kubectl-tapmirror (run as a kubectl plugin): the name help and
+     * usage messages use. */
+    const char *program;
     const char *input;     /* replay, summary: FILE or - */
     const char *interface; /* capture */
     const char *output;    /* -o; NULL: no capture output */
@@ -76,30 +82,34 @@ enum cli_result {
     CLI_USAGE,     /* invalid usage: `err` says why */
 };
 
-/* Fills `o` with every default. */
+/* Fills `o` with every default: the option table's default texts, read
+ * by the same code as the user's values. */
 void cli_defaults(struct tm_options *o);
 
+/* Checks the option table itself: every default and bound parses, the
+ * defaults are within the bounds, flags take no value, an option described
+ * twice is described alike. Returns 0, or -1 with the first fault in
+ * `err`. A fault is a bug in cli.c, caught by unit.cli. */
+int cli_check_table(char *err, size_t errlen);
+
 /*
- * Parses argv. Prints --help / --version output to `out`. On CLI_USAGE,
- * `err` holds a one-line message without the program-name prefix and
- * *help_cmd the command whose --help to suggest. Pointers in `o` borrow
- * argv.
+ * Parses argv. Writes --help / --version output to `out` and nothing
+ * else anywhere. o->program is set from argv[0] whatever the result. On
+ * CLI_USAGE, `err` holds a one-line message without the program-name
+ * prefix, and o->cmd the command whose --help to suggest (CMD_NONE: the
+ * overview). Pointers in `o` borrow argv.
  */
 enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
                           FILE *out, char *err, size_t errlen);
 
-/* Prints the help of one command (CMD_NONE: the overview). */
-void cli_print_help(FILE *out, enum tm_command cmd);
+/* Writes the help of one command (CMD_NONE: the overview) to `out`,
+ * naming the program `program` (struct tm_options.program). */
+void cli_print_help(FILE *out, const char *program, enum tm_command cmd);
 
 const char *cli_command_name(enum tm_command cmd);
 
-/* The name help and usage messages use ("tapmirror", or "kubectl
- * tapmirror" when run as a kubectl plugin). */
-void cli_set_program(const char *name);
-const char *cli_program(void);
-
 /* Every long option name once, NULL-terminated (for the documentation
- * check). */
+ * check): a static list, rebuilt the same on every call. */
 const char *const *cli_long_options(void);
 
 #endif

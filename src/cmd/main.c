@@ -26,12 +26,6 @@ int main(int argc, char **argv)
 
     struct tm_options opt;
     char err[512];
-    /* Installed as kubectl-tapmirror, kubectl runs us as a plugin. */
-    const char *base = strrchr(argv[0], '/');
-    base = base ? base + 1 : argv[0];
-    if (strcmp(base, "kubectl-tapmirror") == 0) {
-        cli_set_program("kubectl tapmirror");
-    }
     enum cli_result r = cli_parse(argc, argv, &opt, stdout, err, sizeof(err));
     if (r == CLI_HELP || r == CLI_VERSION) {
         return fflush(stdout) == 0 ? 0 : 1;
@@ -39,10 +33,10 @@ int main(int argc, char **argv)
     if (r == CLI_USAGE) {
         fprintf(stderr, "tapmirror: %s\n", err);
         if (opt.cmd != CMD_NONE) {
-            fprintf(stderr, "tapmirror: try '%s %s --help'\n", cli_program(),
+            fprintf(stderr, "tapmirror: try '%s %s --help'\n", opt.program,
                     cli_command_name(opt.cmd));
         } else {
-            fprintf(stderr, "tapmirror: try '%s --help'\n", cli_program());
+            fprintf(stderr, "tapmirror: try '%s --help'\n", opt.program);
         }
         /* So that a file from an earlier run is not read as this one's;
          * a failure to write it adds nothing to the error. Never over a

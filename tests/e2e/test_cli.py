@@ -544,16 +544,109 @@ class Cli(unittest.TestCase):
             sink.stop()
 
     def test_docs_list_every_option(self):
-        names = re.findall(r"--([a-z][a-z-]+)", t.run(["--help"]).stdout
-                           .decode())
+        # In the spirit of curl's manpage-scan: the options and defaults of
+        # --help (which prints the option table) against those of the man
+        # page and README.md, both ways.
+        code = help_options(t.run(["--help"]).stdout.decode())
+        self.assertGreaterEqual(len(code), 30)
         man = t.read_text(os.path.join(t.ROOT, "docs", "tapmirror.1"))
-        man = man.replace("\\-", "-")
+        documented = man_options(man)
+        self.assertEqual(sorted(set(code) - set(documented)), [],
+                         "options without an entry in the man page")
+        self.assertEqual(sorted(set(documented) - set(code)), [],
+                         "man page entries of options the code lacks")
+        mentioned = set(re.findall(r"--([a-z][a-z0-9-]*)",
+                                   man.replace("\\-", "-")))
+        self.assertEqual(sorted(mentioned - set(code)), [],
+                         "the man page mentions options the code lacks")
+        for name, text in documented.items():
+            self.assertNotRegex(text, r"\(default(?!: )",
+                                f"--{name}: write a default as (default: X)")
+            # "(default: X)", or "(default: X; a remark)".
+            m = re.search(r"\(default: ([^)]*)\)", text)
+            said, want = (m.group(1) if m else None), code[name]
+            self.assertTrue(said == want or (said and want and
+                                             said.startswith(want + "; ")),
+                            f"--{name}: the man page says (default: {said}), "
+                            f"--help (default: {want})")
+
         readme = t.read_text(os.path.join(t.ROOT, "README.md"))
-        missing = sorted(f"--{n}" for n in set(names) if f"--{n}" not in man)
-        self.assertEqual(missing, [], "options missing from the man page")
-        missing = sorted(f"--{n}" for n in set(names)
-                         if f"--{n}" not in readme)
-        self.assertEqual(missing, [], "options missing from README.md")
+        rows = readme_options(readme)
+        self.assertEqual(sorted(set(code) - set(rows)), [],
+                         "options missing from README.md's table")
+        self.assertEqual(sorted(set(rows) - set(code)), [],
+                         "README.md's table has options the code lacks")
+        for name, cell in rows.items():
+            value = cell.strip("`")
+            if code[name] is not None and " " not in code[name]:
+                # A default one could write as a value: the same text.
+                self.assertIn(cell, (code[name], f"`{code[name]}`"),
+                              f"--{name}: README.md's default")
+            elif re.fullmatch(r"`[^`]+`", cell):
+                self.fail(f"--{name}: README.md gives the default {value}, "
+                          f"--help {code[name]}")
+
+
+def help_options(text):
+    """{name: default or None} for each option heading of --help."""
+    entries = []
+    for line in text.splitlines():
+        m = re.match(r"  (?:-\w, )?--([a-z][a-z0-9-]*)"
+                     r"|      --([a-z][a-z0-9-]*)", line)
+        if m:
+            entries.append([m.group(1) or m.group(2), line])
+        elif entries and line.startswith(" " * 30):
+            entries[-1][1] += " " + line.strip()
+        else:
+            entries.append(["", ""])  # the end of an option's text
+    opts = {}
+    for name, body in entries:
+        if name:
+            m = re.search(r"\(default: (.*)\)$", " ".join(body.split()))
+            opts[name] = opts.get(name) or (m.group(1) if m else None)
+    return opts
+
+
+def deroff(text):
+    """The words of a piece of man page, without its font macros."""
+    words = []
+    for line in text.splitlines():
+        m = re.match(r"\.(B|I|BR|BI|IB|IR|RB|RI)\s+(.*)", line)
+        if m:
+            args = [a or b
+                    for a, b in re.findall(r'"([^"]*)"|(\S+)', m.group(2))]
+            line = (" " if len(m.group(1)) == 1 else "").join(args)
+        elif line.startswith("."):
+            continue
+        words.append(line)
+    text = " ".join(words)
+    text = re.sub(r"\\f[BIRP]", "", text).replace("\\-", "-")
+    text = text.replace("\\(en", "-").replace("\\ ", " ")
+    return " ".join(text.split())
+
+
+def man_options(man):
+    """{name: text of its entry} for each .TP entry of OPTIONS."""
+    section = man.split("\n.SH OPTIONS", 1)[1].split("\n.SH ", 1)[0]
+    opts = {}
+    for entry in section.split("\n.TP\n")[1:]:
+        heading, _, body = entry.partition("\n")
+        body = body.split("\n.PP\n")[0]
+        for name in re.findall(r"--([a-z][a-z0-9-]*)", deroff(heading)):
+            opts[name] = deroff(body)
+    return opts
+
+
+def readme_options(readme):
+    """{name: default cell} for each row of README.md's option table."""
+    section = readme.split("\n### Options\n", 1)[1].strip().split("\n\n")[0]
+    opts = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            for name in re.findall(r"--([a-z][a-z0-9-]*)", cells[0]):
+                opts[name] = cells[1]
+    return opts
 
 
 if __name__ == "__main__":

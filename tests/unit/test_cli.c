@@ -468,10 +468,57 @@ static void test_top_level_help(void **state)
     /* cli_print_help() directly, to a tmpfile. */
     FILE *tf = tmpfile();
     assert_non_null(tf);
-    cli_print_help(tf, CMD_CAPTURE);
+    cli_print_help(tf, "tapmirror", CMD_CAPTURE);
     long size = ftell(tf);
     assert_true(size > 100);
     fclose(tf);
+}
+
+/* The program name comes from argv[0] of each parse, not from state set
+ * beforehand: "kubectl tapmirror" when run as the kubectl plugin. */
+static void test_program_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *argv0, *want;
+    } cases[] = {
+        {"/usr/local/bin/kubectl-tapmirror", "kubectl tapmirror"},
+        {"kubectl-tapmirror", "kubectl tapmirror"},
+        {"/usr/bin/tapmirror", "tapmirror"},
+        {"./kubectl-tapmirror.sh", "tapmirror"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[] = {strdup(cases[i].argv0), strdup("replay"),
+                        strdup("--help"), NULL};
+        char *out = NULL, err[256];
+        size_t len = 0;
+        struct tm_options o;
+        FILE *f = open_memstream(&out, &len);
+        assert_non_null(f);
+        assert_int_equal(cli_parse(3, argv, &o, f, err, sizeof(err)),
+                         CLI_HELP);
+        fclose(f);
+        assert_string_equal(o.program, cases[i].want);
+        char usage[64];
+        snprintf(usage, sizeof(usage), "Usage: %s replay ", cases[i].want);
+        if (strncmp(out, usage, strlen(usage)) != 0) {
+            fail_msg("%s: help starts \"%.40s\"", cases[i].argv0, out);
+        }
+        free(out);
+        /* A usage error names the program for main's hint too. */
+        free(argv[2]);
+        argv[2] = strdup("--bogus");
+        assert_int_equal(cli_parse(3, argv, &o, stdout, err, sizeof(err)),
+                         CLI_USAGE);
+        assert_string_equal(o.program, cases[i].want);
+        assert_int_equal(o.cmd, CMD_REPLAY);
+        for (size_t a = 0; a < 3; a++) {
+            free(argv[a]);
+        }
+    }
+    struct tm_options d;
+    cli_defaults(&d);
+    assert_string_equal(d.program, "tapmirror");
 }
 
 static void test_long_option_names(void **state)
@@ -732,6 +779,60 @@ static void test_defaults(void **state)
     assert_null(d.output);
 }
 
+/* The option table is the only place a default is written: each is read
+ * by the parser of the option's kind, and bounds are values too. */
+static void test_option_table(void **state)
+{
+    (void)state;
+    char err[256];
+    if (cli_check_table(err, sizeof(err)) != 0) {
+        fail_msg("option table: %s", err);
+    }
+    /* A bound names the option and, unless it is "above 0", the bound as
+     * the table writes it; the value that counts is the last one given. */
+    static const struct {
+        const char *args[14];
+        const char *error; /* NULL: accepted */
+    } cases[] = {
+        {{"capture", "-i", "eth0", "-p", "1", "--snaplen", "63"},
+         "--snaplen must be at least 64"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--flow-buffer", "4095"},
+         "--flow-buffer must be at least 4KiB"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--max-pause", "0"},
+         "--max-pause must be above 0"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--max-connections",
+          "10000001"},
+         "--max-connections '10000001': too large"},
+        {{"replay", "f", "-p", "1", "--to", ":1", "--gap-timeout", "0",
+          "--gap-timeout", "1ns", "--flow-buffer", "4KiB"},
+         NULL},
+        {{"capture", "-i", "eth0", "-p", "1", "--snaplen", "64",
+          "--max-flows", "100000000", "--max-connections", "10000000"},
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run *r = run_args(cases[i].args);
+        if (cases[i].error != NULL) {
+            expect_usage(r, cases[i].error, NULL);
+        } else {
+            expect_run(r);
+            assert_true(r->o.gap_timeout_ns == 1 || r->o.snaplen == 64);
+        }
+        run_free(r);
+    }
+    /* Giving a default changes nothing. */
+    struct run *r = RUN("capture", "-i", "eth0", "-p", "1", "--gap-timeout", "200ms",
+            "--kernel-buffer", "128MiB", "--batch-above", "50000",
+            "--snaplen", "262144");
+    struct run *d = RUN("capture", "-i", "eth0", "-p", "1");
+    expect_run(r);
+    expect_run(d);
+    d->o.interface = r->o.interface; /* each points into its own argv */
+    assert_memory_equal(&r->o, &d->o, sizeof(r->o));
+    run_free(r);
+    run_free(d);
+}
+
 static void test_values_set(void **state)
 {
     (void)state;
@@ -937,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_mirror),
         cmocka_unit_test(test_command_help),
         cmocka_unit_test(test_top_level_help),
+        cmocka_unit_test(test_program_name),
         cmocka_unit_test(test_long_option_names),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_unknown_command),
@@ -948,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_targets_repeatable),
         cmocka_unit_test(test_service_ip_repeatable),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_option_table),
         cmocka_unit_test(test_values_set),
         cmocka_unit_test(test_invalid_values_name_flag),
         cmocka_unit_test(test_cross_option_rules),
