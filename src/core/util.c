@@ -189,3 +189,22 @@ int tm_canonical_path(const char *path, char *out, size_t outlen)
     }
     return append_component(out, outlen, name);
 }
+
+static char ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+bool tm_ascii_caseeq(const char *s, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (len != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ascii_lower(s[i]) != ascii_lower(lit[i])) {
+            return false;
+        }
+    }
+    return true;
+}

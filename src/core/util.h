@@ -50,6 +50,10 @@ static inline bool seq_ge(uint32_t a, uint32_t b)
  * characters. Such a name can never be read as a command-line flag. */
 bool tm_dns1123_name(const char *s, size_t max);
 
+/* Whether the `len` bytes at `s` equal the string `lit`, ASCII letters
+ * compared without case (HTTP header names, codings, media types). */
+bool tm_ascii_caseeq(const char *s, size_t len, const char *lit);
+
 /* Whether two paths name one existing file (the same device and inode:
  * a hard link, a symlink, another spelling of the path). */
 bool tm_same_file(const char *a, const char *b);
