@@ -500,7 +500,9 @@ static void noise_learn(struct compare_noise *n,
      * compare limit does: it can show that bodies differ, not where. */
     e->kept = now->body.kept <= n->body_limit ? now->body.kept : 0;
     e->body = tm_xmalloc(e->kept + 1);
-    memcpy(e->body, now->body.data, e->kept);
+    if (e->kept > 0) {
+        memcpy(e->body, now->body.data, e->kept);
+    }
     e->size = now->body.kept <= n->body_limit ? now->body.size : 0;
     e->hash = now->body.kept <= n->body_limit ? now->body.hash : 0;
     e->over_decode = now->body.over_decode ||
@@ -1257,8 +1259,10 @@ static void side_push(struct side *s, enum item_kind kind,
         if (side_step(s, kind, data, len, gap, ts, &used)) {
             return;
         }
-        data += used;
-        len -= used;
+        if (used > 0) {
+            data += used;
+            len -= used;
+        }
     }
     side_queue(s, kind, data, len, gap, ts);
     side_drain(s);
@@ -1322,6 +1326,9 @@ static size_t mark_noise(struct compare_conn *c, const char *endpoint,
                          struct difflist *l)
 {
     size_t noise = 0;
+    if (l->n == 0) {
+        return 0;
+    }
     for (size_t i = 0; i < l->n; i++) {
         l->d[i].noise = compare_noise_has(c->noise, endpoint, l->d[i].field);
         noise += l->d[i].noise;
@@ -1404,6 +1411,7 @@ static void emit_bytes(struct compare_conn *c)
         return;
     }
     b->emitted = true;
+    guess_protocol(c);
     if (b->size[0] == 0 && b->size[1] == 0 && c->n_first == 0 && !b->nc) {
         return; /* a connection that carried nothing */
     }
@@ -1499,8 +1507,11 @@ static void pump(struct compare_conn *c)
             progress = true;
         }
     }
+    /* The protocol is named from the first bytes of both directions:
+     * wait for them, whichever stream came first. */
     if (c->proto == COMPARE_PROTO_OTHER && !c->bc.emitted &&
-        c->sd[0].ended && c->sd[1].ended) {
+        c->sd[0].ended && c->sd[1].ended &&
+        (c->client_ended || c->n_first == FIRST_BYTES)) {
         emit_bytes(c);
     }
 }
