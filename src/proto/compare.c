@@ -503,10 +503,9 @@ static void noise_learn(struct compare_noise *n,
     if (e->kept > 0) {
         memcpy(e->body, now->body.data, e->kept);
     }
-    e->size = now->body.kept <= n->body_limit ? now->body.size : 0;
-    e->hash = now->body.kept <= n->body_limit ? now->body.hash : 0;
-    e->over_decode = now->body.over_decode ||
-                     now->body.kept > n->body_limit;
+    e->size = now->body.size;
+    e->hash = now->body.hash;
+    e->over_decode = now->body.over_decode;
     e->json_type = now->body.json_type;
 }
 

@@ -692,6 +692,38 @@ static void test_noise_is_learned(void **state)
     free(g);
 }
 
+/* An answer longer than the remembered part is remembered by size and
+ * hash: the same answer again teaches nothing. */
+static void test_noise_beyond_remembered_body(void **state)
+{
+    (void)state;
+    struct compare_noise *noise = compare_noise_new(0, 8, 1);
+    struct stream cl = {0}, p = {0}, l = {0};
+    for (int i = 0; i < 2; i++) {
+        s_add(&cl, "GET /big HTTP/1.1\r\n\r\n");
+        s_add(&p, "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"
+                  "0123456789abc");
+        s_add(&l, "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"
+                  "0123456789abX");
+    }
+    struct got *g = calloc(1, sizeof(*g));
+    run(NULL, noise, &cl, &p, &l, CHUNKS_LOCAL_FIRST, g);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->r[1].outcome, COMPARE_DIFFER);
+    assert_int_equal(compare_noise_count(noise), 0);
+    /* A different answer beyond the remembered part is noise. */
+    p.len = 0;
+    s_add(&p, "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"
+              "0123456789abc"
+              "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"
+              "0123456789abd");
+    run(NULL, noise, &cl, &p, &l, BYTES, g);
+    assert_true(compare_noise_has(noise, "GET /big", "body"));
+    assert_int_equal(g->r[1].outcome, COMPARE_SAME);
+    compare_noise_free(noise);
+    free(g);
+}
+
 static void test_latency_and_report(void **state)
 {
     (void)state;
@@ -782,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_other_protocols),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_noise_is_learned),
+        cmocka_unit_test(test_noise_beyond_remembered_body),
         cmocka_unit_test(test_latency_and_report),
         cmocka_unit_test(test_diff_log_redacts),
     };
