@@ -1357,6 +1357,11 @@ static void emit_exchange(struct compare_conn *c, struct exch *e)
     struct compare_exchange ex;
     fill_base(c, e, &ex);
     struct side_view vp, vl;
+    if (!e->req_done) {
+        /* A request that never ended: whether an answer was framed
+         * before that was known depends only on the feeding order. */
+        e->r[0].state = e->r[1].state = RESP_WAIT;
+    }
     response_view(&e->r[0], &ex.prod, &vp);
     response_view(&e->r[1], &ex.local, &vl);
     if (ex.prod.present && e->req_done) {
@@ -1506,11 +1511,11 @@ static void pump(struct compare_conn *c)
             progress = true;
         }
     }
-    /* The protocol is named from the first bytes of both directions:
-     * wait for them, whichever stream came first. */
+    /* Reported once all three streams ended: a gap in the client
+     * stream, however late, decides, and the protocol is named from
+     * the first bytes of both directions. */
     if (c->proto == COMPARE_PROTO_OTHER && !c->bc.emitted &&
-        c->sd[0].ended && c->sd[1].ended &&
-        (c->client_ended || c->n_first == FIRST_BYTES)) {
+        c->sd[0].ended && c->sd[1].ended && c->client_ended) {
         emit_bytes(c);
     }
 }
