@@ -612,6 +612,64 @@ def textsafe_seeds():
     }
 
 
+# ---------------------------------------------------------------- compare
+def compare_seeds():
+    """Seeds for fuzz_compare (layout in fuzz_compare.c): flags, seed, gap
+    offset and length, client and production lengths, three streams."""
+    import zlib
+
+    def case(client, prod, local, flags=0, seed=1, gap_at=0, gap_len=1):
+        return (bytes([flags, seed]) + gap_at.to_bytes(2, "big") +
+                bytes([gap_len - 1]) + len(client).to_bytes(2, "big") +
+                len(prod).to_bytes(2, "big") + client + prod + local)
+
+    def resp(body, extra=b"", status=b"200 OK"):
+        return (b"HTTP/1.1 " + status + b"\r\n" + extra +
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" +
+                body)
+
+    js = b"application/json"
+    ct = b"Content-Type: " + js + b"\r\n"
+    get = b"GET /items/42 HTTP/1.1\r\nHost: a\r\n\r\n"
+    c = zlib.compressobj(9, zlib.DEFLATED, 31, 9)
+    doc = b'{"items":[{"id":1,"price":12.5}],"ts":1}'
+    gz = c.compress(doc) + c.flush()
+    chunked = (b"HTTP/1.1 200 OK\r\n" + ct +
+               b"Transfer-Encoding: chunked\r\n\r\n" +
+               b"%x\r\n" % len(doc) + doc + b"\r\n0\r\nX-T: 1\r\n\r\n")
+    pipelined = get + b"HEAD /f HTTP/1.1\r\n\r\n" + \
+        b"POST /p HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab"
+    pipe_resp = (resp(b"a") + b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n" +
+                 b"HTTP/1.1 100 Continue\r\n\r\n" + resp(b"ok"))
+    return {
+        "same": case(get, resp(b"hello"), resp(b"hello")),
+        "json-differs": case(get, resp(doc, ct), resp(doc.replace(b"12.5", b"12.75"), ct)),
+        "gzip-vs-chunked": case(get, resp(gz, ct + b"Content-Encoding: gzip\r\n"),
+                                chunked, flags=1),
+        "noise": case(get * 3, resp(b'{"ts":1}', ct) + resp(b'{"ts":2}', ct) +
+                      resp(b'{"ts":3}', ct),
+                      resp(b'{"ts":4}', ct) * 3, flags=1),
+        "pipelined": case(pipelined, pipe_resp, pipe_resp.replace(b"ok", b"ko")),
+        "gap-in-body": case(get * 2, resp(b"0123456789") + resp(b"x"),
+                            resp(b"0123456789") + resp(b"x"),
+                            flags=2 << 4, gap_at=45, gap_len=3),
+        "gap-in-request": case(b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde" + get,
+                               resp(b"1") + resp(b"2"), resp(b"1") + resp(b"2"),
+                               flags=1 << 4, gap_at=40, gap_len=2),
+        "small-limits": case(get * 5, resp(doc, ct) * 5, resp(doc, ct) * 5,
+                             flags=8 | 2),
+        "redis": case(b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n", b"+PONG\r\n!"),
+        "upgrade": case(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\n\r\n\x81\x00",
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00",
+                        resp(b"no")),
+        "close-delimited": case(b"GET / HTTP/1.0\r\n\r\n",
+                                b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+                                b"HTTP/1.0 200 OK\r\n\r\nuntil the End",
+                                flags=3 << 4, gap_at=25, gap_len=4),
+    }
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -624,6 +682,7 @@ TARGETS = {
     "httpbody": httpbody_seeds,
     "jsondiff": jsondiff_seeds,
     "textsafe": textsafe_seeds,
+    "compare": compare_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):
