@@ -311,7 +311,7 @@ static void on_item(void *ctx, const struct cap_item *it)
         /* A pcap file has one header; a pcapng file has blocks that all
          * belong in the output. */
         if (it->kind == CAP_ITEM_HEADER && r->header_written &&
-            it->raw_len == 24) {
+            it->raw_len == CAP_PCAP_HEADER_LEN) {
             return;
         }
         r->header_written = true;
@@ -770,7 +770,7 @@ int run_command(const struct tm_options *o)
     int rc = open_source(r, err, sizeof(err));
     if (rc < 0) {
         tm_error("%s", err);
-        code = rc == -2 ? 2 : 1;
+        code = rc == SOURCE_BAD_FILTER ? 2 : 1;
         if (code == 2) {
             tm_error("try 'tapmirror %s --help'", cli_command_name(o->cmd));
         }

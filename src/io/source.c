@@ -161,8 +161,8 @@ struct source {
     void *final_ctx;
     uv_timer_t final_timer;
     int linktype;
-    uint8_t header[24];
-    uint8_t rechdr[16];
+    uint8_t header[CAP_PCAP_HEADER_LEN];
+    uint8_t rechdr[CAP_PCAP_RECORD_HEADER_LEN];
 
     const struct source_provider_ops *ops;
     void *impl;
@@ -222,8 +222,6 @@ bool source_paused(const struct source *s)
 
 static void schedule(struct source *s);
 
-/* Reports the end once; nothing is delivered after it. At the end of a
- * byte stream, input that was not a capture at all is an error. */
 static void on_ring_poll(uv_poll_t *p, int status, int events);
 static void on_handover_timer(uv_timer_t *t);
 static void on_final_timer(uv_timer_t *t);
@@ -258,6 +256,8 @@ static void live_quiet(struct source *s)
     }
 }
 
+/* Reports the end once; nothing is delivered after it. At the end of a
+ * byte stream, input that was not a capture at all is an error. */
 static void finish(struct source *s, int status, const char *msg)
 {
     char why[400];
@@ -1297,9 +1297,13 @@ int source_open_input(uv_loop_t *loop, const char *path,
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "cannot read %s: %s", path,
-                 S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "cannot read %s: is a directory", path);
         close(fd);
         return -1;
     }
@@ -1334,16 +1338,18 @@ static int dlt_to_linktype(int dlt)
 }
 
 /* Opens one ring on `iface` with the capture filter `expr` attached.
- * Returns 0, -1 (err says why) or -2 (the filter is invalid). */
+ * Returns 0, -1 (err says why) or SOURCE_BAD_FILTER. */
 static int open_ring(const char *iface, const struct source_config *cfg,
                      bool blocks, const char *expr, struct live_ring *r,
                      char *err, size_t errlen)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
+    int status = -1;
+    bool have_prog = false;
     pcap_t *p = pcap_create(iface, errbuf);
     if (p == NULL) {
         snprintf(err, errlen, "cannot capture on %s: %s", iface, errbuf);
-        return -1;
+        goto fail;
     }
     pcap_set_snaplen(p, (int)cfg->snaplen);
     pcap_set_promisc(p, cfg->promisc ? 1 : 0);
@@ -1366,8 +1372,7 @@ static int open_ring(const char *iface, const struct source_config *cfg,
         } else {
             snprintf(err, errlen, "cannot capture on %s: %s", iface, why);
         }
-        pcap_close(p);
-        return -1;
+        goto fail;
     }
     int linktype = dlt_to_linktype(pcap_datalink(p));
     if (!decode_link_supported(linktype)) {
@@ -1376,38 +1381,41 @@ static int open_ring(const char *iface, const struct source_config *cfg,
                  "interface %s has link type %s (%d), which tapmirror "
                  "cannot decode",
                  iface, name ? name : "unknown", linktype);
-        pcap_close(p);
-        return -1;
+        goto fail;
     }
     if (pcap_compile(p, &r->prog, expr, 1, PCAP_NETMASK_UNKNOWN) < 0) {
         snprintf(err, errlen, "invalid --filter: %s", pcap_geterr(p));
-        pcap_close(p);
-        return -2;
+        status = SOURCE_BAD_FILTER;
+        goto fail;
     }
+    have_prog = true;
     if (pcap_setfilter(p, &r->prog) < 0) {
         snprintf(err, errlen, "cannot set the capture filter on %s: %s",
                  iface, pcap_geterr(p));
-        pcap_freecode(&r->prog);
-        pcap_close(p);
-        return -1;
+        goto fail;
     }
     if (pcap_setnonblock(p, 1, errbuf) < 0) {
         snprintf(err, errlen, "cannot capture on %s: %s", iface, errbuf);
-        pcap_freecode(&r->prog);
-        pcap_close(p);
-        return -1;
+        goto fail;
     }
     if (pcap_get_selectable_fd(p) < 0) {
         snprintf(err, errlen,
                  "cannot capture on %s: no selectable descriptor", iface);
-        pcap_freecode(&r->prog);
-        pcap_close(p);
-        return -1;
+        goto fail;
     }
     r->pcap = p;
     r->have_prog = true;
     r->blocks = blocks;
     return 0;
+
+fail:
+    if (have_prog) {
+        pcap_freecode(&r->prog);
+    }
+    if (p != NULL) {
+        pcap_close(p);
+    }
+    return status;
 }
 
 int source_open_live(uv_loop_t *loop, const char *iface,

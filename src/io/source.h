@@ -68,7 +68,12 @@ int source_open_pipe(uv_loop_t *loop, uv_pipe_t *pipe, const char *name,
                      const struct source_config *cfg,
                      const struct source_events *ev, struct source **out);
 
-/* Captures live on `iface` (tcp port PORT, plus the filter). */
+/* source_open_live(): the --filter expression does not compile (a usage
+ * error, unlike every other failure to open). */
+#define SOURCE_BAD_FILTER (-2)
+
+/* Captures live on `iface` (tcp port PORT, plus the filter). Returns 0,
+ * -1 or SOURCE_BAD_FILTER; err says why. */
 int source_open_live(uv_loop_t *loop, const char *iface,
                      const struct source_config *cfg,
                      const struct source_events *ev, struct source **out,
