@@ -287,7 +287,7 @@ static void on_item(void *ctx, const struct cap_item *it)
         /* A pcap file has one header; a pcapng file has blocks that all
          * belong in the output. */
         if (it->kind == CAP_ITEM_HEADER && r->header_written &&
-            it->raw_len == 24) {
+            it->raw_len == CAP_PCAP_HEADER_LEN) {
             return;
         }
         r->header_written = true;
@@ -599,7 +599,8 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- setup ---- */
 
-/* Returns 0, -1 (a runtime error) or -2 (a usage error), with err set. */
+/* Returns 0, -1 (a runtime error) or SOURCE_BAD_FILTER (a usage error),
+ * with err set. */
 static int open_source_for_command(struct run *r, char *err, size_t errlen)
 {
     const struct tm_options *o = r->o;
@@ -758,7 +759,7 @@ static int open_input(struct run *r, char *err, size_t errlen)
     int rc = open_source_for_command(r, err, errlen);
     if (rc < 0) {
         tm_error("%s", err);
-        if (rc == -2) {
+        if (rc == SOURCE_BAD_FILTER) {
             tm_error("try 'tapmirror %s --help'", cli_command_name(o->cmd));
             return 2;
         }

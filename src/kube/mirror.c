@@ -1271,16 +1271,6 @@ static void provider_stop(void *impl)
     kubectl_cancel_calls(m->kc);
 }
 
-void mirror_kill(struct source *src)
-{
-    struct mirror *m = source_provider_impl(src);
-    if (m == NULL) {
-        return;
-    }
-    provider_stop(m);
-    kubectl_kill_all(m->kc);
-}
-
 static void poll_closed(uv_handle_t *h)
 {
     struct mirror *m = h->data;
@@ -1348,9 +1338,12 @@ static void provider_close(void *impl, void (*done)(void *), void *ctx)
     maybe_closed(m);
 }
 
-static const struct source_provider_ops mirror_ops = {
-    provider_start, provider_pause, provider_resume, provider_stop,
-    provider_close,
+static const struct source_ops mirror_ops = {
+    .start = provider_start,
+    .pause = provider_pause,
+    .resume = provider_resume,
+    .stop = provider_stop,
+    .close = provider_close,
 };
 
 int mirror_open(uv_loop_t *loop, const struct tm_options *o,
@@ -1390,14 +1383,14 @@ int mirror_open(uv_loop_t *loop, const struct tm_options *o,
     char label[300];
     snprintf(label, sizeof(label), "%s/%s",
              m->deployment ? "deployment" : "pod", m->target);
-    m->self = source_new_provider(loop, label, &mirror_ops, m);
+    m->self = source_new(label, &mirror_ops, m, NULL);
     *out = m->self;
     return 0;
 }
 
 void mirror_get_report(const struct source *src, struct mirror_report *rep)
 {
-    struct mirror *m = source_provider_impl(src);
+    struct mirror *m = source_impl(src, &mirror_ops);
     memset(rep, 0, sizeof(*rep));
     if (m == NULL) {
         return;
@@ -1424,4 +1417,14 @@ void mirror_get_report(const struct source *src, struct mirror_report *rep)
         }
         rep->removal_hint = m->hint;
     }
+}
+
+void mirror_kill(struct source *src)
+{
+    struct mirror *m = source_impl(src, &mirror_ops);
+    if (m == NULL) {
+        return;
+    }
+    provider_stop(m);
+    kubectl_kill_all(m->kc);
 }
