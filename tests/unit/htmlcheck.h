@@ -23,8 +23,8 @@
 static const char *const htmlcheck_tags[] = {
     "<!DOCTYPE html>", "<html lang=\"en\">", "<head>",
     "<meta charset=\"utf-8\">",
-    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
-    "'none'; style-src 'unsafe-inline'; img-src data:\">",
+    ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
+     "'none'; style-src 'unsafe-inline'; img-src data:\">"),
     "<meta name=\"viewport\" content=\"width=device-width\">", "<title>",
     "</title>", "<style>", "</style>", "</head>", "<body>", "</body>",
     "</html>", "<h1>", "</h1>", "<h2>", "</h2>", "<h3>", "</h3>", "<h4>",
