@@ -670,6 +670,84 @@ def compare_seeds():
     }
 
 
+# ---------------------------------------------------------------- diffreport
+def diffreport_seeds():
+    """Seeds for fuzz_diffreport (layout in fuzz_diffreport.c): flags, then
+    NUL-separated parts: a report and exchanges (JSON mode), or strings
+    (raw mode, flag bit 3)."""
+    import json
+
+    def j(o):
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    evil = "</script><script>alert(1)</script><img src=x onerror=\"a()\">'&amp;"
+    report = {
+        "exchanges": 4, "same": 1, "differ": 2, "not_comparable": 1,
+        "same_but_noise": 0, "not_comparable_by_reason": {"gap": 1},
+        "connections": 2, "connections_stopped": 0,
+        "connections_by_protocol": {"http/1.1": 2},
+        "endpoints": [
+            {"endpoint": "GET /users/{id}", "exchanges": 3, "same": 1,
+             "differ": 1, "not_comparable": 1, "same_but_noise": 0,
+             "top_differing_fields": [{"field": "$.price", "exchanges": 1}],
+             "latency_ms": {"production": {"count": 3, "p50": 1.2, "p99": 2.0},
+                            "local": {"count": 2, "p50": 1.5, "p99": 4.1}}},
+            {"endpoint": "POST /o" + evil, "exchanges": 1, "same": 0,
+             "differ": 1, "not_comparable": 0,
+             "top_differing_fields": [{"field": "header x-" + evil,
+                                       "exchanges": 1}],
+             "latency_ms": {"production": {"count": 0},
+                            "local": {"count": 1, "p50": 0.5, "p99": 0.5}}},
+        ],
+        "noise_fields": [{"endpoint": "GET /users/{id}", "field": "$.ts"}],
+    }
+    differ = {
+        "connection": 1, "exchange": 2, "protocol": "http/1.1",
+        "outcome": "differ", "request": "GET /users/44?x=1",
+        "endpoint": "GET /users/{id}",
+        "status": {"production": 200, "local": 200},
+        "latency_ms": {"production": 2.0, "local": 4.0},
+        "differences": [
+            {"kind": "header", "field": "header x-version",
+             "line": 'x-version: "1" -> "2"'},
+            {"kind": "json", "field": "$.items[*].p",
+             "line": "$.items[1].p: 2 -> 3"},
+            {"kind": "json", "field": "$.ts", "line": "$.ts: 1 -> 2",
+             "noise": True}],
+        "differences_not_shown": 2,
+        "body": {"production": {"size": 40, "text": '{"items":[{"p":1},{"p":2}],"ts":1}',
+                                "cut": False},
+                 "local": {"size": 40, "text": '{"items":[{"p":1},{"p":3}],"ts":2}',
+                           "cut": False}},
+        "headers": {"production": [{"name": "X-Version", "value": "1"}],
+                    "local": [{"name": "X-Version", "value": "2"}]},
+    }
+    nc = {
+        "connection": 2, "exchange": 0, "protocol": "http/1.1",
+        "outcome": "not_comparable", "reason": "gap",
+        "detail": "79 bytes of production's response missing",
+        "request": "POST /o" + evil, "endpoint": "POST /o" + evil,
+        "status": {"production": None, "local": 500},
+        "latency_ms": {"production": None, "local": 0.5},
+        "differences": [],
+        "body": {"local": {"size": 3, "base64": "AAEC", "cut": True}},
+    }
+    same = dict(differ, outcome="same", differences=[], exchange=0)
+    raw = [b"GET /" + evil.encode(), b"\xff\xfe\x1b[2J\xc2\x85",
+           "\u202e evil \u2066".encode(), b"header x-a", b"X-A",
+           b"a\x01b\r\nc\td", b"{\"k\":[1,2]}", b"AAEC", b"$.price"]
+    return {
+        "json": bytes([0]) + b"\0".join([j(report), j(differ), j(nc), j(same),
+                                         j(same)]),
+        "json-small-page": bytes([4 | 1]) + b"\0".join(
+            [j(report)] + [j(differ)] * 12),
+        "json-not-json": bytes([3]) + b"\0".join([b"[1,2", b"{}", b"7",
+                                                  j({"outcome": evil})]),
+        "raw": bytes([8 | 2]) + b"\0".join(raw),
+        "raw-small-page": bytes([8 | 4 | 3]) + b"\0".join(raw[::-1]),
+    }
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -683,6 +761,7 @@ TARGETS = {
     "jsondiff": jsondiff_seeds,
     "textsafe": textsafe_seeds,
     "compare": compare_seeds,
+    "diffreport": diffreport_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):
