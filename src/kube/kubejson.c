@@ -794,134 +794,217 @@ static bool quoted_after(const char *text, const char *after, char *out,
     return true;
 }
 
+/* What a message is built from: kubectl's standard error, the line of it
+ * that says why (kube_error_line()), and what the caller asked about. */
+struct failure {
+    const char *text;
+    const char *line;
+    const char *what;   /* "deployment web", or NULL */
+    const char *nsname; /* "namespace shop", or "the current namespace" */
+    const char *before, *after; /* the class's, for say_line() */
+};
+
+typedef void say_fn(const struct failure *f, char *msg, size_t len);
+
+#define FAILURE_CLAUSES 7
+#define FAILURE_WORDS   3
+
+/* One kind of failure. It matches when one of `when`'s clauses does (a
+ * clause matches when `text` holds each of its substrings) and, if there
+ * is one, `also` agrees; `say` then writes the message, from `before`,
+ * the error line and `after` unless it builds its own. */
+struct failure_class {
+    enum kube_error error;
+    const char *when[FAILURE_CLAUSES][FAILURE_WORDS];
+    bool (*also)(const char *text);
+    say_fn *say;
+    const char *before, *after;
+};
+
+static bool has_all(const char *text, const char *const words[])
+{
+    if (words[0] == NULL) {
+        return false; /* an unused clause */
+    }
+    for (size_t i = 0; i < FAILURE_WORDS && words[i] != NULL; i++) {
+        if (strstr(text, words[i]) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool failure_matches(const struct failure_class *c, const char *text)
+{
+    for (size_t i = 0; i < FAILURE_CLAUSES; i++) {
+        if (has_all(text, c->when[i])) {
+            return c->also == NULL || c->also(text);
+        }
+    }
+    return false;
+}
+
+static void say_line(const struct failure *f, char *msg, size_t len)
+{
+    snprintf(msg, len, "%s%s%s", f->before ? f->before : "", f->line,
+             f->after ? f->after : "");
+}
+
+static void say_pod_security(const struct failure *f, char *msg, size_t len)
+{
+    char policy[128] = "?";
+    quoted_after(f->text, "violates PodSecurity \"", policy, sizeof(policy));
+    snprintf(msg, len,
+             "Pod Security admission (\"%s\") in %s refuses the tap's "
+             "NET_RAW capability; the namespace needs "
+             "pod-security.kubernetes.io/enforce=privileged, or an "
+             "exemption",
+             policy, f->nsname);
+}
+
+/* RBAC: who may not do what, and the Role that would let them. */
+static void say_forbidden(const struct failure *f, char *msg, size_t len)
+{
+    char user[128] = "?", verb[32] = "?", res[128] = "?", group[64] = "";
+    quoted_after(f->text, "User \"", user, sizeof(user));
+    const char *at = strstr(f->text, "\" cannot ");
+    char word[32];
+    if (at != NULL && sscanf(at + 9, "%31s", word) == 1) {
+        tm_text_safe_str(verb, sizeof(verb), word);
+    }
+    quoted_after(f->text, "resource \"", res, sizeof(res));
+    quoted_after(f->text, "in API group \"", group, sizeof(group));
+    snprintf(msg, len,
+             "not allowed: %s cannot %s %s%s%s in %s; a Role granting "
+             "'%s' on '%s' is needed",
+             user, verb, res, group[0] ? "." : "", group, f->nsname, verb,
+             res);
+}
+
+/* Only when the namespace's name can be shown; else it is an object that
+ * was not found. */
+static bool names_a_namespace(const char *text)
+{
+    char name[128];
+    return quoted_after(text, "namespaces \"", name, sizeof(name));
+}
+
+static void say_namespace(const struct failure *f, char *msg, size_t len)
+{
+    char name[128] = "?";
+    quoted_after(f->text, "namespaces \"", name, sizeof(name));
+    snprintf(msg, len, "namespace %s not found", name);
+}
+
+static void say_not_found(const struct failure *f, char *msg, size_t len)
+{
+    snprintf(msg, len, "%s not found in %s", f->what ? f->what : "object",
+             f->nsname);
+}
+
+/* kubectl's own default when it finds no kubeconfig at all, but also what
+ * a tunnel on that port gives while it is down: not a reason to give up
+ * on a tap that was streaming, so it is unreachable, not a kubeconfig
+ * problem. */
+static void say_no_kubeconfig(const struct failure *f, char *msg, size_t len)
+{
+    (void)f;
+    snprintf(msg, len,
+             "cannot reach the Kubernetes API server at localhost:8080, "
+             "which is where kubectl goes when it finds no kubeconfig: "
+             "check --kubeconfig, $KUBECONFIG or ~/.kube/config");
+}
+
+/*
+ * The classes, tried in order; the first that matches wins. The order
+ * matters because one text can hold another class's words:
+ *   - the tap's tcpdump writes what it likes to standard error, so its
+ *     own failures are read first, before its words can pass for the
+ *     API server's;
+ *   - Pod Security admission refuses with "(Forbidden) ... is forbidden"
+ *     too, and nothing keeps its reasons from saying "cannot ", so it
+ *     comes before RBAC;
+ *   - a missing namespace, and a cluster without the ephemeralcontainers
+ *     subresource, are NotFound too, and come before the object;
+ *   - "invalid configuration: [context was not found ...]" is a missing
+ *     context, not any kubeconfig problem;
+ *   - localhost:8080 refusing is one case of a refused connection.
+ * A row that uses say_line() keeps kubectl's error line in its message.
+ */
+static const struct failure_class failure_classes[] = {
+    {KUBE_ERR_NO_TCPDUMP,
+     {{"executable file not found"}, {"tcpdump", "not found", "exec"}},
+     NULL, say_line, "the tap image has no tcpdump (",
+     "); choose an image with tcpdump with --tap-image"},
+    {KUBE_ERR_PRIVDROP, {{"Couldn't change to"}}, NULL, say_line,
+     "tcpdump in the tap image tries to drop root and cannot with only "
+     "NET_RAW (",
+     "); use an image whose tcpdump keeps running as root, such as "
+     "nicolaka/netshoot"},
+    {KUBE_ERR_POD_SECURITY, {{"violates PodSecurity"}}, NULL,
+     say_pod_security, NULL, NULL},
+    {KUBE_ERR_FORBIDDEN, {{"cannot ", "forbidden"}, {"cannot ", "Forbidden"}},
+     NULL, say_forbidden, NULL, NULL},
+    {KUBE_ERR_BAD_SUBRESOURCE, {{"invalid subresource value"}}, NULL,
+     say_line, NULL, NULL},
+    {KUBE_ERR_TAP_IMMUTABLE, {{"may not be changed"}}, NULL, say_line, NULL,
+     NULL},
+    {KUBE_ERR_CONFLICT, {{"(Conflict)"}, {"has been modified"}}, NULL,
+     say_line, NULL, NULL},
+    {KUBE_ERR_NO_EPHEMERAL,
+     {{"could not find the requested resource"},
+      {"ephemeral containers are disabled"}},
+     NULL, say_line,
+     "the cluster does not support ephemeral containers (Kubernetes 1.23 "
+     "or later is needed): ",
+     NULL},
+    {KUBE_ERR_NAMESPACE, {{"namespaces \"", "not found"}}, names_a_namespace,
+     say_namespace, NULL, NULL},
+    {KUBE_ERR_NOT_FOUND, {{"NotFound"}}, NULL, say_not_found, NULL, NULL},
+    {KUBE_ERR_CONTEXT,
+     {{"context was not found"},
+      {"context \"", "does not exist"},
+      {"no context exists"}},
+     NULL, say_line, "kubeconfig context not found (",
+     "); list them with kubectl config get-contexts"},
+    {KUBE_ERR_KUBECONFIG,
+     {{"error loading config file"},
+      {"invalid configuration"},
+      {"stat ", "no such file"}},
+     NULL, say_line, "kubeconfig problem (",
+     "); check --kubeconfig or $KUBECONFIG"},
+    {KUBE_ERR_UNAUTHORIZED, {{"Unauthorized"}, {"must be logged in"}}, NULL,
+     say_line, "the Kubernetes API server rejected the credentials (", ")"},
+    {KUBE_ERR_UNREACHABLE,
+     {{"The connection to the server localhost:8080 was refused"}}, NULL,
+     say_no_kubeconfig, NULL, NULL},
+    {KUBE_ERR_UNREACHABLE,
+     {{"connection refused"},
+      {"was refused"},
+      {"Unable to connect"},
+      {"no such host"},
+      {"i/o timeout"},
+      {"dial tcp"},
+      {"connection reset"}},
+     NULL, say_line, "cannot reach the Kubernetes API server: ", NULL},
+    {KUBE_ERR_POD_COMPLETED, {{"completed pod"}}, NULL, say_line, NULL, NULL},
+};
+
 static enum kube_error classify(const char *text, const char *what,
                                 const char *ns, char *msg, size_t len)
 {
     char line[512];
     kube_error_line(text, line, sizeof(line));
-    const char *nsname = ns ? ns : "the current namespace";
-    if (strstr(text, "executable file not found") ||
-        (strstr(text, "tcpdump") && strstr(text, "not found") &&
-         strstr(text, "exec"))) {
-        snprintf(msg, len,
-                 "the tap image has no tcpdump (%s); choose an image with "
-                 "tcpdump with --tap-image",
-                 line);
-        return KUBE_ERR_NO_TCPDUMP;
-    }
-    if (strstr(text, "Couldn't change to")) {
-        snprintf(msg, len,
-                 "tcpdump in the tap image tries to drop root and cannot "
-                 "with only NET_RAW (%s); use an image whose tcpdump keeps "
-                 "running as root, such as nicolaka/netshoot",
-                 line);
-        return KUBE_ERR_PRIVDROP;
-    }
-    if (strstr(text, "violates PodSecurity")) {
-        char policy[128] = "?";
-        quoted_after(text, "violates PodSecurity \"", policy, sizeof(policy));
-        snprintf(msg, len,
-                 "Pod Security admission (\"%s\") in %s refuses the tap's "
-                 "NET_RAW capability; the namespace needs "
-                 "pod-security.kubernetes.io/enforce=privileged, or an "
-                 "exemption",
-                 policy, nsname);
-        return KUBE_ERR_POD_SECURITY;
-    }
-    if (strstr(text, "cannot ") && (strstr(text, "forbidden") ||
-                                     strstr(text, "Forbidden"))) {
-        char user[128] = "?", verb[32] = "?", res[128] = "?", group[64] = "";
-        quoted_after(text, "User \"", user, sizeof(user));
-        const char *c = strstr(text, "\" cannot ");
-        char word[32];
-        if (c != NULL && sscanf(c + 9, "%31s", word) == 1) {
-            tm_text_safe_str(verb, sizeof(verb), word);
+    for (size_t i = 0; i < sizeof(failure_classes) / sizeof(failure_classes[0]);
+         i++) {
+        const struct failure_class *c = &failure_classes[i];
+        if (failure_matches(c, text)) {
+            struct failure f = {text, line, what,
+                                ns ? ns : "the current namespace", c->before,
+                                c->after};
+            c->say(&f, msg, len);
+            return c->error;
         }
-        quoted_after(text, "resource \"", res, sizeof(res));
-        quoted_after(text, "in API group \"", group, sizeof(group));
-        snprintf(msg, len,
-                 "not allowed: %s cannot %s %s%s%s in %s; a Role granting "
-                 "'%s' on '%s' is needed",
-                 user, verb, res, group[0] ? "." : "", group, nsname, verb,
-                 res);
-        return KUBE_ERR_FORBIDDEN;
-    }
-    if (strstr(text, "invalid subresource value")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_BAD_SUBRESOURCE;
-    }
-    if (strstr(text, "may not be changed")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_TAP_IMMUTABLE;
-    }
-    if (strstr(text, "(Conflict)") || strstr(text, "has been modified")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_CONFLICT;
-    }
-    if (strstr(text, "could not find the requested resource") ||
-        strstr(text, "ephemeral containers are disabled")) {
-        snprintf(msg, len,
-                 "the cluster does not support ephemeral containers "
-                 "(Kubernetes 1.23 or later is needed): %s",
-                 line);
-        return KUBE_ERR_NO_EPHEMERAL;
-    }
-    char nsfound[128];
-    if (quoted_after(text, "namespaces \"", nsfound, sizeof(nsfound)) &&
-        strstr(text, "not found")) {
-        snprintf(msg, len, "namespace %s not found", nsfound);
-        return KUBE_ERR_NAMESPACE;
-    }
-    if (strstr(text, "(NotFound)") || strstr(text, "NotFound")) {
-        snprintf(msg, len, "%s not found in %s", what ? what : "object",
-                 nsname);
-        return KUBE_ERR_NOT_FOUND;
-    }
-    if (strstr(text, "context was not found") ||
-        (strstr(text, "context \"") && strstr(text, "does not exist")) ||
-        strstr(text, "no context exists")) {
-        snprintf(msg, len,
-                 "kubeconfig context not found (%s); list them with "
-                 "kubectl config get-contexts",
-                 line);
-        return KUBE_ERR_CONTEXT;
-    }
-    if (strstr(text, "error loading config file") ||
-        strstr(text, "invalid configuration") ||
-        (strstr(text, "stat ") && strstr(text, "no such file"))) {
-        snprintf(msg, len, "kubeconfig problem (%s); check --kubeconfig or "
-                           "$KUBECONFIG",
-                 line);
-        return KUBE_ERR_KUBECONFIG;
-    }
-    if (strstr(text, "Unauthorized") || strstr(text, "must be logged in")) {
-        snprintf(msg, len,
-                 "the Kubernetes API server rejected the credentials (%s)",
-                 line);
-        return KUBE_ERR_UNAUTHORIZED;
-    }
-    if (strstr(text, "The connection to the server localhost:8080 was "
-                     "refused")) {
-        /* kubectl's own default when it finds no kubeconfig at all, but
-         * also what a tunnel on that port gives while it is down: not a
-         * reason to give up on a tap that was streaming. */
-        snprintf(msg, len,
-                 "cannot reach the Kubernetes API server at localhost:8080, "
-                 "which is where kubectl goes when it finds no kubeconfig: "
-                 "check --kubeconfig, $KUBECONFIG or ~/.kube/config");
-        return KUBE_ERR_UNREACHABLE;
-    }
-    if (strstr(text, "connection refused") || strstr(text, "was refused") ||
-        strstr(text, "Unable to connect") || strstr(text, "no such host") ||
-        strstr(text, "i/o timeout") || strstr(text, "dial tcp") ||
-        strstr(text, "connection reset")) {
-        snprintf(msg, len, "cannot reach the Kubernetes API server: %s",
-                 line);
-        return KUBE_ERR_UNREACHABLE;
-    }
-    if (strstr(text, "completed pod")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_POD_COMPLETED;
     }
     snprintf(msg, len, "%s", line[0] ? line : "kubectl failed");
     return KUBE_ERR_UNKNOWN;

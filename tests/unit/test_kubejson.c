@@ -4,6 +4,7 @@
  * exists, and the bounds on what is parsed. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -457,6 +458,260 @@ static void test_dense_json_is_refused_before_parsing(void **state)
     free(json);
 }
 
+/* kubectl's standard error for each class, as the clients of 1.27-1.33
+ * print it (captured with each client against tests/kube/fakekube.py, a
+ * server answering 401, a closed port and a silent one; kubectl adds
+ * the E... lines five times, with other timestamps). A call that cannot
+ * reach /version runs the dispatcher's own 1.32 client, whatever the
+ * server. */
+#define POD_NAME "web-7d4b9c6f5d-x2k8q"
+#define SA_USER "User \"system:serviceaccount:dev:me\""
+#define OCI_NO_TCPDUMP                                                        \
+    "error executing command in container: failed to exec in container: "    \
+    "failed to start exec "                                                   \
+    "\"f42b7a9069c383bbfa5b0a4b3c29d4ebbc393a6d037f7e5be00a358d4f16e417\": " \
+    "OCI runtime exec failed: exec failed: unable to start container "       \
+    "process: exec: \"tcpdump\": executable file not found in $PATH: unknown"
+#define TCPDUMP_BANNER                                                        \
+    "tcpdump: listening on any, link-type LINUX_SLL2 (Linux cooked v2), "     \
+    "snapshot length 262144 bytes\n"
+#define PRIVDROP_LINE                                                         \
+    "tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105: Operation not "   \
+    "permitted"
+#define FIVE(line) line line line line line
+#define KLOG_401_OLD                                                          \
+    "E1207 15:03:30.540130   30188 memcache.go:265] couldn't get current "    \
+    "server API group list: the server has asked for the client to provide "  \
+    "credentials\n"
+#define KLOG_401                                                              \
+    "E1207 15:03:31.271593   30267 memcache.go:265] \"Unhandled Error\" "     \
+    "err=\"couldn't get current server API group list: the server has asked " \
+    "for the client to provide credentials\"\n"
+#define LOGIN_401                                                             \
+    "error: You must be logged in to the server (the server has asked for "   \
+    "the client to provide credentials)\n"
+#define KLOG_REFUSED(host, addr)                                              \
+    "E1207 15:03:16.864901   28818 memcache.go:265] \"Unhandled Error\" "     \
+    "err=\"couldn't get current server API group list: Get "                  \
+    "\\\"http://" host "/api?timeout=32s\\\": dial tcp " addr ": connect: "   \
+    "connection refused\"\n"
+#define KLOG_DEADLINE                                                         \
+    "E1207 15:03:35.540052   30305 memcache.go:265] \"Unhandled Error\" "     \
+    "err=\"couldn't get current server API group list: Get "                  \
+    "\\\"http://127.0.0.1:52041/api?timeout=2s\\\": context deadline "        \
+    "exceeded\"\n"
+
+struct stderr_case {
+    const char *kubectl; /* the client versions that print `text` */
+    const char *text;
+    enum kube_error want;
+    const char *message; /* the whole message, or */
+    const char *starts;  /* how it starts, and */
+    const char *holds;   /* a part of kubectl's line it keeps */
+};
+
+static const struct stderr_case stderr_cases[] = {
+    {"1.27 (SPDY exec)",
+     "error: Internal error occurred: " OCI_NO_TCPDUMP "\n",
+     KUBE_ERR_NO_TCPDUMP,
+     "the tap image has no tcpdump (error: Internal error occurred: "
+     OCI_NO_TCPDUMP "); choose an image with tcpdump with --tap-image",
+     NULL, NULL},
+    {"1.30-1.33 (WebSocket exec)",
+     "error: Internal error occurred: Internal error occurred: "
+     OCI_NO_TCPDUMP "\n",
+     KUBE_ERR_NO_TCPDUMP,
+     "the tap image has no tcpdump (error: Internal error occurred: "
+     "Internal error occurred: " OCI_NO_TCPDUMP "); choose an image with "
+     "tcpdump with --tap-image",
+     NULL, NULL},
+    {"1.27-1.33",
+     TCPDUMP_BANNER PRIVDROP_LINE "\ncommand terminated with exit code 1\n",
+     KUBE_ERR_PRIVDROP,
+     "tcpdump in the tap image tries to drop root and cannot with only "
+     "NET_RAW (" PRIVDROP_LINE "); use an image whose tcpdump keeps running "
+     "as root, such as nicolaka/netshoot",
+     NULL, NULL},
+    {"1.27-1.33 (PUT), 1.32-1.33 (patch)",
+     "Error from server (Forbidden): pods \"" POD_NAME "\" is forbidden: "
+     "violates PodSecurity \"baseline:latest\": non-default capabilities "
+     "(container \"tapmirror-tap\" must not include \"NET_RAW\" in "
+     "securityContext.capabilities.add)\n",
+     KUBE_ERR_POD_SECURITY,
+     "Pod Security admission (\"baseline:latest\") in namespace shop "
+     "refuses the tap's NET_RAW capability; the namespace needs "
+     "pod-security.kubernetes.io/enforce=privileged, or an exemption",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (Forbidden): deployments.apps \"web\" is forbidden: "
+     SA_USER " cannot get resource \"deployments\" in API group \"apps\" in "
+     "the namespace \"shop\"\n",
+     KUBE_ERR_FORBIDDEN,
+     "not allowed: system:serviceaccount:dev:me cannot get deployments.apps "
+     "in namespace shop; a Role granting 'get' on 'deployments' is needed",
+     NULL, NULL},
+    {"1.27-1.33 (exec; 1.30+ after its WebSocket get was refused)",
+     "Error from server (Forbidden): pods \"" POD_NAME "\" is forbidden: "
+     SA_USER " cannot create resource \"pods/exec\" in API group \"\" in the "
+     "namespace \"shop\"\n",
+     KUBE_ERR_FORBIDDEN,
+     "not allowed: system:serviceaccount:dev:me cannot create pods/exec in "
+     "namespace shop; a Role granting 'create' on 'pods/exec' is needed",
+     NULL, NULL},
+    {"1.27-1.31",
+     "error: invalid subresource value: \"ephemeralcontainers\". Must be one "
+     "of [status scale]\n",
+     KUBE_ERR_BAD_SUBRESOURCE,
+     "error: invalid subresource value: \"ephemeralcontainers\". Must be one "
+     "of [status scale]",
+     NULL, NULL},
+    {"1.27-1.33",
+     "The Pod \"" POD_NAME "\" is invalid: spec.ephemeralContainers: "
+     "Forbidden: existing ephemeral containers \"tapmirror-tap\" may not be "
+     "changed\n",
+     KUBE_ERR_TAP_IMMUTABLE,
+     "The Pod \"" POD_NAME "\" is invalid: spec.ephemeralContainers: "
+     "Forbidden: existing ephemeral containers \"tapmirror-tap\" may not be "
+     "changed",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (Conflict): Operation cannot be fulfilled on pods \""
+     POD_NAME "\": the object has been modified; please apply your changes "
+     "to the latest version and try again\n",
+     KUBE_ERR_CONFLICT,
+     "Error from server (Conflict): Operation cannot be fulfilled on pods \""
+     POD_NAME "\": the object has been modified; please apply your changes "
+     "to the latest version and try again",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (NotFound): the server could not find the requested "
+     "resource\n",
+     KUBE_ERR_NO_EPHEMERAL,
+     "the cluster does not support ephemeral containers (Kubernetes 1.23 or "
+     "later is needed): Error from server (NotFound): the server could not "
+     "find the requested resource",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (NotFound): namespaces \"gone\" not found\n",
+     KUBE_ERR_NAMESPACE, "namespace gone not found", NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (NotFound): deployments.apps \"nope\" not found\n",
+     KUBE_ERR_NOT_FOUND, "deployment web not found in namespace shop", NULL,
+     NULL},
+    {"1.27-1.33 (get, exec)",
+     "Error from server (NotFound): pods \"nope\" not found\n",
+     KUBE_ERR_NOT_FOUND, "deployment web not found in namespace shop", NULL,
+     NULL},
+    {"1.27-1.33",
+     "Error in configuration: context was not found for specified context: "
+     "nope\n",
+     KUBE_ERR_CONTEXT,
+     "kubeconfig context not found (Error in configuration: context was not "
+     "found for specified context: nope); list them with kubectl config "
+     "get-contexts",
+     NULL, NULL},
+    {"1.27-1.33",
+     "error: stat /tmp/missing: no such file or directory\n",
+     KUBE_ERR_KUBECONFIG,
+     "kubeconfig problem (error: stat /tmp/missing: no such file or "
+     "directory); check --kubeconfig or $KUBECONFIG",
+     NULL, NULL},
+    {"1.27-1.33",
+     "error: error loading config file \"/tmp/bad.yaml\": yaml: line 3: did "
+     "not find expected node content\n",
+     KUBE_ERR_KUBECONFIG,
+     "kubeconfig problem (error: error loading config file \"/tmp/bad.yaml\": "
+     "yaml: line 3: did not find expected node content); check --kubeconfig "
+     "or $KUBECONFIG",
+     NULL, NULL},
+    {"1.27-1.30", FIVE(KLOG_401_OLD) LOGIN_401, KUBE_ERR_UNAUTHORIZED, NULL,
+     "the Kubernetes API server rejected the credentials (",
+     "provide credentials"},
+    {"1.33", FIVE(KLOG_401) LOGIN_401, KUBE_ERR_UNAUTHORIZED, NULL,
+     "the Kubernetes API server rejected the credentials (",
+     "provide credentials"},
+    {"no kubeconfig (the dispatcher's 1.32)",
+     FIVE(KLOG_REFUSED("localhost:8080", "127.0.0.1:8080"))
+     "The connection to the server localhost:8080 was refused - did you "
+     "specify the right host or port?\n",
+     KUBE_ERR_UNREACHABLE,
+     "cannot reach the Kubernetes API server at localhost:8080, which is "
+     "where kubectl goes when it finds no kubeconfig: check --kubeconfig, "
+     "$KUBECONFIG or ~/.kube/config",
+     NULL, NULL},
+    {"closed port (the dispatcher's 1.32)",
+     FIVE(KLOG_REFUSED("127.0.0.1:51073", "127.0.0.1:51073"))
+     "The connection to the server 127.0.0.1:51073 was refused - did you "
+     "specify the right host or port?\n",
+     KUBE_ERR_UNREACHABLE, NULL, "cannot reach the Kubernetes API server: ",
+     "dial tcp 127.0.0.1:51073: connect: connection refused"},
+    {"silent server, --request-timeout=2s (the dispatcher's 1.32)",
+     FIVE(KLOG_DEADLINE)
+     "Unable to connect to the server: context deadline exceeded\n",
+     KUBE_ERR_UNREACHABLE, NULL, "cannot reach the Kubernetes API server: ",
+     "context deadline exceeded"},
+    {"1.27-1.33, https:// to a plain HTTP server",
+     "Unable to connect to the server: tls: first record does not look like "
+     "a TLS handshake\n",
+     KUBE_ERR_UNREACHABLE,
+     "cannot reach the Kubernetes API server: Unable to connect to the "
+     "server: tls: first record does not look like a TLS handshake",
+     NULL, NULL},
+    {"1.27-1.33",
+     "error: cannot exec into a container in a completed pod; current phase "
+     "is Succeeded\n",
+     KUBE_ERR_POD_COMPLETED,
+     "error: cannot exec into a container in a completed pod; current phase "
+     "is Succeeded",
+     NULL, NULL},
+    {"1.27 (tap not running yet)",
+     "error: unable to upgrade connection: container not found "
+     "(\"tapmirror-tap\")\n",
+     KUBE_ERR_UNKNOWN,
+     "error: unable to upgrade connection: container not found "
+     "(\"tapmirror-tap\")",
+     NULL, NULL},
+    {"1.30-1.33 (tap not running yet)",
+     "error: Internal error occurred: unable to upgrade connection: "
+     "container not found (\"tapmirror-tap\")\n",
+     KUBE_ERR_UNKNOWN,
+     "error: Internal error occurred: unable to upgrade connection: "
+     "container not found (\"tapmirror-tap\")",
+     NULL, NULL},
+};
+
+static void test_each_class_from_real_stderr(void **state)
+{
+    (void)state;
+    bool seen[KUBE_ERR_POD_COMPLETED + 1] = {false};
+    for (size_t i = 0; i < sizeof(stderr_cases) / sizeof(stderr_cases[0]);
+         i++) {
+        const struct stderr_case *c = &stderr_cases[i];
+        char msg[1024];
+        enum kube_error e = kube_classify(c->text, "deployment web",
+                                          "namespace shop", msg, sizeof(msg));
+        if (e != c->want) {
+            fail_msg("case %zu (kubectl %s): class %d, not %d, for \"%s\"", i,
+                     c->kubectl, (int)e, (int)c->want, c->text);
+        }
+        assert_null(strchr(msg, '\n'));
+        assert_no_controls(msg);
+        if (c->message != NULL) {
+            assert_string_equal(msg, c->message);
+        } else {
+            assert_int_equal(strncmp(msg, c->starts, strlen(c->starts)), 0);
+            assert_non_null(strstr(msg, c->holds));
+        }
+        seen[e] = true;
+    }
+    /* One case at least for every class. */
+    for (int k = KUBE_ERR_UNKNOWN; k <= KUBE_ERR_POD_COMPLETED; k++) {
+        if (!seen[k]) {
+            fail_msg("no case for class %d", k);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_tap_differences_are_listed),
         cmocka_unit_test(test_pod_list_is_bounded),
         cmocka_unit_test(test_dense_json_is_refused_before_parsing),
+        cmocka_unit_test(test_each_class_from_real_stderr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
