@@ -171,7 +171,9 @@ class Base:
 
     # ---- ephemeral containers
     def test_patch_ephemeralcontainers(self):
-        self.setup_state(standard_state(tap={"created_ms": 300, "running_ms": 900}))
+        # "waiting" lasts 2.7 s: one `kubectl get` takes up to a second on
+        # a loaded machine, and a 600 ms window was missed there.
+        self.setup_state(standard_state(tap={"created_ms": 300, "running_ms": 3000}))
         patch = json.dumps({"spec": {"ephemeralContainers": [tap_container()]}})
         args = ("patch", "pod", POD, "-n", NS, "--subresource=ephemeralcontainers", "--type=strategic",
                 "-p", patch, "-o", "json")
