@@ -48,6 +48,9 @@ enum {
     OPT_TAP_TIMEOUT,
     OPT_ALL_PODS,
     OPT_MAX_PAUSE,
+    OPT_TURNS,
+    OPT_TURN_TIMEOUT,
+    OPT_TURN_QUIET,
 };
 
 struct cli_option {
@@ -128,6 +131,19 @@ static const struct cli_option options[] = {
      "after the half-close, wait this long for the target to close", "2s"},
     {"drain-timeout", OPT_DRAIN_TIMEOUT, "DURATION", C_RUN,
      "on stop, deliver queued bytes for at most this long", "10s"},
+    {"turns", OPT_TURNS, "MODE", C_RUN,
+     "auto: replay each connection in turns, as its client spoke: bytes "
+     "the client sent only after hearing from the server wait for the "
+     "target's answer; off: send every byte as soon as it is captured",
+     "auto"},
+    {"turn-timeout", OPT_TURN_TIMEOUT, "DURATION", C_RUN,
+     "send a held turn anyway when the target has not answered it within "
+     "this long (counted)",
+     "5s"},
+    {"turn-quiet", OPT_TURN_QUIET, "DURATION", C_RUN,
+     "a target that answered a turn in part and then sent nothing for "
+     "this long has answered it",
+     "50ms"},
     {"max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN,
      "bytes held for all connections (reassembly and replay queues, and "
      "up to half of it for each connection's state)",
@@ -276,6 +292,9 @@ void cli_defaults(struct tm_options *o)
     o->write_timeout_ns = 30 * TM_NS_PER_S;
     o->linger_ns = 2 * TM_NS_PER_S;
     o->drain_timeout_ns = 10 * TM_NS_PER_S;
+    o->turns = true;
+    o->turn_timeout_ns = 5 * TM_NS_PER_S;
+    o->turn_quiet_ns = 50 * TM_NS_PER_MS;
     o->max_buffer = 256ULL << 20;
     o->flow_buffer = 16ULL << 20;
     o->max_flows = 1000000;
@@ -668,6 +687,19 @@ static enum cli_result apply_option(struct tm_options *o, int c,
         return set_duration("linger", arg, &o->linger_ns, err, errlen);
     case OPT_DRAIN_TIMEOUT:
         return set_duration("drain-timeout", arg, &o->drain_timeout_ns, err,
+                            errlen);
+    case OPT_TURNS:
+        if (strcmp(arg, "auto") == 0 || strcmp(arg, "off") == 0) {
+            o->turns = strcmp(arg, "auto") == 0;
+            return CLI_RUN;
+        }
+        return usage_error(err, errlen,
+                           "invalid --turns '%s': use auto or off", arg);
+    case OPT_TURN_TIMEOUT:
+        return set_duration("turn-timeout", arg, &o->turn_timeout_ns, err,
+                            errlen);
+    case OPT_TURN_QUIET:
+        return set_duration("turn-quiet", arg, &o->turn_quiet_ns, err,
                             errlen);
     case OPT_TAP_TIMEOUT:
         return set_duration("tap-timeout", arg, &o->tap_timeout_ns, err,
