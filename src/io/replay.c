@@ -1108,11 +1108,20 @@ static void start_write(struct conn *c)
     }
 }
 
+/* At a cut (--linger, --drain-timeout) after the half-close: the target
+ * has not closed and sent less than production's server did. A pause is
+ * no answer here: in stream mode the rest is the whole conversation, and
+ * a target still working on a slow request is quiet too. */
+static bool cut_short(const struct conn *c)
+{
+    return !c->target_eof && c->turn_rx < final_answer(c);
+}
+
 static void on_linger_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
     if (c->state == C_LINGER) {
-        if (!answered(c, final_answer(c))) {
+        if (cut_short(c)) {
             c->target->st.completed--; /* counted at the half-close */
             count_unfinished(c, "--linger");
         }
@@ -1395,7 +1404,7 @@ static void on_drain_timeout(uv_timer_t *t)
                                      c->state != C_SHUTTING)) {
             conn_drop(c, "still undelivered at --drain-timeout");
         } else {
-            if (c->state == C_LINGER && !answered(c, final_answer(c))) {
+            if (c->state == C_LINGER && cut_short(c)) {
                 c->target->st.completed--;
                 count_unfinished(c, "--drain-timeout");
             }
