@@ -49,6 +49,9 @@ enum {
     OPT_ALL_PODS,
     OPT_MAX_PAUSE,
     OPT_MAX_PODS,
+    OPT_TURNS,
+    OPT_TURN_TIMEOUT,
+    OPT_TURN_QUIET,
 };
 
 /* How an option's value is read and where it goes. */
@@ -190,11 +193,24 @@ static const struct cli_option options[] = {
              "this long"},
     {OPTION("linger", OPT_LINGER, "DURATION", C_RUN), DURATION_AT(linger_ns),
      .deflt = "2s",
-     .help = "after the half-close, wait this long for the target to "
-             "close"},
+     .help = "at the end of a connection, wait at most this long for the "
+             "target's last answer and its close"},
     {OPTION("drain-timeout", OPT_DRAIN_TIMEOUT, "DURATION", C_RUN),
      DURATION_AT(drain_timeout_ns), .deflt = "10s",
      .help = "on stop, deliver queued bytes for at most this long"},
+    {OPTION("turns", OPT_TURNS, "MODE", C_RUN), .deflt = "auto",
+     .help = "auto: replay each connection in turns, as its client spoke: "
+             "bytes the client sent only after hearing from the server wait "
+             "for the target's answer; off: send every byte as soon as it "
+             "is captured"},
+    {OPTION("turn-timeout", OPT_TURN_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(turn_timeout_ns), .deflt = "5s", .min = "1ns",
+     .help = "send a held turn anyway when the target has not answered it "
+             "within this long (counted)"},
+    {OPTION("turn-quiet", OPT_TURN_QUIET, "DURATION", C_RUN),
+     DURATION_AT(turn_quiet_ns), .deflt = "50ms", .min = "1ns",
+     .help = "a target that answered a turn in part and then sent nothing "
+             "for this long has answered it"},
     {OPTION("max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN),
      SIZE_AT(max_buffer), .deflt = "256MiB",
      .help = "bytes held for all connections (reassembly and replay "
@@ -742,6 +758,13 @@ static enum cli_result apply_option(struct tm_options *o,
         o->n_service++;
         return CLI_RUN;
     }
+    case OPT_TURNS:
+        if (strcmp(arg, "auto") == 0 || strcmp(arg, "off") == 0) {
+            o->turns = strcmp(arg, "auto") == 0;
+            return CLI_RUN;
+        }
+        return usage_error(err, errlen,
+                           "invalid --turns '%s': use auto or off", arg);
     case OPT_PACE:
         if (parse_pace(arg, &o->pace, &why) < 0) {
             return usage_error(err, errlen, "invalid --pace '%s': %s", arg,

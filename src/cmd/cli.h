@@ -54,6 +54,8 @@ struct tm_options {
     uint64_t gap_timeout_ns, rtx_timeout_ns, idle_timeout_ns;
     uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;
     uint64_t linger_ns, drain_timeout_ns;
+    bool turns; /* --turns auto (true) or off */
+    uint64_t turn_timeout_ns, turn_quiet_ns;
     uint64_t max_buffer, flow_buffer;
     uint64_t max_flows, max_connections; /* 0: from the descriptor limit */
     uint64_t snaplen, kernel_buffer;

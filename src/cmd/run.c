@@ -153,7 +153,7 @@ static void on_flow_open(void *ctx, struct flow *f)
  * SYN: a connection that carries nothing (a SYN flood, a port scan, a
  * health check) costs the target nothing and holds no session. */
 static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
-                         uint32_t len)
+                         uint32_t len, uint64_t server_acked)
 {
     struct run *r = ctx;
     if (r->replay == NULL) {
@@ -162,7 +162,7 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
     if (f->user == NULL) {
         f->user = replay_open(r->replay, f->id);
     }
-    replay_data(r->replay, f->user, data, len);
+    replay_data(r->replay, f->user, data, len, server_acked);
 }
 
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
@@ -186,7 +186,8 @@ static void on_flow_end(void *ctx, struct flow *f, enum flow_end_reason why)
                    (unsigned long long)f->payload_bytes, f->gaps);
     }
     if (f->user != NULL) {
-        replay_end(r->replay, f->user);
+        replay_end(r->replay, f->user, f->server_acked,
+                   engine_flow_server_sent(f));
         f->user = NULL;
     }
 }
@@ -799,6 +800,9 @@ static int build_replay(struct run *r, uint64_t fds, char *err,
         .connect_timeout_ns = o->connect_timeout_ns,
         .write_timeout_ns = o->write_timeout_ns,
         .linger_ns = o->linger_ns,
+        .turns = o->turns,
+        .turn_timeout_ns = o->turn_timeout_ns,
+        .turn_quiet_ns = o->turn_quiet_ns,
         .max_buffer = o->max_buffer,
         .flow_buffer = o->flow_buffer,
         .max_connections = o->max_connections
@@ -878,7 +882,9 @@ static void settle_exit_status(struct run *r)
         r->exit_code = 0;
         if (r->replay != NULL) {
             for (size_t i = 0; i < replay_target_count(r->replay); i++) {
-                if (replay_target_stats(r->replay, i)->flows_dropped > 0) {
+                if (replay_target_stats(r->replay, i)->flows_dropped > 0 ||
+                    replay_target_stats(r->replay, i)
+                            ->closed_before_finished > 0) {
                     r->exit_code = 3;
                 }
             }

@@ -131,11 +131,38 @@ void stats_print(const struct run_report *rep)
                     (unsigned long long)t->dial_failures,
                     (unsigned long long)t->write_failures,
                     (unsigned long long)t->flows_dropped);
-            if (t->flows_dropped > 0) {
-                tm_warn("%llu connections to %s lost bytes (%s undelivered)",
-                        (unsigned long long)t->flows_dropped,
-                        replay_target_label(rep->replay, i),
+            const char *label = replay_target_label(rep->replay, i);
+            uint64_t cut = t->flows_dropped - t->reset_after_end;
+            if (cut > 0) {
+                tm_warn("%llu connections to %s were dropped before every "
+                        "byte was delivered (%s undelivered)",
+                        (unsigned long long)cut, label,
                         format_bytes(t->bytes_dropped, a, sizeof(a)));
+            }
+            if (t->reset_after_end > 0) {
+                tm_warn("%llu connections to %s were reset by the target "
+                        "after their last byte was sent: it did not read "
+                        "everything",
+                        (unsigned long long)t->reset_after_end, label);
+            }
+            if (t->closed_before_finished > 0) {
+                tm_warn("-> %s: closed before the target finished: %llu; "
+                        "raise --linger",
+                        label,
+                        (unsigned long long)t->closed_before_finished);
+            }
+            if (t->turns > 0) {
+                tm_verbose("-> %s: %llu turns waited for the target's "
+                           "answer, %llu ended by a quiet target, %llu by "
+                           "--turn-timeout",
+                           label, (unsigned long long)t->turns,
+                           (unsigned long long)t->turns_quiet,
+                           (unsigned long long)t->turns_timed_out);
+            }
+            if (t->turns_timed_out > 0) {
+                tm_warn("-> %s: %llu turns sent without the target's answer "
+                        "after --turn-timeout",
+                        label, (unsigned long long)t->turns_timed_out);
             }
         }
     }
@@ -513,6 +540,11 @@ int stats_write_json(const char *path, const char *input,
             add_u64(o, "flows", t->flows);
             add_u64(o, "completed", t->completed);
             add_u64(o, "bytes_received", t->bytes_received);
+            add_u64(o, "reset_after_end", t->reset_after_end);
+            add_u64(o, "turns", t->turns);
+            add_u64(o, "turns_quiet", t->turns_quiet);
+            add_u64(o, "turns_timed_out", t->turns_timed_out);
+            add_u64(o, "closed_before_finished", t->closed_before_finished);
             cJSON_AddItemToArray(targets, o);
         }
     }
