@@ -12,6 +12,7 @@
 #include "io/capwriter.h"
 #include "core/engine.h"
 #include "intake.h"
+#include "io/fileid.h"
 #include "io/log.h"
 #include "kube/mirror.h"
 #include "io/pktfilter.h"
@@ -734,7 +735,7 @@ static int check_arguments(struct run *r, char *err, size_t errlen)
         return 2;
     }
     if (o->output != NULL && o->input != NULL && strcmp(o->input, "-") &&
-        strcmp(o->output, "-") && tm_same_file(o->input, o->output)) {
+        strcmp(o->output, "-") && fileid_same_file(o->input, o->output)) {
         /* cli.c compares the names; this catches other names for it. */
         snprintf(err, errlen,
                  "-o %s is the input file %s under another name", o->output,

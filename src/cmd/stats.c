@@ -19,6 +19,7 @@
 #include "io/log.h"
 #include "core/parse.h"
 #include "core/util.h"
+#include "io/fileid.h"
 
 const char *stats_link_name(int linktype)
 {
@@ -301,7 +302,7 @@ static int write_text(const char *path, const char *input,
         close(fd);
         errno = errnum;
         goto fail;
-    } else if (tm_null_device(&st)) {
+    } else if (fileid_null_device(&st)) {
         int rc = write_all(fd, text, len);
         int errnum = errno;
         close(fd);
@@ -371,8 +372,8 @@ static bool names_same_file(const char *path, const char *other, int fd)
         return false;
     }
     if (strcmp(other, "-") != 0) {
-        if (tm_canonical_path(path, a, sizeof(a)) == 0 &&
-            tm_canonical_path(other, b, sizeof(b)) == 0) {
+        if (fileid_canonical_path(path, a, sizeof(a)) == 0 &&
+            fileid_canonical_path(other, b, sizeof(b)) == 0) {
             if (strcmp(a, b) == 0) {
                 return true;
             }
@@ -380,7 +381,7 @@ static bool names_same_file(const char *path, const char *other, int fd)
             return true;
         }
     }
-    return stat(path, &st) == 0 && !tm_null_device(&st) &&
+    return stat(path, &st) == 0 && !fileid_null_device(&st) &&
            same_inode(&st, other, fd);
 }
 
@@ -399,7 +400,7 @@ bool stats_path_refused(const char *path, const char *input,
                      path);
             return true;
         }
-        if (tm_null_device(&st)) {
+        if (fileid_null_device(&st)) {
             return false; /* may be named twice: nothing is replaced */
         }
         if (!S_ISREG(st.st_mode)) {
