@@ -16,6 +16,7 @@
 #include "io/log.h"
 #include "kube/mirror.h"
 #include "io/pktfilter.h"
+#include "io/proc.h"
 #include "io/replay.h"
 #include "io/source.h"
 #include "stats.h"
@@ -550,11 +551,11 @@ static void maybe_trim_heap(struct run *r, uint64_t now)
         return;
     }
     r->last_heap_check = now;
-    uint64_t used = stats_heap_in_use();
+    uint64_t used = proc_heap_in_use();
     if (used > r->heap_high) {
         r->heap_high = used;
     } else if (r->heap_high - used >= HEAP_TRIM_DROP) {
-        stats_heap_trim();
+        proc_heap_trim();
         r->heap_high = used;
     }
 }

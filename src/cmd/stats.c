@@ -4,14 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +16,7 @@
 #include "core/parse.h"
 #include "core/util.h"
 #include "io/fileid.h"
+#include "io/proc.h"
 
 const char *stats_link_name(int linktype)
 {
@@ -144,62 +141,6 @@ void stats_print(const struct run_report *rep)
         /* The tap outlives the run: said even with -q. */
         tm_warn("%s", rep->kube->removal_hint);
     }
-}
-
-/* glibc keeps what a burst of connections freed in its heap and returns
- * only the top of it: after 100,000 connections ended, 70 MiB stayed
- * resident. mallinfo2() and malloc_trim() (glibc 2.33+) let the run give
- * it back once the load has dropped. Elsewhere these do nothing. */
-#if defined(__GLIBC__) &&                                                      \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-uint64_t stats_heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-}
-
-void stats_heap_trim(void)
-{
-    malloc_trim(0);
-}
-#else
-uint64_t stats_heap_in_use(void)
-{
-    return 0;
-}
-
-void stats_heap_trim(void)
-{
-}
-#endif
-
-uint64_t stats_peak_rss(void)
-{
-    /* VmHWM starts afresh at exec; getrusage's maximum would include
-     * whatever the parent held before it. */
-    FILE *fp = fopen("/proc/self/status", "r");
-    if (fp != NULL) {
-        char line[256];
-        unsigned long long kib = 0;
-        while (fgets(line, sizeof(line), fp) != NULL) {
-            if (sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
-                break;
-            }
-        }
-        fclose(fp);
-        if (kib > 0) {
-            return (uint64_t)kib * 1024;
-        }
-    }
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) {
-#ifdef __APPLE__
-        return (uint64_t)ru.ru_maxrss; /* bytes on macOS */
-#else
-        return (uint64_t)ru.ru_maxrss * 1024;
-#endif
-    }
-    return 0;
 }
 
 static void add_u64(cJSON *o, const char *k, uint64_t v)
@@ -530,7 +471,7 @@ int stats_write_json(const char *path, const char *input,
         add_u64(k, "pod_switches", rep->kube->pod_switches);
     }
     cJSON *proc = cJSON_AddObjectToObject(root, "process");
-    add_u64(proc, "peak_rss_bytes", stats_peak_rss());
+    add_u64(proc, "peak_rss_bytes", proc_peak_rss());
     cJSON_AddNumberToObject(root, "duration_s",
                             (double)rep->duration_ns / 1e9);
     cJSON_AddNumberToObject(root, "exit_code", rep->exit_code);
