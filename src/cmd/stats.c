@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +16,6 @@
 #include "core/util.h"
 #include "io/fileid.h"
 #include "io/proc.h"
-
-const char *stats_link_name(int linktype)
-{
-    /* pcap_datalink_val_to_name() takes DLT_ values; they match the
-     * LINKTYPE_ values in files except for raw IP. */
-    int dlt = linktype == LINKTYPE_RAW ? DLT_RAW : linktype;
-    const char *name = pcap_datalink_val_to_name(dlt);
-    return name != NULL ? name : "UNKNOWN";
-}
 
 void stats_print(const struct run_report *rep)
 {

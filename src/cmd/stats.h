@@ -63,7 +63,4 @@ int stats_write_failure_json(const char *path, const char *input,
 bool stats_path_refused(const char *path, const char *input,
                         const char *output, char *err, size_t errlen);
 
-/* The name of a capture link type ("EN10MB", "LINUX_SLL2"...). */
-const char *stats_link_name(int linktype);
-
 #endif
