@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/engine.h"
+#include "core/addr.h"
 #include "core/parse.h"
 
 #define TM_MAX_TARGETS       16

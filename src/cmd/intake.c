@@ -7,7 +7,6 @@
 
 #include "core/decode.h"
 #include "io/replay.h"
-#include "stats.h"
 
 struct engine_config engine_config_from_options(const struct tm_options *o)
 {
@@ -46,7 +45,7 @@ uint64_t intake_hash_seed(void)
 static void note_link(struct intake *in, int linktype)
 {
     if (in->link_name == NULL) {
-        in->link_name = stats_link_name(linktype);
+        in->link_name = pktfilter_link_name(linktype);
     }
 }
 
@@ -61,7 +60,7 @@ int intake_header(struct intake *in, const struct cap_item *it, char *err,
                  "%s: link type %s (%d) is not supported; tapmirror "
                  "decodes EN10MB, LINUX_SLL, LINUX_SLL2, RAW, IPV4, "
                  "IPV6, NULL and LOOP captures",
-                 in->name, stats_link_name(it->linktype), it->linktype);
+                 in->name, pktfilter_link_name(it->linktype), it->linktype);
         return -1;
     }
     note_link(in, it->linktype);
@@ -76,7 +75,7 @@ enum intake_verdict intake_packet(struct intake *in,
         snprintf(err, errlen,
                  "%s: a packet has link type %s (%d), which tapmirror "
                  "cannot decode",
-                 in->name, stats_link_name(it->linktype), it->linktype);
+                 in->name, pktfilter_link_name(it->linktype), it->linktype);
         return INTAKE_FAILED;
     }
     note_link(in, it->linktype);

@@ -12,9 +12,11 @@
 #include "io/capwriter.h"
 #include "core/engine.h"
 #include "intake.h"
+#include "io/fileid.h"
 #include "io/log.h"
 #include "kube/mirror.h"
 #include "io/pktfilter.h"
+#include "io/proc.h"
 #include "io/replay.h"
 #include "io/source.h"
 #include "stats.h"
@@ -550,11 +552,11 @@ static void maybe_trim_heap(struct run *r, uint64_t now)
         return;
     }
     r->last_heap_check = now;
-    uint64_t used = stats_heap_in_use();
+    uint64_t used = proc_heap_in_use();
     if (used > r->heap_high) {
         r->heap_high = used;
     } else if (r->heap_high - used >= HEAP_TRIM_DROP) {
-        stats_heap_trim();
+        proc_heap_trim();
         r->heap_high = used;
     }
 }
@@ -735,7 +737,7 @@ static int check_arguments(struct run *r, char *err, size_t errlen)
         return 2;
     }
     if (o->output != NULL && o->input != NULL && strcmp(o->input, "-") &&
-        strcmp(o->output, "-") && tm_same_file(o->input, o->output)) {
+        strcmp(o->output, "-") && fileid_same_file(o->input, o->output)) {
         /* cli.c compares the names; this catches other names for it. */
         snprintf(err, errlen,
                  "-o %s is the input file %s under another name", o->output,

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "decode.h"
 #include "flowtab.h"
 #include "list.h"
@@ -90,12 +91,6 @@ struct engine_events {
     void (*gap)(void *ctx, struct flow *f, uint32_t len);
     void (*end)(void *ctx, struct flow *f, enum flow_end_reason why);
     void *ctx;
-};
-
-/* An address of the service: inbound segments must be sent to one. */
-struct service_addr {
-    uint8_t family; /* 4 or 6 */
-    uint8_t addr[16];
 };
 
 struct engine_config {

@@ -11,11 +11,12 @@
 #define TAPMIRROR_SOURCE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/addr.h"
 #include "core/capreader.h"
-#include "core/engine.h"
 
 struct source;
 
