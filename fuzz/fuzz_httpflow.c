@@ -213,6 +213,9 @@ static void reparse(const struct result *r, size_t max_head)
         if (end < start) {
             break;
         }
+        if (end == start) {
+            continue;
+        }
         struct heads h = {0};
         /* A rewritten head may be longer than the limit it was read with. */
         struct http1_limits lim = {max_head ? 4 * max_head : 0, 256, 0};
