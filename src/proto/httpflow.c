@@ -895,6 +895,11 @@ static void feed_http(struct httpflow *f, const uint8_t *data, size_t len)
                  "more than %zu bytes before a request head ends",
                  f->held_limit);
     }
+    if (!f->fail && st == HTTP1_ERROR && f->state != S_HOLD) {
+        /* The body bytes the framer took before it failed belong to the
+         * request in progress, as they would in a smaller block. */
+        advance(f, end);
+    }
     size_t from = (size_t)(f->emit_pos - f->chunk_base);
     if (f->fail) {
         leave_http(f, f->fail_reason, false, data + from, len - from);

@@ -625,6 +625,26 @@ static void test_upgrade_passes_through(void **state)
     httpflow_config_free(c);
 }
 
+/* A chunk size that lies: the body bytes taken before the framer fails
+ * stay with the request; the rest passes through from there, the same
+ * whatever the chunking. */
+static void test_malformed_body_passes_through(void **state)
+{
+    (void)state;
+    struct httpflow_config *c = config(&(struct httpflow_options){0});
+    struct step s[] = {DATA(PY_GET "PUT /u HTTP/1.1\r\nHost: a\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n"
+                                   "6\r\nhello\r\n0\r\n\r\n" PY_GET)};
+    struct result r = run_all(c, 0, 1, s, 1);
+    expect_out(&r, PY_GET "PUT /u HTTP/1.1\r\nHost: a\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n"
+                          "6\r\nhello\r\n0{pass: malformed HTTP/1}"
+                          "\r\n\r\n" PY_GET);
+    assert_int_equal(r.counts.requests_forwarded, 2);
+    result_free(&r);
+    httpflow_config_free(c);
+}
+
 static void test_bad_options_are_one_line_errors(void **state)
 {
     (void)state;
@@ -676,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_gap_splice_keeps_the_old_behaviour),
         cmocka_unit_test(test_not_http_passes_through),
         cmocka_unit_test(test_upgrade_passes_through),
+        cmocka_unit_test(test_malformed_body_passes_through),
         cmocka_unit_test(test_bad_options_are_one_line_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
