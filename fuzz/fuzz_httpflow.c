@@ -16,8 +16,9 @@
  * heap block), the same output (forwarded bytes with the other actions at
  * their places) and counters; with no option set and no gap the forwarded
  * bytes are the input; up to a pass-through, the bytes forwarded on each
- * local connection frame as requests (http1 finds no error) and their
- * heads number the requests forwarded; nothing is forwarded before a
+ * local connection frame as requests (http1 finds no error, but for the
+ * head a pass-through follows) and, without a pass-through, their heads
+ * number the requests forwarded; nothing is forwarded before a
  * local connection would be needed; reasons are one line.
  */
 #include "fuzz_common.h"
@@ -222,13 +223,17 @@ static void reparse(const struct result *r, size_t max_head)
         struct http1 *p = http1_new(HTTP1_REQUESTS, &lim, count_heads, &h);
         size_t used = 0;
         enum http1_status st = http1_feed(p, o->fwd + start, end - start, &used);
-        FZ_CHECK(st != HTTP1_ERROR, "forwarded bytes do not frame: %s",
-                 http1_reason(p));
+        /* The connection a pass-through ends may end in the head that
+         * made the framer fail: http_parser reports some heads whole and
+         * refuses them after (a Transfer-Encoding that is not chunked). */
+        bool last = i == o->n_cuts;
+        FZ_CHECK(st != HTTP1_ERROR || (last && o->pass_at != SIZE_MAX),
+                 "forwarded bytes do not frame: %s", http1_reason(p));
         heads_total += h.n;
         http1_free(p);
         start = end;
     }
-    if (o->n_cuts < 64) {
+    if (o->n_cuts < 64 && o->pass_at == SIZE_MAX) {
         FZ_CHECK(heads_total == r->counts.requests_forwarded,
                  "%llu heads forwarded, %llu counted",
                  (unsigned long long)heads_total,
