@@ -462,6 +462,7 @@ struct httpflow {
     bool conn_sampled;
     bool seen_head;    /* a request head was read whole: this is HTTP */
     bool last_dropped; /* the last message ended was dropped */
+    bool local_closed; /* the last forwarded request closes its connection */
 
     /* The block being fed to the framer. */
     const uint8_t *chunk;
@@ -819,6 +820,9 @@ static void on_event(void *ctx, const struct http1_event *e)
     case HTTP1_EV_END:
         advance(f, e->offset);
         f->last_dropped = f->state == S_DROP;
+        if (f->state == S_FORWARD) {
+            f->local_closed = !e->head->keep_alive;
+        }
         start_hold(f, e->offset);
         break;
     }
@@ -937,6 +941,15 @@ static size_t search(struct httpflow *f, const uint8_t *data, size_t len)
     enum http1_sync s = http1_find_request(f->search, f->search_len,
                                            f->cfg->max_head, &off);
     if (s == HTTP1_SYNC_FOUND) {
+        if (f->local_closed && f->forwarded > 0) {
+            /* The local server closes after that request: what the
+             * search found goes on a new connection. */
+            f->counts.reconnects++;
+            f->forwarded = 0;
+            f->local_closed = false;
+            out_action(f, HTTPFLOW_RECONNECT,
+                       "the last request closed the connection");
+        }
         f->mode = M_HTTP;
         http1_reset(f->h, 0);
         start_hold(f, 0);

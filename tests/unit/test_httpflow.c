@@ -537,6 +537,22 @@ static void test_gap_resync(void **state)
     httpflow_config_free(filtered);
 }
 
+/* After a gap, a request found behind one that closed its connection
+ * (HTTP/1.0 without keep-alive) goes on a new local connection. */
+static void test_gap_after_a_closing_request(void **state)
+{
+    (void)state;
+    struct httpflow_config *c = config(&(struct httpflow_options){0});
+    struct step s[] = {DATA("GET /old HTTP/1.0\r\nHost: a\r\n\r\n"), GAP,
+                       DATA("junk\r\n" PY_GET)};
+    struct result r = run_all(c, 0, 1, s, 3);
+    expect_out(&r, "GET /old HTTP/1.0\r\nHost: a\r\n\r\n{reconnect}" PY_GET);
+    assert_int_equal(r.counts.reconnects, 1);
+    assert_int_equal(r.counts.lost_to_gaps, 0);
+    result_free(&r);
+    httpflow_config_free(c);
+}
+
 static void test_gap_splice_keeps_the_old_behaviour(void **state)
 {
     (void)state;
@@ -693,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_sample_connections_and_requests),
         cmocka_unit_test(test_max_rate),
         cmocka_unit_test(test_gap_resync),
+        cmocka_unit_test(test_gap_after_a_closing_request),
         cmocka_unit_test(test_gap_splice_keeps_the_old_behaviour),
         cmocka_unit_test(test_not_http_passes_through),
         cmocka_unit_test(test_upgrade_passes_through),
