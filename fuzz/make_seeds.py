@@ -748,6 +748,40 @@ def diffreport_seeds():
     }
 
 
+def httpflow_seeds():
+    """Seeds for fuzz_httpflow (layout in fuzz_httpflow.c): options, seed,
+    a client stream where each GAP marks a capture gap."""
+    gap = b"\xffG\xff"
+    get = b"GET /api/users/1?full=1 HTTP/1.1\r\nHost: shop.example\r\n" \
+          b"User-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"
+    post = b"POST /api/orders HTTP/1.1\r\nHost: shop.example\r\n" \
+           b"Content-Type: application/json\r\nContent-Length: 23\r\n\r\n" \
+           b'{"item":"book","qty":2}'
+    put = b"PUT /x/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n" \
+          b"Expect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    py = b"DELETE /api/users/7 HTTP/1.1\r\nHost: localhost:8080\r\n" \
+         b"Accept-Encoding: identity\r\nAuthorization: Bearer s3cr3t\r\n" \
+         b"X-Api-Key: k1\r\nContent-Length: 0\r\n\r\n"
+    stream = get + post + put + py + get
+    out = {
+        "identity": bytes([0, 1]) + stream,
+        "filters": bytes([1, 2]) + stream,
+        "rewrite-redact": bytes([2 | 4, 3]) + stream,
+        "all": bytes([0x3f, 4]) + stream,
+        "gap-line": bytes([0, 5]) + get + py[:9] + gap + py[9:] + get,
+        "gap-headers": bytes([1, 6]) + get + py[:50] + gap + py[50:] + get,
+        "gap-body": bytes([2, 7]) + get + put[:90] + gap + put[90:] + get,
+        "gap-splice": bytes([8, 8]) + get + post[:100] + gap + post[100:] + get,
+        "small-head-resync": bytes([0x40 | 1, 9]) + get + gap + b"x" * 300 +
+                             b"\r\n" + get,
+        "not-http": bytes([1, 10]) + b"\x16\x03\x01\x00\xa5\x01\x00" + get,
+        "upgrade": bytes([2, 11]) + b"GET /ws HTTP/1.1\r\nHost: a\r\n"
+                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x85",
+        "close-then-more": bytes([0, 12]) + b"GET / HTTP/1.0\r\n\r\n" + get,
+    }
+    return out
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -762,6 +796,7 @@ TARGETS = {
     "textsafe": textsafe_seeds,
     "compare": compare_seeds,
     "diffreport": diffreport_seeds,
+    "httpflow": httpflow_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):
