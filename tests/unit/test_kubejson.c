@@ -271,7 +271,7 @@ static void test_tapmirrors_own_tap_is_the_same(void **state)
     struct kube_pod pod;
     /* The pod as tapmirror's PUT leaves it. */
     char *body = kube_pod_with_tap(BASE_POD, strlen(BASE_POD), IMAGE, "api",
-                                   err, sizeof(err));
+                                   KUBE_TAP_NETRAW, err, sizeof(err));
     assert_non_null(body);
     assert_int_equal(kube_parse_pod(body, strlen(body), &pod, err,
                                     sizeof(err)),
