@@ -52,6 +52,8 @@ enum {
     OPT_TURNS,
     OPT_TURN_TIMEOUT,
     OPT_TURN_QUIET,
+    OPT_TAP_PROFILE,
+    OPT_CHECK,
 };
 
 /* How an option's value is read and where it goes. */
@@ -272,6 +274,19 @@ static const struct cli_option options[] = {
      .deflt = "16", .min = "1", .max = "64",
      .help = "with --all-pods, tap at most N pods at once (1 to 64), Ready "
              "ones first; a warning says how many are left out"},
+    {OPTION("tap-profile", OPT_TAP_PROFILE, "PROFILE", C_MIRROR),
+     .deflt = "auto",
+     .help = "the tap's security context: netraw (NET_RAW only, every "
+             "other capability dropped), baseline (no capability added or "
+             "dropped, as Pod Security's baseline level admits; captures "
+             "where the runtime grants NET_RAW by default, as containerd "
+             "does), or auto: netraw, then baseline if Pod Security "
+             "refuses it"},
+    {OPTION("check", OPT_CHECK, NULL, C_MIRROR), FLAG_AT(check),
+     .deflt_about = "off",
+     .help = "check what a run needs (versions, pods, RBAC, Pod Security, "
+             "nodes, an existing tap) and print a checklist, injecting and "
+             "running nothing; exit 0 only if a run would start"},
     {OPTION("json", OPT_JSON, NULL, C_SUMMARY), FLAG_AT(json),
      .help = "print the summary as JSON"},
     {OPTION("flows", OPT_FLOWS, "N", C_SUMMARY), COUNT_AT(list_flows),
@@ -769,6 +784,20 @@ static enum cli_result apply_option(struct tm_options *o,
         if (parse_pace(arg, &o->pace, &why) < 0) {
             return usage_error(err, errlen, "invalid --pace '%s': %s", arg,
                                why);
+        }
+        return CLI_RUN;
+    case OPT_TAP_PROFILE:
+        if (strcmp(arg, "auto") == 0) {
+            o->tap_profile = TM_TAP_AUTO;
+        } else if (strcmp(arg, "netraw") == 0) {
+            o->tap_profile = TM_TAP_NETRAW;
+        } else if (strcmp(arg, "baseline") == 0) {
+            o->tap_profile = TM_TAP_BASELINE;
+        } else {
+            return usage_error(err, errlen,
+                               "invalid --tap-profile '%s': use auto, "
+                               "netraw or baseline",
+                               arg);
         }
         return CLI_RUN;
     case OPT_BATCH_ABOVE:

@@ -31,6 +31,13 @@ enum tm_command {
     CMD_MIRROR,
 };
 
+/* --tap-profile: the tap's security context (kubejson.h). */
+enum tm_tap_profile {
+    TM_TAP_AUTO = 0, /* NET_RAW, then baseline if Pod Security refuses */
+    TM_TAP_NETRAW,
+    TM_TAP_BASELINE,
+};
+
 struct tm_options {
     enum tm_command cmd;
     /* "tapmirror", or "kubectl tapmirror" when argv[0] is
@@ -75,6 +82,8 @@ struct tm_options {
     uint64_t tap_timeout_ns;
     bool all_pods;
     uint64_t max_pods; /* tapped at once with --all-pods */
+    enum tm_tap_profile tap_profile;
+    bool check; /* --check: the preflight checklist only */
 };
 
 enum cli_result {

@@ -353,8 +353,9 @@ static bool same_capability(const char *name, const char *want)
 
 /*
  * How a tap's security context gives more than tapmirror's (every
- * capability dropped but NET_RAW, no privilege escalation, the
- * RuntimeDefault seccomp profile): writes the first reason found into
+ * capability dropped but NET_RAW, or with the baseline profile none
+ * added and none dropped; no privilege escalation, the RuntimeDefault
+ * seccomp profile): writes the first reason found into
  * `why`, or leaves it empty. `pod_sc` is the pod's securityContext,
  * whose seccomp profile applies when the container sets none. The user
  * the tap runs as is not compared: with nothing but NET_RAW, root has no
@@ -397,7 +398,9 @@ static void tap_excess(const cJSON *sc, const cJSON *pod_sc, char *why,
             drops_all = true;
         }
     }
-    if (!drops_all) {
+    /* The baseline profile adds nothing and drops nothing: the runtime's
+     * default set. NET_RAW on top of that set is more than either. */
+    if (!drops_all && cJSON_GetArraySize(child(caps, "add")) > 0) {
         snprintf(why, len, "does not drop ALL capabilities");
         return;
     }
@@ -429,6 +432,27 @@ static void tap_excess(const cJSON *sc, const cJSON *pod_sc, char *why,
     if (cJSON_IsTrue(child(child(sc, "windowsOptions"), "hostProcess"))) {
         snprintf(why, len, "is a Windows host process");
     }
+}
+
+/* Where the pod runs and as whom the tap would: the pod-level user
+ * applies to an ephemeral container that sets none, as tapmirror's tap
+ * does. */
+static void read_pod_placement(const cJSON *spec, struct kube_pod *p)
+{
+    const cJSON *psc = child(spec, "securityContext");
+    const cJSON *user = child(psc, "runAsUser");
+    p->run_as_user = cJSON_IsNumber(user) && user->valuedouble >= 0 &&
+                             user->valuedouble < 4294967296.0
+                         ? (long long)user->valuedouble
+                         : -1;
+    p->run_as_non_root = cJSON_IsTrue(child(psc, "runAsNonRoot"));
+    copy_string(p->node_name, sizeof(p->node_name), child(spec, "nodeName"));
+    const cJSON *os = path(spec, "nodeSelector", "kubernetes.io/os", NULL);
+    const cJSON *pod_os = path(spec, "os", "name", NULL);
+    p->windows = (cJSON_IsString(os) && os->valuestring != NULL &&
+                  strcmp(os->valuestring, "windows") == 0) ||
+                 (cJSON_IsString(pod_os) && pod_os->valuestring != NULL &&
+                  strcmp(pod_os->valuestring, "windows") == 0);
 }
 
 static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
@@ -469,6 +493,7 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                 path(meta, "annotations",
                      "kubectl.kubernetes.io/default-container", NULL));
     p->host_network = cJSON_IsTrue(child(spec, "hostNetwork"));
+    read_pod_placement(spec, p);
     if (read_containers(child(spec, "containers"), p->containers,
                         &p->n_containers, err, errlen) < 0) {
         return -1;
@@ -489,6 +514,10 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                 !cJSON_IsTrue(child(sc, "readOnlyRootFilesystem"));
             tap_excess(sc, child(spec, "securityContext"), p->tap_excess,
                        sizeof(p->tap_excess));
+            p->tap_profile = cJSON_GetArraySize(path(sc, "capabilities",
+                                                     "add", NULL)) > 0
+                                 ? KUBE_TAP_NETRAW
+                                 : KUBE_TAP_BASELINE;
         }
     }
     copy_text(p->phase, sizeof(p->phase), child(status, "phase"));
@@ -586,7 +615,8 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
     return 0;
 }
 
-static cJSON *tap_container(const char *image, const char *target)
+static cJSON *tap_container(const char *image, const char *target,
+                            enum kube_tap_profile profile)
 {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "name", KUBE_TAP_NAME);
@@ -595,13 +625,18 @@ static cJSON *tap_container(const char *image, const char *target)
     cJSON_AddItemToArray(cmd, cJSON_CreateString("sleep"));
     cJSON_AddItemToArray(cmd, cJSON_CreateString("infinity"));
     cJSON_AddStringToObject(c, "targetContainerName", target);
-    /* Capturing needs NET_RAW and nothing else. */
     cJSON *sc = cJSON_AddObjectToObject(c, "securityContext");
-    cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
-    cJSON *drop = cJSON_AddArrayToObject(caps, "drop");
-    cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
-    cJSON *add = cJSON_AddArrayToObject(caps, "add");
-    cJSON_AddItemToArray(add, cJSON_CreateString("NET_RAW"));
+    if (profile == KUBE_TAP_NETRAW) {
+        /* Capturing needs NET_RAW and nothing else. */
+        cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
+        cJSON *drop = cJSON_AddArrayToObject(caps, "drop");
+        cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
+        cJSON *add = cJSON_AddArrayToObject(caps, "add");
+        cJSON_AddItemToArray(add, cJSON_CreateString("NET_RAW"));
+    }
+    /* KUBE_TAP_BASELINE adds and drops nothing: Pod Security's baseline
+     * level admits the runtime's default set, which on containerd holds
+     * NET_RAW. */
     cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", false);
     cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", true);
     cJSON *seccomp = cJSON_AddObjectToObject(sc, "seccompProfile");
@@ -609,12 +644,13 @@ static cJSON *tap_container(const char *image, const char *target)
     return c;
 }
 
-char *kube_tap_patch(const char *image, const char *target)
+char *kube_tap_patch(const char *image, const char *target,
+                     enum kube_tap_profile profile)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *spec = cJSON_AddObjectToObject(root, "spec");
     cJSON *list = cJSON_AddArrayToObject(spec, "ephemeralContainers");
-    cJSON_AddItemToArray(list, tap_container(image, target));
+    cJSON_AddItemToArray(list, tap_container(image, target, profile));
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *copy = tm_xstrdup(text);
@@ -623,7 +659,8 @@ char *kube_tap_patch(const char *image, const char *target)
 }
 
 char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
-                        const char *target, char *err, size_t errlen)
+                        const char *target, enum kube_tap_profile profile,
+                        char *err, size_t errlen)
 {
     cJSON *root = cJSON_ParseWithLength(pod_json, len);
     if (root == NULL || !cJSON_IsObject(child(root, "spec"))) {
@@ -637,7 +674,7 @@ char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
         cJSON_DeleteItemFromObjectCaseSensitive(spec, "ephemeralContainers");
         list = cJSON_AddArrayToObject(spec, "ephemeralContainers");
     }
-    cJSON_AddItemToArray(list, tap_container(image, target));
+    cJSON_AddItemToArray(list, tap_container(image, target, profile));
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *copy = tm_xstrdup(text);
@@ -1017,4 +1054,124 @@ enum kube_error kube_classify(const char *text, const char *what,
     /* A message cut to `len` ends on a whole character. */
     tm_text_trim_partial(msg);
     return e;
+}
+
+bool kube_pod_security_refusal(const char *text, char *level, size_t len)
+{
+    const char *p = strstr(text, "violates PodSecurity \"");
+    if (len > 0) {
+        level[0] = '\0';
+    }
+    if (p == NULL) {
+        return false;
+    }
+    p += strlen("violates PodSecurity \"");
+    size_t n = strcspn(p, ":\"\n");
+    if (len > 0 && n < len) {
+        tm_text_safe(level, len, p, n);
+    }
+    return true;
+}
+
+bool kube_pod_security_parse_level(const char *text,
+                                   enum kube_psa_level *level)
+{
+    static const char *const names[] = {"privileged", "baseline",
+                                        "restricted"};
+    static const enum kube_psa_level levels[] = {
+        KUBE_PSA_PRIVILEGED, KUBE_PSA_BASELINE, KUBE_PSA_RESTRICTED};
+    for (size_t i = 0; i < TM_ARRAY_LEN(names); i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *level = levels[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+int kube_parse_namespace_psa(const char *json, size_t len,
+                             struct kube_namespace_psa *psa, char *err,
+                             size_t errlen)
+{
+    static const char *const modes[] = {"enforce", "audit", "warn"};
+    memset(psa, 0, sizeof(*psa));
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the namespace");
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "namespace");
+    }
+    const cJSON *labels = path(root, "metadata", "labels", NULL);
+    char *out[] = {psa->enforce, psa->audit, psa->warn};
+    for (size_t i = 0; i < TM_ARRAY_LEN(modes); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "pod-security.kubernetes.io/%s",
+                 modes[i]);
+        copy_text(out[i], sizeof(psa->enforce), child(labels, key));
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
+                       char *err, size_t errlen)
+{
+    if (oslen > 0) {
+        os[0] = '\0';
+    }
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the node");
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "node");
+    }
+    const cJSON *label = path(root, "metadata", "labels", NULL);
+    label = child(label, "kubernetes.io/os");
+    if (label == NULL) {
+        label = path(root, "status", "nodeInfo", "operatingSystem");
+    }
+    copy_text(os, oslen, label);
+    cJSON_Delete(root);
+    return 0;
+}
+
+const char *kube_mesh_sidecar(const struct kube_pod *pod)
+{
+    static const char *const sidecars[] = {"istio-proxy", "linkerd-proxy"};
+    for (size_t i = 0; i < TM_ARRAY_LEN(sidecars); i++) {
+        for (size_t k = 0; k < pod->n_containers; k++) {
+            if (strcmp(pod->containers[k], sidecars[i]) == 0) {
+                return sidecars[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *kube_tap_nonroot(const struct kube_pod *pod, char *why,
+                             size_t len)
+{
+    if (pod->run_as_user > 0) {
+        snprintf(why, len, "the pod's securityContext.runAsUser (%lld)",
+                 pod->run_as_user);
+        return why;
+    }
+    if (pod->run_as_non_root && pod->run_as_user != 0) {
+        snprintf(why, len, "the pod's securityContext.runAsNonRoot");
+        return why;
+    }
+    return NULL;
+}
+
+bool kube_capture_not_permitted(const char *text)
+{
+    return strstr(text, "tcpdump") != NULL &&
+           (strstr(text, "You don't have permission") != NULL ||
+            strstr(text, "Operation not permitted") != NULL);
 }

@@ -41,6 +41,14 @@ struct kube_container_status {
     int exit_code;
 };
 
+/* The tap's security context. NETRAW: every capability dropped but
+ * NET_RAW; BASELINE: none added or dropped (the runtime's default set),
+ * which Pod Security's baseline level admits. */
+enum kube_tap_profile {
+    KUBE_TAP_NETRAW = 0,
+    KUBE_TAP_BASELINE,
+};
+
 struct kube_pod {
     char name[KUBE_NAME_LEN];
     char ns[64];
@@ -64,6 +72,11 @@ struct kube_pod {
     char tap_excess[128]; /* how it has more privilege than tapmirror's
                            * tap ("is privileged"), or empty */
     struct kube_container_status tap;
+    enum kube_tap_profile tap_profile; /* of the existing tap */
+    long long run_as_user; /* the pod's securityContext; -1: not set */
+    bool run_as_non_root;
+    char node_name[KUBE_NAME_LEN];
+    bool windows; /* nodeSelector kubernetes.io/os=windows or os.name */
 };
 
 struct kube_deployment {
@@ -92,9 +105,11 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
  * (strategic merge) and for a PUT of the whole pod with the tap appended
  * (`kubectl replace --raw`). Return owned strings (free()), or NULL with
  * `err` set. */
-char *kube_tap_patch(const char *image, const char *target);
+char *kube_tap_patch(const char *image, const char *target,
+                     enum kube_tap_profile profile);
 char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
-                        const char *target, char *err, size_t errlen);
+                        const char *target, enum kube_tap_profile profile,
+                        char *err, size_t errlen);
 
 /*
  * Compares a pod's existing tap with the one kube_tap_patch() makes for
@@ -141,6 +156,55 @@ enum kube_error {
  */
 enum kube_error kube_classify(const char *stderr_text, const char *what,
                               const char *ns, char *msg, size_t len);
+
+/*
+ * Whether kubectl's standard error is Pod Security admission refusing a
+ * pod ("violates PodSecurity \"baseline:latest\": ..."); the level it
+ * names ("baseline", made safe to show) goes into `level`.
+ */
+bool kube_pod_security_refusal(const char *stderr_text, char *level,
+                               size_t len);
+
+enum kube_psa_level {
+    KUBE_PSA_PRIVILEGED = 0,
+    KUBE_PSA_BASELINE,
+    KUBE_PSA_RESTRICTED,
+};
+/* "privileged", "baseline" or "restricted"; false for anything else. */
+bool kube_pod_security_parse_level(const char *text,
+                                   enum kube_psa_level *level);
+
+/* A namespace's pod-security.kubernetes.io/{enforce,audit,warn} labels
+ * (empty when not set), from `kubectl get namespace NS -o json`. */
+struct kube_namespace_psa {
+    char enforce[32];
+    char audit[32];
+    char warn[32];
+};
+int kube_parse_namespace_psa(const char *json, size_t len,
+                             struct kube_namespace_psa *psa, char *err,
+                             size_t errlen);
+
+/* A node's operating system (label kubernetes.io/os, else
+ * status.nodeInfo.operatingSystem; empty if neither), from `kubectl get
+ * node NAME -o json`. */
+int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
+                       char *err, size_t errlen);
+
+/* The service-mesh sidecar among the pod's containers (istio-proxy,
+ * linkerd-proxy), or NULL. */
+const char *kube_mesh_sidecar(const struct kube_pod *pod);
+
+/* Why a tap injected into `pod` would run as a user other than root
+ * (the pod's runAsUser or runAsNonRoot, which an ephemeral container
+ * that sets no user inherits): tcpdump could not open a capture then.
+ * Returns `why`, or NULL when the tap would run as root. */
+const char *kube_tap_nonroot(const struct kube_pod *pod, char *why,
+                             size_t len);
+
+/* Whether tcpdump said it may not open a capture ("You don't have
+ * permission to perform this capture", "Operation not permitted"). */
+bool kube_capture_not_permitted(const char *stderr_text);
 
 /* The first non-empty line of `text` that is not a warning or tcpdump's
  * "listening on" banner, trimmed and made safe to show, into `out`. */

@@ -63,6 +63,7 @@ struct tap {
     int calls; /* kubectl calls in flight for this tap */
     bool timer_closed;
     bool refused; /* its existing tap has more privilege than tapmirror's */
+    enum kube_tap_profile profile; /* the tap injected or found */
 };
 
 enum mirror_state { M_IDLE, M_STARTING, M_RUNNING, M_STOPPING };
@@ -742,6 +743,54 @@ static void tap_wait(struct tap *t)
 
 static void tap_inject(struct tap *t);
 
+/* Pod Security admission refused the tap: under baseline, retry with
+ * the baseline profile (--tap-profile auto); otherwise explain. Returns
+ * whether it was such a refusal. */
+static bool pod_security_refused(struct tap *t,
+                                 const struct kubectl_result *res)
+{
+    struct mirror *m = t->m;
+    char level[64];
+    enum kube_psa_level psa = KUBE_PSA_BASELINE;
+    if (res->exit_code <= 0 ||
+        !kube_pod_security_refusal(res->err, level, sizeof(level))) {
+        return false;
+    }
+    kube_pod_security_parse_level(level, &psa);
+    if (psa == KUBE_PSA_RESTRICTED) {
+        tap_fail(t,
+                 "cannot inject the tap into pod %s: Pod Security level "
+                 "\"restricted\" in %s admits no tap that can capture "
+                 "(it requires a non-root user and every capability "
+                 "dropped, and tcpdump needs root with NET_RAW); the "
+                 "namespace needs an exemption or the baseline or "
+                 "privileged level",
+                 t->pod, m->nsdesc);
+        return true;
+    }
+    if (t->profile == KUBE_TAP_NETRAW && m->o->tap_profile == TM_TAP_AUTO) {
+        tm_warn("Pod Security level \"%s\" in %s refuses the NET_RAW tap; "
+                "retrying with the baseline profile (no capability added: "
+                "the runtime's default set, which on containerd includes "
+                "NET_RAW)",
+                level, m->nsdesc);
+        t->profile = KUBE_TAP_BASELINE;
+        tap_inject(t);
+        return true;
+    }
+    tap_fail(t,
+             "cannot inject the tap into pod %s: Pod Security level \"%s\" "
+             "in %s refuses the %s tap%s",
+             t->pod, level, m->nsdesc,
+             t->profile == KUBE_TAP_NETRAW ? "NET_RAW" : "baseline-profile",
+             t->profile == KUBE_TAP_NETRAW
+                 ? "; --tap-profile baseline or auto adds no capability, "
+                   "which baseline admits, or the namespace needs an "
+                   "exemption or the privileged level"
+                 : "; the namespace needs an exemption or another level");
+    return true;
+}
+
 static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
 {
     struct tap *t = c->t;
@@ -751,11 +800,19 @@ static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
     if (res->exit_code == 0) {
         /* A change to the cluster that outlives the run: said even with
          * -q. */
-        tm_warn("injected the tap (%s, NET_RAW only) into pod %s, "
-                "container %s; it stays until the pod is replaced",
-                m->o->tap_image, t->pod, t->container);
+        tm_warn("injected the tap (%s, %s) into pod %s, container %s; it "
+                "stays until the pod is replaced",
+                m->o->tap_image,
+                t->profile == KUBE_TAP_NETRAW
+                    ? "NET_RAW only"
+                    : "baseline profile: the runtime's default "
+                      "capabilities",
+                t->pod, t->container);
         remember_pod(m, t->pod);
         tap_wait(t);
+        return;
+    }
+    if (pod_security_refused(t, res)) {
         return;
     }
     switch (kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL,
@@ -799,7 +856,8 @@ static void on_pod_for_put(struct call_ctx *c,
         return;
     }
     char *body = kube_pod_with_tap(res->out, res->out_len, m->o->tap_image,
-                                   t->container, msg, sizeof(msg));
+                                   t->container, t->profile, msg,
+                                   sizeof(msg));
     if (body == NULL) {
         tap_fail(t, "pod %s: %s", t->pod, msg);
         return;
@@ -816,7 +874,8 @@ static void tap_inject(struct tap *t)
     struct mirror *m = t->m;
     t->state = T_INJECTING;
     if (m->minor >= 32) {
-        char *patch = kube_tap_patch(m->o->tap_image, t->container);
+        char *patch = kube_tap_patch(m->o->tap_image, t->container,
+                                     t->profile);
         const char *args[] = {"patch",
                               "pod",
                               t->pod,
@@ -858,7 +917,24 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
              pod->name);
         return;
     }
+    if (pod->windows) {
+        fail(m,
+             "pod %s runs on a Windows node, where ephemeral containers are "
+             "not supported: tapmirror cannot tap it",
+             pod->name);
+        return;
+    }
     if (!choose_container(m, pod, container, sizeof(container))) {
+        return;
+    }
+    char user[128];
+    if (!pod->has_tap && kube_tap_nonroot(pod, user, sizeof(user))) {
+        fail(m,
+             "a tap in pod %s would run as a non-root user (%s applies to "
+             "it) and tcpdump could not open a capture; tapmirror injects "
+             "nothing. Tap a pod without that setting, or capture on the "
+             "node",
+             pod->name, user);
         return;
     }
     struct tap *t = tm_xcalloc(1, sizeof(*t));
@@ -871,6 +947,9 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
                                                       : "default"));
     set_addresses(t, pod);
     t->backoff_ms = BACKOFF_FIRST_MS;
+    t->profile = pod->has_tap ? pod->tap_profile
+                 : m->o->tap_profile == TM_TAP_BASELINE ? KUBE_TAP_BASELINE
+                                                         : KUBE_TAP_NETRAW;
     uv_timer_init(m->loop, &t->timer);
     t->timer.data = t;
     t->next = m->taps;
@@ -1158,6 +1237,18 @@ static void attach_finished(struct tap *t)
         return;
     }
     char msg[1024], line[512];
+    if (t->profile == KUBE_TAP_BASELINE &&
+        kube_capture_not_permitted(stderr_text)) {
+        kube_error_line(stderr_text, line, sizeof(line));
+        tap_fail(t,
+                 "pod %s: tcpdump in the baseline-profile tap cannot open a "
+                 "capture (%s): the container runtime does not grant NET_RAW "
+                 "by default (CRI-O does not; containerd does); the "
+                 "namespace needs a Pod Security exemption or the privileged "
+                 "level for the NET_RAW tap",
+                 t->pod, line);
+        return;
+    }
     enum kube_error e = kube_classify(stderr_text, "the tap", classify_ns(m),
                                       msg, sizeof(msg));
     if (e == KUBE_ERR_NO_TCPDUMP || e == KUBE_ERR_PRIVDROP) {

@@ -404,6 +404,45 @@ def psa_violations(pod, level):
     return out
 
 
+def _pb_fields(buf):
+    """The fields of a protobuf message: {number: [bytes or int, ...]}."""
+    out, i = {}, 0
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+    while i < len(buf):
+        key = varint()
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            val = varint()
+        elif wire == 2:
+            n = varint()
+            val, i = bytes(buf[i:i + n]), i + n
+        else:
+            raise ValueError(f"protobuf wire type {wire} not handled")
+        out.setdefault(num, []).append(val)
+    return out
+
+
+def ssar_from_protobuf(buf):
+    """A SelfSubjectAccessReview from runtime.Unknown{typeMeta, raw}: the
+    spec's resourceAttributes (namespace, verb, group, version, resource,
+    subresource, name = fields 1..7)."""
+    raw = _pb_fields(buf).get(2, [b""])[0]
+    spec = _pb_fields(raw).get(2, [b""])[0]
+    ra = _pb_fields(_pb_fields(spec).get(1, [b""])[0])
+    keys = ("namespace", "verb", "group", "version", "resource", "subresource", "name")
+    return {"spec": {"resourceAttributes": {k: ra.get(n + 1, [b""])[0].decode()
+                                            for n, k in enumerate(keys)}}}
+
+
 # ---------------------------------------------------------------- the cluster
 
 class Cluster:
@@ -434,7 +473,7 @@ class Cluster:
                 self.ip_next = 10
                 self.global_exec_counts = {}
             for k, v in state.items():
-                if k not in ("namespaces", "deployments", "pods", "events"):
+                if k not in ("namespaces", "deployments", "pods", "events", "nodes"):
                     self.state[k] = copy.deepcopy(v)
             if "version" in state or not hasattr(self, "minor"):
                 v = state.get("version") or "1.33"
@@ -447,12 +486,20 @@ class Cluster:
             rb = self.state.get("rbac") or {}
             self.user = rb.get("user", DEFAULT_USER)
             self.denials = [self._parse_denial(d) for d in rb.get("deny", [])]
+            if replace:
+                self.nodes = {}
+            for n in state.get("nodes", []):
+                self.add_node(n)
             for ns in state.get("namespaces", []):
                 self.add_namespace(ns)
             for d in state.get("deployments", []):
                 self.add_deployment(d)
             for p in state.get("pods", []):
                 self.add_pod(p)
+            for rec in self.pods.values():     # every pod's node exists, a Linux one by default
+                node = rec["obj"]["spec"].get("nodeName")
+                if node and node not in self.nodes:
+                    self.add_node(node)
             for ns in ["default"] + [k[0] for k in itertools.chain(self.deployments, self.pods)]:
                 if ns not in self.namespaces and not self.state.get("strict_namespaces"):
                     self.add_namespace(ns)
@@ -476,6 +523,47 @@ class Cluster:
             "metadata": {"name": ns["name"], "uid": str(uuid.uuid4()), "resourceVersion": self.bump(),
                          "creationTimestamp": iso(time.time() - 86400), "labels": labels},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+    def add_node(self, n):
+        n = {"name": n} if isinstance(n, str) else n
+        labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": n.get("os", "linux"),
+                  **n.get("labels", {})}
+        self.nodes[n["name"]] = {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n["name"], "uid": str(uuid.uuid4()), "resourceVersion": self.bump(),
+                         "labels": labels},
+            "spec": {}, "status": {"nodeInfo": {"operatingSystem": labels["kubernetes.io/os"]}}}
+
+    def psa_level(self, ns):
+        """The namespace's enforced Pod Security level (its label), else psa.level."""
+        psa = self.state.get("psa") or {}
+        obj = self.namespaces.get(ns)
+        label = ((obj or {}).get("metadata", {}).get("labels") or {}).get(
+            "pod-security.kubernetes.io/enforce")
+        return label or psa.get("level")
+
+    def access_review(self, body):
+        """SelfSubjectAccessReview: allowed unless an rbac.deny entry matches.
+        kubectl sends it as protobuf (`k8s\\0` + runtime.Unknown); the answer
+        is JSON, which its Accept allows."""
+        try:
+            if (body or b"").startswith(b"k8s\x00"):
+                doc = ssar_from_protobuf(body[4:])
+            else:
+                doc = json.loads(body or b"null") or {}
+        except (ValueError, IndexError) as e:
+            return 400, status(400, "BadRequest", f"error decoding body: {e}")
+        ra = (doc.get("spec") or {}).get("resourceAttributes") or {}
+        deny = self.authorize(ra.get("verb", ""), ra.get("resource", ""), ra.get("subresource", ""),
+                              ra.get("namespace", ""), ra.get("name", ""))
+        doc = dict(doc)
+        doc.setdefault("apiVersion", "authorization.k8s.io/v1")
+        doc.setdefault("kind", "SelfSubjectAccessReview")
+        doc["metadata"] = {"creationTimestamp": None}
+        doc["status"] = {"allowed": deny is None}
+        if deny is not None:
+            doc["status"]["reason"] = ""
+        return 201, doc
 
     def add_deployment(self, d):
         if "apiVersion" in d:
@@ -815,11 +903,12 @@ class Cluster:
         candidate = copy.deepcopy(rec["obj"])
         candidate["spec"]["ephemeralContainers"] = new
         psa = self.state.get("psa") or {}
-        if psa.get("level") and psa.get("enforce", True):
-            v = psa_violations(candidate, psa["level"])
+        level = self.psa_level(rec["obj"]["metadata"].get("namespace", "default"))
+        if level in ("baseline", "restricted") and psa.get("enforce", True):
+            v = psa_violations(candidate, level)
             if v or psa.get("message"):
                 msg = psa.get("message") or (
-                    f'violates PodSecurity "{psa["level"]}:{psa.get("version", "latest")}": ' +
+                    f'violates PodSecurity "{level}:{psa.get("version", "latest")}": ' +
                     ", ".join(f"{r} ({d})" for r, d in v))
                 return 403, status(403, "Forbidden", f'pods "{name}" is forbidden: {msg}',
                                    {"name": name, "kind": "pods"})
@@ -1037,7 +1126,19 @@ class Cluster:
         if path == "/apis":
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]}
+                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
+                {"name": "authorization.k8s.io",
+                 "versions": [{"groupVersion": "authorization.k8s.io/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}}]}
+        if path == "/apis/authorization.k8s.io":
+            return {"kind": "APIGroup", "apiVersion": "v1", "name": "authorization.k8s.io",
+                    "versions": [{"groupVersion": "authorization.k8s.io/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}}
+        if path == "/apis/authorization.k8s.io/v1":
+            return {"kind": "APIResourceList", "apiVersion": "v1",
+                    "groupVersion": "authorization.k8s.io/v1",
+                    "resources": [res("selfsubjectaccessreviews", "selfsubjectaccessreview",
+                                      "SelfSubjectAccessReview", ["create"], namespaced=False)]}
         if path == "/apis/apps":
             return {"kind": "APIGroup", "apiVersion": "v1", "name": "apps",
                     "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
@@ -1046,6 +1147,7 @@ class Cluster:
             rs = [res("namespaces", "namespace", "Namespace", ["create", "delete", "get", "list",
                                                                 "patch", "update", "watch"], ["ns"],
                       namespaced=False),
+                  res("nodes", "node", "Node", crud, ["no"], namespaced=False),
                   res("pods", "pod", "Pod", crud, ["po"], ["all"]),
                   res("pods/attach", "", "PodAttachOptions", ["create", "get"]),
                   res("pods/exec", "", "PodExecOptions", ["create", "get"]),
@@ -1080,6 +1182,26 @@ class Cluster:
                 return 200, (b"", "application/octet-stream")
             return 200, {"swagger": "2.0", "info": {"title": "Kubernetes", "version": self.git_version},
                          "paths": {}, "definitions": {}}
+        if path.rstrip("/") == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+            if method != "POST":
+                return 405, status(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
+            return self.access_review(body)
+        if parts[:3] == ["api", "v1", "nodes"] and len(parts) <= 4:
+            name = parts[3] if len(parts) > 3 else ""
+            if method != "GET":
+                return 405, status(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
+            deny = self.authorize("get" if name else "list", "nodes", "", "", name)
+            if deny:
+                return 403, deny
+            if not name:
+                return 200, {"kind": "NodeList", "apiVersion": "v1",
+                             "metadata": {"resourceVersion": str(self.rv)},
+                             "items": [self._item(v) for _, v in sorted(self.nodes.items())]}
+            if name not in self.nodes:
+                return 404, not_found("nodes", name)
+            return 200, self.nodes[name]
         if parts[:2] == ["api", "v1"]:
             group, rest = "", parts[2:]
         elif parts[:3] == ["apis", "apps", "v1"]:

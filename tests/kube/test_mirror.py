@@ -278,12 +278,179 @@ class Mirror(unittest.TestCase):
     def test_refused_injection_is_not_reported_as_a_tap(self):
         stats = self.tmp("psa.json")
         err, _, _ = self.failure(self.state(psa={"level": "baseline"}),
-                                 ["-n", "shop", "--stats-json", stats],
-                                 "Pod Security admission", no_writes=False)
+                                 ["-n", "shop", "--stats-json", stats,
+                                  "--tap-profile", "netraw"],
+                                 "Pod Security level", no_writes=False)
         self.assertNotIn("tapped", err)
         self.assertNotIn("rollout restart", err)
         self.assertNotIn("stays in", err)
         self.assertEqual(t.read_json(stats)["kubernetes"]["pods"], [])
+
+    # ---- Pod Security, the pod's user, Windows nodes
+
+    def tap_writes(self, fk):
+        return [e for e in fk.requests() if "/ephemeralcontainers" in e["path"]
+                and e["method"] in ("PATCH", "PUT")]
+
+    def test_pod_security_baseline_falls_back_to_the_baseline_tap(self):
+        for version in ("1.27", "1.33"):
+            with self.subTest(version=version):
+                st = self.state(namespaces=[{"name": "shop", "labels": {
+                    "pod-security.kubernetes.io/enforce": "baseline"}}])
+                with FakeKube(st, version=version) as fk:
+                    sink = t.Sink(self.tmp, expect=5)
+                    p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                                   sink.to, "-o", self.tmp("psa.pcap"))
+                    err = self.wait_for(p, "capturing TCP port")
+                    sink.wait(timeout=60)
+                    code, _, err = self.interrupt(p, err)
+                    self.assertEqual(code, 0, err)
+                    self.assertIn('Pod Security level "baseline" in namespace '
+                                  "shop refuses the NET_RAW tap; retrying with "
+                                  "the baseline profile", err)
+                    self.assertIn("baseline profile: the runtime's default "
+                                  "capabilities", err)
+                    writes = self.tap_writes(fk)
+                    self.assertEqual(len(writes), 2)
+                    self.assertEqual([w["code"] for w in writes], [403, 200])
+                    tap = writes[1]["body"]["spec"]["ephemeralContainers"][-1]
+                    self.assertEqual(tap["securityContext"], {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "seccompProfile": {"type": "RuntimeDefault"}})
+                    self.assertEqual(sink.streams(),
+                                     fnv_streams(self.caps[0]["payloads"]))
+                    sink.stop()
+
+    def test_existing_baseline_tap_is_reused(self):
+        st = self.existing_tap_state()
+        del st["pods"][0]["ephemeralContainers"][0]["securityContext"]["capabilities"]
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("reuse.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("reusing the tap already in pod", err)
+            self.assertEqual(self.writes(fk), [])
+
+    def test_pod_security_restricted_fails_at_once(self):
+        st = self.state(namespaces=[{"name": "shop", "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted"}}])
+        err, _, _ = self.failure(st, ["-n", "shop"],
+                                 'Pod Security level "restricted" in namespace '
+                                 "shop admits no tap that can capture",
+                                 no_writes=False)
+        self.assertNotIn("retrying", err)
+
+    def test_baseline_tap_without_net_raw_explains(self):
+        # CRI-O grants no NET_RAW by default: tcpdump in the baseline tap
+        # cannot open the capture.
+        denied = ("tcpdump: any: You don't have permission to perform this "
+                  "capture on that device\n(socket: Operation not permitted)\n")
+        st = self.state(exec_modes=[{"mode": "exit", "exit_code": 1,
+                                     "stderr": denied}])
+        self.failure(st, ["-n", "shop", "--tap-profile", "baseline"],
+                     "baseline-profile tap cannot open a capture .*the "
+                     "container runtime does not grant NET_RAW",
+                     no_writes=False)
+
+    def test_non_root_pod_and_windows_node_are_refused_before_injecting(self):
+        for raw, pattern in (
+                ({"spec": {"securityContext": {"runAsUser": 1000}}},
+                 r"would run as a non-root user \(the pod's "
+                 r"securityContext.runAsUser \(1000\) applies"),
+                ({"spec": {"securityContext": {"runAsNonRoot": True}}},
+                 r"would run as a non-root user .*runAsNonRoot"),
+                ({"spec": {"nodeSelector": {"kubernetes.io/os": "windows"}}},
+                 r"runs on a Windows node, where ephemeral containers are "
+                 r"not supported")):
+            with self.subTest(pattern=pattern):
+                st = self.state()
+                st["pods"][0]["raw"] = raw
+                self.failure(st, ["-n", "shop"], pattern)
+
+    # ---- --check
+
+    def check(self, state, *args, version="1.33", target="web"):
+        with FakeKube(state, version=version) as fk:
+            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, "-p", "8080",
+                    "-n", "shop", "--check", *args]
+            r = subprocess.run(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=120 * t.SLOW)
+            # Changes nothing: no tap, no exec; only access reviews.
+            self.assertEqual(
+                [e["path"] for e in self.writes(fk)
+                 if "selfsubjectaccessreviews" not in e["path"]], [])
+            self.assertEqual(fk.execs(), [])
+            return r.returncode, r.stdout.decode(), r.stderr.decode(), fk.requests()
+
+    def test_check_prints_a_checklist(self):
+        for version, verb in (("1.27", "update"), ("1.33", "patch")):
+            with self.subTest(version=version):
+                code, out, err, reqs = self.check(self.state(), version=version)
+                self.assertEqual(code, 0, out + err)
+                lines = out.splitlines()
+                self.assertTrue(all(l.startswith(("\u2713 ", "a run"))
+                                    for l in lines), out)
+                for want in (f"kubectl 1.{version[2:]}, API server "
+                             f"1.{version[2:]}",
+                             f"deployment web: 1 running pod ({PODS[0]}); "
+                             f"the run taps {PODS[0]}",
+                             "container api (the tap targets it)",
+                             f"pod {PODS[0]} is not on the host network",
+                             "node node-1: linux",
+                             "mesh: no sidecar",
+                             "has no tap yet",
+                             "enforce=none (privileged) in namespace shop; "
+                             "tap profile netraw",
+                             "RBAC: can get deployments in namespace shop",
+                             "RBAC: can list pods",
+                             f"RBAC: can {verb} pods/ephemeralcontainers",
+                             "RBAC: can create pods/exec",
+                             f"tap image {TAP_IMAGE}",
+                             "a run would start"):
+                    self.assertIn(want, out)
+                # One SelfSubjectAccessReview per verb a run uses.
+                reviews = [e for e in reqs
+                           if "selfsubjectaccessreviews" in e["path"]]
+                self.assertEqual([e["method"] for e in reviews], ["POST"] * 5)
+
+    def test_check_failures(self):
+        def labelled(level):
+            return self.state(namespaces=[{"name": "shop", "labels": {
+                "pod-security.kubernetes.io/enforce": level}}])
+        hostnet = self.state()
+        hostnet["pods"][0]["hostNetwork"] = True
+        windows = self.state()
+        windows["nodes"] = [{"name": "node-1", "os": "windows"}]
+        for state, args, ok, want in (
+                (labelled("baseline"), [], True,
+                 "\u2713 Pod Security: enforce=baseline in namespace shop; "
+                 "tap profile baseline"),
+                (labelled("baseline"), ["--tap-profile", "netraw"], False,
+                 "\u2717 Pod Security: enforce=baseline in namespace shop "
+                 "refuses the NET_RAW tap"),
+                (labelled("restricted"), [], False,
+                 "\u2717 Pod Security: enforce=restricted"),
+                (self.state(rbac={"deny": ["patch pods/ephemeralcontainers"]}),
+                 [], False,
+                 "\u2717 RBAC: cannot patch pods/ephemeralcontainers in "
+                 "namespace shop; a Role granting 'patch'"),
+                (self.state(rbac={"deny": ["create pods/exec"]}), [], False,
+                 "\u2717 RBAC: cannot create pods/exec"),
+                (windows, [], False, "\u2717 node node-1 runs Windows"),
+                (hostnet, [], False, "the host network"),
+                (self.existing_tap_state(securityContext={"privileged": True}),
+                 [], False, "container that is privileged")):
+            with self.subTest(want=want):
+                code, out, err, _ = self.check(state, *args)
+                self.assertIn(want, out)
+                self.assertEqual(code, 0 if ok else 1, out + err)
+                self.assertIn("a run would start" if ok else
+                              "a run would not start", out)
 
     def test_oversized_kubectl_output_is_refused_with_a_reason(self):
         # A pod's JSON is at most a few MiB (etcd refuses bigger objects);
@@ -406,9 +573,11 @@ class Mirror(unittest.TestCase):
                      no_writes=False)
         self.failure(self.state(rbac={"deny": ["get deployments"]}),
                      ["-n", "shop"], "cannot get deployments.apps")
-        self.failure(self.state(psa={"level": "baseline"}), ["-n", "shop"],
-                     "Pod Security admission .*baseline.* refuses the tap's "
-                     "NET_RAW", no_writes=False)
+        self.failure(self.state(psa={"level": "baseline"}),
+                     ["-n", "shop", "--tap-profile", "netraw"],
+                     "Pod Security level \"baseline\" in namespace shop "
+                     "refuses the NET_RAW tap; --tap-profile baseline",
+                     no_writes=False)
         self.failure(self.state(ephemeral_containers=False), ["-n", "shop"],
                      "does not support ephemeral containers", no_writes=False)
         err, took, _ = self.failure(

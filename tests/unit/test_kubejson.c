@@ -272,7 +272,7 @@ static void test_tapmirrors_own_tap_is_the_same(void **state)
     struct kube_pod pod;
     /* The pod as tapmirror's PUT leaves it. */
     char *body = kube_pod_with_tap(BASE_POD, strlen(BASE_POD), IMAGE, "api",
-                                   err, sizeof(err));
+                                   KUBE_TAP_NETRAW, err, sizeof(err));
     assert_non_null(body);
     assert_int_equal(kube_parse_pod(body, strlen(body), &pod, err,
                                     sizeof(err)),
@@ -712,6 +712,163 @@ static void test_each_class_from_real_stderr(void **state)
     }
 }
 
+/* The baseline-profile tap adds and drops nothing, and is tapmirror's
+ * own as much as the NET_RAW one; NET_RAW on top of the runtime's
+ * default set is more than either. */
+static void test_baseline_profile_tap_is_ours(void **state)
+{
+    (void)state;
+    char err[256], why[512];
+    struct kube_pod pod;
+    char *patch = kube_tap_patch(IMAGE, "api", KUBE_TAP_BASELINE);
+    assert_null(strstr(patch, "capabilities"));
+    assert_non_null(strstr(patch, "\"allowPrivilegeEscalation\":false"));
+    assert_non_null(strstr(patch, "RuntimeDefault"));
+    free(patch);
+    patch = kube_tap_patch(IMAGE, "api", KUBE_TAP_NETRAW);
+    assert_non_null(strstr(patch, "NET_RAW"));
+    free(patch);
+    char *body = kube_pod_with_tap(BASE_POD, strlen(BASE_POD), IMAGE, "api",
+                                   KUBE_TAP_BASELINE, err, sizeof(err));
+    assert_non_null(body);
+    assert_int_equal(kube_parse_pod(body, strlen(body), &pod, err,
+                                    sizeof(err)),
+                     0);
+    free(body);
+    assert_int_equal(pod.tap_profile, KUBE_TAP_BASELINE);
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "api", why, sizeof(why)),
+                     KUBE_TAP_SAME);
+    assert_int_equal(compare_sc("{\"capabilities\":{\"add\":[\"NET_RAW\"]},"
+                                NO_ESCALATION "," RUNTIME_DEFAULT "}",
+                                NULL, why, sizeof(why)),
+                     KUBE_TAP_EXCESS);
+    assert_string_equal(why, "does not drop ALL capabilities");
+    assert_int_equal(compare_sc("{" NO_ESCALATION "," RUNTIME_DEFAULT
+                                "," READ_ONLY "}",
+                                NULL, why, sizeof(why)),
+                     KUBE_TAP_SAME);
+    assert_int_equal(compare_sc("{" NO_ESCALATION "}", NULL, why,
+                                sizeof(why)),
+                     KUBE_TAP_EXCESS);
+}
+
+static void test_pod_security_refusal_names_its_level(void **state)
+{
+    (void)state;
+    char level[64];
+    enum kube_psa_level psa = KUBE_PSA_PRIVILEGED;
+    assert_true(kube_pod_security_refusal(
+        "Error from server (Forbidden): pods \"web-1\" is forbidden: "
+        "violates PodSecurity \"baseline:latest\": non-default capabilities "
+        "(container \"tapmirror-tap\" must not include \"NET_RAW\" in "
+        "securityContext.capabilities.add)\n",
+        level, sizeof(level)));
+    assert_string_equal(level, "baseline");
+    assert_true(kube_pod_security_parse_level(level, &psa));
+    assert_int_equal(psa, KUBE_PSA_BASELINE);
+    assert_true(kube_pod_security_refusal(
+        "violates PodSecurity \"restricted:v1.30\": runAsNonRoot != true",
+        level, sizeof(level)));
+    assert_string_equal(level, "restricted");
+    assert_true(kube_pod_security_parse_level(level, &psa));
+    assert_int_equal(psa, KUBE_PSA_RESTRICTED);
+    /* RBAC, not admission. */
+    assert_false(kube_pod_security_refusal(
+        "Error from server (Forbidden): pods \"web-1\" is forbidden: User "
+        "\"me\" cannot patch resource \"pods/ephemeralcontainers\"",
+        level, sizeof(level)));
+    assert_string_equal(level, "");
+    /* Remote text is made safe; an unknown level is not a level. */
+    assert_true(kube_pod_security_refusal("violates PodSecurity \"b\x1b[2J",
+                                          level, sizeof(level)));
+    assert_null(strchr(level, 0x1b));
+    assert_false(kube_pod_security_parse_level(level, &psa));
+    assert_false(kube_pod_security_parse_level("", &psa));
+}
+
+static void test_namespace_and_node_labels(void **state)
+{
+    (void)state;
+    char err[256], os[32];
+    struct kube_namespace_psa psa;
+    static const char ns[] =
+        "{\"metadata\":{\"name\":\"shop\",\"labels\":{"
+        "\"pod-security.kubernetes.io/enforce\":\"baseline\","
+        "\"pod-security.kubernetes.io/warn\":\"restricted\"}}}";
+    assert_int_equal(kube_parse_namespace_psa(ns, strlen(ns), &psa, err,
+                                              sizeof(err)),
+                     0);
+    assert_string_equal(psa.enforce, "baseline");
+    assert_string_equal(psa.warn, "restricted");
+    assert_string_equal(psa.audit, "");
+    assert_int_equal(kube_parse_namespace_psa("{", 1, &psa, err, sizeof(err)),
+                     -1);
+    static const char node[] =
+        "{\"metadata\":{\"name\":\"n1\",\"labels\":{"
+        "\"kubernetes.io/os\":\"windows\"}}}";
+    assert_int_equal(kube_parse_node_os(node, strlen(node), os, sizeof(os),
+                                        err, sizeof(err)),
+                     0);
+    assert_string_equal(os, "windows");
+    static const char info[] =
+        "{\"metadata\":{\"name\":\"n1\"},\"status\":{\"nodeInfo\":{"
+        "\"operatingSystem\":\"linux\"}}}";
+    assert_int_equal(kube_parse_node_os(info, strlen(info), os, sizeof(os),
+                                        err, sizeof(err)),
+                     0);
+    assert_string_equal(os, "linux");
+}
+
+/* Parses a pod with `spec_extra` in its spec. */
+static void parse_spec(const char *spec_extra, struct kube_pod *pod)
+{
+    char json[2048], err[256];
+    snprintf(json, sizeof(json),
+             "{\"metadata\":{\"name\":\"web-1\"},\"spec\":{%s"
+             "\"containers\":[{\"name\":\"api\"},"
+             "{\"name\":\"istio-proxy\"}]},"
+             "\"status\":{\"phase\":\"Running\"}}",
+             spec_extra);
+    assert_int_equal(kube_parse_pod(json, strlen(json), pod, err,
+                                    sizeof(err)),
+                     0);
+}
+
+static void test_pod_user_os_and_sidecar(void **state)
+{
+    (void)state;
+    char why[128];
+    struct kube_pod pod;
+    parse_spec("", &pod);
+    assert_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    assert_false(pod.windows);
+    assert_string_equal(kube_mesh_sidecar(&pod), "istio-proxy");
+    parse_spec("\"securityContext\":{\"runAsUser\":1000},"
+               "\"nodeName\":\"n1\",", &pod);
+    assert_non_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    assert_non_null(strstr(why, "runAsUser (1000)"));
+    assert_string_equal(pod.node_name, "n1");
+    parse_spec("\"securityContext\":{\"runAsNonRoot\":true},", &pod);
+    assert_non_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    assert_non_null(strstr(why, "runAsNonRoot"));
+    parse_spec("\"securityContext\":{\"runAsUser\":0},", &pod);
+    assert_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    parse_spec("\"nodeSelector\":{\"kubernetes.io/os\":\"windows\"},", &pod);
+    assert_true(pod.windows);
+    parse_spec("\"os\":{\"name\":\"windows\"},", &pod);
+    assert_true(pod.windows);
+}
+
+static void test_capture_not_permitted(void **state)
+{
+    (void)state;
+    assert_true(kube_capture_not_permitted(
+        "tcpdump: any: You don't have permission to perform this capture "
+        "on that device\n(socket: Operation not permitted)\n"));
+    assert_false(kube_capture_not_permitted(
+        "tcpdump: listening on any, link-type LINUX_SLL2\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +882,11 @@ int main(void)
         cmocka_unit_test(test_pod_list_says_why_pods_are_left_out),
         cmocka_unit_test(test_pod_text_is_escaped),
         cmocka_unit_test(test_tapmirrors_own_tap_is_the_same),
+        cmocka_unit_test(test_baseline_profile_tap_is_ours),
+        cmocka_unit_test(test_pod_security_refusal_names_its_level),
+        cmocka_unit_test(test_namespace_and_node_labels),
+        cmocka_unit_test(test_pod_user_os_and_sidecar),
+        cmocka_unit_test(test_capture_not_permitted),
         cmocka_unit_test(test_tap_with_more_privilege_is_refused),
         cmocka_unit_test(test_tap_differences_are_listed),
         cmocka_unit_test(test_pod_list_is_bounded),
