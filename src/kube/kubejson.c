@@ -992,6 +992,38 @@ enum kube_error kube_classify(const char *text, const char *what,
 
 /* ---- Services and ports ---- */
 
+const char *kube_target_kind(const char *target, const char **name)
+{
+    /* The resource names and short names kubectl accepts. */
+    static const struct {
+        const char *prefix, *kind;
+    } kinds[] = {
+        {"deployment/", "deployment"},   {"deploy/", "deployment"},
+        {"deployments/", "deployment"},  {"statefulset/", "statefulset"},
+        {"sts/", "statefulset"},         {"statefulsets/", "statefulset"},
+        {"daemonset/", "daemonset"},     {"ds/", "daemonset"},
+        {"daemonsets/", "daemonset"},    {"replicaset/", "replicaset"},
+        {"rs/", "replicaset"},           {"replicasets/", "replicaset"},
+        {"service/", "service"},         {"svc/", "service"},
+        {"services/", "service"},        {"pod/", "pod"},
+        {"po/", "pod"},                  {"pods/", "pod"},
+    };
+    const char *slash = strchr(target, '/');
+    if (slash == NULL) {
+        *name = target;
+        return "deployment";
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(target, kinds[i].prefix, n) == 0) {
+            *name = target + n;
+            return kinds[i].kind;
+        }
+    }
+    *name = target;
+    return NULL;
+}
+
 bool kube_port_name_ok(const char *s)
 {
     size_t n = strlen(s);

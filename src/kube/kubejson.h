@@ -195,6 +195,14 @@ struct kube_service {
 int kube_parse_service(const char *json, size_t len, struct kube_service *s,
                        char *err, size_t errlen);
 
+/*
+ * The kind of a mirror target as the user wrote it: "deployment" for NAME,
+ * deployment/NAME or deploy/NAME; "statefulset" (sts/), "daemonset"
+ * (ds/), "replicaset" (rs/), "service" (svc/) or "pod" (po/). *name is
+ * set to what follows the slash. NULL for any other KIND/.
+ */
+const char *kube_target_kind(const char *target, const char **name);
+
 /* Whether `s` is a port name Kubernetes accepts (IANA_SVC_NAME: 1 to 15
  * lower case letters, digits and '-', a letter among them, no '-' at
  * either end nor twice in a row). */
