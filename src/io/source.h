@@ -33,6 +33,9 @@ struct source_events {
     void (*addresses)(void *ctx, const struct service_addr *addrs,
                       size_t n);
     void *ctx;
+    /* Optional: the source resolved the service port (mirror -p NAME, or
+     * a Service port mapped to its targetPort), before any packet. */
+    void (*port)(void *ctx, uint16_t port);
 };
 
 /* A source whose items come from streams a provider opens itself (the
