@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "kube/kubejson.h"
 
 #define C_REPLAY  (1u << CMD_REPLAY)
 #define C_CAPTURE (1u << CMD_CAPTURE)
@@ -54,6 +55,7 @@ enum {
     OPT_TURN_QUIET,
     OPT_TAP_PROFILE,
     OPT_CHECK,
+    OPT_WARN_SILENCE,
 };
 
 /* How an option's value is read and where it goes. */
@@ -132,9 +134,15 @@ static const struct cli_option options[] = {
     {OPTION("port", 'p', "PORT", C_OVERVIEW),
      .help = "service port: TCP segments sent to it are client data "
              "(required; optional for summary)"},
-    {OPTION("port", 'p', "PORT", C_RUN),
+    {OPTION("port", 'p', "PORT", C_REPLAY | C_CAPTURE),
      .help = "service port: TCP segments sent to it are client data "
              "(required)"},
+    /* The same option, described for mirror, where it may be a name. */
+    {OPTION("port", 'p', "PORT", C_MIRROR),
+     .help = "service port: TCP segments sent to it are client data "
+             "(required). A number or a named container port; with a "
+             "service/ target, a Service port (number or name) is mapped "
+             "to its targetPort in each pod"},
     /* The same option, described for summary, where it is optional. */
     {OPTION("port", 'p', "PORT", C_SUMMARY),
      .help = "service port: TCP segments sent to it are client data "
@@ -287,6 +295,10 @@ static const struct cli_option options[] = {
      .help = "check what a run needs (versions, pods, RBAC, Pod Security, "
              "nodes, an existing tap) and print a checklist, injecting and "
              "running nothing; exit 0 only if a run would start"},
+    {OPTION("warn-silence", OPT_WARN_SILENCE, "DURATION", C_MIRROR),
+     DURATION_AT(warn_silence_ns), .deflt = "30s",
+     .help = "warn once, with the likely causes, when the tap has streamed "
+             "this long without one segment to PORT (0: never)"},
     {OPTION("json", OPT_JSON, NULL, C_SUMMARY), FLAG_AT(json),
      .help = "print the summary as JSON"},
     {OPTION("flows", OPT_FLOWS, "N", C_SUMMARY), COUNT_AT(list_flows),
@@ -325,9 +337,12 @@ static const struct {
      "Prints what a capture holds: packets, bytes, link type, time span, "
      "and its TCP connections with their ports and client byte counts."},
     {CMD_MIRROR, "mirror",
-     "mirror [deployment/]NAME|pod/NAME -p PORT [--to HOST:PORT ...] "
-     "[-o FILE|-] [options]",
-     "Taps a Kubernetes workload through kubectl: an ephemeral container "
+     "mirror [KIND/]NAME -p PORT|NAME [--to HOST:PORT ...] [-o FILE|-] "
+     "[options]",
+     "Taps a Kubernetes workload through kubectl: deployment/ (the "
+     "default), statefulset/, daemonset/, replicaset/ or service/ (the pods "
+     "of its selector, followed through rollouts) or pod/. An ephemeral "
+     "container "
      "with only NET_RAW runs tcpdump in the pod, its capture streams back "
      "over kubectl exec, and each client connection is replayed live to "
      "local targets. Ctrl-C stops it cleanly with exit status 0 (3 if some "
@@ -632,16 +647,12 @@ static enum cli_result check_bounds(const struct tm_options *o, char *err,
 static enum cli_result check_mirror(struct tm_options *o, char *err,
                                     size_t errlen)
 {
-    const char *name = o->target;
-    if (strncmp(name, "deployment/", 11) == 0 ||
-        strncmp(name, "deploy/", 7) == 0) {
-        name = strchr(name, '/') + 1;
-    } else if (strncmp(name, "pod/", 4) == 0) {
-        name += 4;
-    } else if (strchr(name, '/') != NULL) {
+    const char *name;
+    if (kube_target_kind(o->target, &name) == NULL) {
         return usage_error(err, errlen,
-                           "invalid target '%s': use NAME, deployment/NAME "
-                           "or pod/NAME",
+                           "invalid target '%s': use NAME, deployment/NAME, "
+                           "statefulset/NAME, daemonset/NAME, "
+                           "replicaset/NAME, service/NAME or pod/NAME",
                            o->target);
     }
     if (!tm_dns1123_name(name, 253)) {
@@ -678,7 +689,8 @@ static enum cli_result check_command(struct tm_options *o, int npos,
     int want = o->cmd == CMD_CAPTURE ? 0 : 1;
     if (npos < want) {
         return usage_error(err, errlen, "%s needs %s", name,
-                           o->cmd == CMD_MIRROR ? "a deployment or pod name"
+                           o->cmd == CMD_MIRROR ? "a target: NAME (a deployment), "
+                                                 "KIND/NAME or pod/NAME"
                                                 : "a capture FILE or -");
     }
     if (npos > want) {
@@ -690,7 +702,7 @@ static enum cli_result check_command(struct tm_options *o, int npos,
     } else if (want == 1) {
         o->input = pos[0];
     }
-    if (o->cmd != CMD_SUMMARY && o->port == 0) {
+    if (o->cmd != CMD_SUMMARY && o->port == 0 && o->port_name == NULL) {
         return usage_error(err, errlen, "%s needs -p/--port PORT", name);
     }
     if (o->cmd == CMD_REPLAY && o->n_targets == 0) {
@@ -736,10 +748,22 @@ static enum cli_result apply_option(struct tm_options *o,
     const char *why;
     switch (opt->val) {
     case 'p':
-        if (parse_port(arg, &o->port, &why) < 0) {
-            return usage_error(err, errlen, "invalid --port '%s': %s", arg,
-                               why);
+        /* mirror resolves a name in the pods; elsewhere there is nothing
+         * to resolve it against. */
+        if (o->cmd == CMD_MIRROR && kube_port_name_ok(arg)) {
+            o->port_name = arg;
+            o->port = 0;
+            return CLI_RUN;
         }
+        if (parse_port(arg, &o->port, &why) < 0) {
+            return usage_error(err, errlen, "invalid --port '%s': %s%s", arg,
+                               why,
+                               o->cmd == CMD_MIRROR
+                                   ? ", or a port name (at most 15 lower "
+                                     "case letters, digits and '-')"
+                                   : "");
+        }
+        o->port_name = NULL;
         return CLI_RUN;
     case OPT_TO:
         if (o->n_targets == TM_MAX_TARGETS) {

@@ -84,6 +84,10 @@ struct tm_options {
     uint64_t max_pods; /* tapped at once with --all-pods */
     enum tm_tap_profile tap_profile;
     bool check; /* --check: the preflight checklist only */
+    /* -p NAME (mirror only): a container port's name, or a Service
+     * port's; `port` is then 0 until the tap resolves it per pod. */
+    const char *port_name;
+    uint64_t warn_silence_ns; /* 0: never warn */
 };
 
 enum cli_result {

@@ -348,6 +348,12 @@ static void on_addresses(void *ctx, const struct service_addr *addrs,
     engine_set_service_addrs(r->engine, addrs, n);
 }
 
+static void on_port(void *ctx, uint16_t port)
+{
+    struct run *r = ctx;
+    engine_set_port(r->engine, port);
+}
+
 static void on_batch(void *ctx)
 {
     struct run *r = ctx;
@@ -584,6 +590,9 @@ static void on_tick(uv_timer_t *t)
             replay_flush(r->replay);
         }
     }
+    if (r->o->cmd == CMD_MIRROR) {
+        mirror_check_silence(r->src, engine_stats(r->engine)->inbound);
+    }
     /* A file paused for the targets, while nothing drains: every queued
      * byte waits for a connection that waits for more of the file (all
      * descriptor slots taken, say). Read on; the caps bound memory. */
@@ -618,7 +627,7 @@ static int open_source_for_command(struct run *r, char *err, size_t errlen)
         .promisc = o->promisc,
     };
     struct source_events ev = {on_item, on_batch, on_source_end,
-                               on_addresses, r};
+                               on_addresses, r, on_port};
     if (o->cmd == CMD_MIRROR) {
         return mirror_open(&r->loop, o, &sc, &ev, &r->src, err, errlen);
     }
@@ -865,6 +874,11 @@ static void run_loop(struct run *r)
                           : "");
     }
     for (size_t i = 0; r->replay && i < replay_target_count(r->replay); i++) {
+        if (o->port_name != NULL) {
+            tm_info("replaying client connections to port %s to %s",
+                    o->port_name, replay_target_label(r->replay, i));
+            continue;
+        }
         tm_info("replaying client connections to port %u to %s", o->port,
                 replay_target_label(r->replay, i));
     }

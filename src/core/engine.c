@@ -197,6 +197,11 @@ void engine_set_service_addrs(struct engine *e,
     e->cfg.n_service_addrs = n;
 }
 
+void engine_set_port(struct engine *e, uint16_t port)
+{
+    e->cfg.port = port;
+}
+
 static bool is_loopback(uint8_t family, const uint8_t *addr)
 {
     if (family == 4) {

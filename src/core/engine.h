@@ -146,6 +146,11 @@ void engine_free(struct engine *e);
 void engine_set_service_addrs(struct engine *e,
                               const struct service_addr *addrs, size_t n);
 
+/* Sets the service port once a source has resolved it (a named port in
+ * a Kubernetes pod); before the first packet, or it changes nothing
+ * already tracked. */
+void engine_set_port(struct engine *e, uint16_t port);
+
 /* Feeds one captured packet. Returns how it decoded. */
 enum decode_verdict engine_packet(struct engine *e, int linktype,
                                   uint64_t ts_ns, const uint8_t *pkt,

@@ -34,6 +34,9 @@ struct source_events {
     void (*addresses)(void *ctx, const struct service_addr *addrs,
                       size_t n);
     void *ctx;
+    /* Optional: the source resolved the service port (mirror -p NAME, or
+     * a Service port mapped to its targetPort), before any packet. */
+    void (*port)(void *ctx, uint16_t port);
 };
 
 /* How a live capture delivered packets (see --batch-above). */

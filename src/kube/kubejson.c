@@ -252,26 +252,34 @@ int kube_parse_deployment(const char *json, size_t len,
                           struct kube_deployment *d, char *err,
                           size_t errlen)
 {
+    return kube_parse_workload(json, len, "deployment", d, err, errlen);
+}
+
+int kube_parse_workload(const char *json, size_t len, const char *kind,
+                        struct kube_deployment *d, char *err, size_t errlen)
+{
     memset(d, 0, sizeof(*d));
     if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "the deployment");
+        snprintf(err, errlen,
+                 "kubectl printed too many JSON values for the %s", kind);
+        return -1;
     }
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the "
-                                 "deployment");
+        snprintf(err, errlen, "kubectl printed no valid JSON for the %s",
+                 kind);
+        return -1;
     }
     int rc = -1;
     if (!copy_string(d->name, sizeof(d->name),
                      path(root, "metadata", "name", NULL)) ||
         !tm_dns1123_name(d->name, KUBE_NAME_LEN - 1)) {
-        fail(err, errlen, "the deployment has no valid name");
+        snprintf(err, errlen, "the %s has no valid name", kind);
         goto out;
     }
     const cJSON *selector = path(root, "spec", "selector", NULL);
     if (!cJSON_IsObject(selector)) {
-        fail(err, errlen, "the deployment has no selector");
+        snprintf(err, errlen, "the %s has no selector", kind);
         goto out;
     }
     if (build_selector(selector, d->selector, sizeof(d->selector), err,
@@ -284,7 +292,8 @@ int kube_parse_deployment(const char *json, size_t len,
         goto out;
     }
     if (d->n_containers == 0) {
-        fail(err, errlen, "the deployment's pod template has no containers");
+        snprintf(err, errlen, "the %s's pod template has no containers",
+                 kind);
         goto out;
     }
     copy_string(d->default_container, sizeof(d->default_container),
@@ -455,6 +464,50 @@ static void read_pod_placement(const cJSON *spec, struct kube_pod *p)
                   strcmp(pod_os->valuestring, "windows") == 0);
 }
 
+/* A JSON number that is a TCP port (1-65535), else 0. */
+static uint16_t port_number(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+        v->valuedouble > 65535 || v->valuedouble != (double)v->valueint) {
+        return 0;
+    }
+    return (uint16_t)v->valueint;
+}
+
+static bool is_tcp(const cJSON *port)
+{
+    const cJSON *proto = child(port, "protocol");
+    return proto == NULL ||
+           (cJSON_IsString(proto) && strcmp(proto->valuestring, "TCP") == 0);
+}
+
+/* The containers' declared TCP ports; a malformed one is left out (the
+ * API server validates them: this is only a guard). */
+static void read_ports(const cJSON *containers, struct kube_pod *p)
+{
+    const cJSON *c, *port;
+    cJSON_ArrayForEach(c, containers)
+    {
+        cJSON_ArrayForEach(port, child(c, "ports"))
+        {
+            struct kube_port *kp = &p->ports[p->n_ports];
+            uint16_t n = port_number(child(port, "containerPort"));
+            if (p->n_ports == KUBE_MAX_PORTS || n == 0 || !is_tcp(port)) {
+                continue;
+            }
+            memset(kp, 0, sizeof(*kp));
+            if (child(port, "name") != NULL &&
+                (!copy_string(kp->name, sizeof(kp->name),
+                              child(port, "name")) ||
+                 !kube_port_name_ok(kp->name))) {
+                continue;
+            }
+            kp->port = n;
+            p->n_ports++;
+        }
+    }
+}
+
 static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                     size_t errlen)
 {
@@ -498,6 +551,7 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                         &p->n_containers, err, errlen) < 0) {
         return -1;
     }
+    read_ports(child(spec, "containers"), p);
     const cJSON *c;
     cJSON_ArrayForEach(c, child(spec, "ephemeralContainers"))
     {
@@ -1174,4 +1228,241 @@ bool kube_capture_not_permitted(const char *text)
     return strstr(text, "tcpdump") != NULL &&
            (strstr(text, "You don't have permission") != NULL ||
             strstr(text, "Operation not permitted") != NULL);
+}
+
+/* ---- Services and ports ---- */
+
+const char *kube_target_kind(const char *target, const char **name)
+{
+    /* The resource names and short names kubectl accepts. */
+    static const struct {
+        const char *prefix, *kind;
+    } kinds[] = {
+        {"deployment/", "deployment"},   {"deploy/", "deployment"},
+        {"deployments/", "deployment"},  {"statefulset/", "statefulset"},
+        {"sts/", "statefulset"},         {"statefulsets/", "statefulset"},
+        {"daemonset/", "daemonset"},     {"ds/", "daemonset"},
+        {"daemonsets/", "daemonset"},    {"replicaset/", "replicaset"},
+        {"rs/", "replicaset"},           {"replicasets/", "replicaset"},
+        {"service/", "service"},         {"svc/", "service"},
+        {"services/", "service"},        {"pod/", "pod"},
+        {"po/", "pod"},                  {"pods/", "pod"},
+    };
+    const char *slash = strchr(target, '/');
+    if (slash == NULL) {
+        *name = target;
+        return "deployment";
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(target, kinds[i].prefix, n) == 0) {
+            *name = target + n;
+            return kinds[i].kind;
+        }
+    }
+    *name = target;
+    return NULL;
+}
+
+bool kube_port_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    bool letter = false;
+    if (n == 0 || n > KUBE_PORT_NAME_LEN - 1 || s[0] == '-' ||
+        s[n - 1] == '-') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'a' && c <= 'z') {
+            letter = true;
+        } else if (c == '-') {
+            if (s[i + 1] == '-') {
+                return false;
+            }
+        } else if (c < '0' || c > '9') {
+            return false;
+        }
+    }
+    return letter;
+}
+
+static int read_service_port(const cJSON *item, struct kube_service_port *sp,
+                             char *err, size_t errlen)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->port = port_number(child(item, "port"));
+    if (sp->port == 0) {
+        return fail(err, errlen, "the service has a port without a valid "
+                                 "number");
+    }
+    const cJSON *name = child(item, "name");
+    if (name != NULL && (!copy_string(sp->name, sizeof(sp->name), name) ||
+                         !tm_dns1123_name(sp->name, 63))) {
+        return fail(err, errlen, "the service has a port with an invalid "
+                                 "name");
+    }
+    const cJSON *target = child(item, "targetPort");
+    if (target == NULL) {
+        sp->target_port = sp->port; /* as the API server defaults it */
+    } else if (cJSON_IsString(target)) {
+        if (!copy_string(sp->target_name, sizeof(sp->target_name), target) ||
+            !kube_port_name_ok(sp->target_name)) {
+            return fail(err, errlen, "the service has a targetPort that is "
+                                     "not a valid port name");
+        }
+    } else if ((sp->target_port = port_number(target)) == 0) {
+        return fail(err, errlen, "the service has a targetPort that is not "
+                                 "a valid port");
+    }
+    return 0;
+}
+
+int kube_parse_service(const char *json, size_t len, struct kube_service *s,
+                       char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the service");
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "service");
+    }
+    int rc = -1;
+    const cJSON *item;
+    if (!copy_string(s->name, sizeof(s->name),
+                     path(root, "metadata", "name", NULL)) ||
+        !tm_dns1123_name(s->name, KUBE_NAME_LEN - 1)) {
+        fail(err, errlen, "the service has no valid name");
+        goto out;
+    }
+    const cJSON *selector = path(root, "spec", "selector", NULL);
+    if (selector != NULL && !cJSON_IsObject(selector)) {
+        fail(err, errlen, "the service's selector is not an object");
+        goto out;
+    }
+    cJSON_ArrayForEach(item, selector)
+    {
+        if (!cJSON_IsString(item) || item->string == NULL ||
+            !label_text_ok(item->string, true) ||
+            !label_text_ok(item->valuestring, false)) {
+            fail(err, errlen, "the service's selector has a label that is "
+                              "not a valid label");
+            goto out;
+        }
+        if ((s->selector[0] && !sel_add(s->selector, sizeof(s->selector),
+                                        ",")) ||
+            !sel_add(s->selector, sizeof(s->selector), item->string) ||
+            !sel_add(s->selector, sizeof(s->selector), "=") ||
+            !sel_add(s->selector, sizeof(s->selector), item->valuestring)) {
+            fail(err, errlen, "the service's selector is too long");
+            goto out;
+        }
+    }
+    if (s->selector[0] == '\0') {
+        fail(err, errlen, "the service has no selector (its endpoints are "
+                          "managed by hand, or it names an external "
+                          "address): tap one of its pods by name");
+        goto out;
+    }
+    cJSON_ArrayForEach(item, path(root, "spec", "ports", NULL))
+    {
+        if (!is_tcp(item)) {
+            continue;
+        }
+        if (s->n_ports == KUBE_MAX_PORTS) {
+            fail(err, errlen, "the service has too many ports");
+            goto out;
+        }
+        if (read_service_port(item, &s->ports[s->n_ports], err, errlen) < 0) {
+            goto out;
+        }
+        s->n_ports++;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void kube_list_ports(const struct kube_pod *pod, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < pod->n_ports && used < len; i++) {
+        const struct kube_port *p = &pod->ports[i];
+        int n = p->name[0]
+                    ? snprintf(out + used, len - used, "%s%u (%s)",
+                               i ? ", " : "", p->port, p->name)
+                    : snprintf(out + used, len - used, "%s%u", i ? ", " : "",
+                               p->port);
+        if (n < 0) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    if (pod->n_ports == 0) {
+        snprintf(out, len, "none declared");
+    }
+}
+
+static int named_port(const struct kube_pod *pod, const char *name,
+                      uint16_t *out, char *err, size_t errlen)
+{
+    char ports[512];
+    for (size_t i = 0; i < pod->n_ports; i++) {
+        if (strcmp(pod->ports[i].name, name) == 0) {
+            *out = pod->ports[i].port;
+            return 0;
+        }
+    }
+    kube_list_ports(pod, ports, sizeof(ports));
+    snprintf(err, errlen,
+             "pod %s has no TCP container port named '%s' (its ports: %s)",
+             pod->name, name, ports);
+    return -1;
+}
+
+int kube_resolve_port(const struct kube_service *svc, const char *name,
+                      uint16_t number, const struct kube_pod *pod,
+                      uint16_t *out, char *how, size_t howlen, char *err,
+                      size_t errlen)
+{
+    if (how != NULL && howlen > 0) {
+        how[0] = '\0';
+    }
+    for (size_t i = 0; svc != NULL && i < svc->n_ports; i++) {
+        const struct kube_service_port *sp = &svc->ports[i];
+        bool match = name != NULL ? sp->name[0] && strcmp(sp->name, name) == 0
+                                  : sp->port == number;
+        if (!match) {
+            continue;
+        }
+        if (sp->target_name[0]) {
+            if (named_port(pod, sp->target_name, out, err, errlen) < 0) {
+                return -1;
+            }
+            if (how != NULL) {
+                snprintf(how, howlen,
+                         "service port %u is targetPort '%s', port %u in "
+                         "pod %s",
+                         sp->port, sp->target_name, *out, pod->name);
+            }
+        } else {
+            *out = sp->target_port;
+            if (how != NULL && *out != sp->port) {
+                snprintf(how, howlen, "service port %u is targetPort %u",
+                         sp->port, *out);
+            }
+        }
+        return 0;
+    }
+    if (name == NULL) {
+        *out = number;
+        return 0;
+    }
+    return named_port(pod, name, out, err, errlen);
 }

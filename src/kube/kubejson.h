@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KUBE_NAME_LEN     254 /* DNS-1123 subdomain, plus NUL */
 #define KUBE_MAX_CONTAINERS 32
@@ -47,6 +48,13 @@ struct kube_container_status {
 enum kube_tap_profile {
     KUBE_TAP_NETRAW = 0,
     KUBE_TAP_BASELINE,
+#define KUBE_MAX_PORTS     32
+#define KUBE_PORT_NAME_LEN 16 /* IANA_SVC_NAME: at most 15 characters */
+
+/* A container port: `name` may be empty. */
+struct kube_port {
+    char name[KUBE_PORT_NAME_LEN];
+    uint16_t port;
 };
 
 struct kube_pod {
@@ -77,6 +85,10 @@ struct kube_pod {
     bool run_as_non_root;
     char node_name[KUBE_NAME_LEN];
     bool windows; /* nodeSelector kubernetes.io/os=windows or os.name */
+    /* The TCP ports its containers declare (spec.containers[].ports),
+     * for named ports and for saying where a silent pod listens. */
+    struct kube_port ports[KUBE_MAX_PORTS];
+    size_t n_ports;
 };
 
 struct kube_deployment {
@@ -214,5 +226,65 @@ void kube_first_line(const char *text, char *out, size_t len);
  * printed ("tcpdump: ...", not a banner or a warning), else
  * kube_first_line(). */
 void kube_error_line(const char *text, char *out, size_t len);
+
+/*
+ * Any workload with a pod selector and a pod template (Deployment,
+ * StatefulSet, DaemonSet, ReplicaSet), read as kube_parse_deployment()
+ * does; `kind` ("statefulset") words the messages.
+ */
+int kube_parse_workload(const char *json, size_t len, const char *kind,
+                        struct kube_deployment *d, char *err, size_t errlen);
+
+/* One TCP port of a Service: `target_name` is set when its targetPort is
+ * a container port's name, else `target_port` is the number (the port
+ * itself when targetPort is absent). */
+struct kube_service_port {
+    char name[64];
+    uint16_t port;
+    uint16_t target_port;
+    char target_name[KUBE_PORT_NAME_LEN];
+};
+
+struct kube_service {
+    char name[KUBE_NAME_LEN];
+    char selector[2048]; /* spec.selector in kubectl -l syntax */
+    struct kube_service_port ports[KUBE_MAX_PORTS];
+    size_t n_ports;
+};
+
+/* A Service: refused without a selector (its endpoints are kept by hand
+ * or name something outside the cluster: there are no pods to tap). */
+int kube_parse_service(const char *json, size_t len, struct kube_service *s,
+                       char *err, size_t errlen);
+
+/*
+ * The kind of a mirror target as the user wrote it: "deployment" for NAME,
+ * deployment/NAME or deploy/NAME; "statefulset" (sts/), "daemonset"
+ * (ds/), "replicaset" (rs/), "service" (svc/) or "pod" (po/). *name is
+ * set to what follows the slash. NULL for any other KIND/.
+ */
+const char *kube_target_kind(const char *target, const char **name);
+
+/* Whether `s` is a port name Kubernetes accepts (IANA_SVC_NAME: 1 to 15
+ * lower case letters, digits and '-', a letter among them, no '-' at
+ * either end nor twice in a row). */
+bool kube_port_name_ok(const char *s);
+
+/*
+ * The port the user asked for, as a pod's number: `number` (when `name`
+ * is NULL) or the container port called `name`. With a Service, a
+ * number or name that is one of the Service's ports is first mapped to
+ * its targetPort (a number, or a name looked up in the pod). Returns 0
+ * with *out set, or -1 with `err` saying what the pod declares.
+ * `how` (may be NULL) receives "service port 80 -> targetPort http" or
+ * the like when a mapping was made, else "".
+ */
+int kube_resolve_port(const struct kube_service *svc, const char *name,
+                      uint16_t number, const struct kube_pod *pod,
+                      uint16_t *out, char *how, size_t howlen, char *err,
+                      size_t errlen);
+
+/* The pod's declared TCP ports, "8080 (http), 9090", into `out`. */
+void kube_list_ports(const struct kube_pod *pod, char *out, size_t len);
 
 #endif

@@ -64,6 +64,16 @@ struct tap {
     bool timer_closed;
     bool refused; /* its existing tap has more privilege than tapmirror's */
     enum kube_tap_profile profile; /* the tap injected or found */
+    char image[256]; /* the tap's image, for the --immediate-mode probe */
+    struct kube_port ports[KUBE_MAX_PORTS]; /* what the pod declares */
+    size_t n_ports;
+};
+
+/* Whether a tap image's tcpdump takes --immediate-mode, asked once. */
+#define MAX_PROBED_IMAGES 8
+struct image_probe {
+    char image[256];
+    bool done, immediate;
 };
 
 enum mirror_state { M_IDLE, M_STARTING, M_RUNNING, M_STOPPING };
@@ -81,6 +91,15 @@ struct mirror {
     char target[KUBE_NAME_LEN];
     char nsdesc[96]; /* "namespace shop" or "the current namespace" */
     struct kube_deployment dep;
+    const char *kind; /* "deployment", "service", "pod", ... */
+    char what[300];   /* "service web", for messages */
+    bool service;
+    struct kube_service svc;
+    uint16_t port; /* the pods' port number, once resolved */
+    uint64_t streaming_since; /* loop ms the first stream listened; 0 */
+    bool silence_warned;
+    struct image_probe probes[MAX_PROBED_IMAGES];
+    size_t n_probes;
     struct tap *taps;
     enum mirror_state state;
     bool paused, failed, ended, any_streaming;
@@ -423,8 +442,7 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
         if (c->purpose == LIST_INITIAL) {
             fail(m, "%s", msg);
         } else {
-            tm_warn("listing the pods of deployment %s failed: %s", m->target,
-                    msg);
+            tm_warn("listing the pods of %s failed: %s", m->what, msg);
             if (c->purpose == LIST_SWITCH) {
                 uv_timer_start(&m->poll, NULL, 0, 0); /* see on_poll */
             }
@@ -438,32 +456,31 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
     }
     size_t k = usable_pods(pods, n, &hostnet);
     if (c->purpose == LIST_INITIAL && k > 0 && refused > 0) {
-        tm_warn("deployment %s: %zu running pod%s left out (%s)", m->target,
-                refused, refused == 1 ? "" : "s", msg);
+        tm_warn("%s: %zu running pod%s left out (%s)", m->what, refused,
+                refused == 1 ? "" : "s", msg);
     }
     if (c->purpose == LIST_INITIAL) {
         if (k == 0) {
             if (hostnet > 0) {
                 fail(m,
-                     "the pods of deployment %s use the host network: a tap "
+                     "the pods of %s use the host network: a tap "
                      "would capture the node's traffic, so tapmirror "
                      "refuses",
-                     m->target);
+                     m->what);
             } else if (refused > 0) {
                 fail(m,
-                     "deployment %s in %s has no running pod tapmirror "
+                     "%s in %s has no running pod tapmirror "
                      "accepts: %zu refused (%s)",
-                     m->target, m->nsdesc, refused, msg);
+                     m->what, m->nsdesc, refused, msg);
             } else {
-                fail(m, "deployment %s in %s has no running pods", m->target,
-                     m->nsdesc);
+                fail(m, "%s in %s has no running pods", m->what, m->nsdesc);
             }
         } else if (m->o->all_pods) {
             size_t cap = (size_t)m->o->max_pods;
             if (k > cap) {
-                tm_warn("deployment %s has %zu running pods; tapping %zu of "
+                tm_warn("%s has %zu running pods; tapping %zu of "
                         "them (--max-pods %zu)",
-                        m->target, k, cap, cap);
+                        m->what, k, cap, cap);
             }
             note_untapped(m, k > cap ? k - cap : 0);
             for (size_t i = 0; i < k && i < cap && !m->failed; i++) {
@@ -483,14 +500,14 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
         }
         if (pick < k) {
             m->pod_switches++;
-            tm_warn("pod %s is gone; following deployment %s to pod %s",
-                    m->old_pod, m->target, pods[pick].name);
+            tm_warn("pod %s is gone; following %s to pod %s", m->old_pod,
+                    m->what, pods[pick].name);
             tap_begin(m, &pods[pick]);
         } else if (now_ms(m) >= m->switch_deadline) {
             fail(m,
-                 "pod %s is gone and deployment %s has no other running pod "
+                 "pod %s is gone and %s has no other running pod "
                  "to tap",
-                 m->old_pod, m->target);
+                 m->old_pod, m->what);
         } else {
             m->poll_busy = true; /* retried by the poll timer */
         }
@@ -507,14 +524,14 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
                 left_out++;
                 continue;
             }
-            tm_info("deployment %s has a new pod %s; tapping it too",
-                    m->target, pods[i].name);
+            tm_info("%s has a new pod %s; tapping it too", m->what,
+                    pods[i].name);
             tap_begin(m, &pods[i]);
         }
         if (left_out > 0 && left_out != m->untapped) {
-            tm_warn("deployment %s has %zu running pods that are not tapped "
+            tm_warn("%s has %zu running pods that are not tapped "
                     "(--max-pods %llu)",
-                    m->target, left_out,
+                    m->what, left_out,
                     (unsigned long long)m->o->max_pods);
         }
         note_untapped(m, left_out);
@@ -539,17 +556,38 @@ static void on_deployment(struct call_ctx *c, const struct kubectl_result *res)
 {
     struct mirror *m = c->m;
     char msg[1024], what[300];
-    snprintf(what, sizeof(what), "deployment %s", m->target);
+    snprintf(what, sizeof(what), "%s", m->what);
     if (res->exit_code != 0) {
         explain(m, res, what, msg, sizeof(msg));
         fail(m, "%s", msg);
         return;
     }
-    if (kube_parse_deployment(res->out, res->out_len, &m->dep, msg,
-                              sizeof(msg)) < 0) {
-        fail(m, "deployment %s: %s", m->target, msg);
+    if (kube_parse_workload(res->out, res->out_len, m->kind, &m->dep, msg,
+                            sizeof(msg)) < 0) {
+        fail(m, "%s: %s", m->what, msg);
         return;
     }
+    list_pods(m, LIST_INITIAL);
+}
+
+/* A Service: its selector picks the pods, as a workload's does. */
+static void on_service(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct mirror *m = c->m;
+    char msg[1024], what[300];
+    snprintf(what, sizeof(what), "%s", m->what);
+    if (res->exit_code != 0) {
+        explain(m, res, what, msg, sizeof(msg));
+        fail(m, "%s", msg);
+        return;
+    }
+    if (kube_parse_service(res->out, res->out_len, &m->svc, msg,
+                           sizeof(msg)) < 0) {
+        fail(m, "%s: %s", m->what, msg);
+        return;
+    }
+    snprintf(m->dep.selector, sizeof(m->dep.selector), "%s",
+             m->svc.selector);
     list_pods(m, LIST_INITIAL);
 }
 
@@ -599,9 +637,9 @@ static void on_version(struct call_ctx *c, const struct kubectl_result *res)
     m->minor = client;
     tm_verbose("kubectl 1.%d, API server 1.%d", client, server);
     if (m->deployment) {
-        const char *args[] = {"get", "deployment", m->target, "-o", "json",
-                              NULL};
-        call(m, NULL, 0, args, NULL, on_deployment);
+        const char *args[] = {"get", m->kind, m->target, "-o", "json", NULL};
+        call(m, NULL, 0, args, NULL,
+             m->service ? on_service : on_deployment);
     } else {
         const char *args[] = {"get", "pod", m->target, "-o", "json", NULL};
         call(m, NULL, 0, args, NULL, on_target_pod);
@@ -907,6 +945,68 @@ static void set_addresses(struct tap *t, const struct kube_pod *pod)
     }
 }
 
+/* A pod that cannot be tapped for its port: the end of the run when
+ * nothing else is tapped, else a warning. */
+static bool port_refused(struct mirror *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static bool port_refused(struct mirror *m, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (live_taps(m) == 0) {
+        fail(m, "%s", msg);
+    } else {
+        tm_warn("%s; not tapping it", msg);
+    }
+    return false;
+}
+
+/*
+ * The pod's number for -p (a named port, or a Service port mapped to its
+ * targetPort). The engine follows one service port, so every tapped pod
+ * must resolve to the same number: a pod that resolves to another (a
+ * rollout that renumbered the named port) is refused rather than
+ * captured on a port the rest of the run does not treat as the
+ * service's.
+ */
+static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
+{
+    char how[256], err[768];
+    uint16_t port = 0;
+    if (kube_resolve_port(m->service ? &m->svc : NULL, m->o->port_name,
+                          m->o->port, pod, &port, how, sizeof(how), err,
+                          sizeof(err)) < 0) {
+        return port_refused(m, "%s", err);
+    }
+    if (m->port != 0 && port != m->port) {
+        return port_refused(m,
+                            "pod %s has port %s as %u, but the pods tapped "
+                            "so far have it as %u: one run captures one "
+                            "port number; tap that pod in a run of its own",
+                            pod->name,
+                            m->o->port_name ? m->o->port_name : m->portstr,
+                            port, m->port);
+    }
+    if (m->port == 0) {
+        m->port = port;
+        if (how[0]) {
+            tm_info("%s", how);
+        } else if (m->o->port_name != NULL) {
+            tm_info("port %s is %u in pod %s", m->o->port_name, port,
+                    pod->name);
+        }
+        snprintf(m->portstr, sizeof(m->portstr), "%u", port);
+        if (m->ev.port != NULL) {
+            m->ev.port(m->ev.ctx, port);
+        }
+    }
+    return true;
+}
+
 static void tap_begin(struct mirror *m, const struct kube_pod *pod)
 {
     char container[64];
@@ -924,7 +1024,8 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
              pod->name);
         return;
     }
-    if (!choose_container(m, pod, container, sizeof(container))) {
+    if (!choose_container(m, pod, container, sizeof(container)) ||
+        !resolve_port(m, pod)) {
         return;
     }
     char user[128];
@@ -938,6 +1039,10 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
         return;
     }
     struct tap *t = tm_xcalloc(1, sizeof(*t));
+    snprintf(t->image, sizeof(t->image), "%s",
+             pod->has_tap ? pod->tap_image : m->o->tap_image);
+    memcpy(t->ports, pod->ports, sizeof(t->ports));
+    t->n_ports = pod->n_ports;
     t->m = m;
     snprintf(t->pod, sizeof(t->pod), "%s", pod->name);
     snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
@@ -1065,9 +1170,10 @@ static void exec_stderr_line(void *ctx, const char *line)
         if (!m->any_streaming) {
             m->any_streaming = true;
             m->state = M_RUNNING;
+            m->streaming_since = now_ms(m);
             tm_info("capturing TCP port %u in pod %s (%s) - press Ctrl-C to "
                     "stop",
-                    m->o->port, t->pod, m->nsdesc);
+                    m->port, t->pod, m->nsdesc);
         } else if (!t->announced) {
             tm_info("capturing in pod %s too", t->pod);
         }
@@ -1086,18 +1192,89 @@ static void exec_exited(void *ctx, int code, int sig)
     attach_finished(t);
 }
 
+static struct image_probe *find_probe(struct mirror *m, const char *image)
+{
+    for (size_t i = 0; i < m->n_probes; i++) {
+        if (strcmp(m->probes[i].image, image) == 0) {
+            return &m->probes[i];
+        }
+    }
+    return NULL;
+}
+
+static void probe_wait_timer(uv_timer_t *timer)
+{
+    struct tap *t = timer->data;
+    if (!stopping(t->m) && t->state != T_GONE) {
+        tap_attach(t);
+    }
+}
+
+static void on_probe(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    struct image_probe *p = find_probe(c->m, t->image);
+    if (p != NULL) {
+        p->done = true;
+        p->immediate = res->exit_code == 0;
+        tm_verbose("the tcpdump of %s %s --immediate-mode", p->image,
+                   p->immediate ? "takes" : "does not take");
+    }
+    if (!stopping(c->m) && t->state != T_GONE) {
+        tap_attach(t);
+    }
+}
+
+/*
+ * Whether tcpdump in this tap's image takes --immediate-mode (without it,
+ * libpcap may hold a quiet pod's packets for up to a second before -U
+ * writes them). Asked once per image with `tcpdump --immediate-mode
+ * --version`, which exits 0 only when the option is known. Returns false
+ * while the answer is pending: the tap is attached when it comes.
+ */
+static bool probe_immediate(struct tap *t, bool *immediate)
+{
+    struct mirror *m = t->m;
+    struct image_probe *p = find_probe(m, t->image);
+    if (p != NULL && p->done) {
+        *immediate = p->immediate;
+        return true;
+    }
+    if (p != NULL) { /* another pod's probe is on its way */
+        uv_timer_start(&t->timer, probe_wait_timer, 100, 0);
+        return false;
+    }
+    if (m->n_probes == MAX_PROBED_IMAGES) {
+        *immediate = false;
+        return true;
+    }
+    p = &m->probes[m->n_probes++];
+    snprintf(p->image, sizeof(p->image), "%s", t->image);
+    const char *args[] = {"exec",    t->pod,           "-c",
+                          KUBE_TAP_NAME, "--",         "tcpdump",
+                          "--immediate-mode", "--version", NULL};
+    call(m, t, 0, args, NULL, on_probe);
+    return false;
+}
+
 static void tap_attach(struct tap *t)
 {
     struct mirror *m = t->m;
     char err[512];
+    bool immediate = false;
     const char *args[] = {"exec", "-i",      t->pod, "-c", KUBE_TAP_NAME,
                           "--",   "tcpdump", "-p",   "-i", "any",
                           "-U",   "-w",      "-",    "tcp", "port",
-                          m->portstr, NULL};
+                          m->portstr, NULL, NULL};
     struct kubectl_exec_events ev = {exec_stderr_line, exec_exited, t};
     uv_pipe_t *out = NULL;
-    if (stopping(m)) {
+    if (stopping(m) || !probe_immediate(t, &immediate)) {
         return;
+    }
+    if (immediate) {
+        /* Before "-U"; the capture filter stays the last words. */
+        memmove(&args[11], &args[10], 6 * sizeof(args[0]));
+        args[10] = "--immediate-mode";
     }
     t->state = T_STREAMING;
     t->stream_ended = t->exec_exited = t->listening = false;
@@ -1110,7 +1287,7 @@ static void tap_attach(struct tap *t)
     struct source_config sc;
     memset(&sc, 0, sizeof(sc));
     struct source_events sev = {stream_item, stream_batch, stream_end, NULL,
-                                t};
+                                t, NULL};
     char name[300];
     snprintf(name, sizeof(name), "pod %s", t->pod);
     source_open_pipe(m->loop, out, name, &sc, &sev, &t->stream);
@@ -1141,8 +1318,8 @@ static void pod_gone(struct tap *t, const char *why)
         return;
     }
     if (m->o->all_pods) {
-        tm_warn("pod %s %s; the deployment's other pods stay tapped", t->pod,
-                why);
+        tm_warn("pod %s %s; the other pods of %s stay tapped", t->pod, why,
+                m->what);
         if (live_taps(m) == 0) {
             snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
             m->switch_deadline =
@@ -1151,7 +1328,7 @@ static void pod_gone(struct tap *t, const char *why)
         }
         return;
     }
-    /* Follow the rollout: tap the deployment's next pod. */
+    /* Follow the rollout: tap the workload's next pod. */
     snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
     m->switch_deadline = now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
     list_pods(m, LIST_SWITCH);
@@ -1454,14 +1631,16 @@ int mirror_open(uv_loop_t *loop, const struct tm_options *o,
     m->ev = *ev;
     snprintf(m->portstr, sizeof(m->portstr), "%u", o->port);
     const char *name = o->target;
-    m->deployment = true;
-    if (strncmp(name, "pod/", 4) == 0) {
-        m->deployment = false;
-        name += 4;
-    } else if (strchr(name, '/') != NULL) {
-        name = strchr(name, '/') + 1;
+    m->kind = kube_target_kind(o->target, &name);
+    if (m->kind == NULL) { /* cli.c checked it */
+        snprintf(err, errlen, "invalid target '%s'", o->target);
+        free(m);
+        return -1;
     }
+    m->deployment = strcmp(m->kind, "pod") != 0; /* it has a selector */
+    m->service = strcmp(m->kind, "service") == 0;
     snprintf(m->target, sizeof(m->target), "%s", name);
+    snprintf(m->what, sizeof(m->what), "%s %s", m->kind, m->target);
     if (o->namespace_ != NULL) {
         snprintf(m->nsdesc, sizeof(m->nsdesc), "namespace %s", o->namespace_);
     } else {
@@ -1472,8 +1651,7 @@ int mirror_open(uv_loop_t *loop, const struct tm_options *o,
     uv_timer_init(loop, &m->poll);
     m->poll.data = m;
     char label[300];
-    snprintf(label, sizeof(label), "%s/%s",
-             m->deployment ? "deployment" : "pod", m->target);
+    snprintf(label, sizeof(label), "%s/%s", m->kind, m->target);
     m->self = source_new(label, &mirror_ops, m, NULL);
     *out = m->self;
     return 0;
@@ -1494,12 +1672,18 @@ void mirror_get_report(const struct source *src, struct mirror_report *rep)
     if (m->n_seen > 0) {
         const char *nsflag = m->o->namespace_ ? " -n " : "";
         const char *ns = m->o->namespace_ ? m->o->namespace_ : "";
-        if (m->deployment) {
+        if (m->deployment && !m->service &&
+            strcmp(m->kind, "replicaset") != 0) {
             snprintf(m->hint, sizeof(m->hint),
                      "the tap container stays in the pod until the pod is "
                      "replaced; to remove it: kubectl rollout restart "
-                     "deployment/%s%s%s",
-                     m->target, nsflag, ns);
+                     "%s/%s%s%s",
+                     m->kind, m->target, nsflag, ns);
+        } else if (m->deployment) {
+            snprintf(m->hint, sizeof(m->hint),
+                     "the tap container stays in the pods until they are "
+                     "replaced (ephemeral containers cannot be removed): "
+                     "restart the workload that owns them");
         } else {
             snprintf(m->hint, sizeof(m->hint),
                      "the tap container stays in pod %s until the pod is "
@@ -1519,3 +1703,59 @@ void mirror_kill(struct source *src)
     provider_stop(m);
     kubectl_kill_all(m->kc);
 }
+
+/* The likely causes of a tap that sees nothing, from what is known. */
+void mirror_check_silence(struct source *src, uint64_t inbound)
+{
+    struct mirror *m = source_impl(src, &mirror_ops);
+    if (m == NULL || m->silence_warned || m->o->warn_silence_ns == 0 ||
+        !m->any_streaming || stopping(m)) {
+        return;
+    }
+    if (inbound > 0) {
+        m->silence_warned = true; /* it works: nothing to warn about */
+        return;
+    }
+    if (now_ms(m) - m->streaming_since <
+        m->o->warn_silence_ns / TM_NS_PER_MS) {
+        return;
+    }
+    m->silence_warned = true;
+    const struct tap *t = m->taps;
+    while (t != NULL && t->state != T_STREAMING) {
+        t = t->next;
+    }
+    char ports[512] = "", declared[600] = "";
+    if (t != NULL) {
+        bool listed = false;
+        struct kube_pod view;
+        memset(&view, 0, sizeof(view));
+        memcpy(view.ports, t->ports, sizeof(view.ports));
+        view.n_ports = t->n_ports;
+        for (size_t i = 0; i < t->n_ports; i++) {
+            listed = listed || t->ports[i].port == m->port;
+        }
+        kube_list_ports(&view, ports, sizeof(ports));
+        if (t->n_ports == 0) {
+            snprintf(declared, sizeof(declared),
+                     "pod %s declares no container ports: check that the "
+                     "application listens on %u; ",
+                     t->pod, m->port);
+        } else if (!listed) {
+            snprintf(declared, sizeof(declared),
+                     "pod %s declares no port %u (it declares %s): -p takes "
+                     "the port the pod listens on, or its name; ",
+                     t->pod, m->port, ports);
+        }
+    }
+    tm_warn("no segment to port %u in %g s of capture. Likely causes: "
+            "%sa service mesh sidecar (Istio, Linkerd) or a CNI that "
+            "hands traffic to the pod without it crossing the pod's "
+            "interface; clients that reach the pod at an address that is "
+            "not its own (add it with --service-ip); or no client called "
+            "it yet",
+            m->port,
+            (double)m->o->warn_silence_ns / (double)TM_NS_PER_S,
+            declared);
+}
+

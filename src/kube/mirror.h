@@ -1,6 +1,7 @@
 /*
  * The Kubernetes tap (the mirror command) as a capture source: resolves a
- * Deployment or pod through kubectl, injects or reuses the ephemeral
+ * workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, the pods of a
+ * Service's selector) or pod through kubectl, injects or reuses the ephemeral
  * container tapmirror-tap (NET_RAW only), streams `tcpdump -w -` over
  * `kubectl exec`, re-attaches when the stream ends, follows the
  * Deployment to a new pod when the tapped one goes away, and with
@@ -36,6 +37,11 @@ int mirror_open(uv_loop_t *loop, const struct tm_options *o,
 /* Stops the tap at once: every kubectl is killed with SIGKILL (a second
  * Ctrl-C). The source still closes once they have exited. */
 void mirror_kill(struct source *src);
+
+/* Called with the engine's count of inbound segments (run's tick): once
+ * a tap has streamed for --warn-silence without one, warns once with the
+ * likely causes. */
+void mirror_check_silence(struct source *src, uint64_t inbound);
 
 /* What the tap did, for the summary (valid until the source is freed). */
 void mirror_get_report(const struct source *src, struct mirror_report *rep);

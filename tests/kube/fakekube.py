@@ -39,7 +39,14 @@ BUNDLED = {27: "v1.27.16", 28: "v1.28.15", 29: "v1.29.14", 30: "v1.30.13",
 DEFAULT_USER = "system:serviceaccount:dev:me"
 FINISH_WAIT = 10.0      # seconds to wait for the client to hang up after the end of an exec
 STREAM_WAIT = 30.0      # seconds to wait for the SPDY client to open its streams (kubelet: 30 s)
-GROUP_OF = {"deployments": "apps", "replicasets": "apps"}
+GROUP_OF = {"deployments": "apps", "replicasets": "apps", "statefulsets": "apps",
+            "daemonsets": "apps"}
+# Objects served as given (the scenario's "objects"): kind -> (group, resource).
+OBJECT_KINDS = {"Service": ("", "services"), "StatefulSet": ("apps", "statefulsets"),
+                "DaemonSet": ("apps", "daemonsets"), "ReplicaSet": ("apps", "replicasets")}
+# `tcpdump --version` in netshoot v0.16 (stdout).
+TCPDUMP_VERSION = (b"tcpdump version 4.99.5\nlibpcap version 1.10.5 (with TPACKET_V3)\n"
+                   b"OpenSSL 3.3.2 3 Sep 2024\n")
 
 
 def _spdy_dictionary():
@@ -469,11 +476,12 @@ class Cluster:
             if replace:
                 self.state = {}
                 self.namespaces, self.deployments, self.pods = {}, {}, {}
+                self.objects = {}
                 self.rand = random.Random(state.get("seed", 1))
                 self.ip_next = 10
                 self.global_exec_counts = {}
             for k, v in state.items():
-                if k not in ("namespaces", "deployments", "pods", "events", "nodes"):
+                if k not in ("namespaces", "deployments", "pods", "events", "nodes", "objects"):
                     self.state[k] = copy.deepcopy(v)
             if "version" in state or not hasattr(self, "minor"):
                 v = state.get("version") or "1.33"
@@ -500,6 +508,8 @@ class Cluster:
                 node = rec["obj"]["spec"].get("nodeName")
                 if node and node not in self.nodes:
                     self.add_node(node)
+            for o in state.get("objects", []):
+                self.add_object(o)
             for ns in ["default"] + [k[0] for k in itertools.chain(self.deployments, self.pods)]:
                 if ns not in self.namespaces and not self.state.get("strict_namespaces"):
                     self.add_namespace(ns)
@@ -595,6 +605,25 @@ class Cluster:
         self.deployments[(md["namespace"], md["name"])] = {
             "obj": obj, "hash": d.get("template_hash") or self._hash10(md["name"])}
 
+    def add_object(self, o):
+        """A Service, StatefulSet, DaemonSet or ReplicaSet, served as given
+        (metadata defaulted as the API server would)."""
+        obj = copy.deepcopy(o)
+        group, resource = OBJECT_KINDS[obj["kind"]]
+        obj.setdefault("apiVersion", "apps/v1" if group else "v1")
+        md = obj.setdefault("metadata", {})
+        md.setdefault("namespace", "default")
+        md.setdefault("uid", str(uuid.uuid4()))
+        md.setdefault("creationTimestamp", iso(time.time() - 3600))
+        md["resourceVersion"] = self.bump()
+        if obj["kind"] == "Service":
+            for port in obj.get("spec", {}).get("ports", []):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+        self.objects[(resource, md["namespace"], md["name"])] = obj
+        if md["namespace"] not in self.namespaces and not self.state.get("strict_namespaces"):
+            self.add_namespace(md["namespace"])
+
     def _hash10(self, seed):
         r = random.Random(seed)
         return "".join(r.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(10))
@@ -671,6 +700,7 @@ class Cluster:
             obj["spec"]["ephemeralContainers"] = ecs
         obj = merge_patch(obj, p.get("raw", {}))
         rec = {"obj": obj, "tap": p.get("tap"), "exec": p.get("exec"), "ready": p.get("ready", True),
+               "tcpdump": p.get("tcpdump"),
                "added": {}, "override": {}, "exec_counts": {},
                "static_status": {s["name"]: s for s in p.get("ephemeralContainerStatuses", [])},
                "container_status": {s["name"]: s for s in p.get("containerStatuses", [])},
@@ -962,10 +992,29 @@ class Cluster:
             if transport == "spdy":      # the kubelet's answer, proxied as is
                 return "http", 500, msg, "text/plain; charset=utf-8"
             beh = {"mode": "status", "status": exec_internal("unable to upgrade connection: " + msg)}
+        elif argv[0] == "tcpdump" and "--version" in argv:
+            beh = self.tcpdump_version(rec, argv)
         else:
             beh = self.pick_behaviour(rec, ns, name, ctr, argv)
         beh.update(container=ctr, argv=argv)
         return "session", beh
+
+    def tcpdump_version(self, rec, argv):
+        """`tcpdump [--immediate-mode] --version`, as netshoot's tcpdump answers:
+        the version on stdout, exit 0; with `tcpdump: {"immediate_mode": false}`
+        (per pod or global) an older tcpdump that rejects the option (getopt's
+        message and the usage, exit 1); `{"missing": true}`: no tcpdump."""
+        cfg = {**(self.state.get("tcpdump") or {}), **(rec.get("tcpdump") or {})}
+        if cfg.get("missing"):
+            return {"mode": "notfound", "rule": "tcpdump", "attempt": 1}
+        if "--immediate-mode" in argv and not cfg.get("immediate_mode", True):
+            return {"mode": "exit", "exit_code": 1, "rule": "tcpdump", "attempt": 1,
+                    "stderr": "tcpdump: unrecognized option '--immediate-mode'\n"
+                              "tcpdump version 4.1.1\nlibpcap version 1.1.1\n"
+                              "Usage: tcpdump [-aAdDefIKlLnNOpqRStuUvxX] [ -B size ] [ -c count ]\n"}
+        return {"mode": "exit", "exit_code": 0, "rule": "tcpdump", "attempt": 1,
+                "data_b64": base64.b64encode(TCPDUMP_VERSION).decode(),
+                "stdout_bytes": len(TCPDUMP_VERSION)}
 
     def pick_behaviour(self, rec, ns, name, ctr, argv):
         for source, rules in (("pod", rec.get("exec")), ("global", self.state.get("exec"))):
@@ -1152,7 +1201,9 @@ class Cluster:
                   res("pods/attach", "", "PodAttachOptions", ["create", "get"]),
                   res("pods/exec", "", "PodExecOptions", ["create", "get"]),
                   res("pods/log", "", "Pod", ["get"]),
-                  res("pods/status", "", "Pod", ["get", "patch", "update"])]
+                  res("pods/status", "", "Pod", ["get", "patch", "update"]),
+                  res("services", "service", "Service", crud, ["svc"], ["all"]),
+                  res("services/status", "", "Service", ["get", "patch", "update"])]
             if self.state.get("ephemeral_containers", True):
                 rs.insert(2, res("pods/ephemeralcontainers", "", "Pod", ["get", "patch", "update"]))
             return {"kind": "APIResourceList", "groupVersion": "v1", "resources": rs}
@@ -1160,7 +1211,10 @@ class Cluster:
             return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
                     "resources": [res("deployments", "deployment", "Deployment", crud, ["deploy"], ["all"]),
                                   res("deployments/scale", "", "Scale", ["get", "patch", "update"]),
-                                  res("deployments/status", "", "Deployment", ["get", "patch", "update"])]}
+                                  res("deployments/status", "", "Deployment", ["get", "patch", "update"]),
+                                  res("statefulsets", "statefulset", "StatefulSet", crud, ["sts"], ["all"]),
+                                  res("daemonsets", "daemonset", "DaemonSet", crud, ["ds"], ["all"]),
+                                  res("replicasets", "replicaset", "ReplicaSet", crud, ["rs"], ["all"])]}
         return None
 
     # ---- REST -----------------------------------------------------------------
@@ -1232,7 +1286,8 @@ class Cluster:
         resource = rest[0] if rest else ""
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if len(rest) > 3 or (group, resource) not in (("", "pods"), ("apps", "deployments")) or \
+        served = {("", "pods"), ("apps", "deployments")} | set(OBJECT_KINDS.values())
+        if len(rest) > 3 or (group, resource) not in served or \
                 sub not in ("", "ephemeralcontainers", "status"):
             return 404, NO_RESOURCE
         verb = {"GET": "get" if name else ("watch" if q.get("watch", [""])[0] in ("1", "true")
@@ -1247,6 +1302,12 @@ class Cluster:
             return self._list(resource, ns, q) if method == "GET" else \
                 (405, status(405, "MethodNotAllowed",
                              "the server does not allow this method on the requested resource"))
+        if (group, resource) in OBJECT_KINDS.values():
+            o = self.objects.get((resource, ns, name))
+            if method != "GET" or sub:
+                return 405, status(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
+            return (200, copy.deepcopy(o)) if o else (404, not_found(resource, name, group))
         if resource == "deployments":
             d = self.deployments.get((ns, name))
             if method != "GET" or sub:
@@ -1321,13 +1382,17 @@ class Cluster:
         if resource == "pods":
             objs = [self.render_pod(r) for k, r in sorted(self.pods.items()) if ns in (None, k[0])]
             kind = "PodList"
+        elif resource != "deployments":
+            objs = [copy.deepcopy(o) for k, o in sorted(self.objects.items())
+                    if k[0] == resource and ns in (None, k[1])]
+            kind = [k for k, v in OBJECT_KINDS.items() if v[1] == resource][0] + "List"
         else:
             objs = [self.render_deployment(d) for k, d in sorted(self.deployments.items())
                     if ns in (None, k[0])]
             kind = "DeploymentList"
         items = [self._item(o) for o in objs if label_match(lreqs, o["metadata"].get("labels"))
                  and field_match(freqs, o)]
-        return 200, {"kind": kind, "apiVersion": "apps/v1" if resource == "deployments" else "v1",
+        return 200, {"kind": kind, "apiVersion": "v1" if resource in ("pods", "services") else "apps/v1",
                      "metadata": {"resourceVersion": str(self.rv)}, "items": items}
 
     def snapshot(self):
@@ -1335,7 +1400,8 @@ class Cluster:
             return {"version": self.git_version,
                     "namespaces": sorted(self.namespaces),
                     "deployments": [self.render_deployment(d) for _, d in sorted(self.deployments.items())],
-                    "pods": [self.render_pod(r) for _, r in sorted(self.pods.items())]}
+                    "pods": [self.render_pod(r) for _, r in sorted(self.pods.items())],
+                    "objects": [o for _, o in sorted(self.objects.items())]}
 
 
 # ---------------------------------------------------------------- exec sessions

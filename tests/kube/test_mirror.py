@@ -37,6 +37,12 @@ PODS = ["web-7d4b9c6f5d-x2k8q", "web-7d4b9c6f5d-m9vtl", "web-7d4b9c6f5d-p4hzw"]
 SKIP = None
 
 
+def capture_execs(fk):
+    """The capture execs: not the one-off `tcpdump --immediate-mode
+    --version` probe of each tap image."""
+    return [e for e in fk.execs() if "--version" not in e["command"]]
+
+
 def fnv_streams(payloads):
     return sorted((len(p), t.fnv64(p)) for p in payloads)
 
@@ -120,6 +126,97 @@ class Mirror(unittest.TestCase):
                 if e["method"] in ("PATCH", "PUT", "POST", "DELETE")
                 and "/exec" not in e["path"]]
 
+    # ---- targets as users name them; silence
+
+    NAMED = [{"name": "api", "image": "ghcr.io/example/web:1.4.2",
+              "ports": [{"name": "http", "containerPort": 8080}]},
+             {"name": "envoy", "image": "envoyproxy/envoy:v1.31.0"}]
+
+    def test_service_port_to_named_target_port(self):
+        svc = {"kind": "Service", "metadata": {"name": "shopfront", "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}
+        cap = self.caps[0]
+        for version in ("1.27", "1.33"):
+            with self.subTest(version=version), \
+                    FakeKube(self.state(containers=self.NAMED, objects=[svc]),
+                             version=version) as fk:
+                sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+                out = self.tmp(f"svc-{version}.pcap")
+                p = self.start(fk, "service/shopfront", "-n", "shop", "-p", 80,
+                               "--to", sink.to, "-o", out)
+                err = self.wait_for(p, "capturing TCP port 8080")
+                sink.wait(timeout=60)
+                code, _, err = self.interrupt(p, err)
+                self.assertEqual(code, 0, err)
+                self.assertIn("service port 80 is targetPort 'http', port 8080",
+                              err)
+                self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+                self.assertEqual(t.read_bytes(out), cap["bytes"])
+                gets = [e["path"] for e in fk.requests() if e["method"] == "GET"]
+                self.assertIn("/api/v1/namespaces/shop/services/shopfront", gets)
+                ex = capture_execs(fk)
+                self.assertEqual(ex[0]["command"][-3:], ["tcp", "port", "8080"])
+                self.assertIn("--immediate-mode", ex[0]["command"])
+
+    def test_statefulset_with_named_port(self):
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": self.NAMED}}}}
+        cap = self.caps[0]
+        with FakeKube(self.state(containers=self.NAMED, objects=[sts]),
+                      version="1.30") as fk:
+            out = self.tmp("sts.pcap")
+            p = self.start(fk, "sts/db", "-n", "shop", "-p", "http", "-o", out)
+            err = self.wait_for(p, "capturing TCP port 8080")
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("port http is 8080 in pod", err)
+            self.assertIn("kubectl rollout restart statefulset/db -n shop", err)
+            gets = [e["path"] for e in fk.requests() if e["method"] == "GET"]
+            self.assertIn("/apis/apps/v1/namespaces/shop/statefulsets/db", gets)
+        # A name no container declares: refused, saying what they declare.
+        with FakeKube(self.state(containers=self.NAMED, objects=[sts]),
+                      version="1.33") as fk:
+            code, err = self.run_fail(fk, "statefulset/db", "-n", "shop",
+                                      "-p", "grpc")
+            self.assertEqual(code, 1, err)
+            self.assertIn("has no TCP container port named 'grpc' (its ports: "
+                          "8080 (http))", err)
+            self.assertEqual(self.writes(fk), [])
+
+    def test_silence_is_reported_once(self):
+        cap = self.caps[0]
+        st = self.state(tcpdump={"immediate_mode": False})
+        # tcpdump starts and writes its file header, then nothing arrives.
+        st["pods"][0]["exec"][0].pop("capture")
+        st["pods"][0]["exec"][0]["data_b64"] = base64.b64encode(
+            cap["bytes"][:24]).decode()
+        with FakeKube(st, version="1.31") as fk:
+            p = self.start(fk, "web", "-n", "shop", "-p", 8081,
+                           "--warn-silence", "1s")
+            err = self.wait_for(p, "no segment to port 8081")
+            time.sleep(1.5)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(err.count("no segment to port"), 1, err)
+            self.assertIn("declares no port 8081 (it declares 8080)", err)
+            self.assertIn("--service-ip", err)
+            self.assertIn("mesh", err)
+            # This tcpdump does not take --immediate-mode: not passed.
+            ex = capture_execs(fk)
+            self.assertNotIn("--immediate-mode", ex[0]["command"])
+        # Traffic to the port: no warning.
+        with FakeKube(self.state(), version="1.31") as fk:
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080,
+                           "--warn-silence", "1s")
+            err = self.wait_for(p, "capturing TCP port 8080")
+            time.sleep(2.5)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertNotIn("no segment", err)
+
     # ---- the happy path, on the oldest, a middle and the newest kubectl
 
     def test_mirror_end_to_end(self):
@@ -164,12 +261,16 @@ class Mirror(unittest.TestCase):
             self.assertEqual(ephemeral[-1],
                              tap_container(image=TAP_IMAGE, target="api"))
             # The capture: tcpdump with exactly these arguments, no TTY.
-            ex = fk.execs()
+            ex = capture_execs(fk)
             self.assertEqual(len(ex), 1)
             self.assertEqual(ex[0]["transport"], transport)
             self.assertEqual(ex[0]["command"],
-                             ["tcpdump", "-p", "-i", "any", "-U", "-w", "-",
-                              "tcp", "port", "8080"])
+                             ["tcpdump", "-p", "-i", "any", "--immediate-mode",
+                              "-U", "-w", "-", "tcp", "port", "8080"])
+            # Whether tcpdump takes --immediate-mode was asked once.
+            probes = [e for e in fk.execs() if "--version" in e["command"]]
+            self.assertEqual([e["command"] for e in probes],
+                             [["tcpdump", "--immediate-mode", "--version"]])
             self.assertEqual(ex[0]["container"], "tapmirror-tap")
             self.assertFalse(ex[0].get("tty"))
             # Stopped the polite way: standard input closed, no kubectl left.
@@ -475,7 +576,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(code, 0, err)
             self.assertRegex(err, "warning: deployment web has 3 running "
                                   "pods; tapping 2 of them \(--max-pods 2\)")
-            self.assertEqual(len(fk.execs()), 2)
+            self.assertEqual(len(capture_execs(fk)), 2)
             self.assertIn("kubernetes: tapped 2 pods", err)
             k = t.read_json(stats)["kubernetes"]
             # Ready pods first, then by name.
@@ -778,7 +879,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(t.read_bytes(out), cap["bytes"])
             self.assertEqual(t.read_json(stats)["kubernetes"]["reattaches"], 1)
             self.assertIn("re-attaching", err)
-            self.assertEqual(len(fk.execs()), 2)
+            self.assertEqual(len(capture_execs(fk)), 2)
 
     def test_dropped_websocket_is_reattached(self):
         # A dropped connection: kubectl 1.33 exits 1 with "close 1006".
@@ -940,7 +1041,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(doc["flows"]["seen"],
                              len(self.caps[0]["payloads"]))
             # Stopped the polite way, and nothing left behind.
-            self.assertTrue(fk.execs()[0]["stdin_closed"])
+            self.assertTrue(capture_execs(fk)[0]["stdin_closed"])
             self.assertEqual(self.kubectls(fk, (p.pid,)), [],
                              "kubectl left running")
 
@@ -995,7 +1096,7 @@ class Mirror(unittest.TestCase):
             code, _, err2 = None, None, ""
             while time.monotonic() < deadline:
                 time.sleep(0.5)
-                if fk.execs()[-1]["stdout_bytes"] >= len(b["bytes"]):
+                if capture_execs(fk)[-1]["stdout_bytes"] >= len(b["bytes"]):
                     break
             time.sleep(1.0)
             code, _, err = self.interrupt(p, err)
@@ -1038,7 +1139,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(sink.streams(), fnv_streams(total))
             st = t.read_json(stats)
             self.assertEqual(sorted(st["kubernetes"]["pods"]), sorted(PODS))
-            self.assertEqual(len(fk.execs()), 3)
+            self.assertEqual(len(capture_execs(fk)), 3)
             # One merged capture holding all three pods' connections.
             r = t.run(["summary", out, "-p", 8080, "--json", "--flows", "0"])
             doc = json.loads(r.stdout)

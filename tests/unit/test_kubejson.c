@@ -869,6 +869,182 @@ static void test_capture_not_permitted(void **state)
         "tcpdump: listening on any, link-type LINUX_SLL2\n"));
 }
 
+/* ---- Service, StatefulSet/DaemonSet/ReplicaSet and container ports ---- */
+
+static const char SERVICE_JSON[] =
+    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"web\"},"
+    "\"spec\":{\"selector\":{\"app\":\"web\",\"tier\":\"api\"},"
+    "\"ports\":[{\"name\":\"http\",\"port\":80,\"targetPort\":\"web-http\"},"
+    "{\"name\":\"admin\",\"port\":9000,\"targetPort\":9901},"
+    "{\"name\":\"dns\",\"port\":53,\"protocol\":\"UDP\"},"
+    "{\"name\":\"metrics\",\"port\":9100}]}}";
+
+static const char POD_PORTS_JSON[] =
+    "{\"metadata\":{\"name\":\"web-1\"},\"spec\":{\"containers\":["
+    "{\"name\":\"api\",\"ports\":[{\"name\":\"web-http\","
+    "\"containerPort\":8080},{\"containerPort\":8443},"
+    "{\"name\":\"syslog\",\"containerPort\":514,\"protocol\":\"UDP\"}]},"
+    "{\"name\":\"envoy\",\"ports\":[{\"name\":\"admin\","
+    "\"containerPort\":9901,\"protocol\":\"TCP\"}]}]}}";
+
+static void test_service_selector_and_ports(void **state)
+{
+    (void)state;
+    struct kube_service svc;
+    char err[256];
+    assert_int_equal(kube_parse_service(SERVICE_JSON, strlen(SERVICE_JSON),
+                                        &svc, err, sizeof(err)),
+                     0);
+    assert_string_equal(svc.name, "web");
+    assert_string_equal(svc.selector, "app=web,tier=api");
+    assert_int_equal(svc.n_ports, 3); /* the UDP port is left out */
+    assert_string_equal(svc.ports[0].target_name, "web-http");
+    assert_int_equal(svc.ports[0].target_port, 0);
+    assert_int_equal(svc.ports[1].target_port, 9901);
+    /* No targetPort: the API server's default, the port itself. */
+    assert_int_equal(svc.ports[2].port, 9100);
+    assert_int_equal(svc.ports[2].target_port, 9100);
+}
+
+static void test_service_without_selector_is_refused(void **state)
+{
+    (void)state;
+    struct kube_service svc;
+    char err[256];
+    const char *none = "{\"metadata\":{\"name\":\"ext\"},\"spec\":{"
+                       "\"ports\":[{\"port\":80}]}}";
+    assert_int_equal(
+        kube_parse_service(none, strlen(none), &svc, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no selector"));
+    const char *bad = "{\"metadata\":{\"name\":\"web\"},\"spec\":{"
+                      "\"selector\":{\"app\":\"a b\"}}}";
+    assert_int_equal(
+        kube_parse_service(bad, strlen(bad), &svc, err, sizeof(err)), -1);
+    const char *badtarget = "{\"metadata\":{\"name\":\"web\"},\"spec\":{"
+                            "\"selector\":{\"app\":\"web\"},\"ports\":[{"
+                            "\"port\":80,\"targetPort\":\"--all\"}]}}";
+    assert_int_equal(kube_parse_service(badtarget, strlen(badtarget), &svc,
+                                        err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "targetPort"));
+}
+
+static void test_workload_selector_words_its_kind(void **state)
+{
+    (void)state;
+    struct kube_deployment d;
+    char err[256];
+    const char *sts =
+        "{\"kind\":\"StatefulSet\",\"metadata\":{\"name\":\"db\"},\"spec\":{"
+        "\"selector\":{\"matchLabels\":{\"app\":\"db\"},\"matchExpressions\":"
+        "[{\"key\":\"tier\",\"operator\":\"In\",\"values\":[\"a\",\"b\"]}]},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"pg\"}]}}}}";
+    assert_int_equal(kube_parse_workload(sts, strlen(sts), "statefulset", &d,
+                                         err, sizeof(err)),
+                     0);
+    assert_string_equal(d.selector, "app=db,tier in (a,b)");
+    assert_string_equal(d.containers[0], "pg");
+    const char *nosel = "{\"metadata\":{\"name\":\"logs\"},\"spec\":{}}";
+    assert_int_equal(kube_parse_workload(nosel, strlen(nosel), "daemonset",
+                                         &d, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "the daemonset has no selector");
+}
+
+static void test_pod_container_ports(void **state)
+{
+    (void)state;
+    struct kube_pod pod;
+    char err[256], list[256];
+    assert_int_equal(kube_parse_pod(POD_PORTS_JSON, strlen(POD_PORTS_JSON),
+                                    &pod, err, sizeof(err)),
+                     0);
+    assert_int_equal(pod.n_ports, 3); /* TCP ports of every container */
+    assert_string_equal(pod.ports[0].name, "web-http");
+    assert_int_equal(pod.ports[0].port, 8080);
+    assert_string_equal(pod.ports[1].name, "");
+    assert_int_equal(pod.ports[2].port, 9901);
+    kube_list_ports(&pod, list, sizeof(list));
+    assert_string_equal(list, "8080 (web-http), 8443, 9901 (admin)");
+}
+
+static void test_port_names(void **state)
+{
+    (void)state;
+    assert_true(kube_port_name_ok("http"));
+    assert_true(kube_port_name_ok("web-http"));
+    assert_true(kube_port_name_ok("h2c"));
+    assert_true(kube_port_name_ok("abcdefghijklmno")); /* 15 */
+    assert_false(kube_port_name_ok("abcdefghijklmnop"));
+    assert_false(kube_port_name_ok("8080"));
+    assert_false(kube_port_name_ok("-http"));
+    assert_false(kube_port_name_ok("http-"));
+    assert_false(kube_port_name_ok("we--b"));
+    assert_false(kube_port_name_ok("Http"));
+    assert_false(kube_port_name_ok(""));
+}
+
+static void test_port_resolution(void **state)
+{
+    (void)state;
+    struct kube_service svc;
+    struct kube_pod pod;
+    char err[256], how[256];
+    uint16_t port = 0;
+    assert_int_equal(kube_parse_service(SERVICE_JSON, strlen(SERVICE_JSON),
+                                        &svc, err, sizeof(err)),
+                     0);
+    assert_int_equal(kube_parse_pod(POD_PORTS_JSON, strlen(POD_PORTS_JSON),
+                                    &pod, err, sizeof(err)),
+                     0);
+    /* A Service port with a named targetPort: looked up in the pod. */
+    assert_int_equal(kube_resolve_port(&svc, NULL, 80, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 8080);
+    assert_non_null(strstr(how, "targetPort 'web-http'"));
+    /* ... by the Service port's name too. */
+    assert_int_equal(kube_resolve_port(&svc, "http", 0, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 8080);
+    /* A numeric targetPort. */
+    assert_int_equal(kube_resolve_port(&svc, NULL, 9000, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 9901);
+    assert_string_equal(how, "service port 9000 is targetPort 9901");
+    /* Not a Service port: the pod's own port, as given. */
+    assert_int_equal(kube_resolve_port(&svc, NULL, 8443, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 8443);
+    assert_string_equal(how, "");
+    /* Without a Service, a name is a container port's. */
+    assert_int_equal(kube_resolve_port(NULL, "admin", 0, &pod, &port, NULL,
+                                       0, err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 9901);
+    /* A name the pod does not declare says what it does declare; a UDP
+     * port of that name does not count. */
+    assert_int_equal(kube_resolve_port(NULL, "syslog", 0, &pod, &port, NULL,
+                                       0, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "pod web-1 has no TCP container port named "
+                             "'syslog' (its ports: 8080 (web-http), 8443, "
+                             "9901 (admin))");
+    /* A named targetPort the pod lacks. */
+    const char *bare = "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{"
+                       "\"containers\":[{\"name\":\"api\"}]}}";
+    assert_int_equal(
+        kube_parse_pod(bare, strlen(bare), &pod, err, sizeof(err)), 0);
+    assert_int_equal(kube_resolve_port(&svc, NULL, 80, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "pod web-2 has no TCP container port named "
+                             "'web-http' (its ports: none declared)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,6 +1068,12 @@ int main(void)
         cmocka_unit_test(test_pod_list_is_bounded),
         cmocka_unit_test(test_dense_json_is_refused_before_parsing),
         cmocka_unit_test(test_each_class_from_real_stderr),
+        cmocka_unit_test(test_service_selector_and_ports),
+        cmocka_unit_test(test_service_without_selector_is_refused),
+        cmocka_unit_test(test_workload_selector_words_its_kind),
+        cmocka_unit_test(test_pod_container_ports),
+        cmocka_unit_test(test_port_names),
+        cmocka_unit_test(test_port_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
