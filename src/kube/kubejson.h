@@ -48,6 +48,8 @@ struct kube_container_status {
 enum kube_tap_profile {
     KUBE_TAP_NETRAW = 0,
     KUBE_TAP_BASELINE,
+};
+
 #define KUBE_MAX_PORTS     32
 #define KUBE_PORT_NAME_LEN 16 /* IANA_SVC_NAME: at most 15 characters */
 

@@ -419,3 +419,10 @@ class Postgres(unittest.TestCase):
         err = r.stderr.decode(errors="replace")
         self.assertNotEqual(self.local.history(), prod, err)
         self.assertEqual(self.local.history()[0], "0", err)
+
+
+if __name__ == "__main__":
+    REASON = capture_permitted()
+    if REASON:
+        print(f"skipping: {REASON}")
+    t.main()
