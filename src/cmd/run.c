@@ -611,6 +611,39 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- setup ---- */
 
+/* The mirror's own configuration: the kube layer does not see the
+ * command line's struct. */
+_Static_assert(TM_MAX_PODS_LIMIT <= MIRROR_MAX_PODS, "--max-pods bound");
+_Static_assert(TM_MAX_SERVICE_ADDRS <= MIRROR_MAX_SERVICE_ADDRS,
+               "--service-ip bound");
+static struct mirror_config mirror_config_from_options(
+    const struct tm_options *o)
+{
+    static const enum mirror_tap_profile profiles[] = {
+        [TM_TAP_AUTO] = MIRROR_TAP_AUTO,
+        [TM_TAP_NETRAW] = MIRROR_TAP_NETRAW,
+        [TM_TAP_BASELINE] = MIRROR_TAP_BASELINE,
+    };
+    return (struct mirror_config){
+        .target = o->target,
+        .namespace_ = o->namespace_,
+        .container = o->container,
+        .context = o->context,
+        .kubeconfig = o->kubeconfig,
+        .kubectl = o->kubectl,
+        .tap_image = o->tap_image,
+        .tap_timeout_ns = o->tap_timeout_ns,
+        .all_pods = o->all_pods,
+        .max_pods = o->max_pods,
+        .tap_profile = profiles[o->tap_profile],
+        .port = o->port,
+        .port_name = o->port_name,
+        .warn_silence_ns = o->warn_silence_ns,
+        .service = o->service,
+        .n_service = o->n_service,
+    };
+}
+
 /* Returns 0, -1 (a runtime error) or SOURCE_BAD_FILTER (a usage error),
  * with err set. */
 static int open_source_for_command(struct run *r, char *err, size_t errlen)
@@ -629,7 +662,8 @@ static int open_source_for_command(struct run *r, char *err, size_t errlen)
     struct source_events ev = {on_item, on_batch, on_source_end,
                                on_addresses, r, on_port};
     if (o->cmd == CMD_MIRROR) {
-        return mirror_open(&r->loop, o, &sc, &ev, &r->src, err, errlen);
+        struct mirror_config mc = mirror_config_from_options(o);
+        return mirror_open(&r->loop, &mc, &sc, &ev, &r->src, err, errlen);
     }
     if (o->cmd == CMD_CAPTURE) {
         return source_open_live(&r->loop, o->interface, &sc, &ev, &r->src,

@@ -80,7 +80,7 @@ enum mirror_state { M_IDLE, M_STARTING, M_RUNNING, M_STOPPING };
 
 struct mirror {
     uv_loop_t *loop;
-    const struct tm_options *o;
+    struct mirror_config cfg; /* copied; its strings are borrowed */
     struct source_events ev;
     struct source *self;
     struct kubectl *kc;
@@ -184,11 +184,11 @@ static void remember_pod(struct mirror *m, const char *pod)
  * user's --service-ip: only traffic sent to them is inbound. */
 static void publish_addresses(struct mirror *m)
 {
-    struct service_addr all[TM_MAX_SERVICE_ADDRS +
-                            TM_MAX_PODS_LIMIT * KUBE_MAX_IPS];
+    struct service_addr all[MIRROR_MAX_SERVICE_ADDRS +
+                            MIRROR_MAX_PODS * KUBE_MAX_IPS];
     size_t n = 0;
-    for (size_t i = 0; i < m->o->n_service; i++) {
-        all[n++] = m->o->service[i];
+    for (size_t i = 0; i < m->cfg.n_service; i++) {
+        all[n++] = m->cfg.service[i];
     }
     for (struct tap *t = m->taps; t != NULL; t = t->next) {
         if (t->state == T_GONE) {
@@ -300,7 +300,7 @@ static void call(struct mirror *m, struct tap *t, int purpose,
  * one, which tapmirror does not know. */
 static const char *classify_ns(const struct mirror *m)
 {
-    return m->o->namespace_ ? m->nsdesc : NULL;
+    return m->cfg.namespace_ ? m->nsdesc : NULL;
 }
 
 /* Explains a failed call as one line. */
@@ -317,7 +317,7 @@ static void explain(struct mirror *m, const struct kubectl_result *res,
                  CALL_TIMEOUT_MS / 1000, what);
         return;
     }
-    kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL, msg,
+    kube_classify(res->err, what, m->cfg.namespace_ ? m->nsdesc : NULL, msg,
                   len);
 }
 
@@ -351,14 +351,14 @@ static bool choose_container(struct mirror *m, const struct kube_pod *pod,
     char names[1024];
     list_names(pod->containers, pod->n_containers, names,
                sizeof(names));
-    if (m->o->container != NULL) {
+    if (m->cfg.container != NULL) {
         if (!contains(pod->containers, pod->n_containers,
-                      m->o->container)) {
+                      m->cfg.container)) {
             fail(m, "container %s not found in pod %s (it has: %s)",
-                 m->o->container, pod->name, names);
+                 m->cfg.container, pod->name, names);
             return false;
         }
-        snprintf(out, len, "%s", m->o->container);
+        snprintf(out, len, "%s", m->cfg.container);
         return true;
     }
     if (pod->n_containers == 1) {
@@ -475,8 +475,8 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
             } else {
                 fail(m, "%s in %s has no running pods", m->what, m->nsdesc);
             }
-        } else if (m->o->all_pods) {
-            size_t cap = (size_t)m->o->max_pods;
+        } else if (m->cfg.all_pods) {
+            size_t cap = (size_t)m->cfg.max_pods;
             if (k > cap) {
                 tm_warn("%s has %zu running pods; tapping %zu of "
                         "them (--max-pods %zu)",
@@ -520,7 +520,7 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
                 tap_refused(m, &pods[i])) {
                 continue;
             }
-            if (live_taps(m) >= m->o->max_pods) {
+            if (live_taps(m) >= m->cfg.max_pods) {
                 left_out++;
                 continue;
             }
@@ -532,7 +532,7 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
             tm_warn("%s has %zu running pods that are not tapped "
                     "(--max-pods %llu)",
                     m->what, left_out,
-                    (unsigned long long)m->o->max_pods);
+                    (unsigned long long)m->cfg.max_pods);
         }
         note_untapped(m, left_out);
     }
@@ -671,7 +671,7 @@ static void tap_fail(struct tap *t, const char *fmt, ...)
     struct mirror *m = t->m;
     t->state = T_GONE;
     uv_timer_stop(&t->timer);
-    if (m->o->all_pods && live_taps(m) > 0) {
+    if (m->cfg.all_pods && live_taps(m) > 0) {
         tm_warn("%s; the other pods stay tapped", msg);
         publish_addresses(m);
         return;
@@ -711,7 +711,7 @@ static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
         return;
     }
     char why[512];
-    if (pod.has_tap && kube_tap_compare(&pod, m->o->tap_image, t->container,
+    if (pod.has_tap && kube_tap_compare(&pod, m->cfg.tap_image, t->container,
                                         why, sizeof(why)) == KUBE_TAP_EXCESS) {
         /* Another tool's tap got there first (KUBE_ERR_TAP_IMMUTABLE). */
         refuse_tap(t, why);
@@ -755,7 +755,7 @@ static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
                  "the tap in pod %s did not start within %s (%s%s); raise "
                  "--tap-timeout if the image is slow to pull",
                  t->pod,
-                 format_duration(m->o->tap_timeout_ns, waited, sizeof(waited)),
+                 format_duration(m->cfg.tap_timeout_ns, waited, sizeof(waited)),
                  st->state == KUBE_STATE_WAITING ? "waiting: " : "no status",
                  st->state == KUBE_STATE_WAITING ? st->reason : "");
         return;
@@ -775,7 +775,7 @@ static void tap_wait_poll(uv_timer_t *timer)
 static void tap_wait(struct tap *t)
 {
     t->state = T_WAITING;
-    t->deadline = now_ms(t->m) + t->m->o->tap_timeout_ns / TM_NS_PER_MS;
+    t->deadline = now_ms(t->m) + t->m->cfg.tap_timeout_ns / TM_NS_PER_MS;
     tap_wait_poll(&t->timer);
 }
 
@@ -806,7 +806,7 @@ static bool pod_security_refused(struct tap *t,
                  t->pod, m->nsdesc);
         return true;
     }
-    if (t->profile == KUBE_TAP_NETRAW && m->o->tap_profile == TM_TAP_AUTO) {
+    if (t->profile == KUBE_TAP_NETRAW && m->cfg.tap_profile == MIRROR_TAP_AUTO) {
         tm_warn("Pod Security level \"%s\" in %s refuses the NET_RAW tap; "
                 "retrying with the baseline profile (no capability added: "
                 "the runtime's default set, which on containerd includes "
@@ -840,7 +840,7 @@ static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
          * -q. */
         tm_warn("injected the tap (%s, %s) into pod %s, container %s; it "
                 "stays until the pod is replaced",
-                m->o->tap_image,
+                m->cfg.tap_image,
                 t->profile == KUBE_TAP_NETRAW
                     ? "NET_RAW only"
                     : "baseline profile: the runtime's default "
@@ -853,7 +853,7 @@ static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
     if (pod_security_refused(t, res)) {
         return;
     }
-    switch (kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL,
+    switch (kube_classify(res->err, what, m->cfg.namespace_ ? m->nsdesc : NULL,
                           msg, sizeof(msg))) {
     case KUBE_ERR_BAD_SUBRESOURCE:
         /* kubectl older than 1.32: replace the pod's ephemeral containers
@@ -893,7 +893,7 @@ static void on_pod_for_put(struct call_ctx *c,
         tap_fail(t, "%s", msg);
         return;
     }
-    char *body = kube_pod_with_tap(res->out, res->out_len, m->o->tap_image,
+    char *body = kube_pod_with_tap(res->out, res->out_len, m->cfg.tap_image,
                                    t->container, t->profile, msg,
                                    sizeof(msg));
     if (body == NULL) {
@@ -912,7 +912,7 @@ static void tap_inject(struct tap *t)
     struct mirror *m = t->m;
     t->state = T_INJECTING;
     if (m->minor >= 32) {
-        char *patch = kube_tap_patch(m->o->tap_image, t->container,
+        char *patch = kube_tap_patch(m->cfg.tap_image, t->container,
                                      t->profile);
         const char *args[] = {"patch",
                               "pod",
@@ -977,8 +977,8 @@ static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
 {
     char how[256], err[768];
     uint16_t port = 0;
-    if (kube_resolve_port(m->service ? &m->svc : NULL, m->o->port_name,
-                          m->o->port, pod, &port, how, sizeof(how), err,
+    if (kube_resolve_port(m->service ? &m->svc : NULL, m->cfg.port_name,
+                          m->cfg.port, pod, &port, how, sizeof(how), err,
                           sizeof(err)) < 0) {
         return port_refused(m, "%s", err);
     }
@@ -988,15 +988,15 @@ static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
                             "so far have it as %u: one run captures one "
                             "port number; tap that pod in a run of its own",
                             pod->name,
-                            m->o->port_name ? m->o->port_name : m->portstr,
+                            m->cfg.port_name ? m->cfg.port_name : m->portstr,
                             port, m->port);
     }
     if (m->port == 0) {
         m->port = port;
         if (how[0]) {
             tm_info("%s", how);
-        } else if (m->o->port_name != NULL) {
-            tm_info("port %s is %u in pod %s", m->o->port_name, port,
+        } else if (m->cfg.port_name != NULL) {
+            tm_info("port %s is %u in pod %s", m->cfg.port_name, port,
                     pod->name);
         }
         snprintf(m->portstr, sizeof(m->portstr), "%u", port);
@@ -1040,7 +1040,7 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     }
     struct tap *t = tm_xcalloc(1, sizeof(*t));
     snprintf(t->image, sizeof(t->image), "%s",
-             pod->has_tap ? pod->tap_image : m->o->tap_image);
+             pod->has_tap ? pod->tap_image : m->cfg.tap_image);
     memcpy(t->ports, pod->ports, sizeof(t->ports));
     t->n_ports = pod->n_ports;
     t->m = m;
@@ -1048,12 +1048,12 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
     snprintf(t->container, sizeof(t->container), "%s", container);
     snprintf(t->ns, sizeof(t->ns), "%s",
-             pod->ns[0] ? pod->ns : (m->o->namespace_ ? m->o->namespace_
+             pod->ns[0] ? pod->ns : (m->cfg.namespace_ ? m->cfg.namespace_
                                                       : "default"));
     set_addresses(t, pod);
     t->backoff_ms = BACKOFF_FIRST_MS;
     t->profile = pod->has_tap ? pod->tap_profile
-                 : m->o->tap_profile == TM_TAP_BASELINE ? KUBE_TAP_BASELINE
+                 : m->cfg.tap_profile == MIRROR_TAP_BASELINE ? KUBE_TAP_BASELINE
                                                          : KUBE_TAP_NETRAW;
     uv_timer_init(m->loop, &t->timer);
     t->timer.data = t;
@@ -1062,7 +1062,7 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     publish_addresses(m);
     if (pod->has_tap) {
         char why[512];
-        switch (kube_tap_compare(pod, m->o->tap_image, t->container, why,
+        switch (kube_tap_compare(pod, m->cfg.tap_image, t->container, why,
                                  sizeof(why))) {
         case KUBE_TAP_EXCESS:
             refuse_tap(t, why);
@@ -1317,20 +1317,20 @@ static void pod_gone(struct tap *t, const char *why)
         fail(m, "pod %s %s", t->pod, why);
         return;
     }
-    if (m->o->all_pods) {
+    if (m->cfg.all_pods) {
         tm_warn("pod %s %s; the other pods of %s stay tapped", t->pod, why,
                 m->what);
         if (live_taps(m) == 0) {
             snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
             m->switch_deadline =
-                now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
+                now_ms(m) + m->cfg.tap_timeout_ns / TM_NS_PER_MS;
             list_pods(m, LIST_SWITCH);
         }
         return;
     }
     /* Follow the rollout: tap the workload's next pod. */
     snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
-    m->switch_deadline = now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
+    m->switch_deadline = now_ms(m) + m->cfg.tap_timeout_ns / TM_NS_PER_MS;
     list_pods(m, LIST_SWITCH);
 }
 
@@ -1470,7 +1470,7 @@ static void on_poll(uv_timer_t *timer)
         list_pods(m, LIST_SWITCH);
         return;
     }
-    if (m->o->all_pods && m->deployment && !m->poll_busy &&
+    if (m->cfg.all_pods && m->deployment && !m->poll_busy &&
         live_taps(m) > 0) {
         m->poll_busy = true;
         list_pods(m, LIST_REFRESH);
@@ -1614,26 +1614,26 @@ static const struct source_ops mirror_ops = {
     .close = provider_close,
 };
 
-int mirror_open(uv_loop_t *loop, const struct tm_options *o,
+int mirror_open(uv_loop_t *loop, const struct mirror_config *mc,
                 const struct source_config *cfg,
                 const struct source_events *ev, struct source **out,
                 char *err, size_t errlen)
 {
     (void)cfg;
     struct mirror *m = tm_xcalloc(1, sizeof(*m));
-    if (kubectl_find(o->kubectl, m->kubectl_path, sizeof(m->kubectl_path),
+    if (kubectl_find(mc->kubectl, m->kubectl_path, sizeof(m->kubectl_path),
                      err, errlen) < 0) {
         free(m);
         return -1;
     }
     m->loop = loop;
-    m->o = o;
+    m->cfg = *mc;
     m->ev = *ev;
-    snprintf(m->portstr, sizeof(m->portstr), "%u", o->port);
-    const char *name = o->target;
-    m->kind = kube_target_kind(o->target, &name);
+    snprintf(m->portstr, sizeof(m->portstr), "%u", mc->port);
+    const char *name = mc->target;
+    m->kind = kube_target_kind(mc->target, &name);
     if (m->kind == NULL) { /* cli.c checked it */
-        snprintf(err, errlen, "invalid target '%s'", o->target);
+        snprintf(err, errlen, "invalid target '%s'", mc->target);
         free(m);
         return -1;
     }
@@ -1641,13 +1641,13 @@ int mirror_open(uv_loop_t *loop, const struct tm_options *o,
     m->service = strcmp(m->kind, "service") == 0;
     snprintf(m->target, sizeof(m->target), "%s", name);
     snprintf(m->what, sizeof(m->what), "%s %s", m->kind, m->target);
-    if (o->namespace_ != NULL) {
-        snprintf(m->nsdesc, sizeof(m->nsdesc), "namespace %s", o->namespace_);
+    if (mc->namespace_ != NULL) {
+        snprintf(m->nsdesc, sizeof(m->nsdesc), "namespace %s", mc->namespace_);
     } else {
         snprintf(m->nsdesc, sizeof(m->nsdesc), "the current namespace");
     }
-    m->kc = kubectl_new(loop, m->kubectl_path, o->kubeconfig, o->context,
-                        o->namespace_);
+    m->kc = kubectl_new(loop, m->kubectl_path, mc->kubeconfig, mc->context,
+                        mc->namespace_);
     uv_timer_init(loop, &m->poll);
     m->poll.data = m;
     char label[300];
@@ -1670,8 +1670,8 @@ void mirror_get_report(const struct source *src, struct mirror_report *rep)
     rep->reattaches = m->reattaches;
     rep->pod_switches = m->pod_switches;
     if (m->n_seen > 0) {
-        const char *nsflag = m->o->namespace_ ? " -n " : "";
-        const char *ns = m->o->namespace_ ? m->o->namespace_ : "";
+        const char *nsflag = m->cfg.namespace_ ? " -n " : "";
+        const char *ns = m->cfg.namespace_ ? m->cfg.namespace_ : "";
         if (m->deployment && !m->service &&
             strcmp(m->kind, "replicaset") != 0) {
             snprintf(m->hint, sizeof(m->hint),
@@ -1708,7 +1708,7 @@ void mirror_kill(struct source *src)
 void mirror_check_silence(struct source *src, uint64_t inbound)
 {
     struct mirror *m = source_impl(src, &mirror_ops);
-    if (m == NULL || m->silence_warned || m->o->warn_silence_ns == 0 ||
+    if (m == NULL || m->silence_warned || m->cfg.warn_silence_ns == 0 ||
         !m->any_streaming || stopping(m)) {
         return;
     }
@@ -1717,7 +1717,7 @@ void mirror_check_silence(struct source *src, uint64_t inbound)
         return;
     }
     if (now_ms(m) - m->streaming_since <
-        m->o->warn_silence_ns / TM_NS_PER_MS) {
+        m->cfg.warn_silence_ns / TM_NS_PER_MS) {
         return;
     }
     m->silence_warned = true;
@@ -1755,7 +1755,7 @@ void mirror_check_silence(struct source *src, uint64_t inbound)
             "not its own (add it with --service-ip); or no client called "
             "it yet",
             m->port,
-            (double)m->o->warn_silence_ns / (double)TM_NS_PER_S,
+            (double)m->cfg.warn_silence_ns / (double)TM_NS_PER_S,
             declared);
 }
 

@@ -14,8 +14,39 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "cmd/cli.h"
+#include "core/addr.h"
 #include "io/source.h"
+
+/* The most pods tapped at once and the most service addresses given:
+ * bounds of the address table the engine gets (cli.c's limits are
+ * checked against these where the run fills the config). */
+#define MIRROR_MAX_PODS          64
+#define MIRROR_MAX_SERVICE_ADDRS 16
+
+enum mirror_tap_profile {
+    MIRROR_TAP_AUTO = 0, /* NET_RAW, then baseline if Pod Security refuses */
+    MIRROR_TAP_NETRAW,
+    MIRROR_TAP_BASELINE,
+};
+
+/* What a mirror needs from the command line; strings and the address
+ * array are borrowed for the source's life. */
+struct mirror_config {
+    const char *target; /* [KIND/]NAME */
+    const char *namespace_; /* NULL: kubectl's current namespace */
+    const char *container;  /* NULL: the pod's default */
+    const char *context, *kubeconfig, *kubectl;
+    const char *tap_image;
+    uint64_t tap_timeout_ns;
+    bool all_pods;
+    uint64_t max_pods; /* at most MIRROR_MAX_PODS */
+    enum mirror_tap_profile tap_profile;
+    uint16_t port;         /* 0: port_name is resolved per pod */
+    const char *port_name; /* -p NAME, or NULL */
+    uint64_t warn_silence_ns; /* 0: never warn */
+    const struct service_addr *service; /* --service-ip addresses */
+    size_t n_service;                   /* at most MIRROR_MAX_SERVICE_ADDRS */
+};
 
 struct mirror_report {
     const char *const *pods; /* every pod whose tap was used */
@@ -29,7 +60,7 @@ struct mirror_report {
 /* Checks what can be checked without the cluster (kubectl is there) and
  * returns the source; nothing runs until source_start(). Returns -1 with
  * `err` set. */
-int mirror_open(uv_loop_t *loop, const struct tm_options *o,
+int mirror_open(uv_loop_t *loop, const struct mirror_config *mc,
                 const struct source_config *cfg,
                 const struct source_events *ev, struct source **out,
                 char *err, size_t errlen);

@@ -22,11 +22,7 @@ LAYERS = ["core", "proto", "io", "kube", "cmd"]
 # Known upward includes, each with the reason it is still there. An
 # entry names a module (its .c and .h) and the header it may include; an
 # entry nothing needs any more fails the test, so the list only shrinks.
-ALLOWED = {
-    # struct tm_options (cmd/cli.h) is the mirror command's configuration;
-    # the mirror is to get a configuration of its own in kube/.
-    ("kube/mirror", "cmd/cli.h"),
-}
+ALLOWED = set()
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
 
@@ -99,6 +95,16 @@ def check(src):
 def self_test():
     """The checker catches an upward include (and accepts a clean tree),
     so that a pass of the real tree means something."""
+    global ALLOWED
+    saved = ALLOWED
+    ALLOWED = {("kube/mirror", "cmd/cli.h")}  # an exception to test with
+    try:
+        self_test_tree()
+    finally:
+        ALLOWED = saved
+
+
+def self_test_tree():
     with tempfile.TemporaryDirectory() as tmp:
         def write(rel, text):
             os.makedirs(os.path.dirname(os.path.join(tmp, rel)),
@@ -136,7 +142,7 @@ def main():
               "docs/DESIGN.md, \"Layers\"", file=sys.stderr)
         return 1
     print("layers: every include in src/ goes down a layer or stays in "
-          f"its folder ({len(ALLOWED)} known exception)")
+          f"its folder ({len(ALLOWED)} known exceptions)")
     return 0
 
 
