@@ -370,9 +370,12 @@ class Capture(unittest.TestCase):
         st = t.read_json(stats)
         src = st["source"]
         self.assertGreaterEqual(src["delivery_switches"], 2, src)
-        if t.WRAPPER and src["kernel_drops"] > 0:
-            print(f"kernel dropped {src['kernel_drops']} packets under the "
-                  "wrapper; not comparing bytes")
+        if (t.WRAPPER or t.SANITIZED) and src["kernel_drops"] > 0:
+            # A run under valgrind or the sanitizers reads several times
+            # slower than the kernel fills the ring on a busy machine:
+            # its drops say nothing about the hand-over.
+            print(f"kernel dropped {src['kernel_drops']} packets in a "
+                  "slowed build; not comparing bytes")
             return
         self.assertEqual(src["kernel_drops"], 0, src)
         self.assertEqual(sink.streams(),
