@@ -537,10 +537,23 @@ static void draw_status(struct run *r)
             dropped += replay_target_stats(r->replay, i)->flows_dropped;
         }
         n += snprintf(line + n, sizeof(line) - (size_t)n,
-                      " | delivered %s, queued %s, dropped %llu",
+                      " | delivered %s, queued %s",
                       format_bytes(delivered, a, sizeof(a)),
-                      format_bytes(replay_queued(r->replay), b, sizeof(b)),
-                      (unsigned long long)dropped);
+                      format_bytes(replay_queued(r->replay), b, sizeof(b)));
+        /* Connections given up, not packets; like gaps, said once there
+         * are some, so that the line fits 80 columns until then. */
+        if (dropped > 0 && n > 0 && (size_t)n < sizeof(line)) {
+            n += snprintf(line + n, sizeof(line) - (size_t)n,
+                          ", conns dropped %llu",
+                          (unsigned long long)dropped);
+        }
+    }
+    /* Packets the kernel dropped before tapmirror read them: known for
+     * a live interface only (-1 otherwise). */
+    int64_t kernel_drops = r->src != NULL ? source_kernel_drops(r->src) : -1;
+    if (kernel_drops >= 0 && n > 0 && (size_t)n < sizeof(line)) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      " | kernel drops %lld", (long long)kernel_drops);
     }
     if (es->gaps > 0 && n > 0 && (size_t)n < sizeof(line)) {
         snprintf(line + n, sizeof(line) - (size_t)n, " | gaps %llu",

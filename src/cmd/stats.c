@@ -20,7 +20,9 @@
 void stats_print(const struct run_report *rep)
 {
     char a[32], b[32];
-    tm_info("read %llu packets (%s) from %s%s%s%s",
+    /* The bytes of the packets as captured, without the capture's own
+     * record and file headers: what --filter and decoding see. */
+    tm_info("read %llu packets (%s of captured packet data) from %s%s%s%s",
             (unsigned long long)rep->packets,
             format_bytes(rep->bytes, a, sizeof(a)), rep->source_name,
             rep->link_name ? " [" : "", rep->link_name ? rep->link_name : "",
@@ -58,7 +60,10 @@ void stats_print(const struct run_report *rep)
         tm_info("wrote nothing: %s was not created or changed",
                 rep->output_path);
     } else if (rep->output_path != NULL) {
-        tm_info("wrote %llu packets (%s) to %s",
+        /* Every byte the output took: the file header and each
+         * packet's record header included. */
+        tm_info("wrote %llu packets (%s, file and record headers "
+                "included) to %s",
                 (unsigned long long)rep->out_packets,
                 format_bytes(rep->out_bytes, a, sizeof(a)),
                 rep->output_path);

@@ -3,6 +3,7 @@
 client traffic to a real service, replayed live to a receiver."""
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -149,6 +150,32 @@ class Capture(unittest.TestCase):
         for th in threads:
             th.join(60)
         return payloads
+
+    def test_status_line_shows_kernel_drops(self):
+        # On a terminal, a live capture's status line says how many
+        # packets the kernel dropped (a capture file knows no such count).
+        import pty
+        master, slave = pty.openpty()
+        p = t.start(["capture", "-i", "lo", "-p", self.service.port, "-o",
+                     "/dev/null"], stdin=subprocess.DEVNULL, stderr=slave,
+                    stdout=subprocess.DEVNULL)
+        os.close(slave)
+        out = b""
+        deadline = time.monotonic() + 10 * t.SLOW
+        try:
+            while (not re.search(rb"kernel drops \d+", out) and
+                   time.monotonic() < deadline):
+                r, _, _ = select.select([master], [], [], 0.2)
+                if r:
+                    try:
+                        out += os.read(master, 65536)
+                    except OSError:
+                        break
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=30 * t.SLOW)
+            os.close(master)
+        self.assertRegex(out, rb"pkts .*\| kernel drops \d+")
 
     def test_live_capture_replays_every_connection(self):
         sink = t.Sink(self.tmp, expect=20)

@@ -587,6 +587,40 @@ class Cli(unittest.TestCase):
                           f"--help {code[name]}")
 
 
+    def test_man_page_names_every_stats_json_field(self):
+        # A field added to --stats-json without a line under STATISTICS
+        # fails here; fields are named by their path, "targets[].flows".
+        cap, man = t.gen(self.tmp, "sjd", "--flows", 3)
+        stats, out = self.tmp("sjd.json"), self.tmp("sjd-out.pcap")
+        sink = t.Sink(self.tmp)
+        try:
+            r = t.run(["replay", cap, "-p", man["port"], "--to", sink.to,
+                       "-o", out, "--stats-json", stats])
+        finally:
+            sink.stop()
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 0, err)
+        docs = [t.read_json(stats)]
+        # The summary says what its byte counts hold.
+        self.assertIn(" of captured packet data) from ", err)
+        self.assertIn(", file and record headers included) to ", err)
+        self.assertEqual(docs[0]["output"]["bytes"], os.path.getsize(out))
+        r = t.run(["replay", cap, "-p", man["port"], "--to",
+                   f"127.0.0.1:{t.free_port()}", "--stats-json", stats])
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        docs.append(t.read_json(stats))
+        page = t.read_text(os.path.join(t.ROOT, "docs", "tapmirror.1"))
+        section = deroff(page.split("\n.SH STATISTICS\n", 1)[1]
+                         .split("\n.SH ", 1)[0])
+        named = set(section.split())
+        paths = set()
+        for doc in docs:
+            json_paths(doc, "", paths)
+        self.assertIn("targets[].bytes_delivered", paths)
+        self.assertEqual(sorted(paths - named), [],
+                         "--stats-json fields the man page does not list")
+
+
 def help_options(text):
     """{name: default or None} for each option heading of --help."""
     entries = []
@@ -606,6 +640,21 @@ def help_options(text):
             opts[name] = opts.get(name) or (m.group(1) if m else None)
     return opts
 
+
+def json_paths(value, prefix, paths):
+    """Adds the path of each field of `value` that holds no fields of its
+    own ("a.b", "a[].c") to paths: a list of plain values is one field."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if not (isinstance(item, dict) or
+                    (isinstance(item, list) and item and
+                     isinstance(item[0], dict))):
+                paths.add(path)
+            json_paths(item, path, paths)
+    elif isinstance(value, list):
+        for item in value:
+            json_paths(item, prefix + "[]", paths)
 
 def deroff(text):
     """The words of a piece of man page, without its font macros."""
