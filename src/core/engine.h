@@ -78,6 +78,12 @@ struct engine_events {
 struct service_addr {
     uint8_t family; /* 4 or 6 */
     uint8_t addr[16];
+    /* A service mesh's sidecar stands in front of it (Istio, Linkerd):
+     * connections from other hosts carry the mesh's TLS, and the
+     * plaintext clients are the sidecar's own connections, from the
+     * loopback or from a service address. Only those are inbound, to
+     * this address or, on the loopback, to any. */
+    bool sidecar_hop;
 };
 
 struct engine_config {
