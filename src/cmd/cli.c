@@ -49,6 +49,8 @@ enum {
     OPT_ALL_PODS,
     OPT_MAX_PAUSE,
     OPT_MAX_PODS,
+    OPT_MESH,
+    OPT_REPLAY_TLS,
 };
 
 /* How an option's value is read and where it goes. */
@@ -139,6 +141,11 @@ static const struct cli_option options[] = {
      .help = "replay every mirrored connection to this local target; "
              "repeat for more targets (each gets every connection). "
              "HOST:PORT, [IPV6]:PORT, or :PORT for 127.0.0.1"},
+    {OPTION("replay-tls", OPT_REPLAY_TLS, NULL, C_RUN), FLAG_AT(replay_tls),
+     .deflt_about = "off",
+     .help = "also replay connections that open with a TLS handshake; "
+             "without it they are counted as tls and not sent to the "
+             "targets, which speak plaintext"},
     {OPTION("output", 'o', "FILE|-", C_RUN), STRING_AT(output),
      .deflt_about = "capture and mirror: mirror.pcap; replay: none",
      .help = "write the capture to FILE (mode 0600, never through a "
@@ -256,6 +263,12 @@ static const struct cli_option options[] = {
      .deflt = "16", .min = "1", .max = "64",
      .help = "with --all-pods, tap at most N pods at once (1 to 64), Ready "
              "ones first; a warning says how many are left out"},
+    {OPTION("mesh", OPT_MESH, "auto|off", C_MIRROR), .deflt = "auto",
+     .help = "auto: in a pod behind an Istio or Linkerd sidecar, mirror "
+             "the sidecar's plaintext connections to the port, not the "
+             "mesh's TLS ones (Istio ambient: the plaintext ztunnel "
+             "delivers); off: the connections from other hosts, as "
+             "without a mesh"},
     {OPTION("json", OPT_JSON, NULL, C_SUMMARY), FLAG_AT(json),
      .help = "print the summary as JSON"},
     {OPTION("flows", OPT_FLOWS, "N", C_SUMMARY), COUNT_AT(list_flows),
@@ -742,6 +755,13 @@ static enum cli_result apply_option(struct tm_options *o,
         o->n_service++;
         return CLI_RUN;
     }
+    case OPT_MESH:
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "off") != 0) {
+            return usage_error(err, errlen,
+                               "invalid --mesh '%s': auto or off", arg);
+        }
+        o->mesh_off = strcmp(arg, "off") == 0;
+        return CLI_RUN;
     case OPT_PACE:
         if (parse_pace(arg, &o->pace, &why) < 0) {
             return usage_error(err, errlen, "invalid --pace '%s': %s", arg,
