@@ -982,13 +982,14 @@ class MeshMirror(unittest.TestCase):
                 self.assertEqual(st["flows"]["tls_connections"], 0)
                 self.assertIn(name + ": mirroring the sidecar's plaintext "
                               "connections to the port", err)
-                self.assertEqual(ex[0]["command"][3:5], ["-i", "any"])
+                self.assertEqual(ex[0]["command"][2:4], ["-i", "any"])
 
     def test_mesh_off_mirrors_the_tls_and_does_not_replay_it(self):
         cap = self.caps["127.0.0.6"]
         shape = {"containers": ["api", "istio-proxy"]}
         sink, st, err, _ = self.mirror(cap, shape, "--mesh", "off")
-        self.assertEqual(sink.streams(), [], err)
+        # The start-up probe of the target may connect; nothing is sent.
+        self.assertEqual([s for s in sink.streams() if s[0] > 0], [], err)
         self.assertEqual(st["flows"]["tls_connections"],
                          len(cap["payloads"]))
         self.assertIn("4 connections were TLS and were not replayed", err)
@@ -1011,7 +1012,7 @@ class MeshMirror(unittest.TestCase):
             with self.subTest(extra=extra):
                 sink = t.Sink(self.tmp)
                 stats = self.tmp("r.json")
-                r = t.run([t.TAPMIRROR, "replay", cap["path"], "-p", "8080",
+                r = t.run(["replay", cap["path"], "-p", "8080",
                            "--to", sink.to, "--stats-json", stats, *extra])
                 self.assertEqual(r.returncode, 0, r.stderr)
                 sink.stop(grace=1)
