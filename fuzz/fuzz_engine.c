@@ -62,6 +62,7 @@ struct tracker {
     struct flow *f;
     uint32_t pos; /* f->rs.next expected at the next event */
     uint64_t data, gaps, gap_bytes;
+    uint64_t mark; /* the last data event's server_acked */
 };
 
 struct side {
@@ -158,7 +159,7 @@ static void ev_open(void *ctx, struct flow *f)
 }
 
 FZ_NO_COVERAGE static void ev_data(void *ctx, struct flow *f, const uint8_t *data,
-                    uint32_t len)
+                    uint32_t len, uint64_t server_acked)
 {
     struct harness *h = ctx;
     struct tracker *t = f->user;
@@ -168,6 +169,15 @@ FZ_NO_COVERAGE static void ev_data(void *ctx, struct flow *f, const uint8_t *dat
     check_pos(t, f, "data");
     FZ_TRACE("  flow %llu: data %u at seq %u", (unsigned long long)f->id, len,
              t->pos);
+    FZ_CHECK(server_acked >= t->mark,
+             "flow %llu: server_acked went back from %llu to %llu",
+             (unsigned long long)f->id, (unsigned long long)t->mark,
+             (unsigned long long)server_acked);
+    FZ_CHECK(server_acked <= engine_flow_server_sent(f),
+             "flow %llu: server_acked %llu beyond the server's %llu",
+             (unsigned long long)f->id, (unsigned long long)server_acked,
+             (unsigned long long)engine_flow_server_sent(f));
+    t->mark = server_acked;
     fz_touch(data, len);
     if (h->content_ok) {
         const struct flow_key *k = &f->node.key;

@@ -210,7 +210,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char image[] = "docker.io/nicolaka/netshoot:v0.16";
     static const char target[] = "app";
     memset(err, 'x', sizeof(err));
-    char *with = kube_pod_with_tap(doc, size, image, target, err, sizeof(err));
+    /* Either profile's tap is tapmirror's own. */
+    enum kube_tap_profile profile =
+        size % 2 ? KUBE_TAP_BASELINE : KUBE_TAP_NETRAW;
+    char *with = kube_pod_with_tap(doc, size, image, target, profile, err,
+                                   sizeof(err));
     if (with == NULL) {
         check_err(-1, err, sizeof(err));
     } else {
@@ -233,6 +237,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(kube_tap_compare(back, image, target, why,
                                       sizeof(why)) == KUBE_TAP_SAME,
                      "the added tap differs: %s", why);
+            FZ_CHECK(back->tap_profile == profile,
+                     "the added tap reads back as profile %d, not %d",
+                     (int)back->tap_profile, (int)profile);
         }
         free(back);
         free(with);

@@ -612,6 +612,176 @@ def textsafe_seeds():
     }
 
 
+# ---------------------------------------------------------------- compare
+def compare_seeds():
+    """Seeds for fuzz_compare (layout in fuzz_compare.c): flags, seed, gap
+    offset and length, client and production lengths, three streams."""
+    import zlib
+
+    def case(client, prod, local, flags=0, seed=1, gap_at=0, gap_len=1):
+        return (bytes([flags, seed]) + gap_at.to_bytes(2, "big") +
+                bytes([gap_len - 1]) + len(client).to_bytes(2, "big") +
+                len(prod).to_bytes(2, "big") + client + prod + local)
+
+    def resp(body, extra=b"", status=b"200 OK"):
+        return (b"HTTP/1.1 " + status + b"\r\n" + extra +
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" +
+                body)
+
+    js = b"application/json"
+    ct = b"Content-Type: " + js + b"\r\n"
+    get = b"GET /items/42 HTTP/1.1\r\nHost: a\r\n\r\n"
+    c = zlib.compressobj(9, zlib.DEFLATED, 31, 9)
+    doc = b'{"items":[{"id":1,"price":12.5}],"ts":1}'
+    gz = c.compress(doc) + c.flush()
+    chunked = (b"HTTP/1.1 200 OK\r\n" + ct +
+               b"Transfer-Encoding: chunked\r\n\r\n" +
+               b"%x\r\n" % len(doc) + doc + b"\r\n0\r\nX-T: 1\r\n\r\n")
+    pipelined = get + b"HEAD /f HTTP/1.1\r\n\r\n" + \
+        b"POST /p HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab"
+    pipe_resp = (resp(b"a") + b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n" +
+                 b"HTTP/1.1 100 Continue\r\n\r\n" + resp(b"ok"))
+    return {
+        "same": case(get, resp(b"hello"), resp(b"hello")),
+        "json-differs": case(get, resp(doc, ct), resp(doc.replace(b"12.5", b"12.75"), ct)),
+        "gzip-vs-chunked": case(get, resp(gz, ct + b"Content-Encoding: gzip\r\n"),
+                                chunked, flags=1),
+        "noise": case(get * 3, resp(b'{"ts":1}', ct) + resp(b'{"ts":2}', ct) +
+                      resp(b'{"ts":3}', ct),
+                      resp(b'{"ts":4}', ct) * 3, flags=1),
+        "pipelined": case(pipelined, pipe_resp, pipe_resp.replace(b"ok", b"ko")),
+        "gap-in-body": case(get * 2, resp(b"0123456789") + resp(b"x"),
+                            resp(b"0123456789") + resp(b"x"),
+                            flags=2 << 4, gap_at=45, gap_len=3),
+        "gap-in-request": case(b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde" + get,
+                               resp(b"1") + resp(b"2"), resp(b"1") + resp(b"2"),
+                               flags=1 << 4, gap_at=40, gap_len=2),
+        "small-limits": case(get * 5, resp(doc, ct) * 5, resp(doc, ct) * 5,
+                             flags=8 | 2),
+        "redis": case(b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n", b"+PONG\r\n!"),
+        "upgrade": case(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\n\r\n\x81\x00",
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00",
+                        resp(b"no")),
+        "close-delimited": case(b"GET / HTTP/1.0\r\n\r\n",
+                                b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+                                b"HTTP/1.0 200 OK\r\n\r\nuntil the End",
+                                flags=3 << 4, gap_at=25, gap_len=4),
+    }
+
+
+# ---------------------------------------------------------------- diffreport
+def diffreport_seeds():
+    """Seeds for fuzz_diffreport (layout in fuzz_diffreport.c): flags, then
+    NUL-separated parts: a report and exchanges (JSON mode), or strings
+    (raw mode, flag bit 3)."""
+    import json
+
+    def j(o):
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    evil = "</script><script>alert(1)</script><img src=x onerror=\"a()\">'&amp;"
+    report = {
+        "exchanges": 4, "same": 1, "differ": 2, "not_comparable": 1,
+        "same_but_noise": 0, "not_comparable_by_reason": {"gap": 1},
+        "connections": 2, "connections_stopped": 0,
+        "connections_by_protocol": {"http/1.1": 2},
+        "endpoints": [
+            {"endpoint": "GET /users/{id}", "exchanges": 3, "same": 1,
+             "differ": 1, "not_comparable": 1, "same_but_noise": 0,
+             "top_differing_fields": [{"field": "$.price", "exchanges": 1}],
+             "latency_ms": {"production": {"count": 3, "p50": 1.2, "p99": 2.0},
+                            "local": {"count": 2, "p50": 1.5, "p99": 4.1}}},
+            {"endpoint": "POST /o" + evil, "exchanges": 1, "same": 0,
+             "differ": 1, "not_comparable": 0,
+             "top_differing_fields": [{"field": "header x-" + evil,
+                                       "exchanges": 1}],
+             "latency_ms": {"production": {"count": 0},
+                            "local": {"count": 1, "p50": 0.5, "p99": 0.5}}},
+        ],
+        "noise_fields": [{"endpoint": "GET /users/{id}", "field": "$.ts"}],
+    }
+    differ = {
+        "connection": 1, "exchange": 2, "protocol": "http/1.1",
+        "outcome": "differ", "request": "GET /users/44?x=1",
+        "endpoint": "GET /users/{id}",
+        "status": {"production": 200, "local": 200},
+        "latency_ms": {"production": 2.0, "local": 4.0},
+        "differences": [
+            {"kind": "header", "field": "header x-version",
+             "line": 'x-version: "1" -> "2"'},
+            {"kind": "json", "field": "$.items[*].p",
+             "line": "$.items[1].p: 2 -> 3"},
+            {"kind": "json", "field": "$.ts", "line": "$.ts: 1 -> 2",
+             "noise": True}],
+        "differences_not_shown": 2,
+        "body": {"production": {"size": 40, "text": '{"items":[{"p":1},{"p":2}],"ts":1}',
+                                "cut": False},
+                 "local": {"size": 40, "text": '{"items":[{"p":1},{"p":3}],"ts":2}',
+                           "cut": False}},
+        "headers": {"production": [{"name": "X-Version", "value": "1"}],
+                    "local": [{"name": "X-Version", "value": "2"}]},
+    }
+    nc = {
+        "connection": 2, "exchange": 0, "protocol": "http/1.1",
+        "outcome": "not_comparable", "reason": "gap",
+        "detail": "79 bytes of production's response missing",
+        "request": "POST /o" + evil, "endpoint": "POST /o" + evil,
+        "status": {"production": None, "local": 500},
+        "latency_ms": {"production": None, "local": 0.5},
+        "differences": [],
+        "body": {"local": {"size": 3, "base64": "AAEC", "cut": True}},
+    }
+    same = dict(differ, outcome="same", differences=[], exchange=0)
+    raw = [b"GET /" + evil.encode(), b"\xff\xfe\x1b[2J\xc2\x85",
+           "\u202e evil \u2066".encode(), b"header x-a", b"X-A",
+           b"a\x01b\r\nc\td", b"{\"k\":[1,2]}", b"AAEC", b"$.price"]
+    return {
+        "json": bytes([0]) + b"\0".join([j(report), j(differ), j(nc), j(same),
+                                         j(same)]),
+        "json-small-page": bytes([4 | 1]) + b"\0".join(
+            [j(report)] + [j(differ)] * 12),
+        "json-not-json": bytes([3]) + b"\0".join([b"[1,2", b"{}", b"7",
+                                                  j({"outcome": evil})]),
+        "raw": bytes([8 | 2]) + b"\0".join(raw),
+        "raw-small-page": bytes([8 | 4 | 3]) + b"\0".join(raw[::-1]),
+    }
+
+
+def httpflow_seeds():
+    """Seeds for fuzz_httpflow (layout in fuzz_httpflow.c): options, seed,
+    a client stream where each GAP marks a capture gap."""
+    gap = b"\xffG\xff"
+    get = b"GET /api/users/1?full=1 HTTP/1.1\r\nHost: shop.example\r\n" \
+          b"User-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"
+    post = b"POST /api/orders HTTP/1.1\r\nHost: shop.example\r\n" \
+           b"Content-Type: application/json\r\nContent-Length: 23\r\n\r\n" \
+           b'{"item":"book","qty":2}'
+    put = b"PUT /x/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n" \
+          b"Expect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    py = b"DELETE /api/users/7 HTTP/1.1\r\nHost: localhost:8080\r\n" \
+         b"Accept-Encoding: identity\r\nAuthorization: Bearer s3cr3t\r\n" \
+         b"X-Api-Key: k1\r\nContent-Length: 0\r\n\r\n"
+    stream = get + post + put + py + get
+    out = {
+        "identity": bytes([0, 1]) + stream,
+        "filters": bytes([1, 2]) + stream,
+        "rewrite-redact": bytes([2 | 4, 3]) + stream,
+        "all": bytes([0x3f, 4]) + stream,
+        "gap-line": bytes([0, 5]) + get + py[:9] + gap + py[9:] + get,
+        "gap-headers": bytes([1, 6]) + get + py[:50] + gap + py[50:] + get,
+        "gap-body": bytes([2, 7]) + get + put[:90] + gap + put[90:] + get,
+        "gap-splice": bytes([8, 8]) + get + post[:100] + gap + post[100:] + get,
+        "small-head-resync": bytes([0x40 | 1, 9]) + get + gap + b"x" * 300 +
+                             b"\r\n" + get,
+        "not-http": bytes([1, 10]) + b"\x16\x03\x01\x00\xa5\x01\x00" + get,
+        "upgrade": bytes([2, 11]) + b"GET /ws HTTP/1.1\r\nHost: a\r\n"
+                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x85",
+        "close-then-more": bytes([0, 12]) + b"GET / HTTP/1.0\r\n\r\n" + get,
+    }
+    return out
+
+
 TARGETS = {
     "capreader": capreader_seeds,
     "decode": decode_seeds,
@@ -624,6 +794,9 @@ TARGETS = {
     "httpbody": httpbody_seeds,
     "jsondiff": jsondiff_seeds,
     "textsafe": textsafe_seeds,
+    "compare": compare_seeds,
+    "diffreport": diffreport_seeds,
+    "httpflow": httpflow_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "kube/kubejson.h"
 
 #define C_REPLAY  (1u << CMD_REPLAY)
 #define C_CAPTURE (1u << CMD_CAPTURE)
@@ -51,6 +52,12 @@ enum {
     OPT_MAX_PODS,
     OPT_MESH,
     OPT_REPLAY_TLS,
+    OPT_TURNS,
+    OPT_TURN_TIMEOUT,
+    OPT_TURN_QUIET,
+    OPT_TAP_PROFILE,
+    OPT_CHECK,
+    OPT_WARN_SILENCE,
 };
 
 /* How an option's value is read and where it goes. */
@@ -129,9 +136,15 @@ static const struct cli_option options[] = {
     {OPTION("port", 'p', "PORT", C_OVERVIEW),
      .help = "service port: TCP segments sent to it are client data "
              "(required; optional for summary)"},
-    {OPTION("port", 'p', "PORT", C_RUN),
+    {OPTION("port", 'p', "PORT", C_REPLAY | C_CAPTURE),
      .help = "service port: TCP segments sent to it are client data "
              "(required)"},
+    /* The same option, described for mirror, where it may be a name. */
+    {OPTION("port", 'p', "PORT", C_MIRROR),
+     .help = "service port: TCP segments sent to it are client data "
+             "(required). A number or a named container port; with a "
+             "service/ target, a Service port (number or name) is mapped "
+             "to its targetPort in each pod"},
     /* The same option, described for summary, where it is optional. */
     {OPTION("port", 'p', "PORT", C_SUMMARY),
      .help = "service port: TCP segments sent to it are client data "
@@ -197,11 +210,24 @@ static const struct cli_option options[] = {
              "this long"},
     {OPTION("linger", OPT_LINGER, "DURATION", C_RUN), DURATION_AT(linger_ns),
      .deflt = "2s",
-     .help = "after the half-close, wait this long for the target to "
-             "close"},
+     .help = "at the end of a connection, wait at most this long for the "
+             "target's last answer and its close"},
     {OPTION("drain-timeout", OPT_DRAIN_TIMEOUT, "DURATION", C_RUN),
      DURATION_AT(drain_timeout_ns), .deflt = "10s",
      .help = "on stop, deliver queued bytes for at most this long"},
+    {OPTION("turns", OPT_TURNS, "MODE", C_RUN), .deflt = "auto",
+     .help = "auto: replay each connection in turns, as its client spoke: "
+             "bytes the client sent only after hearing from the server wait "
+             "for the target's answer; off: send every byte as soon as it "
+             "is captured"},
+    {OPTION("turn-timeout", OPT_TURN_TIMEOUT, "DURATION", C_RUN),
+     DURATION_AT(turn_timeout_ns), .deflt = "5s", .min = "1ns",
+     .help = "send a held turn anyway when the target has not answered it "
+             "within this long (counted)"},
+    {OPTION("turn-quiet", OPT_TURN_QUIET, "DURATION", C_RUN),
+     DURATION_AT(turn_quiet_ns), .deflt = "50ms", .min = "1ns",
+     .help = "a target that answered a turn in part and then sent nothing "
+             "for this long has answered it"},
     {OPTION("max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN),
      SIZE_AT(max_buffer), .deflt = "256MiB",
      .help = "bytes held for all connections (reassembly and replay "
@@ -269,6 +295,23 @@ static const struct cli_option options[] = {
              "mesh's TLS ones (Istio ambient: the plaintext ztunnel "
              "delivers); off: the connections from other hosts, as "
              "without a mesh"},
+    {OPTION("tap-profile", OPT_TAP_PROFILE, "PROFILE", C_MIRROR),
+     .deflt = "auto",
+     .help = "the tap's security context: netraw (NET_RAW only, every "
+             "other capability dropped), baseline (no capability added or "
+             "dropped, as Pod Security's baseline level admits; captures "
+             "where the runtime grants NET_RAW by default, as containerd "
+             "does), or auto: netraw, then baseline if Pod Security "
+             "refuses it"},
+    {OPTION("check", OPT_CHECK, NULL, C_MIRROR), FLAG_AT(check),
+     .deflt_about = "off",
+     .help = "check what a run needs (versions, pods, RBAC, Pod Security, "
+             "nodes, an existing tap) and print a checklist, injecting and "
+             "running nothing; exit 0 only if a run would start"},
+    {OPTION("warn-silence", OPT_WARN_SILENCE, "DURATION", C_MIRROR),
+     DURATION_AT(warn_silence_ns), .deflt = "30s",
+     .help = "warn once, with the likely causes, when the tap has streamed "
+             "this long without one segment to PORT (0: never)"},
     {OPTION("json", OPT_JSON, NULL, C_SUMMARY), FLAG_AT(json),
      .help = "print the summary as JSON"},
     {OPTION("flows", OPT_FLOWS, "N", C_SUMMARY), COUNT_AT(list_flows),
@@ -307,9 +350,12 @@ static const struct {
      "Prints what a capture holds: packets, bytes, link type, time span, "
      "and its TCP connections with their ports and client byte counts."},
     {CMD_MIRROR, "mirror",
-     "mirror [deployment/]NAME|pod/NAME -p PORT [--to HOST:PORT ...] "
-     "[-o FILE|-] [options]",
-     "Taps a Kubernetes workload through kubectl: an ephemeral container "
+     "mirror [KIND/]NAME -p PORT|NAME [--to HOST:PORT ...] [-o FILE|-] "
+     "[options]",
+     "Taps a Kubernetes workload through kubectl: deployment/ (the "
+     "default), statefulset/, daemonset/, replicaset/ or service/ (the pods "
+     "of its selector, followed through rollouts) or pod/. An ephemeral "
+     "container "
      "with only NET_RAW runs tcpdump in the pod, its capture streams back "
      "over kubectl exec, and each client connection is replayed live to "
      "local targets. Ctrl-C stops it cleanly with exit status 0 (3 if some "
@@ -614,16 +660,12 @@ static enum cli_result check_bounds(const struct tm_options *o, char *err,
 static enum cli_result check_mirror(struct tm_options *o, char *err,
                                     size_t errlen)
 {
-    const char *name = o->target;
-    if (strncmp(name, "deployment/", 11) == 0 ||
-        strncmp(name, "deploy/", 7) == 0) {
-        name = strchr(name, '/') + 1;
-    } else if (strncmp(name, "pod/", 4) == 0) {
-        name += 4;
-    } else if (strchr(name, '/') != NULL) {
+    const char *name;
+    if (kube_target_kind(o->target, &name) == NULL) {
         return usage_error(err, errlen,
-                           "invalid target '%s': use NAME, deployment/NAME "
-                           "or pod/NAME",
+                           "invalid target '%s': use NAME, deployment/NAME, "
+                           "statefulset/NAME, daemonset/NAME, "
+                           "replicaset/NAME, service/NAME or pod/NAME",
                            o->target);
     }
     if (!tm_dns1123_name(name, 253)) {
@@ -660,7 +702,8 @@ static enum cli_result check_command(struct tm_options *o, int npos,
     int want = o->cmd == CMD_CAPTURE ? 0 : 1;
     if (npos < want) {
         return usage_error(err, errlen, "%s needs %s", name,
-                           o->cmd == CMD_MIRROR ? "a deployment or pod name"
+                           o->cmd == CMD_MIRROR ? "a target: NAME (a deployment), "
+                                                 "KIND/NAME or pod/NAME"
                                                 : "a capture FILE or -");
     }
     if (npos > want) {
@@ -672,7 +715,7 @@ static enum cli_result check_command(struct tm_options *o, int npos,
     } else if (want == 1) {
         o->input = pos[0];
     }
-    if (o->cmd != CMD_SUMMARY && o->port == 0) {
+    if (o->cmd != CMD_SUMMARY && o->port == 0 && o->port_name == NULL) {
         return usage_error(err, errlen, "%s needs -p/--port PORT", name);
     }
     if (o->cmd == CMD_REPLAY && o->n_targets == 0) {
@@ -718,10 +761,22 @@ static enum cli_result apply_option(struct tm_options *o,
     const char *why;
     switch (opt->val) {
     case 'p':
-        if (parse_port(arg, &o->port, &why) < 0) {
-            return usage_error(err, errlen, "invalid --port '%s': %s", arg,
-                               why);
+        /* mirror resolves a name in the pods; elsewhere there is nothing
+         * to resolve it against. */
+        if (o->cmd == CMD_MIRROR && kube_port_name_ok(arg)) {
+            o->port_name = arg;
+            o->port = 0;
+            return CLI_RUN;
         }
+        if (parse_port(arg, &o->port, &why) < 0) {
+            return usage_error(err, errlen, "invalid --port '%s': %s%s", arg,
+                               why,
+                               o->cmd == CMD_MIRROR
+                                   ? ", or a port name (at most 15 lower "
+                                     "case letters, digits and '-')"
+                                   : "");
+        }
+        o->port_name = NULL;
         return CLI_RUN;
     case OPT_TO:
         if (o->n_targets == TM_MAX_TARGETS) {
@@ -762,10 +817,31 @@ static enum cli_result apply_option(struct tm_options *o,
         }
         o->mesh_off = strcmp(arg, "off") == 0;
         return CLI_RUN;
+    case OPT_TURNS:
+        if (strcmp(arg, "auto") == 0 || strcmp(arg, "off") == 0) {
+            o->turns = strcmp(arg, "auto") == 0;
+            return CLI_RUN;
+        }
+        return usage_error(err, errlen,
+                           "invalid --turns '%s': use auto or off", arg);
     case OPT_PACE:
         if (parse_pace(arg, &o->pace, &why) < 0) {
             return usage_error(err, errlen, "invalid --pace '%s': %s", arg,
                                why);
+        }
+        return CLI_RUN;
+    case OPT_TAP_PROFILE:
+        if (strcmp(arg, "auto") == 0) {
+            o->tap_profile = TM_TAP_AUTO;
+        } else if (strcmp(arg, "netraw") == 0) {
+            o->tap_profile = TM_TAP_NETRAW;
+        } else if (strcmp(arg, "baseline") == 0) {
+            o->tap_profile = TM_TAP_BASELINE;
+        } else {
+            return usage_error(err, errlen,
+                               "invalid --tap-profile '%s': use auto, "
+                               "netraw or baseline",
+                               arg);
         }
         return CLI_RUN;
     case OPT_BATCH_ABOVE:

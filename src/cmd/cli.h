@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/engine.h"
+#include "core/addr.h"
 #include "core/parse.h"
 
 #define TM_MAX_TARGETS       16
@@ -29,6 +29,13 @@ enum tm_command {
     CMD_CAPTURE,
     CMD_SUMMARY,
     CMD_MIRROR,
+};
+
+/* --tap-profile: the tap's security context (kubejson.h). */
+enum tm_tap_profile {
+    TM_TAP_AUTO = 0, /* NET_RAW, then baseline if Pod Security refuses */
+    TM_TAP_NETRAW,
+    TM_TAP_BASELINE,
 };
 
 struct tm_options {
@@ -54,6 +61,8 @@ struct tm_options {
     uint64_t gap_timeout_ns, rtx_timeout_ns, idle_timeout_ns;
     uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;
     uint64_t linger_ns, drain_timeout_ns;
+    bool turns; /* --turns auto (true) or off */
+    uint64_t turn_timeout_ns, turn_quiet_ns;
     uint64_t max_buffer, flow_buffer;
     uint64_t max_flows, max_connections; /* 0: from the descriptor limit */
     uint64_t snaplen, kernel_buffer;
@@ -75,6 +84,12 @@ struct tm_options {
     bool all_pods;
     uint64_t max_pods; /* tapped at once with --all-pods */
     bool mesh_off;     /* --mesh off: ignore a pod's service mesh */
+    enum tm_tap_profile tap_profile;
+    bool check; /* --check: the preflight checklist only */
+    /* -p NAME (mirror only): a container port's name, or a Service
+     * port's; `port` is then 0 until the tap resolves it per pod. */
+    const char *port_name;
+    uint64_t warn_silence_ns; /* 0: never warn */
 };
 
 enum cli_result {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "cli.h"
 #include "io/log.h"
 #include "kube/kubectl.h"
@@ -55,9 +56,11 @@ int main(int argc, char **argv)
     case CMD_SUMMARY:
         code = summary_command(&opt);
         break;
+    case CMD_MIRROR:
+        code = opt.check ? mirror_check(&opt) : run_command(&opt);
+        break;
     case CMD_REPLAY:
     case CMD_CAPTURE:
-    case CMD_MIRROR:
         code = run_command(&opt);
         break;
     default:

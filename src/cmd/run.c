@@ -11,9 +11,12 @@
 
 #include "io/capwriter.h"
 #include "core/engine.h"
+#include "intake.h"
+#include "io/fileid.h"
 #include "io/log.h"
 #include "kube/mirror.h"
 #include "io/pktfilter.h"
+#include "io/proc.h"
 #include "io/replay.h"
 #include "proto/sniff.h"
 #include "io/source.h"
@@ -33,11 +36,6 @@
 #define HEAP_TRIM_DROP  (4ull * 1024 * 1024)
 #define STALL_RESUME_NS (500 * TM_NS_PER_MS)
 #define STATUS_EVERY_NS (250 * TM_NS_PER_MS)
-/* How long a finished connection's tuple is remembered, so that its late
- * retransmissions open nothing. */
-#define CLOSED_KEEP_NS (5 * TM_NS_PER_S)
-/* After the server's FIN, a client that sends nothing more is done. */
-#define CLOSING_TIMEOUT_NS (10 * TM_NS_PER_S)
 
 enum run_state { RUN_STARTING, RUN_RUNNING, RUN_DRAINING, RUN_CLOSING };
 
@@ -58,6 +56,7 @@ struct run {
     int interrupts;   /* SIGINT, SIGTERM and SIGHUP received */
     bool source_stopping; /* a stop waits for the source's last packets */
     bool reported; /* the summary and --stats-json are out */
+    bool write_stats; /* --stats-json, and not refused */
     int handles_open;
 
     bool header_written;
@@ -66,11 +65,10 @@ struct run {
     bool paused_for_queue;
     uint64_t pause_progress; /* replay_progress() when the pause began */
     uint64_t pause_since;
-    int linktype;
-    const char *link_name;
-    struct pktfilter *filter; /* NULL: none, or a live capture's */
+    /* The records' way to the engine: link type, --filter (NULL for a
+     * live capture, whose kernel applies it), packet counters. */
+    struct intake in;
 
-    uint64_t packets, bytes, filtered;
     uint64_t tls_connections; /* flows that opened with a TLS handshake */
     bool truncated;
     int64_t kernel_drops;
@@ -161,7 +159,7 @@ static void on_flow_open(void *ctx, struct flow *f)
 static char tls_flow; /* the f->user of a TLS flow that is not replayed */
 
 static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
-                         uint32_t len)
+                         uint32_t len, uint64_t server_acked)
 {
     struct run *r = ctx;
     if (f->user == &tls_flow) {
@@ -191,7 +189,7 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
     if (f->user == NULL) {
         f->user = replay_open(r->replay, f->id);
     }
-    replay_data(r->replay, f->user, data, len);
+    replay_data(r->replay, f->user, data, len, server_acked);
 }
 
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
@@ -215,7 +213,8 @@ static void on_flow_end(void *ctx, struct flow *f, enum flow_end_reason why)
                    (unsigned long long)f->payload_bytes, f->gaps);
     }
     if (f->user != NULL && f->user != &tls_flow) {
-        replay_end(r->replay, f->user);
+        replay_end(r->replay, f->user, f->server_acked,
+                   engine_flow_server_sent(f));
     }
     f->user = NULL;
 }
@@ -289,21 +288,6 @@ static void apply_backpressure(struct run *r)
 
 /* ---- source events ---- */
 
-static bool passes_filter(struct run *r, const struct cap_item *it)
-{
-    if (r->filter == NULL) {
-        return true;
-    }
-    char err[512];
-    int m = pktfilter_match(r->filter, it->linktype, it->data, it->caplen,
-                            it->wirelen, err, sizeof(err));
-    if (m < 0) {
-        fail(r, err);
-        return false;
-    }
-    return m == 1;
-}
-
 static void write_item(struct run *r, const struct cap_item *it, bool packet)
 {
     if (r->out == NULL) {
@@ -318,67 +302,40 @@ static void write_item(struct run *r, const struct cap_item *it, bool packet)
 static void on_item(void *ctx, const struct cap_item *it)
 {
     struct run *r = ctx;
+    char err[512];
     if (r->state != RUN_RUNNING) {
         return;
     }
     if (it->kind != CAP_ITEM_PACKET) {
-        if (it->kind == CAP_ITEM_HEADER && it->linktype >= 0) {
-            if (!decode_link_supported(it->linktype)) {
-                char msg[256];
-                snprintf(msg, sizeof(msg),
-                         "%s: link type %s (%d) is not supported; tapmirror "
-                         "decodes EN10MB, LINUX_SLL, LINUX_SLL2, RAW, IPV4, "
-                         "IPV6, NULL and LOOP captures",
-                         source_name(r->src), stats_link_name(it->linktype),
-                         it->linktype);
-                fail(r, msg);
-                return;
-            }
-            if (r->link_name == NULL) {
-                r->linktype = it->linktype;
-                r->link_name = stats_link_name(it->linktype);
-            }
+        if (it->kind == CAP_ITEM_HEADER &&
+            intake_header(&r->in, it, err, sizeof(err)) < 0) {
+            fail(r, err);
+            return;
         }
         /* A pcap file has one header; a pcapng file has blocks that all
          * belong in the output. */
         if (it->kind == CAP_ITEM_HEADER && r->header_written &&
-            it->raw_len == 24) {
+            it->raw_len == CAP_PCAP_HEADER_LEN) {
             return;
         }
         r->header_written = true;
         write_item(r, it, false);
         return;
     }
-    if (!decode_link_supported(it->linktype)) {
-        char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "%s: a packet has link type %s (%d), which tapmirror "
-                 "cannot decode",
-                 source_name(r->src), stats_link_name(it->linktype),
-                 it->linktype);
-        fail(r, msg);
+    enum intake_verdict v = intake_packet(&r->in, it, err, sizeof(err));
+    if (v == INTAKE_FAILED) {
+        fail(r, err);
         return;
     }
-    if (r->link_name == NULL) {
-        r->linktype = it->linktype;
-        r->link_name = stats_link_name(it->linktype);
-    }
-    r->packets++;
-    r->bytes += it->caplen;
-    if (!passes_filter(r, it)) {
-        r->filtered++;
+    if (v == INTAKE_FILTERED) {
         return;
-    }
-    if (r->state != RUN_RUNNING) {
-        return; /* the filter could not be compiled */
     }
     write_item(r, it, true);
     if (r->state != RUN_RUNNING) {
         return; /* the output failed */
     }
     if (r->lossless) {
-        engine_packet(r->engine, it->linktype, it->ts_ns, it->data,
-                      it->caplen, it->wirelen);
+        intake_to_engine(&r->in, it);
         return;
     }
     /* Live: the record is written as captured (above), but the engine
@@ -414,6 +371,12 @@ static void on_addresses(void *ctx, const struct service_addr *addrs,
 {
     struct run *r = ctx;
     engine_set_service_addrs(r->engine, addrs, n);
+}
+
+static void on_port(void *ctx, uint16_t port)
+{
+    struct run *r = ctx;
+    engine_set_port(r->engine, port);
 }
 
 static void on_batch(void *ctx)
@@ -588,8 +551,8 @@ static void draw_status(struct run *r)
     const struct engine_stats *es = engine_stats(r->engine);
     int n = snprintf(line, sizeof(line),
                      "tapmirror: %llu pkts %s | %llu conns, %llu open",
-                     (unsigned long long)r->packets,
-                     format_bytes(r->bytes, a, sizeof(a)),
+                     (unsigned long long)r->in.packets,
+                     format_bytes(r->in.bytes, a, sizeof(a)),
                      (unsigned long long)es->flows_seen,
                      (unsigned long long)es->flows_open);
     if (r->replay != NULL && n > 0 && (size_t)n < sizeof(line)) {
@@ -620,11 +583,11 @@ static void maybe_trim_heap(struct run *r, uint64_t now)
         return;
     }
     r->last_heap_check = now;
-    uint64_t used = stats_heap_in_use();
+    uint64_t used = proc_heap_in_use();
     if (used > r->heap_high) {
         r->heap_high = used;
     } else if (r->heap_high - used >= HEAP_TRIM_DROP) {
-        stats_heap_trim();
+        proc_heap_trim();
         r->heap_high = used;
     }
 }
@@ -652,6 +615,9 @@ static void on_tick(uv_timer_t *t)
             replay_flush(r->replay);
         }
     }
+    if (r->o->cmd == CMD_MIRROR) {
+        mirror_check_silence(r->src, engine_stats(r->engine)->inbound);
+    }
     /* A file paused for the targets, while nothing drains: every queued
      * byte waits for a connection that waits for more of the file (all
      * descriptor slots taken, say). Read on; the caps bound memory. */
@@ -670,7 +636,43 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- setup ---- */
 
-static int open_source(struct run *r, char *err, size_t errlen)
+/* The mirror's own configuration: the kube layer does not see the
+ * command line's struct. */
+_Static_assert(TM_MAX_PODS_LIMIT <= MIRROR_MAX_PODS, "--max-pods bound");
+_Static_assert(TM_MAX_SERVICE_ADDRS <= MIRROR_MAX_SERVICE_ADDRS,
+               "--service-ip bound");
+static struct mirror_config mirror_config_from_options(
+    const struct tm_options *o)
+{
+    static const enum mirror_tap_profile profiles[] = {
+        [TM_TAP_AUTO] = MIRROR_TAP_AUTO,
+        [TM_TAP_NETRAW] = MIRROR_TAP_NETRAW,
+        [TM_TAP_BASELINE] = MIRROR_TAP_BASELINE,
+    };
+    return (struct mirror_config){
+        .target = o->target,
+        .namespace_ = o->namespace_,
+        .container = o->container,
+        .context = o->context,
+        .kubeconfig = o->kubeconfig,
+        .kubectl = o->kubectl,
+        .tap_image = o->tap_image,
+        .tap_timeout_ns = o->tap_timeout_ns,
+        .all_pods = o->all_pods,
+        .max_pods = o->max_pods,
+        .tap_profile = profiles[o->tap_profile],
+        .port = o->port,
+        .port_name = o->port_name,
+        .warn_silence_ns = o->warn_silence_ns,
+        .mesh_off = o->mesh_off,
+        .service = o->service,
+        .n_service = o->n_service,
+    };
+}
+
+/* Returns 0, -1 (a runtime error) or SOURCE_BAD_FILTER (a usage error),
+ * with err set. */
+static int open_source_for_command(struct run *r, char *err, size_t errlen)
 {
     const struct tm_options *o = r->o;
     struct source_config sc = {
@@ -684,9 +686,10 @@ static int open_source(struct run *r, char *err, size_t errlen)
         .promisc = o->promisc,
     };
     struct source_events ev = {on_item, on_batch, on_source_end,
-                               on_addresses, r};
+                               on_addresses, r, on_port};
     if (o->cmd == CMD_MIRROR) {
-        return mirror_open(&r->loop, o, &sc, &ev, &r->src, err, errlen);
+        struct mirror_config mc = mirror_config_from_options(o);
+        return mirror_open(&r->loop, &mc, &sc, &ev, &r->src, err, errlen);
     }
     if (o->cmd == CMD_CAPTURE) {
         return source_open_live(&r->loop, o->interface, &sc, &ev, &r->src,
@@ -734,10 +737,10 @@ static void report(struct run *r, uint64_t duration)
                                   : (strcmp(r->o->input, "-")
                                          ? r->o->input
                                          : "standard input")),
-        .link_name = r->link_name,
-        .packets = r->packets,
-        .bytes = r->bytes,
-        .filtered = r->filtered,
+        .link_name = r->in.link_name,
+        .packets = r->in.packets,
+        .bytes = r->in.bytes,
+        .filtered = r->in.filtered,
         .pauses_capped = r->src != NULL ? source_pauses_capped(r->src) : 0,
         .truncated = r->truncated,
         .kernel_drops = r->kernel_drops,
@@ -786,119 +789,131 @@ static void report(struct run *r, uint64_t duration)
             }
         }
     }
+    r->reported = true;
 }
 
-int run_command(const struct tm_options *o)
-{
-    struct run *r = tm_xcalloc(1, sizeof(*r));
-    char err[1024];
-    int code = 1;
-    r->o = o;
-    r->kernel_drops = -1;
-    r->started = uv_hrtime();
-    uv_loop_init(&r->loop);
-    uint64_t fds = raise_fd_limit();
-    /* Even a run that fails writes its stats, but never over a capture. */
-    bool write_stats = o->stats_json != NULL;
+/* ---- the steps of a run ---- */
 
-    if (write_stats && stats_path_refused(o->stats_json, o->input,
-                                          o->output, err, sizeof(err))) {
+/* Refuses what the options cannot mean, before anything is opened:
+ * --stats-json naming a capture (then no stats are written at all), -o
+ * naming the input under another name, a --filter that does not compile.
+ * Returns 0 or 2, having said why. */
+static int check_arguments(struct run *r, char *err, size_t errlen)
+{
+    const struct tm_options *o = r->o;
+    if (r->write_stats && stats_path_refused(o->stats_json, o->input,
+                                             o->output, err, errlen)) {
         tm_error("%s", err);
-        write_stats = false;
-        code = 2;
-        goto out;
+        r->write_stats = false;
+        return 2;
     }
     if (o->output != NULL && o->input != NULL && strcmp(o->input, "-") &&
-        strcmp(o->output, "-") && tm_same_file(o->input, o->output)) {
+        strcmp(o->output, "-") && fileid_same_file(o->input, o->output)) {
         /* cli.c compares the names; this catches other names for it. */
-        snprintf(err, sizeof(err),
+        snprintf(err, errlen,
                  "-o %s is the input file %s under another name", o->output,
                  o->input);
         tm_error("%s", err);
-        code = 2;
-        goto out;
+        return 2;
     }
-    if (o->filter != NULL &&
-        pktfilter_check(o->filter, err, sizeof(err)) < 0) {
+    if (o->filter != NULL && pktfilter_check(o->filter, err, errlen) < 0) {
         tm_error("%s", err);
         tm_error("try 'tapmirror %s --help'", cli_command_name(o->cmd));
-        code = 2;
-        goto out;
+        return 2;
     }
-    int rc = open_source(r, err, sizeof(err));
+    return 0;
+}
+
+/* Opens the source (file, stream, live capture, or mirror's Kubernetes
+ * tap) and, where the kernel does not apply it, the --filter. Returns 0,
+ * or 1 or 2 (a usage error) having said why. */
+static int open_input(struct run *r, char *err, size_t errlen)
+{
+    const struct tm_options *o = r->o;
+    int rc = open_source_for_command(r, err, errlen);
     if (rc < 0) {
         tm_error("%s", err);
-        code = rc == -2 ? 2 : 1;
-        if (code == 2) {
+        if (rc == SOURCE_BAD_FILTER) {
             tm_error("try 'tapmirror %s --help'", cli_command_name(o->cmd));
+            return 2;
         }
-        goto out;
+        return 1;
     }
     r->lossless = source_lossless(r->src);
+    r->in.name = source_name(r->src);
     if (o->filter != NULL && !source_is_live_capture(r->src)) {
-        r->filter = pktfilter_new(o->filter);
+        r->in.filter = pktfilter_new(o->filter);
     }
+    return 0;
+}
 
-    struct engine_config ec = {
-        .port = o->port,
-        .service_addrs = o->service,
-        .n_service_addrs = o->n_service,
-        .gap_timeout_ns = o->gap_timeout_ns,
-        .rtx_timeout_ns = o->rtx_timeout_ns,
-        .idle_timeout_ns = o->idle_timeout_ns,
-        .closing_timeout_ns = CLOSING_TIMEOUT_NS,
-        .closed_keep_ns = CLOSED_KEEP_NS,
-        .flow_queue_cap = o->flow_buffer,
-        .queue_budget = o->max_buffer / 2,
-        .max_flows = o->max_flows,
-        /* Flow state and the replay's sessions share --max-buffer with
-         * the queues: half of it, as the reassembly queues have. */
-        .flow_state_budget = o->max_buffer / 2,
-        .flow_data_cost = o->n_targets > 0
-                              ? replay_session_size(o->n_targets)
-                              : 0,
-        /* In a pod, loopback clients are sidecar hops of connections
-         * already seen arriving on the pod's own address. */
-        .skip_loopback_clients = o->cmd == CMD_MIRROR,
-        .hash_seed = uv_hrtime() ^ ((uint64_t)getpid() << 32),
-    };
+/* Creates the engine, configured as summary's is, its events coming
+ * back to this run. Cannot fail. */
+static void build_engine(struct run *r)
+{
+    struct engine_config ec = engine_config_from_options(r->o);
     struct engine_events ev = {on_flow_open, on_flow_data, on_flow_gap,
                                on_flow_end, r};
     r->engine = engine_new(&ec, &ev);
+    r->in.engine = r->engine;
+}
 
-    if (o->n_targets > 0) {
-        struct replay_config rc_cfg = {
-            .retry_window_ns = o->retry_window_ns,
-            .connect_timeout_ns = o->connect_timeout_ns,
-            .write_timeout_ns = o->write_timeout_ns,
-            .linger_ns = o->linger_ns,
-            .max_buffer = o->max_buffer,
-            .flow_buffer = o->flow_buffer,
-            .max_connections = o->max_connections
-                                   ? o->max_connections
-                                   : (fds > 128 ? fds - 64 : fds / 2),
-            .lossless = r->lossless,
-        };
-        r->replay = replay_new(&r->loop, &rc_cfg);
-        replay_set_other_usage(r->replay, engine_queued_counter(r->engine));
-        replay_set_low_water(r->replay, FILE_QUEUE_LOW, FILE_DIALS_LOW,
-                             on_queue_low, r);
-        if (probe_targets(r, err, sizeof(err)) < 0) {
-            tm_error("%s", err);
-            code = 1;
-            goto out;
-        }
+/* With --to: creates the replay, sharing --max-buffer with the engine,
+ * and adds every target, each reached once first. Returns 0, or 1 having
+ * said why. `fds` is the descriptor limit. */
+static int build_replay(struct run *r, uint64_t fds, char *err,
+                        size_t errlen)
+{
+    const struct tm_options *o = r->o;
+    if (o->n_targets == 0) {
+        return 0;
     }
-    if (o->output != NULL) {
-        if (capwriter_open(&r->loop, o->output, &r->out, err, sizeof(err)) <
-            0) {
-            tm_error("%s", err);
-            code = 1;
-            goto out;
-        }
-        capwriter_set_notify(r->out, on_writer_change, r);
+    struct replay_config rc_cfg = {
+        .retry_window_ns = o->retry_window_ns,
+        .connect_timeout_ns = o->connect_timeout_ns,
+        .write_timeout_ns = o->write_timeout_ns,
+        .linger_ns = o->linger_ns,
+        .turns = o->turns,
+        .turn_timeout_ns = o->turn_timeout_ns,
+        .turn_quiet_ns = o->turn_quiet_ns,
+        .max_buffer = o->max_buffer,
+        .flow_buffer = o->flow_buffer,
+        .max_connections = o->max_connections
+                               ? o->max_connections
+                               : (fds > 128 ? fds - 64 : fds / 2),
+        .lossless = r->lossless,
+    };
+    r->replay = replay_new(&r->loop, &rc_cfg);
+    replay_set_other_usage(r->replay, engine_queued_counter(r->engine));
+    replay_set_low_water(r->replay, FILE_QUEUE_LOW, FILE_DIALS_LOW,
+                         on_queue_low, r);
+    if (probe_targets(r, err, errlen) < 0) {
+        tm_error("%s", err);
+        return 1;
     }
+    return 0;
+}
 
+/* With -o: opens the output capture. Returns 0, or 1 having said why. */
+static int open_output(struct run *r, char *err, size_t errlen)
+{
+    if (r->o->output == NULL) {
+        return 0;
+    }
+    if (capwriter_open(&r->loop, r->o->output, &r->out, err, errlen) < 0) {
+        tm_error("%s", err);
+        return 1;
+    }
+    capwriter_set_notify(r->out, on_writer_change, r);
+    return 0;
+}
+
+/* Starts the signals, the tick and the source, and runs the loop until
+ * the run has stopped and every handle but the signals' is closed (they
+ * stay ours, unreferenced, until tear_down). */
+static void run_loop(struct run *r)
+{
+    const struct tm_options *o = r->o;
     uv_signal_init(&r->loop, &r->sigint);
     uv_signal_init(&r->loop, &r->sigterm);
     uv_signal_init(&r->loop, &r->sighup);
@@ -921,6 +936,11 @@ int run_command(const struct tm_options *o)
                           : "");
     }
     for (size_t i = 0; r->replay && i < replay_target_count(r->replay); i++) {
+        if (o->port_name != NULL) {
+            tm_info("replaying client connections to port %s to %s",
+                    o->port_name, replay_target_label(r->replay, i));
+            continue;
+        }
         tm_info("replaying client connections to port %u to %s", o->port,
                 replay_target_label(r->replay, i));
     }
@@ -929,13 +949,20 @@ int run_command(const struct tm_options *o)
     source_start(r->src);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     r->loop_ended = true;
+}
 
-    /* Everything below runs after the loop has no active handles. */
+/* After the loop: a run no error decided exits 0, or 3 if a target
+ * dropped a connection; then the output is closed, and an output that
+ * fails to close fails the run (1). */
+static void settle_exit_status(struct run *r)
+{
     if (!r->failed) {
         r->exit_code = 0;
         if (r->replay != NULL) {
             for (size_t i = 0; i < replay_target_count(r->replay); i++) {
-                if (replay_target_stats(r->replay, i)->flows_dropped > 0) {
+                if (replay_target_stats(r->replay, i)->flows_dropped > 0 ||
+                    replay_target_stats(r->replay, i)
+                            ->closed_before_finished > 0) {
                     r->exit_code = 3;
                 }
             }
@@ -949,24 +976,27 @@ int run_command(const struct tm_options *o)
             r->exit_code = 1;
         }
     }
-    report(r, uv_hrtime() - r->started);
-    r->reported = true;
-    code = r->exit_code;
+}
+
+/* Frees everything the steps made, whichever step the run reached, and
+ * closes the signal handlers. A run that never reported writes its failure to --stats-json: `code`
+ * and `err`, the message that ended it. */
+static void tear_down(struct run *r, int code, const char *err)
+{
+    const struct tm_options *o = r->o;
     if (r->out != NULL) {
         r->handles_open++;
         capwriter_free(r->out, on_child_closed, r);
         r->out = NULL;
         uv_run(&r->loop, UV_RUN_DEFAULT);
     }
-
-out:
     if (r->signals_open) {
         /* Only now: until the loop above ended, a signal was ours. */
         uv_close((uv_handle_t *)&r->sigint, NULL);
         uv_close((uv_handle_t *)&r->sigterm, NULL);
         uv_close((uv_handle_t *)&r->sighup, NULL);
     }
-    if (!r->reported && write_stats) {
+    if (!r->reported && r->write_stats) {
         char why[512];
         if (stats_write_failure_json(o->stats_json, o->input, o->output,
                                      code, err, why, sizeof(why)) < 0) {
@@ -983,8 +1013,42 @@ out:
     if (r->engine != NULL) {
         engine_free(r->engine);
     }
-    pktfilter_free(r->filter);
+    pktfilter_free(r->in.filter);
     uv_loop_close(&r->loop);
     free(r);
+}
+
+/* A run is these steps; each that fails has said why, and its exit
+ * status ends the run (see run.h). */
+int run_command(const struct tm_options *o)
+{
+    struct run *r = tm_xcalloc(1, sizeof(*r));
+    char err[1024] = "";
+    r->o = o;
+    r->kernel_drops = -1;
+    r->started = uv_hrtime();
+    uv_loop_init(&r->loop);
+    uint64_t fds = raise_fd_limit();
+    /* Even a run that fails writes its stats, but never over a capture. */
+    r->write_stats = o->stats_json != NULL;
+
+    int code = check_arguments(r, err, sizeof(err));
+    if (code == 0) {
+        code = open_input(r, err, sizeof(err));
+    }
+    if (code == 0) {
+        build_engine(r);
+        code = build_replay(r, fds, err, sizeof(err));
+    }
+    if (code == 0) {
+        code = open_output(r, err, sizeof(err));
+    }
+    if (code == 0) {
+        run_loop(r);
+        settle_exit_status(r);
+        report(r, uv_hrtime() - r->started);
+        code = r->exit_code;
+    }
+    tear_down(r, code, err);
     return code;
 }

@@ -4,14 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-#include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,15 +14,8 @@
 #include "io/log.h"
 #include "core/parse.h"
 #include "core/util.h"
-
-const char *stats_link_name(int linktype)
-{
-    /* pcap_datalink_val_to_name() takes DLT_ values; they match the
-     * LINKTYPE_ values in files except for raw IP. */
-    int dlt = linktype == LINKTYPE_RAW ? DLT_RAW : linktype;
-    const char *name = pcap_datalink_val_to_name(dlt);
-    return name != NULL ? name : "UNKNOWN";
-}
+#include "io/fileid.h"
+#include "io/proc.h"
 
 void stats_print(const struct run_report *rep)
 {
@@ -151,11 +139,38 @@ void stats_print(const struct run_report *rep)
                     (unsigned long long)t->dial_failures,
                     (unsigned long long)t->write_failures,
                     (unsigned long long)t->flows_dropped);
-            if (t->flows_dropped > 0) {
-                tm_warn("%llu connections to %s lost bytes (%s undelivered)",
-                        (unsigned long long)t->flows_dropped,
-                        replay_target_label(rep->replay, i),
+            const char *label = replay_target_label(rep->replay, i);
+            uint64_t cut = t->flows_dropped - t->reset_after_end;
+            if (cut > 0) {
+                tm_warn("%llu connections to %s were dropped before every "
+                        "byte was delivered (%s undelivered)",
+                        (unsigned long long)cut, label,
                         format_bytes(t->bytes_dropped, a, sizeof(a)));
+            }
+            if (t->reset_after_end > 0) {
+                tm_warn("%llu connections to %s were reset by the target "
+                        "after their last byte was sent: it did not read "
+                        "everything",
+                        (unsigned long long)t->reset_after_end, label);
+            }
+            if (t->closed_before_finished > 0) {
+                tm_warn("-> %s: closed before the target finished: %llu; "
+                        "raise --linger",
+                        label,
+                        (unsigned long long)t->closed_before_finished);
+            }
+            if (t->turns > 0) {
+                tm_verbose("-> %s: %llu turns waited for the target's "
+                           "answer, %llu ended by a quiet target, %llu by "
+                           "--turn-timeout",
+                           label, (unsigned long long)t->turns,
+                           (unsigned long long)t->turns_quiet,
+                           (unsigned long long)t->turns_timed_out);
+            }
+            if (t->turns_timed_out > 0) {
+                tm_warn("-> %s: %llu turns sent without the target's answer "
+                        "after --turn-timeout",
+                        label, (unsigned long long)t->turns_timed_out);
             }
         }
     }
@@ -163,62 +178,6 @@ void stats_print(const struct run_report *rep)
         /* The tap outlives the run: said even with -q. */
         tm_warn("%s", rep->kube->removal_hint);
     }
-}
-
-/* glibc keeps what a burst of connections freed in its heap and returns
- * only the top of it: after 100,000 connections ended, 70 MiB stayed
- * resident. mallinfo2() and malloc_trim() (glibc 2.33+) let the run give
- * it back once the load has dropped. Elsewhere these do nothing. */
-#if defined(__GLIBC__) &&                                                      \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-uint64_t stats_heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
-}
-
-void stats_heap_trim(void)
-{
-    malloc_trim(0);
-}
-#else
-uint64_t stats_heap_in_use(void)
-{
-    return 0;
-}
-
-void stats_heap_trim(void)
-{
-}
-#endif
-
-uint64_t stats_peak_rss(void)
-{
-    /* VmHWM starts afresh at exec; getrusage's maximum would include
-     * whatever the parent held before it. */
-    FILE *fp = fopen("/proc/self/status", "r");
-    if (fp != NULL) {
-        char line[256];
-        unsigned long long kib = 0;
-        while (fgets(line, sizeof(line), fp) != NULL) {
-            if (sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
-                break;
-            }
-        }
-        fclose(fp);
-        if (kib > 0) {
-            return (uint64_t)kib * 1024;
-        }
-    }
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) {
-#ifdef __APPLE__
-        return (uint64_t)ru.ru_maxrss; /* bytes on macOS */
-#else
-        return (uint64_t)ru.ru_maxrss * 1024;
-#endif
-    }
-    return 0;
 }
 
 static void add_u64(cJSON *o, const char *k, uint64_t v)
@@ -321,7 +280,7 @@ static int write_text(const char *path, const char *input,
         close(fd);
         errno = errnum;
         goto fail;
-    } else if (tm_null_device(&st)) {
+    } else if (fileid_null_device(&st)) {
         int rc = write_all(fd, text, len);
         int errnum = errno;
         close(fd);
@@ -391,8 +350,8 @@ static bool names_same_file(const char *path, const char *other, int fd)
         return false;
     }
     if (strcmp(other, "-") != 0) {
-        if (tm_canonical_path(path, a, sizeof(a)) == 0 &&
-            tm_canonical_path(other, b, sizeof(b)) == 0) {
+        if (fileid_canonical_path(path, a, sizeof(a)) == 0 &&
+            fileid_canonical_path(other, b, sizeof(b)) == 0) {
             if (strcmp(a, b) == 0) {
                 return true;
             }
@@ -400,7 +359,7 @@ static bool names_same_file(const char *path, const char *other, int fd)
             return true;
         }
     }
-    return stat(path, &st) == 0 && !tm_null_device(&st) &&
+    return stat(path, &st) == 0 && !fileid_null_device(&st) &&
            same_inode(&st, other, fd);
 }
 
@@ -419,7 +378,7 @@ bool stats_path_refused(const char *path, const char *input,
                      path);
             return true;
         }
-        if (tm_null_device(&st)) {
+        if (fileid_null_device(&st)) {
             return false; /* may be named twice: nothing is replaced */
         }
         if (!S_ISREG(st.st_mode)) {
@@ -534,6 +493,11 @@ int stats_write_json(const char *path, const char *input,
             add_u64(o, "flows", t->flows);
             add_u64(o, "completed", t->completed);
             add_u64(o, "bytes_received", t->bytes_received);
+            add_u64(o, "reset_after_end", t->reset_after_end);
+            add_u64(o, "turns", t->turns);
+            add_u64(o, "turns_quiet", t->turns_quiet);
+            add_u64(o, "turns_timed_out", t->turns_timed_out);
+            add_u64(o, "closed_before_finished", t->closed_before_finished);
             cJSON_AddItemToArray(targets, o);
         }
     }
@@ -550,7 +514,7 @@ int stats_write_json(const char *path, const char *input,
         add_u64(k, "pod_switches", rep->kube->pod_switches);
     }
     cJSON *proc = cJSON_AddObjectToObject(root, "process");
-    add_u64(proc, "peak_rss_bytes", stats_peak_rss());
+    add_u64(proc, "peak_rss_bytes", proc_peak_rss());
     cJSON_AddNumberToObject(root, "duration_s",
                             (double)rep->duration_ns / 1e9);
     cJSON_AddNumberToObject(root, "exit_code", rep->exit_code);

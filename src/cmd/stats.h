@@ -65,15 +65,4 @@ int stats_write_failure_json(const char *path, const char *input,
 bool stats_path_refused(const char *path, const char *input,
                         const char *output, char *err, size_t errlen);
 
-/* The process's peak resident memory in bytes (0 if unknown). */
-uint64_t stats_peak_rss(void);
-
-/* Bytes the allocator holds for the program (0 where unknown), and a way
- * to hand what it has freed back to the system. */
-uint64_t stats_heap_in_use(void);
-void stats_heap_trim(void);
-
-/* The name of a capture link type ("EN10MB", "LINUX_SLL2"...). */
-const char *stats_link_name(int linktype);
-
 #endif

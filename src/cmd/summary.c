@@ -12,6 +12,7 @@
 
 #include "core/capreader.h"
 #include "core/engine.h"
+#include "intake.h"
 #include "io/log.h"
 #include "io/pktfilter.h"
 #include "stats.h"
@@ -333,25 +334,20 @@ int summary_command(const struct tm_options *o)
     struct summary s;
     memset(&s, 0, sizeof(s));
     s.cap = o->list_flows == 0 ? LIST_ALL_MAX : o->list_flows;
-    struct engine_config ec = {
-        .port = o->port,
-        .service_addrs = o->service,
-        .n_service_addrs = o->n_service,
-        .gap_timeout_ns = o->gap_timeout_ns,
-        .rtx_timeout_ns = o->rtx_timeout_ns,
-        .idle_timeout_ns = o->idle_timeout_ns,
-        .closing_timeout_ns = 10 * TM_NS_PER_S,
-        .closed_keep_ns = 5 * TM_NS_PER_S,
-        .flow_queue_cap = o->flow_buffer,
-        .queue_budget = o->max_buffer,
-        .max_flows = o->max_flows,
-        .flow_state_budget = o->max_buffer / 2,
-        .hash_seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32),
-    };
+    /* The engine a replay of the capture would use, so that summary
+     * reports what replay would see. */
+    struct engine_config ec = engine_config_from_options(o);
     struct engine_events ev = {NULL, NULL, NULL, on_end, &s};
     struct engine *e = engine_new(&ec, &ev);
     struct capreader *rd = capreader_new();
-    struct pktfilter *pf = o->filter ? pktfilter_new(o->filter) : NULL;
+    /* Every link type reaches the engine: summary lists what a capture
+     * holds, and the engine counts what it cannot read. */
+    struct intake in = {
+        .engine = e,
+        .filter = o->filter ? pktfilter_new(o->filter) : NULL,
+        .name = name,
+        .any_link = true,
+    };
     uint8_t *buf = tm_xmalloc(READ_CHUNK);
     struct capture_facts cf = {.name = name, .format = "unknown"};
     int code = 0;
@@ -378,16 +374,13 @@ int summary_command(const struct tm_options *o)
         int rc;
         while ((rc = capreader_next(rd, &it)) == CAPREADER_ITEM) {
             if (it.kind != CAP_ITEM_PACKET) {
-                if (cf.link == NULL && it.linktype >= 0) {
-                    cf.link = stats_link_name(it.linktype);
+                /* With any_link a header only names the link type. */
+                if (it.kind == CAP_ITEM_HEADER) {
+                    (void)intake_header(&in, &it, err, sizeof(err));
                 }
                 continue;
             }
-            if (cf.link == NULL) {
-                cf.link = stats_link_name(it.linktype);
-            }
-            cf.packets++;
-            cf.bytes += it.caplen;
+            enum intake_verdict v = intake_packet(&in, &it, err, sizeof(err));
             if (it.ts_ns != 0) {
                 if (cf.first_ns == 0 || it.ts_ns < cf.first_ns) {
                     cf.first_ns = it.ts_ns;
@@ -396,21 +389,15 @@ int summary_command(const struct tm_options *o)
                     cf.last_ns = it.ts_ns;
                 }
             }
-            if (pf != NULL) {
-                int m = pktfilter_match(pf, it.linktype, it.data, it.caplen,
-                                        it.wirelen, err, sizeof(err));
-                if (m < 0) {
-                    cf.error = err;
-                    code = 1;
-                    break;
-                }
-                if (m == 0) {
-                    cf.filtered++;
-                    continue;
-                }
+            if (v == INTAKE_FAILED) {
+                cf.error = err;
+                code = 1;
+                break;
             }
-            engine_packet(e, it.linktype, it.ts_ns, it.data, it.caplen,
-                          it.wirelen);
+            if (v == INTAKE_FILTERED) {
+                continue;
+            }
+            intake_to_engine(&in, &it);
             engine_advance(e, engine_now(e));
         }
         if (rc == CAPREADER_ERROR) {
@@ -429,6 +416,10 @@ int summary_command(const struct tm_options *o)
         code = 1;
     }
     cf.truncated = eof && code == 0 && capreader_pending(rd) > 0;
+    cf.link = in.link_name;
+    cf.packets = in.packets;
+    cf.bytes = in.bytes;
+    cf.filtered = in.filtered;
     engine_finish(e);
     if (o->json) {
         print_json(&cf, &s, engine_stats(e));
@@ -445,7 +436,7 @@ int summary_command(const struct tm_options *o)
     }
     engine_free(e);
     capreader_free(rd);
-    pktfilter_free(pf);
+    pktfilter_free(in.filter);
     free(buf);
     free(s.top);
     if (fd != STDIN_FILENO) {

@@ -12,7 +12,6 @@
 #define PCAP_MAGIC_US       0xa1b2c3d4u
 #define PCAP_MAGIC_NS       0xa1b23c4du
 #define PCAP_MAGIC_MODIFIED 0xa1b2cd34u /* Kuznetzov's patched libpcap */
-#define PCAP_HEADER_LEN     24
 
 #define PCAPNG_SHB      0x0a0d0d0au
 #define PCAPNG_IDB      0x00000001u
@@ -219,7 +218,7 @@ static long long item_size(struct capreader *r, const uint8_t *p, size_t avail)
     }
     if (r->format == CAP_FORMAT_PCAP) {
         if (!r->header_seen) {
-            return PCAP_HEADER_LEN;
+            return CAP_PCAP_HEADER_LEN;
         }
         if (avail < r->rec_hdr_len) {
             return 0;

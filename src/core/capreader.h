@@ -18,6 +18,10 @@
 #define CAPREADER_MAX_ITEM       (16u * 1024 * 1024)
 #define CAPREADER_MAX_INTERFACES 1024u
 
+/* A pcap file header, and the header of each of its records. */
+#define CAP_PCAP_HEADER_LEN        24
+#define CAP_PCAP_RECORD_HEADER_LEN 16
+
 enum cap_format { CAP_FORMAT_UNKNOWN = 0, CAP_FORMAT_PCAP, CAP_FORMAT_PCAPNG };
 
 enum cap_item_kind {

@@ -143,7 +143,7 @@ static void sink_data(void *ctx, const uint8_t *data, uint32_t len)
     s->f->payload_bytes += len;
     s->e->stats.payload_bytes += len;
     if (s->e->ev.data != NULL) {
-        s->e->ev.data(s->e->ev.ctx, s->f, data, len);
+        s->e->ev.data(s->e->ev.ctx, s->f, data, len, s->f->server_acked);
     }
 }
 
@@ -195,6 +195,11 @@ void engine_set_service_addrs(struct engine *e,
     }
     e->cfg.service_addrs = e->service_addrs;
     e->cfg.n_service_addrs = n;
+}
+
+void engine_set_port(struct engine *e, uint16_t port)
+{
+    e->cfg.port = port;
 }
 
 static bool is_loopback(uint8_t family, const uint8_t *addr)
@@ -505,6 +510,55 @@ static struct flow *find(struct engine *e, const struct flow_key *k)
     return n ? TM_CONTAINER_OF(n, struct flow, node) : NULL;
 }
 
+/* The server's highest sequence seen, relative to srv_base: at least
+ * server_acked. */
+static uint64_t server_high(const struct flow *f)
+{
+    if (!(f->flags & FLOW_SRV_SEEN) || !(f->flags & FLOW_SRV_BASE)) {
+        return f->server_acked;
+    }
+    int32_t d = (int32_t)(f->srv_next -
+                          (f->srv_base + (uint32_t)f->server_acked));
+    return d > 0 ? f->server_acked + (uint32_t)d : f->server_acked;
+}
+
+uint64_t engine_flow_server_sent(const struct flow *f)
+{
+    return server_high(f);
+}
+
+/* A client segment acknowledges `ack`: how much of the server's data the
+ * client had heard when it sent it. An acknowledgement that goes back,
+ * or beyond what the server was seen sending (the ACK of its FIN, a
+ * forged value), moves nothing past what is known. */
+static void note_client_ack(struct flow *f, uint32_t ack, bool has_data)
+{
+    if (!(f->flags & FLOW_SRV_BASE)) {
+        /* A connection opened by a SYN whose SYN-ACK was not captured:
+         * the handshake's ACK names the server's first byte. One joined
+         * mid-stream starts counting at its first client data, which
+         * therefore waits for nothing. */
+        if (!(f->flags & FLOW_SYN) && !has_data) {
+            return;
+        }
+        f->srv_base = ack;
+        f->flags |= FLOW_SRV_BASE;
+        return;
+    }
+    int32_t d = (int32_t)(ack - (f->srv_base + (uint32_t)f->server_acked));
+    if (d <= 0) {
+        return;
+    }
+    uint64_t v = f->server_acked + (uint32_t)d;
+    if (f->flags & FLOW_SRV_SEEN) {
+        uint64_t hi = server_high(f);
+        if (v > hi) {
+            v = hi;
+        }
+    }
+    f->server_acked = v;
+}
+
 static void inbound(struct engine *e, const struct tcp_segment *s,
                     const struct flow_key *key)
 {
@@ -561,6 +615,9 @@ static void inbound(struct engine *e, const struct tcp_segment *s,
         end_flow(e, f, FLOW_END_RST);
         return;
     }
+    if (s->flags & TCP_FLAG_ACK) {
+        note_client_ack(f, s->ack, s->wire_len > 0);
+    }
     if (s->wire_len > 0 || fin) {
         struct sink_ctx sc = {e, f};
         struct reasm_sink sink = {sink_data, sink_gap, &sc};
@@ -580,6 +637,22 @@ static void outbound(struct engine *e, const struct tcp_segment *s,
         return;
     }
     f->server_bytes += s->wire_len;
+    if ((s->flags & TCP_FLAG_SYN) && (s->flags & TCP_FLAG_ACK)) {
+        if (!(f->flags & FLOW_SRV_BASE)) {
+            f->srv_base = s->seq + 1;
+            f->flags |= FLOW_SRV_BASE;
+        }
+    } else if (s->wire_len > 0) {
+        uint32_t end = s->seq + s->wire_len;
+        if (!(f->flags & FLOW_SRV_SEEN) ||
+            (int32_t)(end - f->srv_next) > 0) {
+            f->srv_next = end;
+        }
+        f->flags |= FLOW_SRV_SEEN;
+        if ((f->flags & FLOW_SYN) && !(f->flags & FLOW_DATA)) {
+            f->flags |= FLOW_SERVER_FIRST;
+        }
+    }
     if (s->flags & TCP_FLAG_RST) {
         touch(e, f);
         end_flow(e, f, FLOW_END_SERVER_RST);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "decode.h"
 #include "flowtab.h"
 #include "list.h"
@@ -28,6 +29,10 @@ enum flow_state { FLOW_OPEN = 0, FLOW_CLOSED };
 #define FLOW_SYN        0x01 /* opened by a SYN: isn is known */
 #define FLOW_SERVER_FIN 0x02 /* the server has closed its side */
 #define FLOW_DATA       0x04 /* the client has sent a payload byte */
+#define FLOW_SRV_BASE   0x08 /* srv_base is known */
+#define FLOW_SRV_SEEN   0x10 /* srv_next is known */
+#define FLOW_SERVER_FIRST 0x20 /* the server sent data before the client
+                                  (a greeting) */
 
 struct flow {
     struct flowtab_entry node; /* key: client -> server */
@@ -45,6 +50,14 @@ struct flow {
     uint64_t payload_bytes; /* client bytes delivered */
     uint64_t gap_bytes;     /* client bytes skipped over */
     uint64_t server_bytes;  /* server payload seen on the wire */
+    /* The conversation: how many of the server's payload bytes the client
+     * had acknowledged, counted from srv_base (the sequence number of the
+     * server's first byte: after the SYN-ACK, or for a connection joined
+     * mid-stream the acknowledgement of its first client data, so that
+     * its first byte carries 0). Monotonic; never beyond what the server
+     * was seen sending (srv_next), when it was seen. */
+    uint64_t server_acked;
+    uint32_t srv_base, srv_next;
     void *user;             /* belongs to the events' consumer */
 };
 
@@ -62,28 +75,22 @@ const char *flow_end_reason_name(enum flow_end_reason why);
 
 /*
  * What the engine reports. `data` borrows the record or the reassembly
- * queue for the duration of the call. `end` is the last call for a flow;
- * the flow object may be freed after it returns.
+ * queue for the duration of the call; `server_acked` is how many of the
+ * server's bytes the client had acknowledged when it sent them (the
+ * flow's server_acked then): a client byte sent with a higher value than
+ * the one before it was sent after hearing from the server. Bytes
+ * delivered from the reassembly queue (behind a hole) carry the value of
+ * the segment or moment that released them, never less than their own.
+ * `end` is the last call for a flow; the flow object may be freed after
+ * it returns.
  */
 struct engine_events {
     void (*open)(void *ctx, struct flow *f);
     void (*data)(void *ctx, struct flow *f, const uint8_t *data,
-                 uint32_t len);
+                 uint32_t len, uint64_t server_acked);
     void (*gap)(void *ctx, struct flow *f, uint32_t len);
     void (*end)(void *ctx, struct flow *f, enum flow_end_reason why);
     void *ctx;
-};
-
-/* An address of the service: inbound segments must be sent to one. */
-struct service_addr {
-    uint8_t family; /* 4 or 6 */
-    uint8_t addr[16];
-    /* A service mesh's sidecar stands in front of it (Istio, Linkerd):
-     * connections from other hosts carry the mesh's TLS, and the
-     * plaintext clients are the sidecar's own connections, from the
-     * loopback or from a service address. Only those are inbound, to
-     * this address or, on the loopback, to any. */
-    bool sidecar_hop;
 };
 
 struct engine_config {
@@ -139,6 +146,11 @@ void engine_free(struct engine *e);
 void engine_set_service_addrs(struct engine *e,
                               const struct service_addr *addrs, size_t n);
 
+/* Sets the service port once a source has resolved it (a named port in
+ * a Kubernetes pod); before the first packet, or it changes nothing
+ * already tracked. */
+void engine_set_port(struct engine *e, uint16_t port);
+
 /* Feeds one captured packet. Returns how it decoded. */
 enum decode_verdict engine_packet(struct engine *e, int linktype,
                                   uint64_t ts_ns, const uint8_t *pkt,
@@ -175,6 +187,10 @@ void engine_advance(struct engine *e, uint64_t now_ns);
 void engine_finish(struct engine *e);
 
 uint64_t engine_now(const struct engine *e);
+/* How many payload bytes the flow's server sent, as far as the capture
+ * shows: the highest sequence seen, or what the client acknowledged if
+ * that is more (the server's segments were not captured). */
+uint64_t engine_flow_server_sent(const struct flow *f);
 /* Out-of-order bytes queued (nodes and buffers). */
 size_t engine_queued_bytes(const struct engine *e);
 /* Bytes charged for flows: ENGINE_FLOW_COST each, plus flow_data_cost

@@ -1,6 +1,6 @@
 /*
  * A bounded multiset of packet fingerprints, for the hand-over between two
- * capture rings on one interface (source.c). While both rings are attached
+ * capture rings on one interface (io/live.c). While both rings are attached
  * every packet lands in both; the packets the old ring delivered are added
  * here, and the new ring's copies of them are taken out again instead of
  * being delivered twice.

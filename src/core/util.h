@@ -50,26 +50,9 @@ static inline bool seq_ge(uint32_t a, uint32_t b)
  * characters. Such a name can never be read as a command-line flag. */
 bool tm_dns1123_name(const char *s, size_t max);
 
-/* Whether two paths name one existing file (the same device and inode:
- * a hard link, a symlink, another spelling of the path). */
-bool tm_same_file(const char *a, const char *b);
-
-struct stat;
-
-/* Whether `st` is the null device (/dev/null, under any name): the one
- * device the capture and --stats-json may be written to. */
-bool tm_null_device(const struct stat *st);
-
-/*
- * Writes to `out` the absolute form of `path` that the kernel would
- * reach: its directories resolved with realpath() (symbolic links, "."
- * and ".."), those that do not exist yet (the capture creates them)
- * normalised by name, and the last component as given, not followed.
- * Two spellings of one name, "./x" and "d/../x", give one string.
- * Returns -1 if the working directory is unknown or a directory cannot
- * be resolved for another reason than not existing.
- */
-int tm_canonical_path(const char *path, char *out, size_t outlen);
+/* Whether the `len` bytes at `s` equal the string `lit`, ASCII letters
+ * compared without case (HTTP header names, codings, media types). */
+bool tm_ascii_caseeq(const char *s, size_t len, const char *lit);
 
 /* Keyed 64-bit hash of a byte string (seeded so that flow tuples chosen
  * by strangers cannot be aimed at one hash bucket). */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "fileid.h"
 
 /* A regular file is written once this much is buffered (and by the run's
  * 50 ms tick otherwise). */
@@ -139,7 +140,7 @@ static bool refuse_kind(const char *path, const struct stat *st, char *err,
     } else if (S_ISSOCK(st->st_mode)) {
         kind = "it is a socket";
     } else if ((S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) &&
-               !tm_null_device(st)) {
+               !fileid_null_device(st)) {
         kind = "it is a device (only /dev/null is written to)";
     }
     if (kind != NULL) {

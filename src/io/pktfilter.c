@@ -24,9 +24,17 @@ struct pktfilter {
     size_t n;
 };
 
+/* libpcap takes DLT_ values; they match the LINKTYPE_ values in files
+ * except for raw IP. */
 static int to_dlt(int linktype)
 {
     return linktype == LINKTYPE_RAW ? DLT_RAW : linktype;
+}
+
+const char *pktfilter_link_name(int linktype)
+{
+    const char *name = pcap_datalink_val_to_name(to_dlt(linktype));
+    return name != NULL ? name : "UNKNOWN";
 }
 
 int pktfilter_check(const char *expr, char *err, size_t errlen)

@@ -1,7 +1,8 @@
 /*
  * --filter for capture files and streams: a libpcap BPF program compiled
  * once per link type (a pcapng file may mix them) and run on each
- * record. Live captures filter in the kernel instead.
+ * record. Live captures filter in the kernel instead. Also the name
+ * libpcap gives a link type, which shares the LINKTYPE_/DLT_ mapping.
  */
 #ifndef TAPMIRROR_PKTFILTER_H
 #define TAPMIRROR_PKTFILTER_H
@@ -23,5 +24,10 @@ void pktfilter_free(struct pktfilter *f);
 int pktfilter_match(struct pktfilter *f, int linktype, const uint8_t *data,
                     uint32_t caplen, uint32_t wirelen, char *err,
                     size_t errlen);
+
+/* libpcap's name of a capture file's link type ("EN10MB", "LINUX_SLL2";
+ * "UNKNOWN" for a number it does not know): it names every link type,
+ * decode_link_supported() or not, in messages and the report. */
+const char *pktfilter_link_name(int linktype);
 
 #endif

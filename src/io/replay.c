@@ -47,6 +47,7 @@
 struct chunk {
     struct chunk *next;
     uint32_t start, end, cap;
+    uint64_t mark; /* server bytes production's client had heard */
     uint8_t data[];
 };
 
@@ -67,6 +68,12 @@ struct target {
     struct replay_target_stats st;
     uv_tcp_t *parked; /* the start-up probe's connection, kept for the
                          first mirrored connection */
+    uint64_t parked_rx; /* what the target sent on it (a greeting) */
+    /* A target that never sent a byte in the run (a sink that only
+     * reads) cannot answer turns: once a turn timed out on it, its turns
+     * are sent as captured and its connections are not counted
+     * unfinished, until it sends a byte. */
+    bool answered_any, silent;
 };
 
 struct conn {
@@ -84,10 +91,17 @@ struct conn {
     size_t inflight; /* bytes of the write in progress */
     size_t unsent;   /* of those, still in libuv's queue at the last check */
     uint64_t first_failure_ns;
+    /* Turns (see conn_advance): marks are production's server bytes. */
+    uint64_t released_mark; /* chunks up to this mark may be written */
+    uint64_t end_mark;      /* the client's close waits for this mark */
+    uint64_t server_sent;   /* production's server bytes in all */
+    uint64_t turn_rx;       /* target bytes since the last release */
+    uint64_t wait_start_ns, last_rx_ns;
     uint32_t attempts;
     uint8_t state;
     bool flow_ended, target_eof, dropped, tcp_open, dirty;
     bool dialing;  /* counted in replay.dialing */
+    bool turn_waiting; /* the timer waits for the target's answer */
     bool over_cap; /* counted in replay.over_cap */
     struct tm_list link;      /* every conn: the replay's list */
     struct tm_list wait_link; /* the wait queue or the dirty list */
@@ -356,10 +370,14 @@ static void queue_free(struct conn *c)
     uv_idle_start(&r->reaper, on_reap);
 }
 
-static void queue_append(struct conn *c, const uint8_t *data, uint32_t len)
+/* A byte with a higher mark than the one before starts a new chunk: the
+ * chunk is the unit a turn holds back. */
+static void queue_append(struct conn *c, const uint8_t *data, uint32_t len,
+                         uint64_t mark)
 {
     struct chunk *t = c->tail;
-    if (t != NULL && t->cap > t->end) {
+    bool same_turn = t != NULL && t->mark == mark;
+    if (same_turn && t->cap > t->end) {
         uint32_t n = TM_MIN(len, t->cap - t->end);
         memcpy(t->data + t->end, data, n);
         t->end += n;
@@ -369,7 +387,7 @@ static void queue_append(struct conn *c, const uint8_t *data, uint32_t len)
     if (len == 0) {
         return;
     }
-    uint32_t cap = t == NULL ? CHUNK_MIN : TM_MIN(t->cap * 2, CHUNK_LARGE);
+    uint32_t cap = !same_turn ? CHUNK_MIN : TM_MIN(t->cap * 2, CHUNK_LARGE);
     if (cap < len) {
         cap = len; /* no rounding: one allocation of exactly what came */
     }
@@ -378,6 +396,7 @@ static void queue_append(struct conn *c, const uint8_t *data, uint32_t len)
     k->start = 0;
     k->end = len;
     k->cap = cap;
+    k->mark = mark;
     memcpy(k->data, data, len);
     if (t != NULL) {
         t->next = k;
@@ -428,6 +447,7 @@ static void account_removed(struct replay *r, struct conn *c, size_t n)
 static void conn_dial(struct conn *c);
 static void start_write(struct conn *c);
 static void do_shutdown(struct conn *c);
+static void conn_advance(struct conn *c);
 static void check_drained(struct replay *r);
 
 static void session_release(struct replay_session *s)
@@ -649,11 +669,7 @@ static void on_connect(uv_connect_t *req, int status)
     c->first_failure_ns = 0;
     c->target->st.connections++;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (c->queued > 0) {
-        start_write(c);
-    } else if (c->flow_ended) {
-        do_shutdown(c);
-    }
+    conn_advance(c);
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -697,7 +713,11 @@ static void on_parked_read(uv_stream_t *st, ssize_t nread,
 {
     struct target *t = st->data;
     (void)buf;
-    if (nread < 0) {
+    if (nread > 0) {
+        t->parked_rx += (uint64_t)nread; /* a greeting: the first turn */
+        t->answered_any = true;
+        t->silent = false;
+    } else if (nread < 0) {
         close_parked(t); /* the target closed it: dial afresh later */
     }
 }
@@ -722,6 +742,8 @@ static bool take_parked(struct conn *c)
         return false;
     }
     int copy = dup(fd);
+    uint64_t greeting = t->parked_rx;
+    t->parked_rx = 0;
     close_parked(t);
     if (copy < 0) {
         return false;
@@ -738,6 +760,11 @@ static bool take_parked(struct conn *c)
     c->tcp_open = true;
     r->open_fds++;
     uv_tcp_nodelay(&c->tcp, 1);
+    c->turn_rx = greeting;
+    c->target->st.bytes_received += greeting;
+    if (greeting > 0) {
+        c->last_rx_ns = now_ns();
+    }
     c->state = C_CONNECTING;
     c->req.connect.data = c;
     on_connect(&c->req.connect, 0);
@@ -847,6 +874,161 @@ static void conn_dial(struct conn *c)
                    ns_to_ms(r->cfg.connect_timeout_ns), 0);
 }
 
+/* ---- turns ---- */
+
+/* What the target should still answer after the last turn: production's
+ * server sent this much after the client's last byte (everything, in
+ * stream mode: released_mark stays 0). */
+static uint64_t final_answer(const struct conn *c)
+{
+    return c->server_sent > c->released_mark
+               ? c->server_sent - c->released_mark
+               : 0;
+}
+
+/* Whether the target has answered the last turn: as many bytes as
+ * production's server did, or some and then quiet for --turn-quiet (its
+ * answer is shorter). */
+static bool answered(const struct conn *c, uint64_t need)
+{
+    if (c->target_eof || c->turn_rx >= need) {
+        return true;
+    }
+    const struct replay *r = c->session->r;
+    return c->turn_rx > 0 && now_ns() - c->last_rx_ns >= r->cfg.turn_quiet_ns;
+}
+
+/* A connection closed while the target was still answering: counted,
+ * because a fast replay that closes too early loses the target's work
+ * silently (a database that was still executing queued queries). */
+static void count_unfinished(struct conn *c, const char *by)
+{
+    if (!c->target->answered_any) {
+        return; /* a sink: there was no answer to wait for */
+    }
+    c->target->st.closed_before_finished++;
+    tm_verbose("connection %llu to %s closed by %s before the target "
+               "finished answering (%llu of %llu bytes)",
+               (unsigned long long)c->session->flow_id, c->target->label, by,
+               (unsigned long long)c->turn_rx,
+               (unsigned long long)(c->turn_waiting
+                                        ? c->end_mark - c->released_mark
+                                        : final_answer(c)));
+}
+
+static void on_turn_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->turn_waiting) {
+        conn_advance(c);
+    }
+}
+
+/* The target answered the turn (or gave up answering): the chunks up to
+ * `mark` may go, and the next turn's answer is counted from here. */
+static void release_turn(struct conn *c, uint64_t mark)
+{
+    c->released_mark = mark;
+    c->turn_rx = 0;
+    c->turn_waiting = false;
+    uv_timer_stop(&c->timer);
+}
+
+/* A turn timed out on a target that has never sent a byte: it is a sink
+ * (or down), and every connection waiting on it would wait as long. */
+static void target_silent(struct replay *r, struct target *t)
+{
+    if (t->answered_any || t->silent) {
+        return;
+    }
+    t->silent = true;
+    tm_verbose("%s has answered nothing: turns are sent as captured until "
+               "it does",
+               t->label);
+    struct tm_list *n = r->conns.next;
+    while (n != &r->conns) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
+        n = n->next;
+        if (c->target == t && c->turn_waiting) {
+            conn_advance(c);
+        }
+    }
+}
+
+/*
+ * The conn is open and writes nothing: writes what may go, half-closes
+ * at the end, or waits for the target's answer. The first queued chunk
+ * (or the client's close) carries the production server bytes its client
+ * had heard; above the released mark, production's client waited for
+ * the server's answer, so the target's answer is waited for too: as many
+ * bytes as production's answer (the difference of the marks), or quiet
+ * for --turn-quiet after its first byte, or --turn-timeout at most
+ * (--linger for the close, which counts the connection unfinished). A
+ * greeting is the first turn: the first chunk's mark is above 0.
+ */
+static void conn_advance(struct conn *c)
+{
+    if (c->state != C_OPEN || c->inflight > 0) {
+        return;
+    }
+    struct replay *r = c->session->r;
+    bool closing = c->head == NULL;
+    if (closing && !c->flow_ended) {
+        return; /* nothing to send yet */
+    }
+    uint64_t want = closing ? c->end_mark : c->head->mark;
+    if (r->cfg.turns && want > c->released_mark && c->target->silent) {
+        release_turn(c, want); /* a sink: nothing to wait for */
+    } else if (r->cfg.turns && want > c->released_mark) {
+        uint64_t need = want - c->released_mark;
+        uint64_t now = now_ns();
+        uint64_t limit = closing ? r->cfg.linger_ns : r->cfg.turn_timeout_ns;
+        if (!c->turn_waiting) {
+            c->turn_waiting = true;
+            c->wait_start_ns = now;
+            c->target->st.turns++;
+        }
+        if (answered(c, need)) {
+            if (c->turn_rx < need && !c->target_eof) {
+                c->target->st.turns_quiet++;
+            }
+        } else if (now - c->wait_start_ns >= limit) {
+            if (!c->target->answered_any) {
+                release_turn(c, want);
+                target_silent(r, c->target);
+                conn_advance(c); /* released: writes or half-closes */
+                return;
+            }
+            if (closing) {
+                count_unfinished(c, "--linger");
+                release_turn(c, want);
+                conn_close(c, false);
+                return;
+            }
+            c->target->st.turns_timed_out++;
+            tm_verbose("connection %llu to %s: no complete answer within "
+                       "--turn-timeout (%llu of %llu bytes); sending on",
+                       (unsigned long long)c->session->flow_id,
+                       c->target->label, (unsigned long long)c->turn_rx,
+                       (unsigned long long)need);
+        } else {
+            uint64_t due = c->wait_start_ns + limit;
+            if (c->turn_rx > 0) {
+                due = TM_MIN(due, c->last_rx_ns + r->cfg.turn_quiet_ns);
+            }
+            uint64_t ms = due > now ? ns_to_ms(due - now) : 1;
+            uv_timer_start(&c->timer, on_turn_timer, ms, 0);
+            return;
+        }
+        release_turn(c, want);
+    }
+    if (!closing) {
+        start_write(c);
+    } else {
+        do_shutdown(c);
+    }
+}
+
 /* ---- writing ---- */
 
 /* A write may take long on a slow target; only a target that accepted
@@ -886,11 +1068,7 @@ static void on_write(uv_write_t *req, int status)
     account_removed(r, c, n);
     c->target->st.bytes_delivered += n;
     uv_timer_stop(&c->timer);
-    if (c->queued > 0) {
-        start_write(c);
-    } else if (c->flow_ended) {
-        do_shutdown(c);
-    }
+    conn_advance(c);
 }
 
 static void start_write(struct conn *c)
@@ -899,8 +1077,9 @@ static void start_write(struct conn *c)
     uv_buf_t bufs[WRITE_MAX_BUFS];
     unsigned n = 0;
     size_t total = 0;
-    for (struct chunk *k = c->head; k != NULL && n < WRITE_MAX_BUFS &&
-                                    total < WRITE_MAX_BYTES;
+    for (struct chunk *k = c->head;
+         k != NULL && n < WRITE_MAX_BUFS && total < WRITE_MAX_BYTES &&
+         k->mark <= c->released_mark;
          k = k->next) {
         if (k->end == k->start) {
             continue;
@@ -929,10 +1108,23 @@ static void start_write(struct conn *c)
     }
 }
 
+/* At a cut (--linger, --drain-timeout) after the half-close: the target
+ * has not closed and sent less than production's server did. A pause is
+ * no answer here: in stream mode the rest is the whole conversation, and
+ * a target still working on a slow request is quiet too. */
+static bool cut_short(const struct conn *c)
+{
+    return !c->target_eof && c->turn_rx < final_answer(c);
+}
+
 static void on_linger_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
     if (c->state == C_LINGER) {
+        if (cut_short(c)) {
+            c->target->st.completed--; /* counted at the half-close */
+            count_unfinished(c, "--linger");
+        }
         conn_close(c, false);
     }
 }
@@ -948,6 +1140,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
          * bytes it never read. */
         c->target->st.write_failures++;
         c->target->st.flows_dropped++;
+        c->target->st.reset_after_end++;
         c->dropped = true;
         tm_verbose("connection %llu to %s was reset by the target before "
                    "the end of the stream: %s",
@@ -957,7 +1150,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         return;
     }
     c->target->st.completed++;
-    if (c->target_eof) {
+    uint64_t rest = final_answer(c);
+    if (c->target_eof || (rest > 0 && c->turn_rx >= rest)) {
         conn_close(c, false);
         return;
     }
@@ -994,6 +1188,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread > 0) {
         c->target->st.bytes_received += (uint64_t)nread;
+        c->target->answered_any = true;
+        c->target->silent = false;
+        c->turn_rx += (uint64_t)nread;
+        c->last_rx_ns = now_ns();
+        if (c->turn_waiting) {
+            conn_advance(c);
+        } else if (c->state == C_LINGER && final_answer(c) > 0 &&
+                   c->turn_rx >= final_answer(c)) {
+            conn_close(c, false); /* the last answer is complete */
+        }
         return;
     }
     if (nread == 0 || c->state == C_CLOSING) {
@@ -1004,6 +1208,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         c->target_eof = true;
         if (c->state == C_LINGER) {
             conn_close(c, false);
+        } else if (c->turn_waiting) {
+            conn_advance(c); /* it will answer no more */
         }
         return;
     }
@@ -1015,6 +1221,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->state == C_LINGER || c->state == C_SHUTTING) {
         c->dropped = true;
         c->target->st.flows_dropped++;
+        c->target->st.reset_after_end++;
         if (c->state == C_LINGER) {
             c->target->st.completed--; /* counted at the half-close */
         }
@@ -1080,8 +1287,9 @@ static struct conn *largest_conn(struct replay *r)
 }
 
 void replay_data(struct replay *r, struct replay_session *s,
-                 const uint8_t *data, uint32_t len)
+                 const uint8_t *data, uint32_t len, uint64_t server_acked)
 {
+    uint64_t mark = r->cfg.turns ? server_acked : 0;
     for (size_t i = 0; i < r->n_targets; i++) {
         struct conn *c = &s->conns[i];
         if (c->dropped || c->state == C_CLOSING) {
@@ -1112,7 +1320,7 @@ void replay_data(struct replay *r, struct replay_session *s,
             c->target->st.bytes_dropped += len;
             continue;
         }
-        queue_append(c, data, len);
+        queue_append(c, data, len, mark);
         c->queued += len;
         r->queued += len;
         if (!c->over_cap && c->queued > r->cfg.flow_buffer) {
@@ -1126,7 +1334,8 @@ void replay_data(struct replay *r, struct replay_session *s,
     }
 }
 
-void replay_end(struct replay *r, struct replay_session *s)
+void replay_end(struct replay *r, struct replay_session *s,
+                uint64_t end_acked, uint64_t server_sent)
 {
     s->flow_gone = true;
     for (size_t i = 0; i < r->n_targets; i++) {
@@ -1135,8 +1344,10 @@ void replay_end(struct replay *r, struct replay_session *s)
             continue;
         }
         c->flow_ended = true;
+        c->end_mark = r->cfg.turns ? end_acked : 0;
+        c->server_sent = server_sent;
         if (c->state == C_OPEN && c->queued == 0 && c->inflight == 0) {
-            do_shutdown(c);
+            conn_advance(c);
         } else if ((c->state == C_QUEUED || c->state == C_RETRY) &&
                    c->queued == 0) {
             conn_close(c, false); /* no bytes and no connection yet */
@@ -1155,7 +1366,7 @@ void replay_flush(struct replay *r)
         tm_list_remove(&c->wait_link);
         c->dirty = false;
         if (c->state == C_OPEN && c->inflight == 0 && c->queued > 0) {
-            start_write(c);
+            conn_advance(c);
         }
     }
 }
@@ -1185,10 +1396,18 @@ static void on_drain_timeout(uv_timer_t *t)
         if (c->state == C_CLOSING) {
             continue;
         }
-        if (c->queued > 0 || (c->state != C_LINGER &&
-                              c->state != C_SHUTTING)) {
+        if (c->queued == 0 && c->state == C_OPEN && c->turn_waiting) {
+            /* Every byte is out; the target was answering the last. */
+            count_unfinished(c, "--drain-timeout");
+            conn_close(c, false);
+        } else if (c->queued > 0 || (c->state != C_LINGER &&
+                                     c->state != C_SHUTTING)) {
             conn_drop(c, "still undelivered at --drain-timeout");
         } else {
+            if (c->state == C_LINGER && cut_short(c)) {
+                c->target->st.completed--;
+                count_unfinished(c, "--drain-timeout");
+            }
             conn_close(c, false);
         }
     }

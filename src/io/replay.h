@@ -24,6 +24,12 @@
 struct replay_config {
     uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;
     uint64_t linger_ns;
+    /* Turns: a client byte that production's client sent after hearing
+     * more of the server goes out only after the target answered as much
+     * (or fell quiet for turn_quiet after its first byte, or turn_timeout
+     * passed). Off: every byte goes out as soon as it is queued. */
+    bool turns;
+    uint64_t turn_timeout_ns, turn_quiet_ns;
     uint64_t max_buffer, flow_buffer;
     uint64_t max_connections;
     bool lossless; /* a file: over --flow-buffer, pause rather than drop */
@@ -39,6 +45,14 @@ struct replay_target_stats {
     uint64_t flows_dropped;   /* connections given up with bytes lost */
     uint64_t bytes_dropped;   /* client bytes never delivered */
     uint64_t completed;       /* connections closed after every byte */
+    uint64_t reset_after_end; /* of flows_dropped: reset by the target
+                                 after their last byte was accepted */
+    uint64_t turns;           /* client turns held for the target's answer */
+    uint64_t turns_quiet;     /* ... released by a quiet target */
+    uint64_t turns_timed_out; /* ... released by --turn-timeout */
+    uint64_t closed_before_finished; /* closed (by --linger or the
+                                        drain) while the target had not
+                                        answered the last turn */
 };
 
 struct replay;
@@ -65,9 +79,15 @@ struct replay_session;
  * connections' libuv handles included), for the memory budget. */
 size_t replay_session_size(size_t n_targets);
 struct replay_session *replay_open(struct replay *r, uint64_t flow_id);
+/* `server_acked`: how much of the server's data production's client had
+ * heard when it sent these bytes (monotonic per session). */
 void replay_data(struct replay *r, struct replay_session *s,
-                 const uint8_t *data, uint32_t len);
-void replay_end(struct replay *r, struct replay_session *s);
+                 const uint8_t *data, uint32_t len, uint64_t server_acked);
+/* `end_acked`: what the client had heard when it closed; `server_sent`:
+ * all production's server sent, so what the target should answer after
+ * the last turn. */
+void replay_end(struct replay *r, struct replay_session *s,
+                uint64_t end_acked, uint64_t server_sent);
 
 /* Starts writes for every connection that received bytes since the last
  * call: small segments queued meanwhile go out as one write. */

@@ -11,11 +11,12 @@
 #define TAPMIRROR_SOURCE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/addr.h"
 #include "core/capreader.h"
-#include "core/engine.h"
 
 struct source;
 
@@ -33,15 +34,48 @@ struct source_events {
     void (*addresses)(void *ctx, const struct service_addr *addrs,
                       size_t n);
     void *ctx;
+    /* Optional: the source resolved the service port (mirror -p NAME, or
+     * a Service port mapped to its targetPort), before any packet. */
+    void (*port)(void *ctx, uint16_t port);
 };
 
-/* A source whose items come from streams a provider opens itself (the
- * Kubernetes tap): the source API delegates to these. */
-struct source_provider_ops {
+/* How a live capture delivered packets (see --batch-above). */
+struct source_capture_modes {
+    bool switching;              /* it may switch between two rings */
+    bool blocks;                 /* delivering in blocks now */
+    uint64_t switches;           /* hand-overs between the rings */
+    uint64_t duplicates_skipped; /* copies both rings had */
+    uint64_t unrecorded;         /* packets not fingerprinted (table full) */
+    uint64_t handover_lost;      /* left in a ring and in no other */
+    int64_t packet_ring_drops;   /* kernel drops per ring; -1: no such ring */
+    int64_t block_ring_drops;
+};
+
+/* What one kind of source does. Every call on a source dispatches
+ * through its table, as libpcap's calls do through a pcap_t's methods:
+ * a capture file (source_file.c), a byte stream (source_stream.c), a live
+ * capture (live.c), or a provider that opens streams of its own (the
+ * Kubernetes tap). `impl` is the kind's own object.
+ *
+ * The source keeps the started, paused and stopped state: start runs
+ * once, pause and resume only when the state changes, stop once, and
+ * close once, after stop. close must call done(ctx) once every handle of
+ * `impl` is closed; the source is freed after it. The entries marked
+ * optional may be NULL. */
+struct source_ops {
+    bool lossless;     /* waiting costs nothing (a regular file) */
+    bool live_capture; /* libpcap filters in the kernel */
     void (*start)(void *impl);
     void (*pause)(void *impl);
     void (*resume)(void *impl);
     void (*stop)(void *impl);
+    /* Optional: see source_stop_then(); called only on a started source
+     * that is neither paused, stopped nor ended. NULL: stops at once. */
+    void (*stop_then)(void *impl, void (*stopped)(void *ctx), void *ctx);
+    /* Optional: see source_kernel_drops(); NULL: -1. */
+    int64_t (*kernel_drops)(void *impl);
+    /* Optional: see source_capture_modes(); NULL: false. */
+    bool (*capture_modes)(void *impl, struct source_capture_modes *out);
     void (*close)(void *impl, void (*done)(void *ctx), void *ctx);
 };
 
@@ -68,19 +102,24 @@ int source_open_pipe(uv_loop_t *loop, uv_pipe_t *pipe, const char *name,
                      const struct source_config *cfg,
                      const struct source_events *ev, struct source **out);
 
-/* Captures live on `iface` (tcp port PORT, plus the filter). */
+/* source_open_live(): the --filter expression does not compile (a usage
+ * error, unlike every other failure to open). */
+#define SOURCE_BAD_FILTER (-2)
+
+/* Captures live on `iface` (tcp port PORT, plus the filter). Returns 0,
+ * -1 or SOURCE_BAD_FILTER; err says why. */
 int source_open_live(uv_loop_t *loop, const char *iface,
                      const struct source_config *cfg,
                      const struct source_events *ev, struct source **out,
                      char *err, size_t errlen);
 
-/* Wraps a provider. Borrows `ops`; `impl` belongs to the provider. */
-struct source *source_new_provider(uv_loop_t *loop, const char *name,
-                                   const struct source_provider_ops *ops,
-                                   void *impl);
+/* A source of the kind `ops` (borrowed) backed by `impl`. `ev` may be
+ * NULL for a provider that reports to the run's events itself. */
+struct source *source_new(const char *name, const struct source_ops *ops,
+                          void *impl, const struct source_events *ev);
 
-/* The provider behind a source made by source_new_provider(), or NULL. */
-void *source_provider_impl(const struct source *s);
+/* The object behind `s` when it is of the kind `ops`, else NULL. */
+void *source_impl(const struct source *s, const struct source_ops *ops);
 
 /* Starts delivering items. */
 void source_start(struct source *s);
@@ -115,18 +154,6 @@ uint64_t source_pauses_capped(const struct source *s);
 
 /* Live capture: packets the kernel or interface dropped (-1: unknown). */
 int64_t source_kernel_drops(struct source *s);
-
-/* How a live capture delivered packets (see --batch-above). */
-struct source_capture_modes {
-    bool switching;              /* it may switch between two rings */
-    bool blocks;                 /* delivering in blocks now */
-    uint64_t switches;           /* hand-overs between the rings */
-    uint64_t duplicates_skipped; /* copies both rings had */
-    uint64_t unrecorded;         /* packets not fingerprinted (table full) */
-    uint64_t handover_lost;      /* left in a ring and in no other */
-    int64_t packet_ring_drops;   /* kernel drops per ring; -1: no such ring */
-    int64_t block_ring_drops;
-};
 
 /* False when `s` is not a live capture. */
 bool source_capture_modes(const struct source *s,

@@ -252,26 +252,34 @@ int kube_parse_deployment(const char *json, size_t len,
                           struct kube_deployment *d, char *err,
                           size_t errlen)
 {
+    return kube_parse_workload(json, len, "deployment", d, err, errlen);
+}
+
+int kube_parse_workload(const char *json, size_t len, const char *kind,
+                        struct kube_deployment *d, char *err, size_t errlen)
+{
     memset(d, 0, sizeof(*d));
     if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "the deployment");
+        snprintf(err, errlen,
+                 "kubectl printed too many JSON values for the %s", kind);
+        return -1;
     }
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the "
-                                 "deployment");
+        snprintf(err, errlen, "kubectl printed no valid JSON for the %s",
+                 kind);
+        return -1;
     }
     int rc = -1;
     if (!copy_string(d->name, sizeof(d->name),
                      path(root, "metadata", "name", NULL)) ||
         !tm_dns1123_name(d->name, KUBE_NAME_LEN - 1)) {
-        fail(err, errlen, "the deployment has no valid name");
+        snprintf(err, errlen, "the %s has no valid name", kind);
         goto out;
     }
     const cJSON *selector = path(root, "spec", "selector", NULL);
     if (!cJSON_IsObject(selector)) {
-        fail(err, errlen, "the deployment has no selector");
+        snprintf(err, errlen, "the %s has no selector", kind);
         goto out;
     }
     if (build_selector(selector, d->selector, sizeof(d->selector), err,
@@ -284,7 +292,8 @@ int kube_parse_deployment(const char *json, size_t len,
         goto out;
     }
     if (d->n_containers == 0) {
-        fail(err, errlen, "the deployment's pod template has no containers");
+        snprintf(err, errlen, "the %s's pod template has no containers",
+                 kind);
         goto out;
     }
     copy_string(d->default_container, sizeof(d->default_container),
@@ -353,8 +362,9 @@ static bool same_capability(const char *name, const char *want)
 
 /*
  * How a tap's security context gives more than tapmirror's (every
- * capability dropped but NET_RAW, no privilege escalation, the
- * RuntimeDefault seccomp profile): writes the first reason found into
+ * capability dropped but NET_RAW, or with the baseline profile none
+ * added and none dropped; no privilege escalation, the RuntimeDefault
+ * seccomp profile): writes the first reason found into
  * `why`, or leaves it empty. `pod_sc` is the pod's securityContext,
  * whose seccomp profile applies when the container sets none. The user
  * the tap runs as is not compared: with nothing but NET_RAW, root has no
@@ -397,7 +407,9 @@ static void tap_excess(const cJSON *sc, const cJSON *pod_sc, char *why,
             drops_all = true;
         }
     }
-    if (!drops_all) {
+    /* The baseline profile adds nothing and drops nothing: the runtime's
+     * default set. NET_RAW on top of that set is more than either. */
+    if (!drops_all && cJSON_GetArraySize(child(caps, "add")) > 0) {
         snprintf(why, len, "does not drop ALL capabilities");
         return;
     }
@@ -515,6 +527,71 @@ const char *kube_mesh_name(enum kube_mesh mesh)
     return "no mesh";
 }
 
+/* Where the pod runs and as whom the tap would: the pod-level user
+ * applies to an ephemeral container that sets none, as tapmirror's tap
+ * does. */
+static void read_pod_placement(const cJSON *spec, struct kube_pod *p)
+{
+    const cJSON *psc = child(spec, "securityContext");
+    const cJSON *user = child(psc, "runAsUser");
+    p->run_as_user = cJSON_IsNumber(user) && user->valuedouble >= 0 &&
+                             user->valuedouble < 4294967296.0
+                         ? (long long)user->valuedouble
+                         : -1;
+    p->run_as_non_root = cJSON_IsTrue(child(psc, "runAsNonRoot"));
+    copy_string(p->node_name, sizeof(p->node_name), child(spec, "nodeName"));
+    const cJSON *os = path(spec, "nodeSelector", "kubernetes.io/os", NULL);
+    const cJSON *pod_os = path(spec, "os", "name", NULL);
+    p->windows = (cJSON_IsString(os) && os->valuestring != NULL &&
+                  strcmp(os->valuestring, "windows") == 0) ||
+                 (cJSON_IsString(pod_os) && pod_os->valuestring != NULL &&
+                  strcmp(pod_os->valuestring, "windows") == 0);
+}
+
+/* A JSON number that is a TCP port (1-65535), else 0. */
+static uint16_t port_number(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+        v->valuedouble > 65535 || v->valuedouble != (double)v->valueint) {
+        return 0;
+    }
+    return (uint16_t)v->valueint;
+}
+
+static bool is_tcp(const cJSON *port)
+{
+    const cJSON *proto = child(port, "protocol");
+    return proto == NULL ||
+           (cJSON_IsString(proto) && strcmp(proto->valuestring, "TCP") == 0);
+}
+
+/* The containers' declared TCP ports; a malformed one is left out (the
+ * API server validates them: this is only a guard). */
+static void read_ports(const cJSON *containers, struct kube_pod *p)
+{
+    const cJSON *c, *port;
+    cJSON_ArrayForEach(c, containers)
+    {
+        cJSON_ArrayForEach(port, child(c, "ports"))
+        {
+            struct kube_port *kp = &p->ports[p->n_ports];
+            uint16_t n = port_number(child(port, "containerPort"));
+            if (p->n_ports == KUBE_MAX_PORTS || n == 0 || !is_tcp(port)) {
+                continue;
+            }
+            memset(kp, 0, sizeof(*kp));
+            if (child(port, "name") != NULL &&
+                (!copy_string(kp->name, sizeof(kp->name),
+                              child(port, "name")) ||
+                 !kube_port_name_ok(kp->name))) {
+                continue;
+            }
+            kp->port = n;
+            p->n_ports++;
+        }
+    }
+}
+
 static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                     size_t errlen)
 {
@@ -554,10 +631,12 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                      "kubectl.kubernetes.io/default-container", NULL));
     p->host_network = cJSON_IsTrue(child(spec, "hostNetwork"));
     read_mesh(meta, spec, p);
+    read_pod_placement(spec, p);
     if (read_containers(child(spec, "containers"), p->containers,
                         &p->n_containers, err, errlen) < 0) {
         return -1;
     }
+    read_ports(child(spec, "containers"), p);
     const cJSON *c;
     cJSON_ArrayForEach(c, child(spec, "ephemeralContainers"))
     {
@@ -574,6 +653,10 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                 !cJSON_IsTrue(child(sc, "readOnlyRootFilesystem"));
             tap_excess(sc, child(spec, "securityContext"), p->tap_excess,
                        sizeof(p->tap_excess));
+            p->tap_profile = cJSON_GetArraySize(path(sc, "capabilities",
+                                                     "add", NULL)) > 0
+                                 ? KUBE_TAP_NETRAW
+                                 : KUBE_TAP_BASELINE;
         }
     }
     copy_text(p->phase, sizeof(p->phase), child(status, "phase"));
@@ -671,7 +754,8 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
     return 0;
 }
 
-static cJSON *tap_container(const char *image, const char *target)
+static cJSON *tap_container(const char *image, const char *target,
+                            enum kube_tap_profile profile)
 {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "name", KUBE_TAP_NAME);
@@ -680,13 +764,18 @@ static cJSON *tap_container(const char *image, const char *target)
     cJSON_AddItemToArray(cmd, cJSON_CreateString("sleep"));
     cJSON_AddItemToArray(cmd, cJSON_CreateString("infinity"));
     cJSON_AddStringToObject(c, "targetContainerName", target);
-    /* Capturing needs NET_RAW and nothing else. */
     cJSON *sc = cJSON_AddObjectToObject(c, "securityContext");
-    cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
-    cJSON *drop = cJSON_AddArrayToObject(caps, "drop");
-    cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
-    cJSON *add = cJSON_AddArrayToObject(caps, "add");
-    cJSON_AddItemToArray(add, cJSON_CreateString("NET_RAW"));
+    if (profile == KUBE_TAP_NETRAW) {
+        /* Capturing needs NET_RAW and nothing else. */
+        cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
+        cJSON *drop = cJSON_AddArrayToObject(caps, "drop");
+        cJSON_AddItemToArray(drop, cJSON_CreateString("ALL"));
+        cJSON *add = cJSON_AddArrayToObject(caps, "add");
+        cJSON_AddItemToArray(add, cJSON_CreateString("NET_RAW"));
+    }
+    /* KUBE_TAP_BASELINE adds and drops nothing: Pod Security's baseline
+     * level admits the runtime's default set, which on containerd holds
+     * NET_RAW. */
     cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", false);
     cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", true);
     cJSON *seccomp = cJSON_AddObjectToObject(sc, "seccompProfile");
@@ -694,12 +783,13 @@ static cJSON *tap_container(const char *image, const char *target)
     return c;
 }
 
-char *kube_tap_patch(const char *image, const char *target)
+char *kube_tap_patch(const char *image, const char *target,
+                     enum kube_tap_profile profile)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *spec = cJSON_AddObjectToObject(root, "spec");
     cJSON *list = cJSON_AddArrayToObject(spec, "ephemeralContainers");
-    cJSON_AddItemToArray(list, tap_container(image, target));
+    cJSON_AddItemToArray(list, tap_container(image, target, profile));
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *copy = tm_xstrdup(text);
@@ -708,7 +798,8 @@ char *kube_tap_patch(const char *image, const char *target)
 }
 
 char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
-                        const char *target, char *err, size_t errlen)
+                        const char *target, enum kube_tap_profile profile,
+                        char *err, size_t errlen)
 {
     cJSON *root = cJSON_ParseWithLength(pod_json, len);
     if (root == NULL || !cJSON_IsObject(child(root, "spec"))) {
@@ -722,7 +813,7 @@ char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
         cJSON_DeleteItemFromObjectCaseSensitive(spec, "ephemeralContainers");
         list = cJSON_AddArrayToObject(spec, "ephemeralContainers");
     }
-    cJSON_AddItemToArray(list, tap_container(image, target));
+    cJSON_AddItemToArray(list, tap_container(image, target, profile));
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *copy = tm_xstrdup(text);
@@ -879,134 +970,217 @@ static bool quoted_after(const char *text, const char *after, char *out,
     return true;
 }
 
+/* What a message is built from: kubectl's standard error, the line of it
+ * that says why (kube_error_line()), and what the caller asked about. */
+struct failure {
+    const char *text;
+    const char *line;
+    const char *what;   /* "deployment web", or NULL */
+    const char *nsname; /* "namespace shop", or "the current namespace" */
+    const char *before, *after; /* the class's, for say_line() */
+};
+
+typedef void say_fn(const struct failure *f, char *msg, size_t len);
+
+#define FAILURE_CLAUSES 7
+#define FAILURE_WORDS   3
+
+/* One kind of failure. It matches when one of `when`'s clauses does (a
+ * clause matches when `text` holds each of its substrings) and, if there
+ * is one, `also` agrees; `say` then writes the message, from `before`,
+ * the error line and `after` unless it builds its own. */
+struct failure_class {
+    enum kube_error error;
+    const char *when[FAILURE_CLAUSES][FAILURE_WORDS];
+    bool (*also)(const char *text);
+    say_fn *say;
+    const char *before, *after;
+};
+
+static bool has_all(const char *text, const char *const words[])
+{
+    if (words[0] == NULL) {
+        return false; /* an unused clause */
+    }
+    for (size_t i = 0; i < FAILURE_WORDS && words[i] != NULL; i++) {
+        if (strstr(text, words[i]) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool failure_matches(const struct failure_class *c, const char *text)
+{
+    for (size_t i = 0; i < FAILURE_CLAUSES; i++) {
+        if (has_all(text, c->when[i])) {
+            return c->also == NULL || c->also(text);
+        }
+    }
+    return false;
+}
+
+static void say_line(const struct failure *f, char *msg, size_t len)
+{
+    snprintf(msg, len, "%s%s%s", f->before ? f->before : "", f->line,
+             f->after ? f->after : "");
+}
+
+static void say_pod_security(const struct failure *f, char *msg, size_t len)
+{
+    char policy[128] = "?";
+    quoted_after(f->text, "violates PodSecurity \"", policy, sizeof(policy));
+    snprintf(msg, len,
+             "Pod Security admission (\"%s\") in %s refuses the tap's "
+             "NET_RAW capability; the namespace needs "
+             "pod-security.kubernetes.io/enforce=privileged, or an "
+             "exemption",
+             policy, f->nsname);
+}
+
+/* RBAC: who may not do what, and the Role that would let them. */
+static void say_forbidden(const struct failure *f, char *msg, size_t len)
+{
+    char user[128] = "?", verb[32] = "?", res[128] = "?", group[64] = "";
+    quoted_after(f->text, "User \"", user, sizeof(user));
+    const char *at = strstr(f->text, "\" cannot ");
+    char word[32];
+    if (at != NULL && sscanf(at + 9, "%31s", word) == 1) {
+        tm_text_safe_str(verb, sizeof(verb), word);
+    }
+    quoted_after(f->text, "resource \"", res, sizeof(res));
+    quoted_after(f->text, "in API group \"", group, sizeof(group));
+    snprintf(msg, len,
+             "not allowed: %s cannot %s %s%s%s in %s; a Role granting "
+             "'%s' on '%s' is needed",
+             user, verb, res, group[0] ? "." : "", group, f->nsname, verb,
+             res);
+}
+
+/* Only when the namespace's name can be shown; else it is an object that
+ * was not found. */
+static bool names_a_namespace(const char *text)
+{
+    char name[128];
+    return quoted_after(text, "namespaces \"", name, sizeof(name));
+}
+
+static void say_namespace(const struct failure *f, char *msg, size_t len)
+{
+    char name[128] = "?";
+    quoted_after(f->text, "namespaces \"", name, sizeof(name));
+    snprintf(msg, len, "namespace %s not found", name);
+}
+
+static void say_not_found(const struct failure *f, char *msg, size_t len)
+{
+    snprintf(msg, len, "%s not found in %s", f->what ? f->what : "object",
+             f->nsname);
+}
+
+/* kubectl's own default when it finds no kubeconfig at all, but also what
+ * a tunnel on that port gives while it is down: not a reason to give up
+ * on a tap that was streaming, so it is unreachable, not a kubeconfig
+ * problem. */
+static void say_no_kubeconfig(const struct failure *f, char *msg, size_t len)
+{
+    (void)f;
+    snprintf(msg, len,
+             "cannot reach the Kubernetes API server at localhost:8080, "
+             "which is where kubectl goes when it finds no kubeconfig: "
+             "check --kubeconfig, $KUBECONFIG or ~/.kube/config");
+}
+
+/*
+ * The classes, tried in order; the first that matches wins. The order
+ * matters because one text can hold another class's words:
+ *   - the tap's tcpdump writes what it likes to standard error, so its
+ *     own failures are read first, before its words can pass for the
+ *     API server's;
+ *   - Pod Security admission refuses with "(Forbidden) ... is forbidden"
+ *     too, and nothing keeps its reasons from saying "cannot ", so it
+ *     comes before RBAC;
+ *   - a missing namespace, and a cluster without the ephemeralcontainers
+ *     subresource, are NotFound too, and come before the object;
+ *   - "invalid configuration: [context was not found ...]" is a missing
+ *     context, not any kubeconfig problem;
+ *   - localhost:8080 refusing is one case of a refused connection.
+ * A row that uses say_line() keeps kubectl's error line in its message.
+ */
+static const struct failure_class failure_classes[] = {
+    {KUBE_ERR_NO_TCPDUMP,
+     {{"executable file not found"}, {"tcpdump", "not found", "exec"}},
+     NULL, say_line, "the tap image has no tcpdump (",
+     "); choose an image with tcpdump with --tap-image"},
+    {KUBE_ERR_PRIVDROP, {{"Couldn't change to"}}, NULL, say_line,
+     "tcpdump in the tap image tries to drop root and cannot with only "
+     "NET_RAW (",
+     "); use an image whose tcpdump keeps running as root, such as "
+     "nicolaka/netshoot"},
+    {KUBE_ERR_POD_SECURITY, {{"violates PodSecurity"}}, NULL,
+     say_pod_security, NULL, NULL},
+    {KUBE_ERR_FORBIDDEN, {{"cannot ", "forbidden"}, {"cannot ", "Forbidden"}},
+     NULL, say_forbidden, NULL, NULL},
+    {KUBE_ERR_BAD_SUBRESOURCE, {{"invalid subresource value"}}, NULL,
+     say_line, NULL, NULL},
+    {KUBE_ERR_TAP_IMMUTABLE, {{"may not be changed"}}, NULL, say_line, NULL,
+     NULL},
+    {KUBE_ERR_CONFLICT, {{"(Conflict)"}, {"has been modified"}}, NULL,
+     say_line, NULL, NULL},
+    {KUBE_ERR_NO_EPHEMERAL,
+     {{"could not find the requested resource"},
+      {"ephemeral containers are disabled"}},
+     NULL, say_line,
+     "the cluster does not support ephemeral containers (Kubernetes 1.23 "
+     "or later is needed): ",
+     NULL},
+    {KUBE_ERR_NAMESPACE, {{"namespaces \"", "not found"}}, names_a_namespace,
+     say_namespace, NULL, NULL},
+    {KUBE_ERR_NOT_FOUND, {{"NotFound"}}, NULL, say_not_found, NULL, NULL},
+    {KUBE_ERR_CONTEXT,
+     {{"context was not found"},
+      {"context \"", "does not exist"},
+      {"no context exists"}},
+     NULL, say_line, "kubeconfig context not found (",
+     "); list them with kubectl config get-contexts"},
+    {KUBE_ERR_KUBECONFIG,
+     {{"error loading config file"},
+      {"invalid configuration"},
+      {"stat ", "no such file"}},
+     NULL, say_line, "kubeconfig problem (",
+     "); check --kubeconfig or $KUBECONFIG"},
+    {KUBE_ERR_UNAUTHORIZED, {{"Unauthorized"}, {"must be logged in"}}, NULL,
+     say_line, "the Kubernetes API server rejected the credentials (", ")"},
+    {KUBE_ERR_UNREACHABLE,
+     {{"The connection to the server localhost:8080 was refused"}}, NULL,
+     say_no_kubeconfig, NULL, NULL},
+    {KUBE_ERR_UNREACHABLE,
+     {{"connection refused"},
+      {"was refused"},
+      {"Unable to connect"},
+      {"no such host"},
+      {"i/o timeout"},
+      {"dial tcp"},
+      {"connection reset"}},
+     NULL, say_line, "cannot reach the Kubernetes API server: ", NULL},
+    {KUBE_ERR_POD_COMPLETED, {{"completed pod"}}, NULL, say_line, NULL, NULL},
+};
+
 static enum kube_error classify(const char *text, const char *what,
                                 const char *ns, char *msg, size_t len)
 {
     char line[512];
     kube_error_line(text, line, sizeof(line));
-    const char *nsname = ns ? ns : "the current namespace";
-    if (strstr(text, "executable file not found") ||
-        (strstr(text, "tcpdump") && strstr(text, "not found") &&
-         strstr(text, "exec"))) {
-        snprintf(msg, len,
-                 "the tap image has no tcpdump (%s); choose an image with "
-                 "tcpdump with --tap-image",
-                 line);
-        return KUBE_ERR_NO_TCPDUMP;
-    }
-    if (strstr(text, "Couldn't change to")) {
-        snprintf(msg, len,
-                 "tcpdump in the tap image tries to drop root and cannot "
-                 "with only NET_RAW (%s); use an image whose tcpdump keeps "
-                 "running as root, such as nicolaka/netshoot",
-                 line);
-        return KUBE_ERR_PRIVDROP;
-    }
-    if (strstr(text, "violates PodSecurity")) {
-        char policy[128] = "?";
-        quoted_after(text, "violates PodSecurity \"", policy, sizeof(policy));
-        snprintf(msg, len,
-                 "Pod Security admission (\"%s\") in %s refuses the tap's "
-                 "NET_RAW capability; the namespace needs "
-                 "pod-security.kubernetes.io/enforce=privileged, or an "
-                 "exemption",
-                 policy, nsname);
-        return KUBE_ERR_POD_SECURITY;
-    }
-    if (strstr(text, "cannot ") && (strstr(text, "forbidden") ||
-                                     strstr(text, "Forbidden"))) {
-        char user[128] = "?", verb[32] = "?", res[128] = "?", group[64] = "";
-        quoted_after(text, "User \"", user, sizeof(user));
-        const char *c = strstr(text, "\" cannot ");
-        char word[32];
-        if (c != NULL && sscanf(c + 9, "%31s", word) == 1) {
-            tm_text_safe_str(verb, sizeof(verb), word);
+    for (size_t i = 0; i < sizeof(failure_classes) / sizeof(failure_classes[0]);
+         i++) {
+        const struct failure_class *c = &failure_classes[i];
+        if (failure_matches(c, text)) {
+            struct failure f = {text, line, what,
+                                ns ? ns : "the current namespace", c->before,
+                                c->after};
+            c->say(&f, msg, len);
+            return c->error;
         }
-        quoted_after(text, "resource \"", res, sizeof(res));
-        quoted_after(text, "in API group \"", group, sizeof(group));
-        snprintf(msg, len,
-                 "not allowed: %s cannot %s %s%s%s in %s; a Role granting "
-                 "'%s' on '%s' is needed",
-                 user, verb, res, group[0] ? "." : "", group, nsname, verb,
-                 res);
-        return KUBE_ERR_FORBIDDEN;
-    }
-    if (strstr(text, "invalid subresource value")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_BAD_SUBRESOURCE;
-    }
-    if (strstr(text, "may not be changed")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_TAP_IMMUTABLE;
-    }
-    if (strstr(text, "(Conflict)") || strstr(text, "has been modified")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_CONFLICT;
-    }
-    if (strstr(text, "could not find the requested resource") ||
-        strstr(text, "ephemeral containers are disabled")) {
-        snprintf(msg, len,
-                 "the cluster does not support ephemeral containers "
-                 "(Kubernetes 1.23 or later is needed): %s",
-                 line);
-        return KUBE_ERR_NO_EPHEMERAL;
-    }
-    char nsfound[128];
-    if (quoted_after(text, "namespaces \"", nsfound, sizeof(nsfound)) &&
-        strstr(text, "not found")) {
-        snprintf(msg, len, "namespace %s not found", nsfound);
-        return KUBE_ERR_NAMESPACE;
-    }
-    if (strstr(text, "(NotFound)") || strstr(text, "NotFound")) {
-        snprintf(msg, len, "%s not found in %s", what ? what : "object",
-                 nsname);
-        return KUBE_ERR_NOT_FOUND;
-    }
-    if (strstr(text, "context was not found") ||
-        (strstr(text, "context \"") && strstr(text, "does not exist")) ||
-        strstr(text, "no context exists")) {
-        snprintf(msg, len,
-                 "kubeconfig context not found (%s); list them with "
-                 "kubectl config get-contexts",
-                 line);
-        return KUBE_ERR_CONTEXT;
-    }
-    if (strstr(text, "error loading config file") ||
-        strstr(text, "invalid configuration") ||
-        (strstr(text, "stat ") && strstr(text, "no such file"))) {
-        snprintf(msg, len, "kubeconfig problem (%s); check --kubeconfig or "
-                           "$KUBECONFIG",
-                 line);
-        return KUBE_ERR_KUBECONFIG;
-    }
-    if (strstr(text, "Unauthorized") || strstr(text, "must be logged in")) {
-        snprintf(msg, len,
-                 "the Kubernetes API server rejected the credentials (%s)",
-                 line);
-        return KUBE_ERR_UNAUTHORIZED;
-    }
-    if (strstr(text, "The connection to the server localhost:8080 was "
-                     "refused")) {
-        /* kubectl's own default when it finds no kubeconfig at all, but
-         * also what a tunnel on that port gives while it is down: not a
-         * reason to give up on a tap that was streaming. */
-        snprintf(msg, len,
-                 "cannot reach the Kubernetes API server at localhost:8080, "
-                 "which is where kubectl goes when it finds no kubeconfig: "
-                 "check --kubeconfig, $KUBECONFIG or ~/.kube/config");
-        return KUBE_ERR_UNREACHABLE;
-    }
-    if (strstr(text, "connection refused") || strstr(text, "was refused") ||
-        strstr(text, "Unable to connect") || strstr(text, "no such host") ||
-        strstr(text, "i/o timeout") || strstr(text, "dial tcp") ||
-        strstr(text, "connection reset")) {
-        snprintf(msg, len, "cannot reach the Kubernetes API server: %s",
-                 line);
-        return KUBE_ERR_UNREACHABLE;
-    }
-    if (strstr(text, "completed pod")) {
-        snprintf(msg, len, "%s", line);
-        return KUBE_ERR_POD_COMPLETED;
     }
     snprintf(msg, len, "%s", line[0] ? line : "kubectl failed");
     return KUBE_ERR_UNKNOWN;
@@ -1019,4 +1193,361 @@ enum kube_error kube_classify(const char *text, const char *what,
     /* A message cut to `len` ends on a whole character. */
     tm_text_trim_partial(msg);
     return e;
+}
+
+bool kube_pod_security_refusal(const char *text, char *level, size_t len)
+{
+    const char *p = strstr(text, "violates PodSecurity \"");
+    if (len > 0) {
+        level[0] = '\0';
+    }
+    if (p == NULL) {
+        return false;
+    }
+    p += strlen("violates PodSecurity \"");
+    size_t n = strcspn(p, ":\"\n");
+    if (len > 0 && n < len) {
+        tm_text_safe(level, len, p, n);
+    }
+    return true;
+}
+
+bool kube_pod_security_parse_level(const char *text,
+                                   enum kube_psa_level *level)
+{
+    static const char *const names[] = {"privileged", "baseline",
+                                        "restricted"};
+    static const enum kube_psa_level levels[] = {
+        KUBE_PSA_PRIVILEGED, KUBE_PSA_BASELINE, KUBE_PSA_RESTRICTED};
+    for (size_t i = 0; i < TM_ARRAY_LEN(names); i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *level = levels[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+int kube_parse_namespace_psa(const char *json, size_t len,
+                             struct kube_namespace_psa *psa, char *err,
+                             size_t errlen)
+{
+    static const char *const modes[] = {"enforce", "audit", "warn"};
+    memset(psa, 0, sizeof(*psa));
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the namespace");
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "namespace");
+    }
+    const cJSON *labels = path(root, "metadata", "labels", NULL);
+    char *out[] = {psa->enforce, psa->audit, psa->warn};
+    for (size_t i = 0; i < TM_ARRAY_LEN(modes); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "pod-security.kubernetes.io/%s",
+                 modes[i]);
+        copy_text(out[i], sizeof(psa->enforce), child(labels, key));
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
+                       char *err, size_t errlen)
+{
+    if (oslen > 0) {
+        os[0] = '\0';
+    }
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the node");
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "node");
+    }
+    const cJSON *label = path(root, "metadata", "labels", NULL);
+    label = child(label, "kubernetes.io/os");
+    if (label == NULL) {
+        label = path(root, "status", "nodeInfo", "operatingSystem");
+    }
+    copy_text(os, oslen, label);
+    cJSON_Delete(root);
+    return 0;
+}
+
+const char *kube_mesh_sidecar(const struct kube_pod *pod)
+{
+    static const char *const sidecars[] = {"istio-proxy", "linkerd-proxy"};
+    for (size_t i = 0; i < TM_ARRAY_LEN(sidecars); i++) {
+        for (size_t k = 0; k < pod->n_containers; k++) {
+            if (strcmp(pod->containers[k], sidecars[i]) == 0) {
+                return sidecars[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *kube_tap_nonroot(const struct kube_pod *pod, char *why,
+                             size_t len)
+{
+    if (pod->run_as_user > 0) {
+        snprintf(why, len, "the pod's securityContext.runAsUser (%lld)",
+                 pod->run_as_user);
+        return why;
+    }
+    if (pod->run_as_non_root && pod->run_as_user != 0) {
+        snprintf(why, len, "the pod's securityContext.runAsNonRoot");
+        return why;
+    }
+    return NULL;
+}
+
+bool kube_capture_not_permitted(const char *text)
+{
+    return strstr(text, "tcpdump") != NULL &&
+           (strstr(text, "You don't have permission") != NULL ||
+            strstr(text, "Operation not permitted") != NULL);
+}
+
+/* ---- Services and ports ---- */
+
+const char *kube_target_kind(const char *target, const char **name)
+{
+    /* The resource names and short names kubectl accepts. */
+    static const struct {
+        const char *prefix, *kind;
+    } kinds[] = {
+        {"deployment/", "deployment"},   {"deploy/", "deployment"},
+        {"deployments/", "deployment"},  {"statefulset/", "statefulset"},
+        {"sts/", "statefulset"},         {"statefulsets/", "statefulset"},
+        {"daemonset/", "daemonset"},     {"ds/", "daemonset"},
+        {"daemonsets/", "daemonset"},    {"replicaset/", "replicaset"},
+        {"rs/", "replicaset"},           {"replicasets/", "replicaset"},
+        {"service/", "service"},         {"svc/", "service"},
+        {"services/", "service"},        {"pod/", "pod"},
+        {"po/", "pod"},                  {"pods/", "pod"},
+    };
+    const char *slash = strchr(target, '/');
+    if (slash == NULL) {
+        *name = target;
+        return "deployment";
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(target, kinds[i].prefix, n) == 0) {
+            *name = target + n;
+            return kinds[i].kind;
+        }
+    }
+    *name = target;
+    return NULL;
+}
+
+bool kube_port_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    bool letter = false;
+    if (n == 0 || n > KUBE_PORT_NAME_LEN - 1 || s[0] == '-' ||
+        s[n - 1] == '-') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'a' && c <= 'z') {
+            letter = true;
+        } else if (c == '-') {
+            if (s[i + 1] == '-') {
+                return false;
+            }
+        } else if (c < '0' || c > '9') {
+            return false;
+        }
+    }
+    return letter;
+}
+
+static int read_service_port(const cJSON *item, struct kube_service_port *sp,
+                             char *err, size_t errlen)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->port = port_number(child(item, "port"));
+    if (sp->port == 0) {
+        return fail(err, errlen, "the service has a port without a valid "
+                                 "number");
+    }
+    const cJSON *name = child(item, "name");
+    if (name != NULL && (!copy_string(sp->name, sizeof(sp->name), name) ||
+                         !tm_dns1123_name(sp->name, 63))) {
+        return fail(err, errlen, "the service has a port with an invalid "
+                                 "name");
+    }
+    const cJSON *target = child(item, "targetPort");
+    if (target == NULL) {
+        sp->target_port = sp->port; /* as the API server defaults it */
+    } else if (cJSON_IsString(target)) {
+        if (!copy_string(sp->target_name, sizeof(sp->target_name), target) ||
+            !kube_port_name_ok(sp->target_name)) {
+            return fail(err, errlen, "the service has a targetPort that is "
+                                     "not a valid port name");
+        }
+    } else if ((sp->target_port = port_number(target)) == 0) {
+        return fail(err, errlen, "the service has a targetPort that is not "
+                                 "a valid port");
+    }
+    return 0;
+}
+
+int kube_parse_service(const char *json, size_t len, struct kube_service *s,
+                       char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    if (too_many_values(json, len)) {
+        return fail(err, errlen, "kubectl printed too many JSON values for "
+                                 "the service");
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        return fail(err, errlen, "kubectl printed no valid JSON for the "
+                                 "service");
+    }
+    int rc = -1;
+    const cJSON *item;
+    if (!copy_string(s->name, sizeof(s->name),
+                     path(root, "metadata", "name", NULL)) ||
+        !tm_dns1123_name(s->name, KUBE_NAME_LEN - 1)) {
+        fail(err, errlen, "the service has no valid name");
+        goto out;
+    }
+    const cJSON *selector = path(root, "spec", "selector", NULL);
+    if (selector != NULL && !cJSON_IsObject(selector)) {
+        fail(err, errlen, "the service's selector is not an object");
+        goto out;
+    }
+    cJSON_ArrayForEach(item, selector)
+    {
+        if (!cJSON_IsString(item) || item->string == NULL ||
+            !label_text_ok(item->string, true) ||
+            !label_text_ok(item->valuestring, false)) {
+            fail(err, errlen, "the service's selector has a label that is "
+                              "not a valid label");
+            goto out;
+        }
+        if ((s->selector[0] && !sel_add(s->selector, sizeof(s->selector),
+                                        ",")) ||
+            !sel_add(s->selector, sizeof(s->selector), item->string) ||
+            !sel_add(s->selector, sizeof(s->selector), "=") ||
+            !sel_add(s->selector, sizeof(s->selector), item->valuestring)) {
+            fail(err, errlen, "the service's selector is too long");
+            goto out;
+        }
+    }
+    if (s->selector[0] == '\0') {
+        fail(err, errlen, "the service has no selector (its endpoints are "
+                          "managed by hand, or it names an external "
+                          "address): tap one of its pods by name");
+        goto out;
+    }
+    cJSON_ArrayForEach(item, path(root, "spec", "ports", NULL))
+    {
+        if (!is_tcp(item)) {
+            continue;
+        }
+        if (s->n_ports == KUBE_MAX_PORTS) {
+            fail(err, errlen, "the service has too many ports");
+            goto out;
+        }
+        if (read_service_port(item, &s->ports[s->n_ports], err, errlen) < 0) {
+            goto out;
+        }
+        s->n_ports++;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void kube_list_ports(const struct kube_pod *pod, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < pod->n_ports && used < len; i++) {
+        const struct kube_port *p = &pod->ports[i];
+        int n = p->name[0]
+                    ? snprintf(out + used, len - used, "%s%u (%s)",
+                               i ? ", " : "", p->port, p->name)
+                    : snprintf(out + used, len - used, "%s%u", i ? ", " : "",
+                               p->port);
+        if (n < 0) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    if (pod->n_ports == 0) {
+        snprintf(out, len, "none declared");
+    }
+}
+
+static int named_port(const struct kube_pod *pod, const char *name,
+                      uint16_t *out, char *err, size_t errlen)
+{
+    char ports[512];
+    for (size_t i = 0; i < pod->n_ports; i++) {
+        if (strcmp(pod->ports[i].name, name) == 0) {
+            *out = pod->ports[i].port;
+            return 0;
+        }
+    }
+    kube_list_ports(pod, ports, sizeof(ports));
+    snprintf(err, errlen,
+             "pod %s has no TCP container port named '%s' (its ports: %s)",
+             pod->name, name, ports);
+    return -1;
+}
+
+int kube_resolve_port(const struct kube_service *svc, const char *name,
+                      uint16_t number, const struct kube_pod *pod,
+                      uint16_t *out, char *how, size_t howlen, char *err,
+                      size_t errlen)
+{
+    if (how != NULL && howlen > 0) {
+        how[0] = '\0';
+    }
+    for (size_t i = 0; svc != NULL && i < svc->n_ports; i++) {
+        const struct kube_service_port *sp = &svc->ports[i];
+        bool match = name != NULL ? sp->name[0] && strcmp(sp->name, name) == 0
+                                  : sp->port == number;
+        if (!match) {
+            continue;
+        }
+        if (sp->target_name[0]) {
+            if (named_port(pod, sp->target_name, out, err, errlen) < 0) {
+                return -1;
+            }
+            if (how != NULL) {
+                snprintf(how, howlen,
+                         "service port %u is targetPort '%s', port %u in "
+                         "pod %s",
+                         sp->port, sp->target_name, *out, pod->name);
+            }
+        } else {
+            *out = sp->target_port;
+            if (how != NULL && *out != sp->port) {
+                snprintf(how, howlen, "service port %u is targetPort %u",
+                         sp->port, *out);
+            }
+        }
+        return 0;
+    }
+    if (name == NULL) {
+        *out = number;
+        return 0;
+    }
+    return named_port(pod, name, out, err, errlen);
 }

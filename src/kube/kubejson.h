@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KUBE_NAME_LEN     254 /* DNS-1123 subdomain, plus NUL */
 #define KUBE_MAX_CONTAINERS 32
@@ -49,6 +50,23 @@ enum kube_mesh {
     KUBE_MESH_LINKERD,       /* a linkerd-proxy container or sidecar */
 };
 
+/* The tap's security context. NETRAW: every capability dropped but
+ * NET_RAW; BASELINE: none added or dropped (the runtime's default set),
+ * which Pod Security's baseline level admits. */
+enum kube_tap_profile {
+    KUBE_TAP_NETRAW = 0,
+    KUBE_TAP_BASELINE,
+};
+
+#define KUBE_MAX_PORTS     32
+#define KUBE_PORT_NAME_LEN 16 /* IANA_SVC_NAME: at most 15 characters */
+
+/* A container port: `name` may be empty. */
+struct kube_port {
+    char name[KUBE_PORT_NAME_LEN];
+    uint16_t port;
+};
+
 struct kube_pod {
     char name[KUBE_NAME_LEN];
     char ns[64];
@@ -74,6 +92,15 @@ struct kube_pod {
     struct kube_container_status tap;
     enum kube_mesh mesh;
     char mesh_sign[96]; /* what showed it: "container istio-proxy" */
+    enum kube_tap_profile tap_profile; /* of the existing tap */
+    long long run_as_user; /* the pod's securityContext; -1: not set */
+    bool run_as_non_root;
+    char node_name[KUBE_NAME_LEN];
+    bool windows; /* nodeSelector kubernetes.io/os=windows or os.name */
+    /* The TCP ports its containers declare (spec.containers[].ports),
+     * for named ports and for saying where a silent pod listens. */
+    struct kube_port ports[KUBE_MAX_PORTS];
+    size_t n_ports;
 };
 
 struct kube_deployment {
@@ -102,9 +129,11 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
  * (strategic merge) and for a PUT of the whole pod with the tap appended
  * (`kubectl replace --raw`). Return owned strings (free()), or NULL with
  * `err` set. */
-char *kube_tap_patch(const char *image, const char *target);
+char *kube_tap_patch(const char *image, const char *target,
+                     enum kube_tap_profile profile);
 char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
-                        const char *target, char *err, size_t errlen);
+                        const char *target, enum kube_tap_profile profile,
+                        char *err, size_t errlen);
 
 /*
  * Compares a pod's existing tap with the one kube_tap_patch() makes for
@@ -155,6 +184,55 @@ enum kube_error {
 enum kube_error kube_classify(const char *stderr_text, const char *what,
                               const char *ns, char *msg, size_t len);
 
+/*
+ * Whether kubectl's standard error is Pod Security admission refusing a
+ * pod ("violates PodSecurity \"baseline:latest\": ..."); the level it
+ * names ("baseline", made safe to show) goes into `level`.
+ */
+bool kube_pod_security_refusal(const char *stderr_text, char *level,
+                               size_t len);
+
+enum kube_psa_level {
+    KUBE_PSA_PRIVILEGED = 0,
+    KUBE_PSA_BASELINE,
+    KUBE_PSA_RESTRICTED,
+};
+/* "privileged", "baseline" or "restricted"; false for anything else. */
+bool kube_pod_security_parse_level(const char *text,
+                                   enum kube_psa_level *level);
+
+/* A namespace's pod-security.kubernetes.io/{enforce,audit,warn} labels
+ * (empty when not set), from `kubectl get namespace NS -o json`. */
+struct kube_namespace_psa {
+    char enforce[32];
+    char audit[32];
+    char warn[32];
+};
+int kube_parse_namespace_psa(const char *json, size_t len,
+                             struct kube_namespace_psa *psa, char *err,
+                             size_t errlen);
+
+/* A node's operating system (label kubernetes.io/os, else
+ * status.nodeInfo.operatingSystem; empty if neither), from `kubectl get
+ * node NAME -o json`. */
+int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
+                       char *err, size_t errlen);
+
+/* The service-mesh sidecar among the pod's containers (istio-proxy,
+ * linkerd-proxy), or NULL. */
+const char *kube_mesh_sidecar(const struct kube_pod *pod);
+
+/* Why a tap injected into `pod` would run as a user other than root
+ * (the pod's runAsUser or runAsNonRoot, which an ephemeral container
+ * that sets no user inherits): tcpdump could not open a capture then.
+ * Returns `why`, or NULL when the tap would run as root. */
+const char *kube_tap_nonroot(const struct kube_pod *pod, char *why,
+                             size_t len);
+
+/* Whether tcpdump said it may not open a capture ("You don't have
+ * permission to perform this capture", "Operation not permitted"). */
+bool kube_capture_not_permitted(const char *stderr_text);
+
 /* The first non-empty line of `text` that is not a warning or tcpdump's
  * "listening on" banner, trimmed and made safe to show, into `out`. */
 void kube_first_line(const char *text, char *out, size_t len);
@@ -163,5 +241,65 @@ void kube_first_line(const char *text, char *out, size_t len);
  * printed ("tcpdump: ...", not a banner or a warning), else
  * kube_first_line(). */
 void kube_error_line(const char *text, char *out, size_t len);
+
+/*
+ * Any workload with a pod selector and a pod template (Deployment,
+ * StatefulSet, DaemonSet, ReplicaSet), read as kube_parse_deployment()
+ * does; `kind` ("statefulset") words the messages.
+ */
+int kube_parse_workload(const char *json, size_t len, const char *kind,
+                        struct kube_deployment *d, char *err, size_t errlen);
+
+/* One TCP port of a Service: `target_name` is set when its targetPort is
+ * a container port's name, else `target_port` is the number (the port
+ * itself when targetPort is absent). */
+struct kube_service_port {
+    char name[64];
+    uint16_t port;
+    uint16_t target_port;
+    char target_name[KUBE_PORT_NAME_LEN];
+};
+
+struct kube_service {
+    char name[KUBE_NAME_LEN];
+    char selector[2048]; /* spec.selector in kubectl -l syntax */
+    struct kube_service_port ports[KUBE_MAX_PORTS];
+    size_t n_ports;
+};
+
+/* A Service: refused without a selector (its endpoints are kept by hand
+ * or name something outside the cluster: there are no pods to tap). */
+int kube_parse_service(const char *json, size_t len, struct kube_service *s,
+                       char *err, size_t errlen);
+
+/*
+ * The kind of a mirror target as the user wrote it: "deployment" for NAME,
+ * deployment/NAME or deploy/NAME; "statefulset" (sts/), "daemonset"
+ * (ds/), "replicaset" (rs/), "service" (svc/) or "pod" (po/). *name is
+ * set to what follows the slash. NULL for any other KIND/.
+ */
+const char *kube_target_kind(const char *target, const char **name);
+
+/* Whether `s` is a port name Kubernetes accepts (IANA_SVC_NAME: 1 to 15
+ * lower case letters, digits and '-', a letter among them, no '-' at
+ * either end nor twice in a row). */
+bool kube_port_name_ok(const char *s);
+
+/*
+ * The port the user asked for, as a pod's number: `number` (when `name`
+ * is NULL) or the container port called `name`. With a Service, a
+ * number or name that is one of the Service's ports is first mapped to
+ * its targetPort (a number, or a name looked up in the pod). Returns 0
+ * with *out set, or -1 with `err` saying what the pod declares.
+ * `how` (may be NULL) receives "service port 80 -> targetPort http" or
+ * the like when a mapping was made, else "".
+ */
+int kube_resolve_port(const struct kube_service *svc, const char *name,
+                      uint16_t number, const struct kube_pod *pod,
+                      uint16_t *out, char *how, size_t howlen, char *err,
+                      size_t errlen);
+
+/* The pod's declared TCP ports, "8080 (http), 9090", into `out`. */
+void kube_list_ports(const struct kube_pod *pod, char *out, size_t len);
 
 #endif

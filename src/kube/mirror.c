@@ -65,13 +65,24 @@ struct tap {
     bool refused; /* its existing tap has more privilege than tapmirror's */
     enum kube_mesh mesh; /* KUBE_MESH_NONE under --mesh off */
     char mesh_sign[96];
+    enum kube_tap_profile profile; /* the tap injected or found */
+    char image[256]; /* the tap's image, for the --immediate-mode probe */
+    struct kube_port ports[KUBE_MAX_PORTS]; /* what the pod declares */
+    size_t n_ports;
+};
+
+/* Whether a tap image's tcpdump takes --immediate-mode, asked once. */
+#define MAX_PROBED_IMAGES 8
+struct image_probe {
+    char image[256];
+    bool done, immediate;
 };
 
 enum mirror_state { M_IDLE, M_STARTING, M_RUNNING, M_STOPPING };
 
 struct mirror {
     uv_loop_t *loop;
-    const struct tm_options *o;
+    struct mirror_config cfg; /* copied; its strings are borrowed */
     struct source_events ev;
     struct source *self;
     struct kubectl *kc;
@@ -82,6 +93,15 @@ struct mirror {
     char target[KUBE_NAME_LEN];
     char nsdesc[96]; /* "namespace shop" or "the current namespace" */
     struct kube_deployment dep;
+    const char *kind; /* "deployment", "service", "pod", ... */
+    char what[300];   /* "service web", for messages */
+    bool service;
+    struct kube_service svc;
+    uint16_t port; /* the pods' port number, once resolved */
+    uint64_t streaming_since; /* loop ms the first stream listened; 0 */
+    bool silence_warned;
+    struct image_probe probes[MAX_PROBED_IMAGES];
+    size_t n_probes;
     struct tap *taps;
     enum mirror_state state;
     bool paused, failed, ended, any_streaming;
@@ -166,11 +186,11 @@ static void remember_pod(struct mirror *m, const char *pod)
  * user's --service-ip: only traffic sent to them is inbound. */
 static void publish_addresses(struct mirror *m)
 {
-    struct service_addr all[TM_MAX_SERVICE_ADDRS +
-                            TM_MAX_PODS_LIMIT * KUBE_MAX_IPS];
+    struct service_addr all[MIRROR_MAX_SERVICE_ADDRS +
+                            MIRROR_MAX_PODS * KUBE_MAX_IPS];
     size_t n = 0;
-    for (size_t i = 0; i < m->o->n_service; i++) {
-        all[n++] = m->o->service[i];
+    for (size_t i = 0; i < m->cfg.n_service; i++) {
+        all[n++] = m->cfg.service[i];
     }
     for (struct tap *t = m->taps; t != NULL; t = t->next) {
         if (t->state == T_GONE) {
@@ -282,7 +302,7 @@ static void call(struct mirror *m, struct tap *t, int purpose,
  * one, which tapmirror does not know. */
 static const char *classify_ns(const struct mirror *m)
 {
-    return m->o->namespace_ ? m->nsdesc : NULL;
+    return m->cfg.namespace_ ? m->nsdesc : NULL;
 }
 
 /* Explains a failed call as one line. */
@@ -299,7 +319,7 @@ static void explain(struct mirror *m, const struct kubectl_result *res,
                  CALL_TIMEOUT_MS / 1000, what);
         return;
     }
-    kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL, msg,
+    kube_classify(res->err, what, m->cfg.namespace_ ? m->nsdesc : NULL, msg,
                   len);
 }
 
@@ -333,14 +353,14 @@ static bool choose_container(struct mirror *m, const struct kube_pod *pod,
     char names[1024];
     list_names(pod->containers, pod->n_containers, names,
                sizeof(names));
-    if (m->o->container != NULL) {
+    if (m->cfg.container != NULL) {
         if (!contains(pod->containers, pod->n_containers,
-                      m->o->container)) {
+                      m->cfg.container)) {
             fail(m, "container %s not found in pod %s (it has: %s)",
-                 m->o->container, pod->name, names);
+                 m->cfg.container, pod->name, names);
             return false;
         }
-        snprintf(out, len, "%s", m->o->container);
+        snprintf(out, len, "%s", m->cfg.container);
         return true;
     }
     if (pod->n_containers == 1) {
@@ -424,8 +444,7 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
         if (c->purpose == LIST_INITIAL) {
             fail(m, "%s", msg);
         } else {
-            tm_warn("listing the pods of deployment %s failed: %s", m->target,
-                    msg);
+            tm_warn("listing the pods of %s failed: %s", m->what, msg);
             if (c->purpose == LIST_SWITCH) {
                 uv_timer_start(&m->poll, NULL, 0, 0); /* see on_poll */
             }
@@ -439,32 +458,31 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
     }
     size_t k = usable_pods(pods, n, &hostnet);
     if (c->purpose == LIST_INITIAL && k > 0 && refused > 0) {
-        tm_warn("deployment %s: %zu running pod%s left out (%s)", m->target,
-                refused, refused == 1 ? "" : "s", msg);
+        tm_warn("%s: %zu running pod%s left out (%s)", m->what, refused,
+                refused == 1 ? "" : "s", msg);
     }
     if (c->purpose == LIST_INITIAL) {
         if (k == 0) {
             if (hostnet > 0) {
                 fail(m,
-                     "the pods of deployment %s use the host network: a tap "
+                     "the pods of %s use the host network: a tap "
                      "would capture the node's traffic, so tapmirror "
                      "refuses",
-                     m->target);
+                     m->what);
             } else if (refused > 0) {
                 fail(m,
-                     "deployment %s in %s has no running pod tapmirror "
+                     "%s in %s has no running pod tapmirror "
                      "accepts: %zu refused (%s)",
-                     m->target, m->nsdesc, refused, msg);
+                     m->what, m->nsdesc, refused, msg);
             } else {
-                fail(m, "deployment %s in %s has no running pods", m->target,
-                     m->nsdesc);
+                fail(m, "%s in %s has no running pods", m->what, m->nsdesc);
             }
-        } else if (m->o->all_pods) {
-            size_t cap = (size_t)m->o->max_pods;
+        } else if (m->cfg.all_pods) {
+            size_t cap = (size_t)m->cfg.max_pods;
             if (k > cap) {
-                tm_warn("deployment %s has %zu running pods; tapping %zu of "
+                tm_warn("%s has %zu running pods; tapping %zu of "
                         "them (--max-pods %zu)",
-                        m->target, k, cap, cap);
+                        m->what, k, cap, cap);
             }
             note_untapped(m, k > cap ? k - cap : 0);
             for (size_t i = 0; i < k && i < cap && !m->failed; i++) {
@@ -484,14 +502,14 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
         }
         if (pick < k) {
             m->pod_switches++;
-            tm_warn("pod %s is gone; following deployment %s to pod %s",
-                    m->old_pod, m->target, pods[pick].name);
+            tm_warn("pod %s is gone; following %s to pod %s", m->old_pod,
+                    m->what, pods[pick].name);
             tap_begin(m, &pods[pick]);
         } else if (now_ms(m) >= m->switch_deadline) {
             fail(m,
-                 "pod %s is gone and deployment %s has no other running pod "
+                 "pod %s is gone and %s has no other running pod "
                  "to tap",
-                 m->old_pod, m->target);
+                 m->old_pod, m->what);
         } else {
             m->poll_busy = true; /* retried by the poll timer */
         }
@@ -504,19 +522,19 @@ static void on_pod_list(struct call_ctx *c, const struct kubectl_result *res)
                 tap_refused(m, &pods[i])) {
                 continue;
             }
-            if (live_taps(m) >= m->o->max_pods) {
+            if (live_taps(m) >= m->cfg.max_pods) {
                 left_out++;
                 continue;
             }
-            tm_info("deployment %s has a new pod %s; tapping it too",
-                    m->target, pods[i].name);
+            tm_info("%s has a new pod %s; tapping it too", m->what,
+                    pods[i].name);
             tap_begin(m, &pods[i]);
         }
         if (left_out > 0 && left_out != m->untapped) {
-            tm_warn("deployment %s has %zu running pods that are not tapped "
+            tm_warn("%s has %zu running pods that are not tapped "
                     "(--max-pods %llu)",
-                    m->target, left_out,
-                    (unsigned long long)m->o->max_pods);
+                    m->what, left_out,
+                    (unsigned long long)m->cfg.max_pods);
         }
         note_untapped(m, left_out);
     }
@@ -540,17 +558,38 @@ static void on_deployment(struct call_ctx *c, const struct kubectl_result *res)
 {
     struct mirror *m = c->m;
     char msg[1024], what[300];
-    snprintf(what, sizeof(what), "deployment %s", m->target);
+    snprintf(what, sizeof(what), "%s", m->what);
     if (res->exit_code != 0) {
         explain(m, res, what, msg, sizeof(msg));
         fail(m, "%s", msg);
         return;
     }
-    if (kube_parse_deployment(res->out, res->out_len, &m->dep, msg,
-                              sizeof(msg)) < 0) {
-        fail(m, "deployment %s: %s", m->target, msg);
+    if (kube_parse_workload(res->out, res->out_len, m->kind, &m->dep, msg,
+                            sizeof(msg)) < 0) {
+        fail(m, "%s: %s", m->what, msg);
         return;
     }
+    list_pods(m, LIST_INITIAL);
+}
+
+/* A Service: its selector picks the pods, as a workload's does. */
+static void on_service(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct mirror *m = c->m;
+    char msg[1024], what[300];
+    snprintf(what, sizeof(what), "%s", m->what);
+    if (res->exit_code != 0) {
+        explain(m, res, what, msg, sizeof(msg));
+        fail(m, "%s", msg);
+        return;
+    }
+    if (kube_parse_service(res->out, res->out_len, &m->svc, msg,
+                           sizeof(msg)) < 0) {
+        fail(m, "%s: %s", m->what, msg);
+        return;
+    }
+    snprintf(m->dep.selector, sizeof(m->dep.selector), "%s",
+             m->svc.selector);
     list_pods(m, LIST_INITIAL);
 }
 
@@ -600,9 +639,9 @@ static void on_version(struct call_ctx *c, const struct kubectl_result *res)
     m->minor = client;
     tm_verbose("kubectl 1.%d, API server 1.%d", client, server);
     if (m->deployment) {
-        const char *args[] = {"get", "deployment", m->target, "-o", "json",
-                              NULL};
-        call(m, NULL, 0, args, NULL, on_deployment);
+        const char *args[] = {"get", m->kind, m->target, "-o", "json", NULL};
+        call(m, NULL, 0, args, NULL,
+             m->service ? on_service : on_deployment);
     } else {
         const char *args[] = {"get", "pod", m->target, "-o", "json", NULL};
         call(m, NULL, 0, args, NULL, on_target_pod);
@@ -634,7 +673,7 @@ static void tap_fail(struct tap *t, const char *fmt, ...)
     struct mirror *m = t->m;
     t->state = T_GONE;
     uv_timer_stop(&t->timer);
-    if (m->o->all_pods && live_taps(m) > 0) {
+    if (m->cfg.all_pods && live_taps(m) > 0) {
         tm_warn("%s; the other pods stay tapped", msg);
         publish_addresses(m);
         return;
@@ -674,7 +713,7 @@ static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
         return;
     }
     char why[512];
-    if (pod.has_tap && kube_tap_compare(&pod, m->o->tap_image, t->container,
+    if (pod.has_tap && kube_tap_compare(&pod, m->cfg.tap_image, t->container,
                                         why, sizeof(why)) == KUBE_TAP_EXCESS) {
         /* Another tool's tap got there first (KUBE_ERR_TAP_IMMUTABLE). */
         refuse_tap(t, why);
@@ -718,7 +757,7 @@ static void on_wait_pod(struct call_ctx *c, const struct kubectl_result *res)
                  "the tap in pod %s did not start within %s (%s%s); raise "
                  "--tap-timeout if the image is slow to pull",
                  t->pod,
-                 format_duration(m->o->tap_timeout_ns, waited, sizeof(waited)),
+                 format_duration(m->cfg.tap_timeout_ns, waited, sizeof(waited)),
                  st->state == KUBE_STATE_WAITING ? "waiting: " : "no status",
                  st->state == KUBE_STATE_WAITING ? st->reason : "");
         return;
@@ -738,11 +777,59 @@ static void tap_wait_poll(uv_timer_t *timer)
 static void tap_wait(struct tap *t)
 {
     t->state = T_WAITING;
-    t->deadline = now_ms(t->m) + t->m->o->tap_timeout_ns / TM_NS_PER_MS;
+    t->deadline = now_ms(t->m) + t->m->cfg.tap_timeout_ns / TM_NS_PER_MS;
     tap_wait_poll(&t->timer);
 }
 
 static void tap_inject(struct tap *t);
+
+/* Pod Security admission refused the tap: under baseline, retry with
+ * the baseline profile (--tap-profile auto); otherwise explain. Returns
+ * whether it was such a refusal. */
+static bool pod_security_refused(struct tap *t,
+                                 const struct kubectl_result *res)
+{
+    struct mirror *m = t->m;
+    char level[64];
+    enum kube_psa_level psa = KUBE_PSA_BASELINE;
+    if (res->exit_code <= 0 ||
+        !kube_pod_security_refusal(res->err, level, sizeof(level))) {
+        return false;
+    }
+    kube_pod_security_parse_level(level, &psa);
+    if (psa == KUBE_PSA_RESTRICTED) {
+        tap_fail(t,
+                 "cannot inject the tap into pod %s: Pod Security level "
+                 "\"restricted\" in %s admits no tap that can capture "
+                 "(it requires a non-root user and every capability "
+                 "dropped, and tcpdump needs root with NET_RAW); the "
+                 "namespace needs an exemption or the baseline or "
+                 "privileged level",
+                 t->pod, m->nsdesc);
+        return true;
+    }
+    if (t->profile == KUBE_TAP_NETRAW && m->cfg.tap_profile == MIRROR_TAP_AUTO) {
+        tm_warn("Pod Security level \"%s\" in %s refuses the NET_RAW tap; "
+                "retrying with the baseline profile (no capability added: "
+                "the runtime's default set, which on containerd includes "
+                "NET_RAW)",
+                level, m->nsdesc);
+        t->profile = KUBE_TAP_BASELINE;
+        tap_inject(t);
+        return true;
+    }
+    tap_fail(t,
+             "cannot inject the tap into pod %s: Pod Security level \"%s\" "
+             "in %s refuses the %s tap%s",
+             t->pod, level, m->nsdesc,
+             t->profile == KUBE_TAP_NETRAW ? "NET_RAW" : "baseline-profile",
+             t->profile == KUBE_TAP_NETRAW
+                 ? "; --tap-profile baseline or auto adds no capability, "
+                   "which baseline admits, or the namespace needs an "
+                   "exemption or the privileged level"
+                 : "; the namespace needs an exemption or another level");
+    return true;
+}
 
 static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
 {
@@ -753,14 +840,22 @@ static void on_injected(struct call_ctx *c, const struct kubectl_result *res)
     if (res->exit_code == 0) {
         /* A change to the cluster that outlives the run: said even with
          * -q. */
-        tm_warn("injected the tap (%s, NET_RAW only) into pod %s, "
-                "container %s; it stays until the pod is replaced",
-                m->o->tap_image, t->pod, t->container);
+        tm_warn("injected the tap (%s, %s) into pod %s, container %s; it "
+                "stays until the pod is replaced",
+                m->cfg.tap_image,
+                t->profile == KUBE_TAP_NETRAW
+                    ? "NET_RAW only"
+                    : "baseline profile: the runtime's default "
+                      "capabilities",
+                t->pod, t->container);
         remember_pod(m, t->pod);
         tap_wait(t);
         return;
     }
-    switch (kube_classify(res->err, what, m->o->namespace_ ? m->nsdesc : NULL,
+    if (pod_security_refused(t, res)) {
+        return;
+    }
+    switch (kube_classify(res->err, what, m->cfg.namespace_ ? m->nsdesc : NULL,
                           msg, sizeof(msg))) {
     case KUBE_ERR_BAD_SUBRESOURCE:
         /* kubectl older than 1.32: replace the pod's ephemeral containers
@@ -800,8 +895,9 @@ static void on_pod_for_put(struct call_ctx *c,
         tap_fail(t, "%s", msg);
         return;
     }
-    char *body = kube_pod_with_tap(res->out, res->out_len, m->o->tap_image,
-                                   t->container, msg, sizeof(msg));
+    char *body = kube_pod_with_tap(res->out, res->out_len, m->cfg.tap_image,
+                                   t->container, t->profile, msg,
+                                   sizeof(msg));
     if (body == NULL) {
         tap_fail(t, "pod %s: %s", t->pod, msg);
         return;
@@ -818,7 +914,8 @@ static void tap_inject(struct tap *t)
     struct mirror *m = t->m;
     t->state = T_INJECTING;
     if (m->minor >= 32) {
-        char *patch = kube_tap_patch(m->o->tap_image, t->container);
+        char *patch = kube_tap_patch(m->cfg.tap_image, t->container,
+                                     t->profile);
         const char *args[] = {"patch",
                               "pod",
                               t->pod,
@@ -871,6 +968,68 @@ static void describe_hop(const struct tap *t, char *buf, size_t len)
                  : "the sidecar's plaintext connections to the port");
 }
 
+/* A pod that cannot be tapped for its port: the end of the run when
+ * nothing else is tapped, else a warning. */
+static bool port_refused(struct mirror *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static bool port_refused(struct mirror *m, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (live_taps(m) == 0) {
+        fail(m, "%s", msg);
+    } else {
+        tm_warn("%s; not tapping it", msg);
+    }
+    return false;
+}
+
+/*
+ * The pod's number for -p (a named port, or a Service port mapped to its
+ * targetPort). The engine follows one service port, so every tapped pod
+ * must resolve to the same number: a pod that resolves to another (a
+ * rollout that renumbered the named port) is refused rather than
+ * captured on a port the rest of the run does not treat as the
+ * service's.
+ */
+static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
+{
+    char how[256], err[768];
+    uint16_t port = 0;
+    if (kube_resolve_port(m->service ? &m->svc : NULL, m->cfg.port_name,
+                          m->cfg.port, pod, &port, how, sizeof(how), err,
+                          sizeof(err)) < 0) {
+        return port_refused(m, "%s", err);
+    }
+    if (m->port != 0 && port != m->port) {
+        return port_refused(m,
+                            "pod %s has port %s as %u, but the pods tapped "
+                            "so far have it as %u: one run captures one "
+                            "port number; tap that pod in a run of its own",
+                            pod->name,
+                            m->cfg.port_name ? m->cfg.port_name : m->portstr,
+                            port, m->port);
+    }
+    if (m->port == 0) {
+        m->port = port;
+        if (how[0]) {
+            tm_info("%s", how);
+        } else if (m->cfg.port_name != NULL) {
+            tm_info("port %s is %u in pod %s", m->cfg.port_name, port,
+                    pod->name);
+        }
+        snprintf(m->portstr, sizeof(m->portstr), "%u", port);
+        if (m->ev.port != NULL) {
+            m->ev.port(m->ev.ctx, port);
+        }
+    }
+    return true;
+}
+
 static void tap_begin(struct mirror *m, const struct kube_pod *pod)
 {
     char container[64];
@@ -881,23 +1040,48 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
              pod->name);
         return;
     }
-    if (!choose_container(m, pod, container, sizeof(container))) {
+    if (pod->windows) {
+        fail(m,
+             "pod %s runs on a Windows node, where ephemeral containers are "
+             "not supported: tapmirror cannot tap it",
+             pod->name);
+        return;
+    }
+    if (!choose_container(m, pod, container, sizeof(container)) ||
+        !resolve_port(m, pod)) {
+        return;
+    }
+    char user[128];
+    if (!pod->has_tap && kube_tap_nonroot(pod, user, sizeof(user))) {
+        fail(m,
+             "a tap in pod %s would run as a non-root user (%s applies to "
+             "it) and tcpdump could not open a capture; tapmirror injects "
+             "nothing. Tap a pod without that setting, or capture on the "
+             "node",
+             pod->name, user);
         return;
     }
     struct tap *t = tm_xcalloc(1, sizeof(*t));
+    snprintf(t->image, sizeof(t->image), "%s",
+             pod->has_tap ? pod->tap_image : m->cfg.tap_image);
+    memcpy(t->ports, pod->ports, sizeof(t->ports));
+    t->n_ports = pod->n_ports;
     t->m = m;
     snprintf(t->pod, sizeof(t->pod), "%s", pod->name);
     snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
     snprintf(t->container, sizeof(t->container), "%s", container);
-    if (!m->o->mesh_off) {
+    if (!m->cfg.mesh_off) {
         t->mesh = pod->mesh;
         snprintf(t->mesh_sign, sizeof(t->mesh_sign), "%s", pod->mesh_sign);
     }
     snprintf(t->ns, sizeof(t->ns), "%s",
-             pod->ns[0] ? pod->ns : (m->o->namespace_ ? m->o->namespace_
+             pod->ns[0] ? pod->ns : (m->cfg.namespace_ ? m->cfg.namespace_
                                                       : "default"));
     set_addresses(t, pod);
     t->backoff_ms = BACKOFF_FIRST_MS;
+    t->profile = pod->has_tap ? pod->tap_profile
+                 : m->cfg.tap_profile == MIRROR_TAP_BASELINE ? KUBE_TAP_BASELINE
+                                                         : KUBE_TAP_NETRAW;
     uv_timer_init(m->loop, &t->timer);
     t->timer.data = t;
     t->next = m->taps;
@@ -905,7 +1089,7 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     publish_addresses(m);
     if (pod->has_tap) {
         char why[512];
-        switch (kube_tap_compare(pod, m->o->tap_image, t->container, why,
+        switch (kube_tap_compare(pod, m->cfg.tap_image, t->container, why,
                                  sizeof(why))) {
         case KUBE_TAP_EXCESS:
             refuse_tap(t, why);
@@ -1013,11 +1197,12 @@ static void exec_stderr_line(void *ctx, const char *line)
         if (!m->any_streaming) {
             m->any_streaming = true;
             m->state = M_RUNNING;
+            m->streaming_since = now_ms(m);
             char hop[256];
             describe_hop(t, hop, sizeof(hop));
             tm_info("capturing TCP port %u in pod %s (%s)%s - press Ctrl-C "
                     "to stop",
-                    m->o->port, t->pod, m->nsdesc, hop);
+                    m->port, t->pod, m->nsdesc, hop);
         } else if (!t->announced) {
             char hop[256];
             describe_hop(t, hop, sizeof(hop));
@@ -1038,6 +1223,71 @@ static void exec_exited(void *ctx, int code, int sig)
     attach_finished(t);
 }
 
+static struct image_probe *find_probe(struct mirror *m, const char *image)
+{
+    for (size_t i = 0; i < m->n_probes; i++) {
+        if (strcmp(m->probes[i].image, image) == 0) {
+            return &m->probes[i];
+        }
+    }
+    return NULL;
+}
+
+static void probe_wait_timer(uv_timer_t *timer)
+{
+    struct tap *t = timer->data;
+    if (!stopping(t->m) && t->state != T_GONE) {
+        tap_attach(t);
+    }
+}
+
+static void on_probe(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    struct image_probe *p = find_probe(c->m, t->image);
+    if (p != NULL) {
+        p->done = true;
+        p->immediate = res->exit_code == 0;
+        tm_verbose("the tcpdump of %s %s --immediate-mode", p->image,
+                   p->immediate ? "takes" : "does not take");
+    }
+    if (!stopping(c->m) && t->state != T_GONE) {
+        tap_attach(t);
+    }
+}
+
+/*
+ * Whether tcpdump in this tap's image takes --immediate-mode (without it,
+ * libpcap may hold a quiet pod's packets for up to a second before -U
+ * writes them). Asked once per image with `tcpdump --immediate-mode
+ * --version`, which exits 0 only when the option is known. Returns false
+ * while the answer is pending: the tap is attached when it comes.
+ */
+static bool probe_immediate(struct tap *t, bool *immediate)
+{
+    struct mirror *m = t->m;
+    struct image_probe *p = find_probe(m, t->image);
+    if (p != NULL && p->done) {
+        *immediate = p->immediate;
+        return true;
+    }
+    if (p != NULL) { /* another pod's probe is on its way */
+        uv_timer_start(&t->timer, probe_wait_timer, 100, 0);
+        return false;
+    }
+    if (m->n_probes == MAX_PROBED_IMAGES) {
+        *immediate = false;
+        return true;
+    }
+    p = &m->probes[m->n_probes++];
+    snprintf(p->image, sizeof(p->image), "%s", t->image);
+    const char *args[] = {"exec",    t->pod,           "-c",
+                          KUBE_TAP_NAME, "--",         "tcpdump",
+                          "--immediate-mode", "--version", NULL};
+    call(m, t, 0, args, NULL, on_probe);
+    return false;
+}
+
 static void tap_attach(struct tap *t)
 {
     struct mirror *m = t->m;
@@ -1048,14 +1298,20 @@ static void tap_attach(struct tap *t)
      * redirects and delivers again. Only the loopback copy is taken. */
     const char *iface =
         t->mesh == KUBE_MESH_ISTIO_AMBIENT ? "lo" : "any";
+    bool immediate = false;
     const char *args[] = {"exec", "-i",      t->pod, "-c", KUBE_TAP_NAME,
                           "--",   "tcpdump", "-p",   "-i", iface,
                           "-U",   "-w",      "-",    "tcp", "port",
-                          m->portstr, NULL};
+                          m->portstr, NULL, NULL};
     struct kubectl_exec_events ev = {exec_stderr_line, exec_exited, t};
     uv_pipe_t *out = NULL;
-    if (stopping(m)) {
+    if (stopping(m) || !probe_immediate(t, &immediate)) {
         return;
+    }
+    if (immediate) {
+        /* Before "-U"; the capture filter stays the last words. */
+        memmove(&args[11], &args[10], 6 * sizeof(args[0]));
+        args[10] = "--immediate-mode";
     }
     t->state = T_STREAMING;
     t->stream_ended = t->exec_exited = t->listening = false;
@@ -1068,7 +1324,7 @@ static void tap_attach(struct tap *t)
     struct source_config sc;
     memset(&sc, 0, sizeof(sc));
     struct source_events sev = {stream_item, stream_batch, stream_end, NULL,
-                                t};
+                                t, NULL};
     char name[300];
     snprintf(name, sizeof(name), "pod %s", t->pod);
     source_open_pipe(m->loop, out, name, &sc, &sev, &t->stream);
@@ -1098,20 +1354,20 @@ static void pod_gone(struct tap *t, const char *why)
         fail(m, "pod %s %s", t->pod, why);
         return;
     }
-    if (m->o->all_pods) {
-        tm_warn("pod %s %s; the deployment's other pods stay tapped", t->pod,
-                why);
+    if (m->cfg.all_pods) {
+        tm_warn("pod %s %s; the other pods of %s stay tapped", t->pod, why,
+                m->what);
         if (live_taps(m) == 0) {
             snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
             m->switch_deadline =
-                now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
+                now_ms(m) + m->cfg.tap_timeout_ns / TM_NS_PER_MS;
             list_pods(m, LIST_SWITCH);
         }
         return;
     }
-    /* Follow the rollout: tap the deployment's next pod. */
+    /* Follow the rollout: tap the workload's next pod. */
     snprintf(m->old_pod, sizeof(m->old_pod), "%s", t->pod);
-    m->switch_deadline = now_ms(m) + m->o->tap_timeout_ns / TM_NS_PER_MS;
+    m->switch_deadline = now_ms(m) + m->cfg.tap_timeout_ns / TM_NS_PER_MS;
     list_pods(m, LIST_SWITCH);
 }
 
@@ -1195,6 +1451,18 @@ static void attach_finished(struct tap *t)
         return;
     }
     char msg[1024], line[512];
+    if (t->profile == KUBE_TAP_BASELINE &&
+        kube_capture_not_permitted(stderr_text)) {
+        kube_error_line(stderr_text, line, sizeof(line));
+        tap_fail(t,
+                 "pod %s: tcpdump in the baseline-profile tap cannot open a "
+                 "capture (%s): the container runtime does not grant NET_RAW "
+                 "by default (CRI-O does not; containerd does); the "
+                 "namespace needs a Pod Security exemption or the privileged "
+                 "level for the NET_RAW tap",
+                 t->pod, line);
+        return;
+    }
     enum kube_error e = kube_classify(stderr_text, "the tap", classify_ns(m),
                                       msg, sizeof(msg));
     if (e == KUBE_ERR_NO_TCPDUMP || e == KUBE_ERR_PRIVDROP) {
@@ -1239,7 +1507,7 @@ static void on_poll(uv_timer_t *timer)
         list_pods(m, LIST_SWITCH);
         return;
     }
-    if (m->o->all_pods && m->deployment && !m->poll_busy &&
+    if (m->cfg.all_pods && m->deployment && !m->poll_busy &&
         live_taps(m) > 0) {
         m->poll_busy = true;
         list_pods(m, LIST_REFRESH);
@@ -1306,16 +1574,6 @@ static void provider_stop(void *impl)
         }
     }
     kubectl_cancel_calls(m->kc);
-}
-
-void mirror_kill(struct source *src)
-{
-    struct mirror *m = source_provider_impl(src);
-    if (m == NULL) {
-        return;
-    }
-    provider_stop(m);
-    kubectl_kill_all(m->kc);
 }
 
 static void poll_closed(uv_handle_t *h)
@@ -1385,56 +1643,60 @@ static void provider_close(void *impl, void (*done)(void *), void *ctx)
     maybe_closed(m);
 }
 
-static const struct source_provider_ops mirror_ops = {
-    provider_start, provider_pause, provider_resume, provider_stop,
-    provider_close,
+static const struct source_ops mirror_ops = {
+    .start = provider_start,
+    .pause = provider_pause,
+    .resume = provider_resume,
+    .stop = provider_stop,
+    .close = provider_close,
 };
 
-int mirror_open(uv_loop_t *loop, const struct tm_options *o,
+int mirror_open(uv_loop_t *loop, const struct mirror_config *mc,
                 const struct source_config *cfg,
                 const struct source_events *ev, struct source **out,
                 char *err, size_t errlen)
 {
     (void)cfg;
     struct mirror *m = tm_xcalloc(1, sizeof(*m));
-    if (kubectl_find(o->kubectl, m->kubectl_path, sizeof(m->kubectl_path),
+    if (kubectl_find(mc->kubectl, m->kubectl_path, sizeof(m->kubectl_path),
                      err, errlen) < 0) {
         free(m);
         return -1;
     }
     m->loop = loop;
-    m->o = o;
+    m->cfg = *mc;
     m->ev = *ev;
-    snprintf(m->portstr, sizeof(m->portstr), "%u", o->port);
-    const char *name = o->target;
-    m->deployment = true;
-    if (strncmp(name, "pod/", 4) == 0) {
-        m->deployment = false;
-        name += 4;
-    } else if (strchr(name, '/') != NULL) {
-        name = strchr(name, '/') + 1;
+    snprintf(m->portstr, sizeof(m->portstr), "%u", mc->port);
+    const char *name = mc->target;
+    m->kind = kube_target_kind(mc->target, &name);
+    if (m->kind == NULL) { /* cli.c checked it */
+        snprintf(err, errlen, "invalid target '%s'", mc->target);
+        free(m);
+        return -1;
     }
+    m->deployment = strcmp(m->kind, "pod") != 0; /* it has a selector */
+    m->service = strcmp(m->kind, "service") == 0;
     snprintf(m->target, sizeof(m->target), "%s", name);
-    if (o->namespace_ != NULL) {
-        snprintf(m->nsdesc, sizeof(m->nsdesc), "namespace %s", o->namespace_);
+    snprintf(m->what, sizeof(m->what), "%s %s", m->kind, m->target);
+    if (mc->namespace_ != NULL) {
+        snprintf(m->nsdesc, sizeof(m->nsdesc), "namespace %s", mc->namespace_);
     } else {
         snprintf(m->nsdesc, sizeof(m->nsdesc), "the current namespace");
     }
-    m->kc = kubectl_new(loop, m->kubectl_path, o->kubeconfig, o->context,
-                        o->namespace_);
+    m->kc = kubectl_new(loop, m->kubectl_path, mc->kubeconfig, mc->context,
+                        mc->namespace_);
     uv_timer_init(loop, &m->poll);
     m->poll.data = m;
     char label[300];
-    snprintf(label, sizeof(label), "%s/%s",
-             m->deployment ? "deployment" : "pod", m->target);
-    m->self = source_new_provider(loop, label, &mirror_ops, m);
+    snprintf(label, sizeof(label), "%s/%s", m->kind, m->target);
+    m->self = source_new(label, &mirror_ops, m, NULL);
     *out = m->self;
     return 0;
 }
 
 void mirror_get_report(const struct source *src, struct mirror_report *rep)
 {
-    struct mirror *m = source_provider_impl(src);
+    struct mirror *m = source_impl(src, &mirror_ops);
     memset(rep, 0, sizeof(*rep));
     if (m == NULL) {
         return;
@@ -1445,14 +1707,20 @@ void mirror_get_report(const struct source *src, struct mirror_report *rep)
     rep->reattaches = m->reattaches;
     rep->pod_switches = m->pod_switches;
     if (m->n_seen > 0) {
-        const char *nsflag = m->o->namespace_ ? " -n " : "";
-        const char *ns = m->o->namespace_ ? m->o->namespace_ : "";
-        if (m->deployment) {
+        const char *nsflag = m->cfg.namespace_ ? " -n " : "";
+        const char *ns = m->cfg.namespace_ ? m->cfg.namespace_ : "";
+        if (m->deployment && !m->service &&
+            strcmp(m->kind, "replicaset") != 0) {
             snprintf(m->hint, sizeof(m->hint),
                      "the tap container stays in the pod until the pod is "
                      "replaced; to remove it: kubectl rollout restart "
-                     "deployment/%s%s%s",
-                     m->target, nsflag, ns);
+                     "%s/%s%s%s",
+                     m->kind, m->target, nsflag, ns);
+        } else if (m->deployment) {
+            snprintf(m->hint, sizeof(m->hint),
+                     "the tap container stays in the pods until they are "
+                     "replaced (ephemeral containers cannot be removed): "
+                     "restart the workload that owns them");
         } else {
             snprintf(m->hint, sizeof(m->hint),
                      "the tap container stays in pod %s until the pod is "
@@ -1462,3 +1730,69 @@ void mirror_get_report(const struct source *src, struct mirror_report *rep)
         rep->removal_hint = m->hint;
     }
 }
+
+void mirror_kill(struct source *src)
+{
+    struct mirror *m = source_impl(src, &mirror_ops);
+    if (m == NULL) {
+        return;
+    }
+    provider_stop(m);
+    kubectl_kill_all(m->kc);
+}
+
+/* The likely causes of a tap that sees nothing, from what is known. */
+void mirror_check_silence(struct source *src, uint64_t inbound)
+{
+    struct mirror *m = source_impl(src, &mirror_ops);
+    if (m == NULL || m->silence_warned || m->cfg.warn_silence_ns == 0 ||
+        !m->any_streaming || stopping(m)) {
+        return;
+    }
+    if (inbound > 0) {
+        m->silence_warned = true; /* it works: nothing to warn about */
+        return;
+    }
+    if (now_ms(m) - m->streaming_since <
+        m->cfg.warn_silence_ns / TM_NS_PER_MS) {
+        return;
+    }
+    m->silence_warned = true;
+    const struct tap *t = m->taps;
+    while (t != NULL && t->state != T_STREAMING) {
+        t = t->next;
+    }
+    char ports[512] = "", declared[600] = "";
+    if (t != NULL) {
+        bool listed = false;
+        struct kube_pod view;
+        memset(&view, 0, sizeof(view));
+        memcpy(view.ports, t->ports, sizeof(view.ports));
+        view.n_ports = t->n_ports;
+        for (size_t i = 0; i < t->n_ports; i++) {
+            listed = listed || t->ports[i].port == m->port;
+        }
+        kube_list_ports(&view, ports, sizeof(ports));
+        if (t->n_ports == 0) {
+            snprintf(declared, sizeof(declared),
+                     "pod %s declares no container ports: check that the "
+                     "application listens on %u; ",
+                     t->pod, m->port);
+        } else if (!listed) {
+            snprintf(declared, sizeof(declared),
+                     "pod %s declares no port %u (it declares %s): -p takes "
+                     "the port the pod listens on, or its name; ",
+                     t->pod, m->port, ports);
+        }
+    }
+    tm_warn("no segment to port %u in %g s of capture. Likely causes: "
+            "%sa service mesh sidecar (Istio, Linkerd) or a CNI that "
+            "hands traffic to the pod without it crossing the pod's "
+            "interface; clients that reach the pod at an address that is "
+            "not its own (add it with --service-ip); or no client called "
+            "it yet",
+            m->port,
+            (double)m->cfg.warn_silence_ns / (double)TM_NS_PER_S,
+            declared);
+}
+

@@ -643,33 +643,12 @@ uint64_t http1_messages(const struct http1 *h)
 
 /* ---- helpers -------------------------------------------------------- */
 
-static bool name_is(const char *s, size_t len, const char *name)
-{
-    size_t n = strlen(name);
-    if (len != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char a = s[i], b = name[i];
-        if (a >= 'A' && a <= 'Z') {
-            a = (char)(a - 'A' + 'a');
-        }
-        if (b >= 'A' && b <= 'Z') {
-            b = (char)(b - 'A' + 'a');
-        }
-        if (a != b) {
-            return false;
-        }
-    }
-    return true;
-}
-
 const struct http1_header *http1_header_find(const struct http1_head *head,
                                              const char *name)
 {
     for (size_t i = 0; i < head->header_count; i++) {
         const struct http1_header *hd = &head->headers[i];
-        if (name_is(hd->name, hd->name_len, name)) {
+        if (tm_ascii_caseeq(hd->name, hd->name_len, name)) {
             return hd;
         }
     }

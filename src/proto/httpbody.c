@@ -46,24 +46,6 @@ struct httpbody {
     uint8_t scratch[SCRATCH];
 };
 
-static bool name_eq(const char *s, size_t len, const char *name)
-{
-    size_t n = strlen(name);
-    if (len != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
-        }
-        if (c != name[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 enum httpbody_coding httpbody_coding_of(const char *value, size_t len)
 {
     if (value == NULL) {
@@ -76,16 +58,16 @@ enum httpbody_coding httpbody_coding_of(const char *value, size_t len)
     while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t')) {
         len--;
     }
-    if (len == 0 || name_eq(value, len, "identity")) {
+    if (len == 0 || tm_ascii_caseeq(value, len, "identity")) {
         return HTTPBODY_IDENTITY;
     }
-    if (name_eq(value, len, "gzip") || name_eq(value, len, "x-gzip")) {
+    if (tm_ascii_caseeq(value, len, "gzip") || tm_ascii_caseeq(value, len, "x-gzip")) {
         return HTTPBODY_GZIP;
     }
-    if (name_eq(value, len, "deflate")) {
+    if (tm_ascii_caseeq(value, len, "deflate")) {
         return HTTPBODY_DEFLATE;
     }
-    if (name_eq(value, len, "br")) {
+    if (tm_ascii_caseeq(value, len, "br")) {
         return HTTPBODY_BR;
     }
     return HTTPBODY_UNSUPPORTED;

@@ -15,25 +15,11 @@ static char lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-static bool name_eq(const char *a, size_t alen, const char *b)
-{
-    size_t n = strlen(b);
-    if (alen != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool in_list(const char *name, size_t len, const char *const *list,
                     size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (list[i] != NULL && name_eq(name, len, list[i])) {
+        if (list[i] != NULL && tm_ascii_caseeq(name, len, list[i])) {
             return true;
         }
     }
@@ -112,8 +98,8 @@ static int rw_error(char *err, size_t errlen, const char *why,
 
 static bool framing_name(const char *name)
 {
-    return name_eq(name, strlen(name), "content-length") ||
-           name_eq(name, strlen(name), "transfer-encoding");
+    return tm_ascii_caseeq(name, strlen(name), "content-length") ||
+           tm_ascii_caseeq(name, strlen(name), "transfer-encoding");
 }
 
 int httpmsg_rewrite_head(const struct http1_head *req,
@@ -174,7 +160,7 @@ int httpmsg_rewrite_head(const struct http1_head *req,
         }
         bool replaced = false;
         for (size_t k = 0; k < rw->n_set && !replaced; k++) {
-            if (name_eq(h->name, h->name_len, rw->set[k].name)) {
+            if (tm_ascii_caseeq(h->name, h->name_len, rw->set[k].name)) {
                 replaced = true;
                 if (!done[k]) {
                     done[k] = true;
@@ -184,7 +170,7 @@ int httpmsg_rewrite_head(const struct http1_head *req,
             }
         }
         if (!replaced && rw->host != NULL &&
-            name_eq(h->name, h->name_len, "host")) {
+            tm_ascii_caseeq(h->name, h->name_len, "host")) {
             replaced = true;
             if (!done[host_slot]) {
                 done[host_slot] = true;
@@ -192,7 +178,7 @@ int httpmsg_rewrite_head(const struct http1_head *req,
                            strlen(rw->host));
             }
         }
-        if (!replaced && rw->tag && name_eq(h->name, h->name_len,
+        if (!replaced && rw->tag && tm_ascii_caseeq(h->name, h->name_len,
                                             "x-tapmirror")) {
             replaced = true;
             if (!done[tag_slot]) {
@@ -376,7 +362,7 @@ static bool compared(const struct http1_header *h,
                 httpmsg_ignore_default_count)) {
         return false;
     }
-    if (o->bodies_decoded && name_eq(h->name, h->name_len,
+    if (o->bodies_decoded && tm_ascii_caseeq(h->name, h->name_len,
                                      "content-encoding")) {
         return false;
     }
@@ -403,7 +389,7 @@ static struct field *collect(const struct http1_head *head,
 /* The part of a value that is compared: for Set-Cookie the cookie name. */
 static size_t compared_len(const struct http1_header *h)
 {
-    if (name_eq(h->name, h->name_len, "set-cookie")) {
+    if (tm_ascii_caseeq(h->name, h->name_len, "set-cookie")) {
         const char *eq = memchr(h->value, '=', h->value_len);
         return eq ? (size_t)(eq - h->value) : h->value_len;
     }

@@ -543,24 +543,6 @@ void jsondiff_report_free(struct jsondiff_report *r)
     memset(r, 0, sizeof(*r));
 }
 
-static bool ieq(const char *s, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (len != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
-        }
-        if (c != lit[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 bool jsondiff_is_json_type(const char *value, size_t len)
 {
     size_t end = 0;
@@ -576,10 +558,10 @@ bool jsondiff_is_json_type(const char *value, size_t len)
     }
     const char *t = value + start;
     size_t n = end - start;
-    if (ieq(t, n, "application/json") || ieq(t, n, "text/json")) {
+    if (tm_ascii_caseeq(t, n, "application/json") || tm_ascii_caseeq(t, n, "text/json")) {
         return true;
     }
     const char *slash = memchr(t, '/', n);
     return slash != NULL && n >= 5 && (size_t)(t + n - slash) > 5 &&
-           ieq(t + n - 5, 5, "+json");
+           tm_ascii_caseeq(t + n - 5, 5, "+json");
 }

@@ -39,7 +39,14 @@ BUNDLED = {27: "v1.27.16", 28: "v1.28.15", 29: "v1.29.14", 30: "v1.30.13",
 DEFAULT_USER = "system:serviceaccount:dev:me"
 FINISH_WAIT = 10.0      # seconds to wait for the client to hang up after the end of an exec
 STREAM_WAIT = 30.0      # seconds to wait for the SPDY client to open its streams (kubelet: 30 s)
-GROUP_OF = {"deployments": "apps", "replicasets": "apps"}
+GROUP_OF = {"deployments": "apps", "replicasets": "apps", "statefulsets": "apps",
+            "daemonsets": "apps"}
+# Objects served as given (the scenario's "objects"): kind -> (group, resource).
+OBJECT_KINDS = {"Service": ("", "services"), "StatefulSet": ("apps", "statefulsets"),
+                "DaemonSet": ("apps", "daemonsets"), "ReplicaSet": ("apps", "replicasets")}
+# `tcpdump --version` in netshoot v0.16 (stdout).
+TCPDUMP_VERSION = (b"tcpdump version 4.99.5\nlibpcap version 1.10.5 (with TPACKET_V3)\n"
+                   b"OpenSSL 3.3.2 3 Sep 2024\n")
 
 
 def _spdy_dictionary():
@@ -404,6 +411,45 @@ def psa_violations(pod, level):
     return out
 
 
+def _pb_fields(buf):
+    """The fields of a protobuf message: {number: [bytes or int, ...]}."""
+    out, i = {}, 0
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+    while i < len(buf):
+        key = varint()
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            val = varint()
+        elif wire == 2:
+            n = varint()
+            val, i = bytes(buf[i:i + n]), i + n
+        else:
+            raise ValueError(f"protobuf wire type {wire} not handled")
+        out.setdefault(num, []).append(val)
+    return out
+
+
+def ssar_from_protobuf(buf):
+    """A SelfSubjectAccessReview from runtime.Unknown{typeMeta, raw}: the
+    spec's resourceAttributes (namespace, verb, group, version, resource,
+    subresource, name = fields 1..7)."""
+    raw = _pb_fields(buf).get(2, [b""])[0]
+    spec = _pb_fields(raw).get(2, [b""])[0]
+    ra = _pb_fields(_pb_fields(spec).get(1, [b""])[0])
+    keys = ("namespace", "verb", "group", "version", "resource", "subresource", "name")
+    return {"spec": {"resourceAttributes": {k: ra.get(n + 1, [b""])[0].decode()
+                                            for n, k in enumerate(keys)}}}
+
+
 # ---------------------------------------------------------------- the cluster
 
 class Cluster:
@@ -430,11 +476,12 @@ class Cluster:
             if replace:
                 self.state = {}
                 self.namespaces, self.deployments, self.pods = {}, {}, {}
+                self.objects = {}
                 self.rand = random.Random(state.get("seed", 1))
                 self.ip_next = 10
                 self.global_exec_counts = {}
             for k, v in state.items():
-                if k not in ("namespaces", "deployments", "pods", "events"):
+                if k not in ("namespaces", "deployments", "pods", "events", "nodes", "objects"):
                     self.state[k] = copy.deepcopy(v)
             if "version" in state or not hasattr(self, "minor"):
                 v = state.get("version") or "1.33"
@@ -447,12 +494,22 @@ class Cluster:
             rb = self.state.get("rbac") or {}
             self.user = rb.get("user", DEFAULT_USER)
             self.denials = [self._parse_denial(d) for d in rb.get("deny", [])]
+            if replace:
+                self.nodes = {}
+            for n in state.get("nodes", []):
+                self.add_node(n)
             for ns in state.get("namespaces", []):
                 self.add_namespace(ns)
             for d in state.get("deployments", []):
                 self.add_deployment(d)
             for p in state.get("pods", []):
                 self.add_pod(p)
+            for rec in self.pods.values():     # every pod's node exists, a Linux one by default
+                node = rec["obj"]["spec"].get("nodeName")
+                if node and node not in self.nodes:
+                    self.add_node(node)
+            for o in state.get("objects", []):
+                self.add_object(o)
             for ns in ["default"] + [k[0] for k in itertools.chain(self.deployments, self.pods)]:
                 if ns not in self.namespaces and not self.state.get("strict_namespaces"):
                     self.add_namespace(ns)
@@ -476,6 +533,47 @@ class Cluster:
             "metadata": {"name": ns["name"], "uid": str(uuid.uuid4()), "resourceVersion": self.bump(),
                          "creationTimestamp": iso(time.time() - 86400), "labels": labels},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+    def add_node(self, n):
+        n = {"name": n} if isinstance(n, str) else n
+        labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": n.get("os", "linux"),
+                  **n.get("labels", {})}
+        self.nodes[n["name"]] = {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n["name"], "uid": str(uuid.uuid4()), "resourceVersion": self.bump(),
+                         "labels": labels},
+            "spec": {}, "status": {"nodeInfo": {"operatingSystem": labels["kubernetes.io/os"]}}}
+
+    def psa_level(self, ns):
+        """The namespace's enforced Pod Security level (its label), else psa.level."""
+        psa = self.state.get("psa") or {}
+        obj = self.namespaces.get(ns)
+        label = ((obj or {}).get("metadata", {}).get("labels") or {}).get(
+            "pod-security.kubernetes.io/enforce")
+        return label or psa.get("level")
+
+    def access_review(self, body):
+        """SelfSubjectAccessReview: allowed unless an rbac.deny entry matches.
+        kubectl sends it as protobuf (`k8s\\0` + runtime.Unknown); the answer
+        is JSON, which its Accept allows."""
+        try:
+            if (body or b"").startswith(b"k8s\x00"):
+                doc = ssar_from_protobuf(body[4:])
+            else:
+                doc = json.loads(body or b"null") or {}
+        except (ValueError, IndexError) as e:
+            return 400, status(400, "BadRequest", f"error decoding body: {e}")
+        ra = (doc.get("spec") or {}).get("resourceAttributes") or {}
+        deny = self.authorize(ra.get("verb", ""), ra.get("resource", ""), ra.get("subresource", ""),
+                              ra.get("namespace", ""), ra.get("name", ""))
+        doc = dict(doc)
+        doc.setdefault("apiVersion", "authorization.k8s.io/v1")
+        doc.setdefault("kind", "SelfSubjectAccessReview")
+        doc["metadata"] = {"creationTimestamp": None}
+        doc["status"] = {"allowed": deny is None}
+        if deny is not None:
+            doc["status"]["reason"] = ""
+        return 201, doc
 
     def add_deployment(self, d):
         if "apiVersion" in d:
@@ -506,6 +604,25 @@ class Cluster:
         md["resourceVersion"] = self.bump()
         self.deployments[(md["namespace"], md["name"])] = {
             "obj": obj, "hash": d.get("template_hash") or self._hash10(md["name"])}
+
+    def add_object(self, o):
+        """A Service, StatefulSet, DaemonSet or ReplicaSet, served as given
+        (metadata defaulted as the API server would)."""
+        obj = copy.deepcopy(o)
+        group, resource = OBJECT_KINDS[obj["kind"]]
+        obj.setdefault("apiVersion", "apps/v1" if group else "v1")
+        md = obj.setdefault("metadata", {})
+        md.setdefault("namespace", "default")
+        md.setdefault("uid", str(uuid.uuid4()))
+        md.setdefault("creationTimestamp", iso(time.time() - 3600))
+        md["resourceVersion"] = self.bump()
+        if obj["kind"] == "Service":
+            for port in obj.get("spec", {}).get("ports", []):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+        self.objects[(resource, md["namespace"], md["name"])] = obj
+        if md["namespace"] not in self.namespaces and not self.state.get("strict_namespaces"):
+            self.add_namespace(md["namespace"])
 
     def _hash10(self, seed):
         r = random.Random(seed)
@@ -583,6 +700,7 @@ class Cluster:
             obj["spec"]["ephemeralContainers"] = ecs
         obj = merge_patch(obj, p.get("raw", {}))
         rec = {"obj": obj, "tap": p.get("tap"), "exec": p.get("exec"), "ready": p.get("ready", True),
+               "tcpdump": p.get("tcpdump"),
                "added": {}, "override": {}, "exec_counts": {},
                "static_status": {s["name"]: s for s in p.get("ephemeralContainerStatuses", [])},
                "container_status": {s["name"]: s for s in p.get("containerStatuses", [])},
@@ -815,11 +933,12 @@ class Cluster:
         candidate = copy.deepcopy(rec["obj"])
         candidate["spec"]["ephemeralContainers"] = new
         psa = self.state.get("psa") or {}
-        if psa.get("level") and psa.get("enforce", True):
-            v = psa_violations(candidate, psa["level"])
+        level = self.psa_level(rec["obj"]["metadata"].get("namespace", "default"))
+        if level in ("baseline", "restricted") and psa.get("enforce", True):
+            v = psa_violations(candidate, level)
             if v or psa.get("message"):
                 msg = psa.get("message") or (
-                    f'violates PodSecurity "{psa["level"]}:{psa.get("version", "latest")}": ' +
+                    f'violates PodSecurity "{level}:{psa.get("version", "latest")}": ' +
                     ", ".join(f"{r} ({d})" for r, d in v))
                 return 403, status(403, "Forbidden", f'pods "{name}" is forbidden: {msg}',
                                    {"name": name, "kind": "pods"})
@@ -873,10 +992,29 @@ class Cluster:
             if transport == "spdy":      # the kubelet's answer, proxied as is
                 return "http", 500, msg, "text/plain; charset=utf-8"
             beh = {"mode": "status", "status": exec_internal("unable to upgrade connection: " + msg)}
+        elif argv[0] == "tcpdump" and "--version" in argv:
+            beh = self.tcpdump_version(rec, argv)
         else:
             beh = self.pick_behaviour(rec, ns, name, ctr, argv)
         beh.update(container=ctr, argv=argv)
         return "session", beh
+
+    def tcpdump_version(self, rec, argv):
+        """`tcpdump [--immediate-mode] --version`, as netshoot's tcpdump answers:
+        the version on stdout, exit 0; with `tcpdump: {"immediate_mode": false}`
+        (per pod or global) an older tcpdump that rejects the option (getopt's
+        message and the usage, exit 1); `{"missing": true}`: no tcpdump."""
+        cfg = {**(self.state.get("tcpdump") or {}), **(rec.get("tcpdump") or {})}
+        if cfg.get("missing"):
+            return {"mode": "notfound", "rule": "tcpdump", "attempt": 1}
+        if "--immediate-mode" in argv and not cfg.get("immediate_mode", True):
+            return {"mode": "exit", "exit_code": 1, "rule": "tcpdump", "attempt": 1,
+                    "stderr": "tcpdump: unrecognized option '--immediate-mode'\n"
+                              "tcpdump version 4.1.1\nlibpcap version 1.1.1\n"
+                              "Usage: tcpdump [-aAdDefIKlLnNOpqRStuUvxX] [ -B size ] [ -c count ]\n"}
+        return {"mode": "exit", "exit_code": 0, "rule": "tcpdump", "attempt": 1,
+                "data_b64": base64.b64encode(TCPDUMP_VERSION).decode(),
+                "stdout_bytes": len(TCPDUMP_VERSION)}
 
     def pick_behaviour(self, rec, ns, name, ctr, argv):
         for source, rules in (("pod", rec.get("exec")), ("global", self.state.get("exec"))):
@@ -1037,7 +1175,19 @@ class Cluster:
         if path == "/apis":
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]}
+                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
+                {"name": "authorization.k8s.io",
+                 "versions": [{"groupVersion": "authorization.k8s.io/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}}]}
+        if path == "/apis/authorization.k8s.io":
+            return {"kind": "APIGroup", "apiVersion": "v1", "name": "authorization.k8s.io",
+                    "versions": [{"groupVersion": "authorization.k8s.io/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}}
+        if path == "/apis/authorization.k8s.io/v1":
+            return {"kind": "APIResourceList", "apiVersion": "v1",
+                    "groupVersion": "authorization.k8s.io/v1",
+                    "resources": [res("selfsubjectaccessreviews", "selfsubjectaccessreview",
+                                      "SelfSubjectAccessReview", ["create"], namespaced=False)]}
         if path == "/apis/apps":
             return {"kind": "APIGroup", "apiVersion": "v1", "name": "apps",
                     "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
@@ -1046,11 +1196,14 @@ class Cluster:
             rs = [res("namespaces", "namespace", "Namespace", ["create", "delete", "get", "list",
                                                                 "patch", "update", "watch"], ["ns"],
                       namespaced=False),
+                  res("nodes", "node", "Node", crud, ["no"], namespaced=False),
                   res("pods", "pod", "Pod", crud, ["po"], ["all"]),
                   res("pods/attach", "", "PodAttachOptions", ["create", "get"]),
                   res("pods/exec", "", "PodExecOptions", ["create", "get"]),
                   res("pods/log", "", "Pod", ["get"]),
-                  res("pods/status", "", "Pod", ["get", "patch", "update"])]
+                  res("pods/status", "", "Pod", ["get", "patch", "update"]),
+                  res("services", "service", "Service", crud, ["svc"], ["all"]),
+                  res("services/status", "", "Service", ["get", "patch", "update"])]
             if self.state.get("ephemeral_containers", True):
                 rs.insert(2, res("pods/ephemeralcontainers", "", "Pod", ["get", "patch", "update"]))
             return {"kind": "APIResourceList", "groupVersion": "v1", "resources": rs}
@@ -1058,7 +1211,10 @@ class Cluster:
             return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
                     "resources": [res("deployments", "deployment", "Deployment", crud, ["deploy"], ["all"]),
                                   res("deployments/scale", "", "Scale", ["get", "patch", "update"]),
-                                  res("deployments/status", "", "Deployment", ["get", "patch", "update"])]}
+                                  res("deployments/status", "", "Deployment", ["get", "patch", "update"]),
+                                  res("statefulsets", "statefulset", "StatefulSet", crud, ["sts"], ["all"]),
+                                  res("daemonsets", "daemonset", "DaemonSet", crud, ["ds"], ["all"]),
+                                  res("replicasets", "replicaset", "ReplicaSet", crud, ["rs"], ["all"])]}
         return None
 
     # ---- REST -----------------------------------------------------------------
@@ -1080,6 +1236,26 @@ class Cluster:
                 return 200, (b"", "application/octet-stream")
             return 200, {"swagger": "2.0", "info": {"title": "Kubernetes", "version": self.git_version},
                          "paths": {}, "definitions": {}}
+        if path.rstrip("/") == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+            if method != "POST":
+                return 405, status(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
+            return self.access_review(body)
+        if parts[:3] == ["api", "v1", "nodes"] and len(parts) <= 4:
+            name = parts[3] if len(parts) > 3 else ""
+            if method != "GET":
+                return 405, status(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
+            deny = self.authorize("get" if name else "list", "nodes", "", "", name)
+            if deny:
+                return 403, deny
+            if not name:
+                return 200, {"kind": "NodeList", "apiVersion": "v1",
+                             "metadata": {"resourceVersion": str(self.rv)},
+                             "items": [self._item(v) for _, v in sorted(self.nodes.items())]}
+            if name not in self.nodes:
+                return 404, not_found("nodes", name)
+            return 200, self.nodes[name]
         if parts[:2] == ["api", "v1"]:
             group, rest = "", parts[2:]
         elif parts[:3] == ["apis", "apps", "v1"]:
@@ -1110,7 +1286,8 @@ class Cluster:
         resource = rest[0] if rest else ""
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if len(rest) > 3 or (group, resource) not in (("", "pods"), ("apps", "deployments")) or \
+        served = {("", "pods"), ("apps", "deployments")} | set(OBJECT_KINDS.values())
+        if len(rest) > 3 or (group, resource) not in served or \
                 sub not in ("", "ephemeralcontainers", "status"):
             return 404, NO_RESOURCE
         verb = {"GET": "get" if name else ("watch" if q.get("watch", [""])[0] in ("1", "true")
@@ -1125,6 +1302,12 @@ class Cluster:
             return self._list(resource, ns, q) if method == "GET" else \
                 (405, status(405, "MethodNotAllowed",
                              "the server does not allow this method on the requested resource"))
+        if (group, resource) in OBJECT_KINDS.values():
+            o = self.objects.get((resource, ns, name))
+            if method != "GET" or sub:
+                return 405, status(405, "MethodNotAllowed",
+                                   "the server does not allow this method on the requested resource")
+            return (200, copy.deepcopy(o)) if o else (404, not_found(resource, name, group))
         if resource == "deployments":
             d = self.deployments.get((ns, name))
             if method != "GET" or sub:
@@ -1199,13 +1382,17 @@ class Cluster:
         if resource == "pods":
             objs = [self.render_pod(r) for k, r in sorted(self.pods.items()) if ns in (None, k[0])]
             kind = "PodList"
+        elif resource != "deployments":
+            objs = [copy.deepcopy(o) for k, o in sorted(self.objects.items())
+                    if k[0] == resource and ns in (None, k[1])]
+            kind = [k for k, v in OBJECT_KINDS.items() if v[1] == resource][0] + "List"
         else:
             objs = [self.render_deployment(d) for k, d in sorted(self.deployments.items())
                     if ns in (None, k[0])]
             kind = "DeploymentList"
         items = [self._item(o) for o in objs if label_match(lreqs, o["metadata"].get("labels"))
                  and field_match(freqs, o)]
-        return 200, {"kind": kind, "apiVersion": "apps/v1" if resource == "deployments" else "v1",
+        return 200, {"kind": kind, "apiVersion": "v1" if resource in ("pods", "services") else "apps/v1",
                      "metadata": {"resourceVersion": str(self.rv)}, "items": items}
 
     def snapshot(self):
@@ -1213,7 +1400,8 @@ class Cluster:
             return {"version": self.git_version,
                     "namespaces": sorted(self.namespaces),
                     "deployments": [self.render_deployment(d) for _, d in sorted(self.deployments.items())],
-                    "pods": [self.render_pod(r) for _, r in sorted(self.pods.items())]}
+                    "pods": [self.render_pod(r) for _, r in sorted(self.pods.items())],
+                    "objects": [o for _, o in sorted(self.objects.items())]}
 
 
 # ---------------------------------------------------------------- exec sessions

@@ -171,7 +171,9 @@ class Base:
 
     # ---- ephemeral containers
     def test_patch_ephemeralcontainers(self):
-        self.setup_state(standard_state(tap={"created_ms": 300, "running_ms": 900}))
+        # "waiting" lasts 2.7 s: one `kubectl get` takes up to a second on
+        # a loaded machine, and a 600 ms window was missed there.
+        self.setup_state(standard_state(tap={"created_ms": 300, "running_ms": 3000}))
         patch = json.dumps({"spec": {"ephemeralContainers": [tap_container()]}})
         args = ("patch", "pod", POD, "-n", NS, "--subresource=ephemeralcontainers", "--type=strategic",
                 "-p", patch, "-o", "json")
@@ -367,6 +369,47 @@ class Base:
                          f'Error from server (Forbidden): pods "{POD}" is forbidden: violates PodSecurity '
                          f'"baseline:latest": non-default capabilities (container "{TAP}" must not include '
                          f'"NET_RAW" in securityContext.capabilities.add)\n')
+
+    # ---- Services, StatefulSets, DaemonSets, ReplicaSets; the tcpdump probe
+    def test_get_service_and_workloads(self):
+        svc = {"kind": "Service", "metadata": {"name": "web", "namespace": NS},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "http", "port": 80, "targetPort": "web-http"}]}}
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": NS},
+               "spec": {"selector": {"matchLabels": {"app": "db"}},
+                        "template": {"metadata": {"labels": {"app": "db"}},
+                                     "spec": {"containers": [{"name": "pg"}]}}}}
+        self.setup_state(standard_state(objects=[svc, sts]))
+        r = self.kubectl("get", "svc", "web", "-n", NS, "-o", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = json.loads(r.stdout)
+        self.assertEqual(got["spec"]["ports"][0]["targetPort"], "web-http")
+        self.assertEqual(got["spec"]["ports"][0]["protocol"], "TCP")
+        r = self.kubectl("get", "statefulset", "db", "-n", NS, "-o", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["kind"], "StatefulSet")
+        r = self.kubectl("get", "sts", "-n", NS, "-o", "json")
+        self.assertEqual([i["metadata"]["name"] for i in json.loads(r.stdout)["items"]], ["db"])
+        self.assertFails(self.kubectl("get", "service", "nope", "-n", NS, "-o", "json"),
+                         'Error from server (NotFound): services "nope" not found\n')
+        self.assertFails(self.kubectl("get", "daemonset", "logs", "-n", NS, "-o", "json"),
+                         'Error from server (NotFound): daemonsets.apps "logs" not found\n')
+
+    def test_exec_tcpdump_immediate_mode_probe(self):
+        self.setup_state(self.capture_state())
+        probe = ("exec", "-n", NS, POD, "-c", TAP, "--", "tcpdump", "--immediate-mode", "--version")
+        r = self.kubectl(*probe)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(b"tcpdump version 4.99"))
+        self.fk.state({"tcpdump": {"immediate_mode": False}})
+        r = self.kubectl(*probe)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unrecognized option '--immediate-mode'", r.stderr.decode())
+        # The probe is answered by the tcpdump model, not the scenario's
+        # capture rules (it uses none of their mode sequence).
+        probes = [e for e in self.fk.execs() if "--version" in e["command"]]
+        self.assertEqual([(e["rule"], e["end"]) for e in probes[-2:]],
+                         [("tcpdump", "exit:0"), ("tcpdump", "exit:1")])
 
     def test_not_found(self):
         self.setup_state(standard_state())

@@ -37,6 +37,12 @@ PODS = ["web-7d4b9c6f5d-x2k8q", "web-7d4b9c6f5d-m9vtl", "web-7d4b9c6f5d-p4hzw"]
 SKIP = None
 
 
+def capture_execs(fk):
+    """The capture execs: not the one-off `tcpdump --immediate-mode
+    --version` probe of each tap image."""
+    return [e for e in fk.execs() if "--version" not in e["command"]]
+
+
 def fnv_streams(payloads):
     return sorted((len(p), t.fnv64(p)) for p in payloads)
 
@@ -120,6 +126,97 @@ class Mirror(unittest.TestCase):
                 if e["method"] in ("PATCH", "PUT", "POST", "DELETE")
                 and "/exec" not in e["path"]]
 
+    # ---- targets as users name them; silence
+
+    NAMED = [{"name": "api", "image": "ghcr.io/example/web:1.4.2",
+              "ports": [{"name": "http", "containerPort": 8080}]},
+             {"name": "envoy", "image": "envoyproxy/envoy:v1.31.0"}]
+
+    def test_service_port_to_named_target_port(self):
+        svc = {"kind": "Service", "metadata": {"name": "shopfront", "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}
+        cap = self.caps[0]
+        for version in ("1.27", "1.33"):
+            with self.subTest(version=version), \
+                    FakeKube(self.state(containers=self.NAMED, objects=[svc]),
+                             version=version) as fk:
+                sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+                out = self.tmp(f"svc-{version}.pcap")
+                p = self.start(fk, "service/shopfront", "-n", "shop", "-p", 80,
+                               "--to", sink.to, "-o", out)
+                err = self.wait_for(p, "capturing TCP port 8080")
+                sink.wait(timeout=60)
+                code, _, err = self.interrupt(p, err)
+                self.assertEqual(code, 0, err)
+                self.assertIn("service port 80 is targetPort 'http', port 8080",
+                              err)
+                self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+                self.assertEqual(t.read_bytes(out), cap["bytes"])
+                gets = [e["path"] for e in fk.requests() if e["method"] == "GET"]
+                self.assertIn("/api/v1/namespaces/shop/services/shopfront", gets)
+                ex = capture_execs(fk)
+                self.assertEqual(ex[0]["command"][-3:], ["tcp", "port", "8080"])
+                self.assertIn("--immediate-mode", ex[0]["command"])
+
+    def test_statefulset_with_named_port(self):
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": self.NAMED}}}}
+        cap = self.caps[0]
+        with FakeKube(self.state(containers=self.NAMED, objects=[sts]),
+                      version="1.30") as fk:
+            out = self.tmp("sts.pcap")
+            p = self.start(fk, "sts/db", "-n", "shop", "-p", "http", "-o", out)
+            err = self.wait_for(p, "capturing TCP port 8080")
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("port http is 8080 in pod", err)
+            self.assertIn("kubectl rollout restart statefulset/db -n shop", err)
+            gets = [e["path"] for e in fk.requests() if e["method"] == "GET"]
+            self.assertIn("/apis/apps/v1/namespaces/shop/statefulsets/db", gets)
+        # A name no container declares: refused, saying what they declare.
+        with FakeKube(self.state(containers=self.NAMED, objects=[sts]),
+                      version="1.33") as fk:
+            code, err = self.run_fail(fk, "statefulset/db", "-n", "shop",
+                                      "-p", "grpc")
+            self.assertEqual(code, 1, err)
+            self.assertIn("has no TCP container port named 'grpc' (its ports: "
+                          "8080 (http))", err)
+            self.assertEqual(self.writes(fk), [])
+
+    def test_silence_is_reported_once(self):
+        cap = self.caps[0]
+        st = self.state(tcpdump={"immediate_mode": False})
+        # tcpdump starts and writes its file header, then nothing arrives.
+        st["pods"][0]["exec"][0].pop("capture")
+        st["pods"][0]["exec"][0]["data_b64"] = base64.b64encode(
+            cap["bytes"][:24]).decode()
+        with FakeKube(st, version="1.31") as fk:
+            p = self.start(fk, "web", "-n", "shop", "-p", 8081,
+                           "--warn-silence", "1s")
+            err = self.wait_for(p, "no segment to port 8081")
+            time.sleep(1.5)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(err.count("no segment to port"), 1, err)
+            self.assertIn("declares no port 8081 (it declares 8080)", err)
+            self.assertIn("--service-ip", err)
+            self.assertIn("mesh", err)
+            # This tcpdump does not take --immediate-mode: not passed.
+            ex = capture_execs(fk)
+            self.assertNotIn("--immediate-mode", ex[0]["command"])
+        # Traffic to the port: no warning.
+        with FakeKube(self.state(), version="1.31") as fk:
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080,
+                           "--warn-silence", "1s")
+            err = self.wait_for(p, "capturing TCP port 8080")
+            time.sleep(2.5)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertNotIn("no segment", err)
+
     # ---- the happy path, on the oldest, a middle and the newest kubectl
 
     def test_mirror_end_to_end(self):
@@ -164,12 +261,16 @@ class Mirror(unittest.TestCase):
             self.assertEqual(ephemeral[-1],
                              tap_container(image=TAP_IMAGE, target="api"))
             # The capture: tcpdump with exactly these arguments, no TTY.
-            ex = fk.execs()
+            ex = capture_execs(fk)
             self.assertEqual(len(ex), 1)
             self.assertEqual(ex[0]["transport"], transport)
             self.assertEqual(ex[0]["command"],
-                             ["tcpdump", "-p", "-i", "any", "-U", "-w", "-",
-                              "tcp", "port", "8080"])
+                             ["tcpdump", "-p", "-i", "any", "--immediate-mode",
+                              "-U", "-w", "-", "tcp", "port", "8080"])
+            # Whether tcpdump takes --immediate-mode was asked once.
+            probes = [e for e in fk.execs() if "--version" in e["command"]]
+            self.assertEqual([e["command"] for e in probes],
+                             [["tcpdump", "--immediate-mode", "--version"]])
             self.assertEqual(ex[0]["container"], "tapmirror-tap")
             self.assertFalse(ex[0].get("tty"))
             # Stopped the polite way: standard input closed, no kubectl left.
@@ -278,12 +379,179 @@ class Mirror(unittest.TestCase):
     def test_refused_injection_is_not_reported_as_a_tap(self):
         stats = self.tmp("psa.json")
         err, _, _ = self.failure(self.state(psa={"level": "baseline"}),
-                                 ["-n", "shop", "--stats-json", stats],
-                                 "Pod Security admission", no_writes=False)
+                                 ["-n", "shop", "--stats-json", stats,
+                                  "--tap-profile", "netraw"],
+                                 "Pod Security level", no_writes=False)
         self.assertNotIn("tapped", err)
         self.assertNotIn("rollout restart", err)
         self.assertNotIn("stays in", err)
         self.assertEqual(t.read_json(stats)["kubernetes"]["pods"], [])
+
+    # ---- Pod Security, the pod's user, Windows nodes
+
+    def tap_writes(self, fk):
+        return [e for e in fk.requests() if "/ephemeralcontainers" in e["path"]
+                and e["method"] in ("PATCH", "PUT")]
+
+    def test_pod_security_baseline_falls_back_to_the_baseline_tap(self):
+        for version in ("1.27", "1.33"):
+            with self.subTest(version=version):
+                st = self.state(namespaces=[{"name": "shop", "labels": {
+                    "pod-security.kubernetes.io/enforce": "baseline"}}])
+                with FakeKube(st, version=version) as fk:
+                    sink = t.Sink(self.tmp, expect=5)
+                    p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                                   sink.to, "-o", self.tmp("psa.pcap"))
+                    err = self.wait_for(p, "capturing TCP port")
+                    sink.wait(timeout=60)
+                    code, _, err = self.interrupt(p, err)
+                    self.assertEqual(code, 0, err)
+                    self.assertIn('Pod Security level "baseline" in namespace '
+                                  "shop refuses the NET_RAW tap; retrying with "
+                                  "the baseline profile", err)
+                    self.assertIn("baseline profile: the runtime's default "
+                                  "capabilities", err)
+                    writes = self.tap_writes(fk)
+                    self.assertEqual(len(writes), 2)
+                    self.assertEqual([w["code"] for w in writes], [403, 200])
+                    tap = writes[1]["body"]["spec"]["ephemeralContainers"][-1]
+                    self.assertEqual(tap["securityContext"], {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "seccompProfile": {"type": "RuntimeDefault"}})
+                    self.assertEqual(sink.streams(),
+                                     fnv_streams(self.caps[0]["payloads"]))
+                    sink.stop()
+
+    def test_existing_baseline_tap_is_reused(self):
+        st = self.existing_tap_state()
+        del st["pods"][0]["ephemeralContainers"][0]["securityContext"]["capabilities"]
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("reuse.pcap"))
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("reusing the tap already in pod", err)
+            self.assertEqual(self.writes(fk), [])
+
+    def test_pod_security_restricted_fails_at_once(self):
+        st = self.state(namespaces=[{"name": "shop", "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted"}}])
+        err, _, _ = self.failure(st, ["-n", "shop"],
+                                 'Pod Security level "restricted" in namespace '
+                                 "shop admits no tap that can capture",
+                                 no_writes=False)
+        self.assertNotIn("retrying", err)
+
+    def test_baseline_tap_without_net_raw_explains(self):
+        # CRI-O grants no NET_RAW by default: tcpdump in the baseline tap
+        # cannot open the capture.
+        denied = ("tcpdump: any: You don't have permission to perform this "
+                  "capture on that device\n(socket: Operation not permitted)\n")
+        st = self.state(exec_modes=[{"mode": "exit", "exit_code": 1,
+                                     "stderr": denied}])
+        self.failure(st, ["-n", "shop", "--tap-profile", "baseline"],
+                     "baseline-profile tap cannot open a capture .*the "
+                     "container runtime does not grant NET_RAW",
+                     no_writes=False)
+
+    def test_non_root_pod_and_windows_node_are_refused_before_injecting(self):
+        for raw, pattern in (
+                ({"spec": {"securityContext": {"runAsUser": 1000}}},
+                 r"would run as a non-root user \(the pod's "
+                 r"securityContext.runAsUser \(1000\) applies"),
+                ({"spec": {"securityContext": {"runAsNonRoot": True}}},
+                 r"would run as a non-root user .*runAsNonRoot"),
+                ({"spec": {"nodeSelector": {"kubernetes.io/os": "windows"}}},
+                 r"runs on a Windows node, where ephemeral containers are "
+                 r"not supported")):
+            with self.subTest(pattern=pattern):
+                st = self.state()
+                st["pods"][0]["raw"] = raw
+                self.failure(st, ["-n", "shop"], pattern)
+
+    # ---- --check
+
+    def check(self, state, *args, version="1.33", target="web"):
+        with FakeKube(state, version=version) as fk:
+            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, "-p", "8080",
+                    "-n", "shop", "--check", *args]
+            r = subprocess.run(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=120 * t.SLOW)
+            # Changes nothing: no tap, no exec; only access reviews.
+            self.assertEqual(
+                [e["path"] for e in self.writes(fk)
+                 if "selfsubjectaccessreviews" not in e["path"]], [])
+            self.assertEqual(fk.execs(), [])
+            return r.returncode, r.stdout.decode(), r.stderr.decode(), fk.requests()
+
+    def test_check_prints_a_checklist(self):
+        for version, verb in (("1.27", "update"), ("1.33", "patch")):
+            with self.subTest(version=version):
+                code, out, err, reqs = self.check(self.state(), version=version)
+                self.assertEqual(code, 0, out + err)
+                lines = out.splitlines()
+                self.assertTrue(all(l.startswith(("\u2713 ", "a run"))
+                                    for l in lines), out)
+                for want in (f"kubectl 1.{version[2:]}, API server "
+                             f"1.{version[2:]}",
+                             f"deployment web: 1 running pod ({PODS[0]}); "
+                             f"the run taps {PODS[0]}",
+                             "container api (the tap targets it)",
+                             f"pod {PODS[0]} is not on the host network",
+                             "node node-1: linux",
+                             "mesh: no sidecar",
+                             "has no tap yet",
+                             "enforce=none (privileged) in namespace shop; "
+                             "tap profile netraw",
+                             "RBAC: can get deployments in namespace shop",
+                             "RBAC: can list pods",
+                             f"RBAC: can {verb} pods/ephemeralcontainers",
+                             "RBAC: can create pods/exec",
+                             f"tap image {TAP_IMAGE}",
+                             "a run would start"):
+                    self.assertIn(want, out)
+                # One SelfSubjectAccessReview per verb a run uses.
+                reviews = [e for e in reqs
+                           if "selfsubjectaccessreviews" in e["path"]]
+                self.assertEqual([e["method"] for e in reviews], ["POST"] * 5)
+
+    def test_check_failures(self):
+        def labelled(level):
+            return self.state(namespaces=[{"name": "shop", "labels": {
+                "pod-security.kubernetes.io/enforce": level}}])
+        hostnet = self.state()
+        hostnet["pods"][0]["hostNetwork"] = True
+        windows = self.state()
+        windows["nodes"] = [{"name": "node-1", "os": "windows"}]
+        for state, args, ok, want in (
+                (labelled("baseline"), [], True,
+                 "\u2713 Pod Security: enforce=baseline in namespace shop; "
+                 "tap profile baseline"),
+                (labelled("baseline"), ["--tap-profile", "netraw"], False,
+                 "\u2717 Pod Security: enforce=baseline in namespace shop "
+                 "refuses the NET_RAW tap"),
+                (labelled("restricted"), [], False,
+                 "\u2717 Pod Security: enforce=restricted"),
+                (self.state(rbac={"deny": ["patch pods/ephemeralcontainers"]}),
+                 [], False,
+                 "\u2717 RBAC: cannot patch pods/ephemeralcontainers in "
+                 "namespace shop; a Role granting 'patch'"),
+                (self.state(rbac={"deny": ["create pods/exec"]}), [], False,
+                 "\u2717 RBAC: cannot create pods/exec"),
+                (windows, [], False, "\u2717 node node-1 runs Windows"),
+                (hostnet, [], False, "the host network"),
+                (self.existing_tap_state(securityContext={"privileged": True}),
+                 [], False, "container that is privileged")):
+            with self.subTest(want=want):
+                code, out, err, _ = self.check(state, *args)
+                self.assertIn(want, out)
+                self.assertEqual(code, 0 if ok else 1, out + err)
+                self.assertIn("a run would start" if ok else
+                              "a run would not start", out)
 
     def test_oversized_kubectl_output_is_refused_with_a_reason(self):
         # A pod's JSON is at most a few MiB (etcd refuses bigger objects);
@@ -308,7 +576,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(code, 0, err)
             self.assertRegex(err, "warning: deployment web has 3 running "
                                   "pods; tapping 2 of them \(--max-pods 2\)")
-            self.assertEqual(len(fk.execs()), 2)
+            self.assertEqual(len(capture_execs(fk)), 2)
             self.assertIn("kubernetes: tapped 2 pods", err)
             k = t.read_json(stats)["kubernetes"]
             # Ready pods first, then by name.
@@ -406,9 +674,11 @@ class Mirror(unittest.TestCase):
                      no_writes=False)
         self.failure(self.state(rbac={"deny": ["get deployments"]}),
                      ["-n", "shop"], "cannot get deployments.apps")
-        self.failure(self.state(psa={"level": "baseline"}), ["-n", "shop"],
-                     "Pod Security admission .*baseline.* refuses the tap's "
-                     "NET_RAW", no_writes=False)
+        self.failure(self.state(psa={"level": "baseline"}),
+                     ["-n", "shop", "--tap-profile", "netraw"],
+                     "Pod Security level \"baseline\" in namespace shop "
+                     "refuses the NET_RAW tap; --tap-profile baseline",
+                     no_writes=False)
         self.failure(self.state(ephemeral_containers=False), ["-n", "shop"],
                      "does not support ephemeral containers", no_writes=False)
         err, took, _ = self.failure(
@@ -609,7 +879,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(t.read_bytes(out), cap["bytes"])
             self.assertEqual(t.read_json(stats)["kubernetes"]["reattaches"], 1)
             self.assertIn("re-attaching", err)
-            self.assertEqual(len(fk.execs()), 2)
+            self.assertEqual(len(capture_execs(fk)), 2)
 
     def test_dropped_websocket_is_reattached(self):
         # A dropped connection: kubectl 1.33 exits 1 with "close 1006".
@@ -771,7 +1041,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(doc["flows"]["seen"],
                              len(self.caps[0]["payloads"]))
             # Stopped the polite way, and nothing left behind.
-            self.assertTrue(fk.execs()[0]["stdin_closed"])
+            self.assertTrue(capture_execs(fk)[0]["stdin_closed"])
             self.assertEqual(self.kubectls(fk, (p.pid,)), [],
                              "kubectl left running")
 
@@ -826,7 +1096,7 @@ class Mirror(unittest.TestCase):
             code, _, err2 = None, None, ""
             while time.monotonic() < deadline:
                 time.sleep(0.5)
-                if fk.execs()[-1]["stdout_bytes"] >= len(b["bytes"]):
+                if capture_execs(fk)[-1]["stdout_bytes"] >= len(b["bytes"]):
                     break
             time.sleep(1.0)
             code, _, err = self.interrupt(p, err)
@@ -869,7 +1139,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(sink.streams(), fnv_streams(total))
             st = t.read_json(stats)
             self.assertEqual(sorted(st["kubernetes"]["pods"]), sorted(PODS))
-            self.assertEqual(len(fk.execs()), 3)
+            self.assertEqual(len(capture_execs(fk)), 3)
             # One merged capture holding all three pods' connections.
             r = t.run(["summary", out, "-p", 8080, "--json", "--flows", "0"])
             doc = json.loads(r.stdout)
@@ -960,7 +1230,7 @@ class MeshMirror(unittest.TestCase):
             err += rest.decode(errors="replace")
             self.assertEqual(p.returncode, 0, err)
             sink.stop(grace=1)
-            return sink, t.read_json(stats), err, fk.execs()
+            return sink, t.read_json(stats), err, capture_execs(fk)
 
     def test_sidecar_hop_is_mirrored(self):
         istio_container = {"containers": ["api", "istio-proxy"],
@@ -1000,8 +1270,8 @@ class MeshMirror(unittest.TestCase):
         shape = {"annotations": {"ambient.istio.io/redirection": "enabled"}}
         _, _, err, ex = self.mirror(cap, shape)
         self.assertEqual(ex[0]["command"],
-                         ["tcpdump", "-p", "-i", "lo", "-U", "-w", "-",
-                          "tcp", "port", "8080"])
+                         ["tcpdump", "-p", "-i", "lo", "--immediate-mode",
+                          "-U", "-w", "-", "tcp", "port", "8080"])
         self.assertIn("Istio (ambient) (annotation "
                       "ambient.istio.io/redirection): mirroring the "
                       "plaintext ztunnel delivers", err)

@@ -305,7 +305,10 @@ static void test_mirror(void **state)
     (void)state;
     static const char *const good[] = {"deployment/web", "deploy/web",
                                        "pod/web-0", "web", "a.b-c.9",
-                                       "0abc"};
+                                       "0abc", "svc/foo", "service/web",
+                                       "statefulset/db", "sts/db",
+                                       "daemonset/logs", "ds/logs",
+                                       "replicaset/web-1", "rs/web-1"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct run *r = RUN("mirror", good[i], "-p", "8080");
         expect_run(r);
@@ -314,7 +317,8 @@ static void test_mirror(void **state)
         assert_string_equal(r->o.output, "mirror.pcap");
         run_free(r);
     }
-    static const char *const bad[] = {"-x", "Upper", "a_b", "svc/foo",
+    static const char *const bad[] = {"-x", "Upper", "a_b", "job/foo",
+                                      "service/", "sts/Db", "cronjob/x",
                                       "deployment/", "pod/", "web-",
                                       "deployment/Web", "pod/-x", "a b",
                                       ".web"};
@@ -1054,6 +1058,51 @@ static void test_command_names(void **state)
     assert_string_equal(cli_command_name(CMD_NONE), "");
 }
 
+/* -p NAME is a named port, for mirror only, where the pods resolve it;
+ * --warn-silence is mirror's, 30 s by default, 0 turns it off. */
+static void test_mirror_port_name_and_silence(void **state)
+{
+    (void)state;
+    struct run *r = RUN("mirror", "service/web", "-p", "http");
+    expect_run(r);
+    assert_int_equal(r->o.port, 0);
+    assert_string_equal(r->o.port_name, "http");
+    assert_int_equal(r->o.warn_silence_ns, 30 * SEC);
+    run_free(r);
+    /* The last -p counts, a number after a name too. */
+    r = RUN("mirror", "web", "-p", "web-http", "-p", "8080",
+            "--warn-silence", "0");
+    expect_run(r);
+    assert_int_equal(r->o.port, 8080);
+    assert_null(r->o.port_name);
+    assert_int_equal(r->o.warn_silence_ns, 0);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "8080", "-p", "h2c", "--warn-silence",
+            "2m");
+    expect_run(r);
+    assert_int_equal(r->o.port, 0);
+    assert_string_equal(r->o.port_name, "h2c");
+    assert_int_equal(r->o.warn_silence_ns, 120 * SEC);
+    run_free(r);
+    static const char *const bad[] = {"Http", "abcdefghijklmnop", "-http",
+                                      "we--b", "a_b", "0", "65536", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = RUN("mirror", "web", "-p", bad[i]);
+        expect_usage(r, "--port", NULL);
+        run_free(r);
+    }
+    /* Nothing resolves a name for a local capture or a file. */
+    r = RUN("capture", "-i", "lo", "-p", "http");
+    expect_usage(r, "--port", NULL);
+    run_free(r);
+    r = RUN("replay", "-", "-p", "http", "--to", ":1");
+    expect_usage(r, "--port", NULL);
+    run_free(r);
+    r = RUN("capture", "-i", "lo", "-p", "1", "--warn-silence", "5s");
+    expect_usage(r, "--warn-silence", NULL);
+    run_free(r);
+}
+
 int main(void)
 {
     unsetenv("POSIXLY_CORRECT"); /* GNU argument permutation */
@@ -1064,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_capture),
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_mirror),
+        cmocka_unit_test(test_mirror_port_name_and_silence),
         cmocka_unit_test(test_command_help),
         cmocka_unit_test(test_top_level_help),
         cmocka_unit_test(test_program_name),

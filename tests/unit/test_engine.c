@@ -25,6 +25,7 @@ struct ev {
     uint64_t id;
     uint32_t len;
     enum flow_end_reason why;
+    uint64_t mark; /* data: server_acked */
 };
 
 struct rec {
@@ -35,6 +36,8 @@ struct rec {
     uint64_t gap[MAX_IDS];
     unsigned opens, ends;
     bool ended[MAX_IDS];
+    uint8_t flags[MAX_IDS];   /* the flow's flags at its last data event */
+    uint64_t sent[MAX_IDS];   /* engine_flow_server_sent() then */
 };
 
 static void add_ev(struct rec *r, char kind, const struct flow *f,
@@ -59,10 +62,13 @@ static void ev_open(void *ctx, struct flow *f)
 }
 
 static void ev_data(void *ctx, struct flow *f, const uint8_t *data,
-                    uint32_t len)
+                    uint32_t len, uint64_t server_acked)
 {
     struct rec *r = ctx;
     add_ev(r, 'D', f, len, FLOW_END_FIN);
+    r->ev[r->n - 1].mark = server_acked;
+    r->flags[f->id] = f->flags;
+    r->sent[f->id] = engine_flow_server_sent(f);
     assert_false(r->ended[f->id]);
     assert_ptr_equal(f->user, r);
     assert_true(r->len[f->id] + len <= sizeof(r->data[0]));
@@ -1212,6 +1218,106 @@ static void test_flow_state_budget(void **state)
     tfx_free(&t);
 }
 
+/* The n-th data event's server_acked. */
+static uint64_t mark_of(const struct tfx *t, unsigned nth)
+{
+    long i = find_ev(t->r, 'D', nth);
+    assert_true(i >= 0);
+    return t->r->ev[i].mark;
+}
+
+/* Each client byte says how much of the server's answer its client had
+ * heard: a request sent after a 6-byte answer carries 6, one pipelined
+ * behind it carries the same. */
+static void test_server_acked_marks_turns(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 4 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "Q1");
+    srv(&t, 5 * MS, 40000, SISN + 1, CISN + 3, ACK | PSH, "ANSWER");
+    cli(&t, 6 * MS, 40000, CISN + 3, SISN + 7, ACK | PSH, "Q2");
+    cli(&t, 7 * MS, 40000, CISN + 5, SISN + 7, ACK | PSH, "Q3");
+    assert_int_equal(mark_of(&t, 0), 0);
+    assert_int_equal(mark_of(&t, 1), 6);
+    assert_int_equal(mark_of(&t, 2), 6);
+    /* An acknowledgement that goes back moves nothing. */
+    cli(&t, 8 * MS, 40000, CISN + 7, SISN + 2, ACK | PSH, "Q4");
+    assert_int_equal(mark_of(&t, 3), 6);
+    assert_int_equal(t.r->sent[1], 6);
+    assert_false(t.r->flags[1] & FLOW_SERVER_FIRST);
+    assert_data(&t, 1, "Q1Q2Q3Q4");
+    tfx_free(&t);
+}
+
+/* A server that speaks first: the client's first byte already waited
+ * for the greeting. */
+static void test_server_acked_greeting(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    srv(&t, 4 * MS, 40000, SISN + 1, CISN + 1, ACK | PSH, "220 hi\r\n");
+    cli(&t, 5 * MS, 40000, CISN + 1, SISN + 9, ACK | PSH, "HELO x\r\n");
+    assert_int_equal(mark_of(&t, 0), 8);
+    assert_true(t.r->flags[1] & FLOW_SERVER_FIRST);
+    tfx_free(&t);
+}
+
+/* Acknowledgements past what the server was seen sending (the ACK of
+ * its FIN, a forged value) count only the bytes it sent. */
+static void test_server_acked_clamped(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 4 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "Q1");
+    srv(&t, 5 * MS, 40000, SISN + 1, CISN + 3, ACK | PSH | FIN, "AB");
+    cli(&t, 6 * MS, 40000, CISN + 3, SISN + 4, ACK | PSH, "Q2");
+    assert_int_equal(mark_of(&t, 1), 2);
+    cli(&t, 7 * MS, 40000, CISN + 5, SISN + 100000, ACK | PSH, "Q3");
+    assert_int_equal(mark_of(&t, 2), 2);
+    assert_int_equal(t.r->sent[1], 2);
+    tfx_free(&t);
+}
+
+/* A connection joined mid-stream counts from its first client byte,
+ * which waits for nothing even if an answer was seen before it. */
+static void test_server_acked_mid_stream(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    srv(&t, 1 * MS, 40000, 9000, 2000, ACK | PSH, "RESP");
+    cli(&t, 2 * MS, 40000, 2000, 9004, ACK | PSH, "Q1");
+    srv(&t, 3 * MS, 40000, 9004, 2002, ACK | PSH, "XY");
+    cli(&t, 4 * MS, 40000, 2002, 9006, ACK | PSH, "Q2");
+    assert_int_equal(mark_of(&t, 0), 0);
+    assert_int_equal(mark_of(&t, 1), 2);
+    assert_false(t.r->flags[1] & FLOW_SERVER_FIRST);
+    tfx_free(&t);
+}
+
+/* Without the server's segments (a capture of one direction), the
+ * client's acknowledgements alone tell the turns. */
+static void test_server_acked_without_server_segments(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1 * MS, 40000, CISN, 0, SYN, NULL);
+    cli(&t, 2 * MS, 40000, CISN + 1, SISN + 1, ACK, NULL);
+    cli(&t, 3 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "Q1");
+    cli(&t, 4 * MS, 40000, CISN + 3, SISN + 51, ACK | PSH, "Q2");
+    assert_int_equal(mark_of(&t, 0), 0);
+    assert_int_equal(mark_of(&t, 1), 50);
+    assert_int_equal(t.r->sent[1], 50);
+    tfx_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1253,6 +1359,11 @@ int main(void)
         cmocka_unit_test(test_end_reason_names),
         cmocka_unit_test(test_max_flows_sheds_quiet_flows_first),
         cmocka_unit_test(test_flow_state_budget),
+        cmocka_unit_test(test_server_acked_marks_turns),
+        cmocka_unit_test(test_server_acked_greeting),
+        cmocka_unit_test(test_server_acked_clamped),
+        cmocka_unit_test(test_server_acked_mid_stream),
+        cmocka_unit_test(test_server_acked_without_server_segments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
  * exists, and the bounds on what is parsed. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -271,7 +272,7 @@ static void test_tapmirrors_own_tap_is_the_same(void **state)
     struct kube_pod pod;
     /* The pod as tapmirror's PUT leaves it. */
     char *body = kube_pod_with_tap(BASE_POD, strlen(BASE_POD), IMAGE, "api",
-                                   err, sizeof(err));
+                                   KUBE_TAP_NETRAW, err, sizeof(err));
     assert_non_null(body);
     assert_int_equal(kube_parse_pod(body, strlen(body), &pod, err,
                                     sizeof(err)),
@@ -536,6 +537,593 @@ static void test_mesh_is_read_from_the_pod(void **state)
     assert_string_equal(kube_mesh_name(KUBE_MESH_NONE), "no mesh");
 }
 
+/* kubectl's standard error for each class, as the clients of 1.27-1.33
+ * print it (captured with each client against tests/kube/fakekube.py, a
+ * server answering 401, a closed port and a silent one; kubectl adds
+ * the E... lines five times, with other timestamps). A call that cannot
+ * reach /version runs the dispatcher's own 1.32 client, whatever the
+ * server. */
+#define POD_NAME "web-7d4b9c6f5d-x2k8q"
+#define SA_USER "User \"system:serviceaccount:dev:me\""
+#define OCI_NO_TCPDUMP                                                        \
+    "error executing command in container: failed to exec in container: "    \
+    "failed to start exec "                                                   \
+    "\"f42b7a9069c383bbfa5b0a4b3c29d4ebbc393a6d037f7e5be00a358d4f16e417\": " \
+    "OCI runtime exec failed: exec failed: unable to start container "       \
+    "process: exec: \"tcpdump\": executable file not found in $PATH: unknown"
+#define TCPDUMP_BANNER                                                        \
+    "tcpdump: listening on any, link-type LINUX_SLL2 (Linux cooked v2), "     \
+    "snapshot length 262144 bytes\n"
+#define PRIVDROP_LINE                                                         \
+    "tcpdump: Couldn't change to 'tcpdump' uid=102 gid=105: Operation not "   \
+    "permitted"
+#define FIVE(line) line line line line line
+#define KLOG_401_OLD                                                          \
+    "E1207 15:03:30.540130   30188 memcache.go:265] couldn't get current "    \
+    "server API group list: the server has asked for the client to provide "  \
+    "credentials\n"
+#define KLOG_401                                                              \
+    "E1207 15:03:31.271593   30267 memcache.go:265] \"Unhandled Error\" "     \
+    "err=\"couldn't get current server API group list: the server has asked " \
+    "for the client to provide credentials\"\n"
+#define LOGIN_401                                                             \
+    "error: You must be logged in to the server (the server has asked for "   \
+    "the client to provide credentials)\n"
+#define KLOG_REFUSED(host, addr)                                              \
+    "E1207 15:03:16.864901   28818 memcache.go:265] \"Unhandled Error\" "     \
+    "err=\"couldn't get current server API group list: Get "                  \
+    "\\\"http://" host "/api?timeout=32s\\\": dial tcp " addr ": connect: "   \
+    "connection refused\"\n"
+#define KLOG_DEADLINE                                                         \
+    "E1207 15:03:35.540052   30305 memcache.go:265] \"Unhandled Error\" "     \
+    "err=\"couldn't get current server API group list: Get "                  \
+    "\\\"http://127.0.0.1:52041/api?timeout=2s\\\": context deadline "        \
+    "exceeded\"\n"
+
+struct stderr_case {
+    const char *kubectl; /* the client versions that print `text` */
+    const char *text;
+    enum kube_error want;
+    const char *message; /* the whole message, or */
+    const char *starts;  /* how it starts, and */
+    const char *holds;   /* a part of kubectl's line it keeps */
+};
+
+static const struct stderr_case stderr_cases[] = {
+    {"1.27 (SPDY exec)",
+     "error: Internal error occurred: " OCI_NO_TCPDUMP "\n",
+     KUBE_ERR_NO_TCPDUMP,
+     "the tap image has no tcpdump (error: Internal error occurred: "
+     OCI_NO_TCPDUMP "); choose an image with tcpdump with --tap-image",
+     NULL, NULL},
+    {"1.30-1.33 (WebSocket exec)",
+     "error: Internal error occurred: Internal error occurred: "
+     OCI_NO_TCPDUMP "\n",
+     KUBE_ERR_NO_TCPDUMP,
+     "the tap image has no tcpdump (error: Internal error occurred: "
+     "Internal error occurred: " OCI_NO_TCPDUMP "); choose an image with "
+     "tcpdump with --tap-image",
+     NULL, NULL},
+    {"1.27-1.33",
+     TCPDUMP_BANNER PRIVDROP_LINE "\ncommand terminated with exit code 1\n",
+     KUBE_ERR_PRIVDROP,
+     "tcpdump in the tap image tries to drop root and cannot with only "
+     "NET_RAW (" PRIVDROP_LINE "); use an image whose tcpdump keeps running "
+     "as root, such as nicolaka/netshoot",
+     NULL, NULL},
+    {"1.27-1.33 (PUT), 1.32-1.33 (patch)",
+     "Error from server (Forbidden): pods \"" POD_NAME "\" is forbidden: "
+     "violates PodSecurity \"baseline:latest\": non-default capabilities "
+     "(container \"tapmirror-tap\" must not include \"NET_RAW\" in "
+     "securityContext.capabilities.add)\n",
+     KUBE_ERR_POD_SECURITY,
+     "Pod Security admission (\"baseline:latest\") in namespace shop "
+     "refuses the tap's NET_RAW capability; the namespace needs "
+     "pod-security.kubernetes.io/enforce=privileged, or an exemption",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (Forbidden): deployments.apps \"web\" is forbidden: "
+     SA_USER " cannot get resource \"deployments\" in API group \"apps\" in "
+     "the namespace \"shop\"\n",
+     KUBE_ERR_FORBIDDEN,
+     "not allowed: system:serviceaccount:dev:me cannot get deployments.apps "
+     "in namespace shop; a Role granting 'get' on 'deployments' is needed",
+     NULL, NULL},
+    {"1.27-1.33 (exec; 1.30+ after its WebSocket get was refused)",
+     "Error from server (Forbidden): pods \"" POD_NAME "\" is forbidden: "
+     SA_USER " cannot create resource \"pods/exec\" in API group \"\" in the "
+     "namespace \"shop\"\n",
+     KUBE_ERR_FORBIDDEN,
+     "not allowed: system:serviceaccount:dev:me cannot create pods/exec in "
+     "namespace shop; a Role granting 'create' on 'pods/exec' is needed",
+     NULL, NULL},
+    {"1.27-1.31",
+     "error: invalid subresource value: \"ephemeralcontainers\". Must be one "
+     "of [status scale]\n",
+     KUBE_ERR_BAD_SUBRESOURCE,
+     "error: invalid subresource value: \"ephemeralcontainers\". Must be one "
+     "of [status scale]",
+     NULL, NULL},
+    {"1.27-1.33",
+     "The Pod \"" POD_NAME "\" is invalid: spec.ephemeralContainers: "
+     "Forbidden: existing ephemeral containers \"tapmirror-tap\" may not be "
+     "changed\n",
+     KUBE_ERR_TAP_IMMUTABLE,
+     "The Pod \"" POD_NAME "\" is invalid: spec.ephemeralContainers: "
+     "Forbidden: existing ephemeral containers \"tapmirror-tap\" may not be "
+     "changed",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (Conflict): Operation cannot be fulfilled on pods \""
+     POD_NAME "\": the object has been modified; please apply your changes "
+     "to the latest version and try again\n",
+     KUBE_ERR_CONFLICT,
+     "Error from server (Conflict): Operation cannot be fulfilled on pods \""
+     POD_NAME "\": the object has been modified; please apply your changes "
+     "to the latest version and try again",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (NotFound): the server could not find the requested "
+     "resource\n",
+     KUBE_ERR_NO_EPHEMERAL,
+     "the cluster does not support ephemeral containers (Kubernetes 1.23 or "
+     "later is needed): Error from server (NotFound): the server could not "
+     "find the requested resource",
+     NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (NotFound): namespaces \"gone\" not found\n",
+     KUBE_ERR_NAMESPACE, "namespace gone not found", NULL, NULL},
+    {"1.27-1.33",
+     "Error from server (NotFound): deployments.apps \"nope\" not found\n",
+     KUBE_ERR_NOT_FOUND, "deployment web not found in namespace shop", NULL,
+     NULL},
+    {"1.27-1.33 (get, exec)",
+     "Error from server (NotFound): pods \"nope\" not found\n",
+     KUBE_ERR_NOT_FOUND, "deployment web not found in namespace shop", NULL,
+     NULL},
+    {"1.27-1.33",
+     "Error in configuration: context was not found for specified context: "
+     "nope\n",
+     KUBE_ERR_CONTEXT,
+     "kubeconfig context not found (Error in configuration: context was not "
+     "found for specified context: nope); list them with kubectl config "
+     "get-contexts",
+     NULL, NULL},
+    {"1.27-1.33",
+     "error: stat /tmp/missing: no such file or directory\n",
+     KUBE_ERR_KUBECONFIG,
+     "kubeconfig problem (error: stat /tmp/missing: no such file or "
+     "directory); check --kubeconfig or $KUBECONFIG",
+     NULL, NULL},
+    {"1.27-1.33",
+     "error: error loading config file \"/tmp/bad.yaml\": yaml: line 3: did "
+     "not find expected node content\n",
+     KUBE_ERR_KUBECONFIG,
+     "kubeconfig problem (error: error loading config file \"/tmp/bad.yaml\": "
+     "yaml: line 3: did not find expected node content); check --kubeconfig "
+     "or $KUBECONFIG",
+     NULL, NULL},
+    {"1.27-1.30", FIVE(KLOG_401_OLD) LOGIN_401, KUBE_ERR_UNAUTHORIZED, NULL,
+     "the Kubernetes API server rejected the credentials (",
+     "provide credentials"},
+    {"1.33", FIVE(KLOG_401) LOGIN_401, KUBE_ERR_UNAUTHORIZED, NULL,
+     "the Kubernetes API server rejected the credentials (",
+     "provide credentials"},
+    {"no kubeconfig (the dispatcher's 1.32)",
+     FIVE(KLOG_REFUSED("localhost:8080", "127.0.0.1:8080"))
+     "The connection to the server localhost:8080 was refused - did you "
+     "specify the right host or port?\n",
+     KUBE_ERR_UNREACHABLE,
+     "cannot reach the Kubernetes API server at localhost:8080, which is "
+     "where kubectl goes when it finds no kubeconfig: check --kubeconfig, "
+     "$KUBECONFIG or ~/.kube/config",
+     NULL, NULL},
+    {"closed port (the dispatcher's 1.32)",
+     FIVE(KLOG_REFUSED("127.0.0.1:51073", "127.0.0.1:51073"))
+     "The connection to the server 127.0.0.1:51073 was refused - did you "
+     "specify the right host or port?\n",
+     KUBE_ERR_UNREACHABLE, NULL, "cannot reach the Kubernetes API server: ",
+     "dial tcp 127.0.0.1:51073: connect: connection refused"},
+    {"silent server, --request-timeout=2s (the dispatcher's 1.32)",
+     FIVE(KLOG_DEADLINE)
+     "Unable to connect to the server: context deadline exceeded\n",
+     KUBE_ERR_UNREACHABLE, NULL, "cannot reach the Kubernetes API server: ",
+     "context deadline exceeded"},
+    {"1.27-1.33, https:// to a plain HTTP server",
+     "Unable to connect to the server: tls: first record does not look like "
+     "a TLS handshake\n",
+     KUBE_ERR_UNREACHABLE,
+     "cannot reach the Kubernetes API server: Unable to connect to the "
+     "server: tls: first record does not look like a TLS handshake",
+     NULL, NULL},
+    {"1.27-1.33",
+     "error: cannot exec into a container in a completed pod; current phase "
+     "is Succeeded\n",
+     KUBE_ERR_POD_COMPLETED,
+     "error: cannot exec into a container in a completed pod; current phase "
+     "is Succeeded",
+     NULL, NULL},
+    {"1.27 (tap not running yet)",
+     "error: unable to upgrade connection: container not found "
+     "(\"tapmirror-tap\")\n",
+     KUBE_ERR_UNKNOWN,
+     "error: unable to upgrade connection: container not found "
+     "(\"tapmirror-tap\")",
+     NULL, NULL},
+    {"1.30-1.33 (tap not running yet)",
+     "error: Internal error occurred: unable to upgrade connection: "
+     "container not found (\"tapmirror-tap\")\n",
+     KUBE_ERR_UNKNOWN,
+     "error: Internal error occurred: unable to upgrade connection: "
+     "container not found (\"tapmirror-tap\")",
+     NULL, NULL},
+};
+
+static void test_each_class_from_real_stderr(void **state)
+{
+    (void)state;
+    bool seen[KUBE_ERR_POD_COMPLETED + 1] = {false};
+    for (size_t i = 0; i < sizeof(stderr_cases) / sizeof(stderr_cases[0]);
+         i++) {
+        const struct stderr_case *c = &stderr_cases[i];
+        char msg[1024];
+        enum kube_error e = kube_classify(c->text, "deployment web",
+                                          "namespace shop", msg, sizeof(msg));
+        if (e != c->want) {
+            fail_msg("case %zu (kubectl %s): class %d, not %d, for \"%s\"", i,
+                     c->kubectl, (int)e, (int)c->want, c->text);
+        }
+        assert_null(strchr(msg, '\n'));
+        assert_no_controls(msg);
+        if (c->message != NULL) {
+            assert_string_equal(msg, c->message);
+        } else {
+            assert_int_equal(strncmp(msg, c->starts, strlen(c->starts)), 0);
+            assert_non_null(strstr(msg, c->holds));
+        }
+        seen[e] = true;
+    }
+    /* One case at least for every class. */
+    for (int k = KUBE_ERR_UNKNOWN; k <= KUBE_ERR_POD_COMPLETED; k++) {
+        if (!seen[k]) {
+            fail_msg("no case for class %d", k);
+        }
+    }
+}
+
+/* The baseline-profile tap adds and drops nothing, and is tapmirror's
+ * own as much as the NET_RAW one; NET_RAW on top of the runtime's
+ * default set is more than either. */
+static void test_baseline_profile_tap_is_ours(void **state)
+{
+    (void)state;
+    char err[256], why[512];
+    struct kube_pod pod;
+    char *patch = kube_tap_patch(IMAGE, "api", KUBE_TAP_BASELINE);
+    assert_null(strstr(patch, "capabilities"));
+    assert_non_null(strstr(patch, "\"allowPrivilegeEscalation\":false"));
+    assert_non_null(strstr(patch, "RuntimeDefault"));
+    free(patch);
+    patch = kube_tap_patch(IMAGE, "api", KUBE_TAP_NETRAW);
+    assert_non_null(strstr(patch, "NET_RAW"));
+    free(patch);
+    char *body = kube_pod_with_tap(BASE_POD, strlen(BASE_POD), IMAGE, "api",
+                                   KUBE_TAP_BASELINE, err, sizeof(err));
+    assert_non_null(body);
+    assert_int_equal(kube_parse_pod(body, strlen(body), &pod, err,
+                                    sizeof(err)),
+                     0);
+    free(body);
+    assert_int_equal(pod.tap_profile, KUBE_TAP_BASELINE);
+    assert_int_equal(kube_tap_compare(&pod, IMAGE, "api", why, sizeof(why)),
+                     KUBE_TAP_SAME);
+    assert_int_equal(compare_sc("{\"capabilities\":{\"add\":[\"NET_RAW\"]},"
+                                NO_ESCALATION "," RUNTIME_DEFAULT "}",
+                                NULL, why, sizeof(why)),
+                     KUBE_TAP_EXCESS);
+    assert_string_equal(why, "does not drop ALL capabilities");
+    assert_int_equal(compare_sc("{" NO_ESCALATION "," RUNTIME_DEFAULT
+                                "," READ_ONLY "}",
+                                NULL, why, sizeof(why)),
+                     KUBE_TAP_SAME);
+    assert_int_equal(compare_sc("{" NO_ESCALATION "}", NULL, why,
+                                sizeof(why)),
+                     KUBE_TAP_EXCESS);
+}
+
+static void test_pod_security_refusal_names_its_level(void **state)
+{
+    (void)state;
+    char level[64];
+    enum kube_psa_level psa = KUBE_PSA_PRIVILEGED;
+    assert_true(kube_pod_security_refusal(
+        "Error from server (Forbidden): pods \"web-1\" is forbidden: "
+        "violates PodSecurity \"baseline:latest\": non-default capabilities "
+        "(container \"tapmirror-tap\" must not include \"NET_RAW\" in "
+        "securityContext.capabilities.add)\n",
+        level, sizeof(level)));
+    assert_string_equal(level, "baseline");
+    assert_true(kube_pod_security_parse_level(level, &psa));
+    assert_int_equal(psa, KUBE_PSA_BASELINE);
+    assert_true(kube_pod_security_refusal(
+        "violates PodSecurity \"restricted:v1.30\": runAsNonRoot != true",
+        level, sizeof(level)));
+    assert_string_equal(level, "restricted");
+    assert_true(kube_pod_security_parse_level(level, &psa));
+    assert_int_equal(psa, KUBE_PSA_RESTRICTED);
+    /* RBAC, not admission. */
+    assert_false(kube_pod_security_refusal(
+        "Error from server (Forbidden): pods \"web-1\" is forbidden: User "
+        "\"me\" cannot patch resource \"pods/ephemeralcontainers\"",
+        level, sizeof(level)));
+    assert_string_equal(level, "");
+    /* Remote text is made safe; an unknown level is not a level. */
+    assert_true(kube_pod_security_refusal("violates PodSecurity \"b\x1b[2J",
+                                          level, sizeof(level)));
+    assert_null(strchr(level, 0x1b));
+    assert_false(kube_pod_security_parse_level(level, &psa));
+    assert_false(kube_pod_security_parse_level("", &psa));
+}
+
+static void test_namespace_and_node_labels(void **state)
+{
+    (void)state;
+    char err[256], os[32];
+    struct kube_namespace_psa psa;
+    static const char ns[] =
+        "{\"metadata\":{\"name\":\"shop\",\"labels\":{"
+        "\"pod-security.kubernetes.io/enforce\":\"baseline\","
+        "\"pod-security.kubernetes.io/warn\":\"restricted\"}}}";
+    assert_int_equal(kube_parse_namespace_psa(ns, strlen(ns), &psa, err,
+                                              sizeof(err)),
+                     0);
+    assert_string_equal(psa.enforce, "baseline");
+    assert_string_equal(psa.warn, "restricted");
+    assert_string_equal(psa.audit, "");
+    assert_int_equal(kube_parse_namespace_psa("{", 1, &psa, err, sizeof(err)),
+                     -1);
+    static const char node[] =
+        "{\"metadata\":{\"name\":\"n1\",\"labels\":{"
+        "\"kubernetes.io/os\":\"windows\"}}}";
+    assert_int_equal(kube_parse_node_os(node, strlen(node), os, sizeof(os),
+                                        err, sizeof(err)),
+                     0);
+    assert_string_equal(os, "windows");
+    static const char info[] =
+        "{\"metadata\":{\"name\":\"n1\"},\"status\":{\"nodeInfo\":{"
+        "\"operatingSystem\":\"linux\"}}}";
+    assert_int_equal(kube_parse_node_os(info, strlen(info), os, sizeof(os),
+                                        err, sizeof(err)),
+                     0);
+    assert_string_equal(os, "linux");
+}
+
+/* Parses a pod with `spec_extra` in its spec. */
+static void parse_spec(const char *spec_extra, struct kube_pod *pod)
+{
+    char json[2048], err[256];
+    snprintf(json, sizeof(json),
+             "{\"metadata\":{\"name\":\"web-1\"},\"spec\":{%s"
+             "\"containers\":[{\"name\":\"api\"},"
+             "{\"name\":\"istio-proxy\"}]},"
+             "\"status\":{\"phase\":\"Running\"}}",
+             spec_extra);
+    assert_int_equal(kube_parse_pod(json, strlen(json), pod, err,
+                                    sizeof(err)),
+                     0);
+}
+
+static void test_pod_user_os_and_sidecar(void **state)
+{
+    (void)state;
+    char why[128];
+    struct kube_pod pod;
+    parse_spec("", &pod);
+    assert_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    assert_false(pod.windows);
+    assert_string_equal(kube_mesh_sidecar(&pod), "istio-proxy");
+    parse_spec("\"securityContext\":{\"runAsUser\":1000},"
+               "\"nodeName\":\"n1\",", &pod);
+    assert_non_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    assert_non_null(strstr(why, "runAsUser (1000)"));
+    assert_string_equal(pod.node_name, "n1");
+    parse_spec("\"securityContext\":{\"runAsNonRoot\":true},", &pod);
+    assert_non_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    assert_non_null(strstr(why, "runAsNonRoot"));
+    parse_spec("\"securityContext\":{\"runAsUser\":0},", &pod);
+    assert_null(kube_tap_nonroot(&pod, why, sizeof(why)));
+    parse_spec("\"nodeSelector\":{\"kubernetes.io/os\":\"windows\"},", &pod);
+    assert_true(pod.windows);
+    parse_spec("\"os\":{\"name\":\"windows\"},", &pod);
+    assert_true(pod.windows);
+}
+
+static void test_capture_not_permitted(void **state)
+{
+    (void)state;
+    assert_true(kube_capture_not_permitted(
+        "tcpdump: any: You don't have permission to perform this capture "
+        "on that device\n(socket: Operation not permitted)\n"));
+    assert_false(kube_capture_not_permitted(
+        "tcpdump: listening on any, link-type LINUX_SLL2\n"));
+}
+
+/* ---- Service, StatefulSet/DaemonSet/ReplicaSet and container ports ---- */
+
+static const char SERVICE_JSON[] =
+    "{\"kind\":\"Service\",\"metadata\":{\"name\":\"web\"},"
+    "\"spec\":{\"selector\":{\"app\":\"web\",\"tier\":\"api\"},"
+    "\"ports\":[{\"name\":\"http\",\"port\":80,\"targetPort\":\"web-http\"},"
+    "{\"name\":\"admin\",\"port\":9000,\"targetPort\":9901},"
+    "{\"name\":\"dns\",\"port\":53,\"protocol\":\"UDP\"},"
+    "{\"name\":\"metrics\",\"port\":9100}]}}";
+
+static const char POD_PORTS_JSON[] =
+    "{\"metadata\":{\"name\":\"web-1\"},\"spec\":{\"containers\":["
+    "{\"name\":\"api\",\"ports\":[{\"name\":\"web-http\","
+    "\"containerPort\":8080},{\"containerPort\":8443},"
+    "{\"name\":\"syslog\",\"containerPort\":514,\"protocol\":\"UDP\"}]},"
+    "{\"name\":\"envoy\",\"ports\":[{\"name\":\"admin\","
+    "\"containerPort\":9901,\"protocol\":\"TCP\"}]}]}}";
+
+static void test_service_selector_and_ports(void **state)
+{
+    (void)state;
+    struct kube_service svc;
+    char err[256];
+    assert_int_equal(kube_parse_service(SERVICE_JSON, strlen(SERVICE_JSON),
+                                        &svc, err, sizeof(err)),
+                     0);
+    assert_string_equal(svc.name, "web");
+    assert_string_equal(svc.selector, "app=web,tier=api");
+    assert_int_equal(svc.n_ports, 3); /* the UDP port is left out */
+    assert_string_equal(svc.ports[0].target_name, "web-http");
+    assert_int_equal(svc.ports[0].target_port, 0);
+    assert_int_equal(svc.ports[1].target_port, 9901);
+    /* No targetPort: the API server's default, the port itself. */
+    assert_int_equal(svc.ports[2].port, 9100);
+    assert_int_equal(svc.ports[2].target_port, 9100);
+}
+
+static void test_service_without_selector_is_refused(void **state)
+{
+    (void)state;
+    struct kube_service svc;
+    char err[256];
+    const char *none = "{\"metadata\":{\"name\":\"ext\"},\"spec\":{"
+                       "\"ports\":[{\"port\":80}]}}";
+    assert_int_equal(
+        kube_parse_service(none, strlen(none), &svc, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no selector"));
+    const char *bad = "{\"metadata\":{\"name\":\"web\"},\"spec\":{"
+                      "\"selector\":{\"app\":\"a b\"}}}";
+    assert_int_equal(
+        kube_parse_service(bad, strlen(bad), &svc, err, sizeof(err)), -1);
+    const char *badtarget = "{\"metadata\":{\"name\":\"web\"},\"spec\":{"
+                            "\"selector\":{\"app\":\"web\"},\"ports\":[{"
+                            "\"port\":80,\"targetPort\":\"--all\"}]}}";
+    assert_int_equal(kube_parse_service(badtarget, strlen(badtarget), &svc,
+                                        err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "targetPort"));
+}
+
+static void test_workload_selector_words_its_kind(void **state)
+{
+    (void)state;
+    struct kube_deployment d;
+    char err[256];
+    const char *sts =
+        "{\"kind\":\"StatefulSet\",\"metadata\":{\"name\":\"db\"},\"spec\":{"
+        "\"selector\":{\"matchLabels\":{\"app\":\"db\"},\"matchExpressions\":"
+        "[{\"key\":\"tier\",\"operator\":\"In\",\"values\":[\"a\",\"b\"]}]},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"pg\"}]}}}}";
+    assert_int_equal(kube_parse_workload(sts, strlen(sts), "statefulset", &d,
+                                         err, sizeof(err)),
+                     0);
+    assert_string_equal(d.selector, "app=db,tier in (a,b)");
+    assert_string_equal(d.containers[0], "pg");
+    const char *nosel = "{\"metadata\":{\"name\":\"logs\"},\"spec\":{}}";
+    assert_int_equal(kube_parse_workload(nosel, strlen(nosel), "daemonset",
+                                         &d, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "the daemonset has no selector");
+}
+
+static void test_pod_container_ports(void **state)
+{
+    (void)state;
+    struct kube_pod pod;
+    char err[256], list[256];
+    assert_int_equal(kube_parse_pod(POD_PORTS_JSON, strlen(POD_PORTS_JSON),
+                                    &pod, err, sizeof(err)),
+                     0);
+    assert_int_equal(pod.n_ports, 3); /* TCP ports of every container */
+    assert_string_equal(pod.ports[0].name, "web-http");
+    assert_int_equal(pod.ports[0].port, 8080);
+    assert_string_equal(pod.ports[1].name, "");
+    assert_int_equal(pod.ports[2].port, 9901);
+    kube_list_ports(&pod, list, sizeof(list));
+    assert_string_equal(list, "8080 (web-http), 8443, 9901 (admin)");
+}
+
+static void test_port_names(void **state)
+{
+    (void)state;
+    assert_true(kube_port_name_ok("http"));
+    assert_true(kube_port_name_ok("web-http"));
+    assert_true(kube_port_name_ok("h2c"));
+    assert_true(kube_port_name_ok("abcdefghijklmno")); /* 15 */
+    assert_false(kube_port_name_ok("abcdefghijklmnop"));
+    assert_false(kube_port_name_ok("8080"));
+    assert_false(kube_port_name_ok("-http"));
+    assert_false(kube_port_name_ok("http-"));
+    assert_false(kube_port_name_ok("we--b"));
+    assert_false(kube_port_name_ok("Http"));
+    assert_false(kube_port_name_ok(""));
+}
+
+static void test_port_resolution(void **state)
+{
+    (void)state;
+    struct kube_service svc;
+    struct kube_pod pod;
+    char err[256], how[256];
+    uint16_t port = 0;
+    assert_int_equal(kube_parse_service(SERVICE_JSON, strlen(SERVICE_JSON),
+                                        &svc, err, sizeof(err)),
+                     0);
+    assert_int_equal(kube_parse_pod(POD_PORTS_JSON, strlen(POD_PORTS_JSON),
+                                    &pod, err, sizeof(err)),
+                     0);
+    /* A Service port with a named targetPort: looked up in the pod. */
+    assert_int_equal(kube_resolve_port(&svc, NULL, 80, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 8080);
+    assert_non_null(strstr(how, "targetPort 'web-http'"));
+    /* ... by the Service port's name too. */
+    assert_int_equal(kube_resolve_port(&svc, "http", 0, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 8080);
+    /* A numeric targetPort. */
+    assert_int_equal(kube_resolve_port(&svc, NULL, 9000, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 9901);
+    assert_string_equal(how, "service port 9000 is targetPort 9901");
+    /* Not a Service port: the pod's own port, as given. */
+    assert_int_equal(kube_resolve_port(&svc, NULL, 8443, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 8443);
+    assert_string_equal(how, "");
+    /* Without a Service, a name is a container port's. */
+    assert_int_equal(kube_resolve_port(NULL, "admin", 0, &pod, &port, NULL,
+                                       0, err, sizeof(err)),
+                     0);
+    assert_int_equal(port, 9901);
+    /* A name the pod does not declare says what it does declare; a UDP
+     * port of that name does not count. */
+    assert_int_equal(kube_resolve_port(NULL, "syslog", 0, &pod, &port, NULL,
+                                       0, err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "pod web-1 has no TCP container port named "
+                             "'syslog' (its ports: 8080 (web-http), 8443, "
+                             "9901 (admin))");
+    /* A named targetPort the pod lacks. */
+    const char *bare = "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{"
+                       "\"containers\":[{\"name\":\"api\"}]}}";
+    assert_int_equal(
+        kube_parse_pod(bare, strlen(bare), &pod, err, sizeof(err)), 0);
+    assert_int_equal(kube_resolve_port(&svc, NULL, 80, &pod, &port, how,
+                                       sizeof(how), err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "pod web-2 has no TCP container port named "
+                             "'web-http' (its ports: none declared)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,10 +1138,22 @@ int main(void)
         cmocka_unit_test(test_pod_list_says_why_pods_are_left_out),
         cmocka_unit_test(test_pod_text_is_escaped),
         cmocka_unit_test(test_tapmirrors_own_tap_is_the_same),
+        cmocka_unit_test(test_baseline_profile_tap_is_ours),
+        cmocka_unit_test(test_pod_security_refusal_names_its_level),
+        cmocka_unit_test(test_namespace_and_node_labels),
+        cmocka_unit_test(test_pod_user_os_and_sidecar),
+        cmocka_unit_test(test_capture_not_permitted),
         cmocka_unit_test(test_tap_with_more_privilege_is_refused),
         cmocka_unit_test(test_tap_differences_are_listed),
         cmocka_unit_test(test_pod_list_is_bounded),
         cmocka_unit_test(test_dense_json_is_refused_before_parsing),
+        cmocka_unit_test(test_each_class_from_real_stderr),
+        cmocka_unit_test(test_service_selector_and_ports),
+        cmocka_unit_test(test_service_without_selector_is_refused),
+        cmocka_unit_test(test_workload_selector_words_its_kind),
+        cmocka_unit_test(test_pod_container_ports),
+        cmocka_unit_test(test_port_names),
+        cmocka_unit_test(test_port_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,564 @@
+#include "check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/util.h"
+#include "kube/kubectl.h"
+#include "kube/kubejson.h"
+
+#define CHECK_TIMEOUT_MS 60000
+#define CHECK_OUTPUT_CAP (32u << 20)
+#define MAX_RBAC         6
+
+struct check;
+typedef void step_fn(struct check *c, const struct kubectl_result *res);
+
+struct check {
+    uv_loop_t loop;
+    const struct tm_options *o;
+    struct kubectl *kc;
+    step_fn *next; /* what the running call's answer goes to */
+    bool deployment;
+    char target[KUBE_NAME_LEN];
+    char nsdesc[96];
+    char ns[64]; /* the namespace, once known */
+    int minor;
+    unsigned failures;
+    struct kube_deployment dep;
+    struct kube_pod pod;
+    bool have_pod;
+    struct {
+        const char *verb, *resource, *sub;
+    } rbac[MAX_RBAC];
+    size_t n_rbac, rbac_next;
+};
+
+static void mark(struct check *c, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* One line of the checklist. */
+static void mark(struct check *c, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(ok ? "\xe2\x9c\x93 " : "\xe2\x9c\x97 ", stdout);
+    vprintf(fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    if (!ok) {
+        c->failures++;
+    }
+}
+
+static void call_done(void *ctx, const struct kubectl_result *res)
+{
+    struct check *c = ctx;
+    step_fn *next = c->next;
+    c->next = NULL;
+    next(c, res);
+}
+
+static void run(struct check *c, const char *const *args, step_fn *next)
+{
+    c->next = next;
+    kubectl_call(c->kc, args, NULL, CHECK_TIMEOUT_MS, CHECK_OUTPUT_CAP,
+                 call_done, c);
+}
+
+/* Why a call failed, as one line. */
+static void explain(struct check *c, const struct kubectl_result *res,
+                    const char *what, char *msg, size_t len)
+{
+    if (res->spawn_failed) {
+        snprintf(msg, len, "%s", res->err);
+    } else if (res->exit_code < 0) {
+        snprintf(msg, len, "kubectl did not answer within %d s",
+                 CHECK_TIMEOUT_MS / 1000);
+    } else if (res->out_truncated) {
+        snprintf(msg, len, "kubectl printed more than tapmirror reads");
+    } else {
+        kube_classify(res->err, what, c->o->namespace_ ? c->nsdesc : NULL,
+                      msg, len);
+    }
+}
+
+static void step_rbac(struct check *c);
+static void step_namespace(struct check *c);
+
+/* ---- the end: the tap image, and the verdict ---- */
+
+static void finish(struct check *c)
+{
+    if (c->have_pod && c->pod.has_tap) {
+        mark(c, true, "tap image: the existing tap's (%s) is reused",
+             c->pod.tap_image);
+    } else {
+        mark(c, true,
+             "tap image %s (the node pulls it; it needs tcpdump; in an "
+             "air-gapped cluster mirror it and pass --tap-image)",
+             c->o->tap_image);
+    }
+    if (c->failures == 0) {
+        printf("a run would start: nothing was injected or run\n");
+    } else {
+        printf("a run would not start: %u item%s to fix\n", c->failures,
+               c->failures == 1 ? "" : "s");
+    }
+}
+
+/* ---- RBAC: kubectl auth can-i for every verb a run uses ---- */
+
+static void on_rbac(struct check *c, const struct kubectl_result *res)
+{
+    char what[128], msg[1024];
+    size_t i = c->rbac_next++;
+    snprintf(what, sizeof(what), "%s%s%s", c->rbac[i].resource,
+             c->rbac[i].sub ? "/" : "", c->rbac[i].sub ? c->rbac[i].sub : "");
+    if (res->exit_code == 0) {
+        mark(c, true, "RBAC: can %s %s in %s", c->rbac[i].verb, what,
+             c->nsdesc);
+    } else if (res->exit_code == 1 && res->out_len >= 2 &&
+               strncmp(res->out, "no", 2) == 0) {
+        mark(c, false,
+             "RBAC: cannot %s %s in %s; a Role granting '%s' on '%s' is "
+             "needed (README: Real clusters)",
+             c->rbac[i].verb, what, c->nsdesc, c->rbac[i].verb, what);
+    } else {
+        explain(c, res, what, msg, sizeof(msg));
+        mark(c, false, "RBAC: cannot check %s %s: %s", c->rbac[i].verb, what,
+             msg);
+    }
+    step_rbac(c);
+}
+
+static void step_rbac(struct check *c)
+{
+    if (c->rbac_next == c->n_rbac) {
+        finish(c);
+        return;
+    }
+    size_t i = c->rbac_next;
+    char sub[64];
+    const char *args[] = {"auth", "can-i", c->rbac[i].verb,
+                          c->rbac[i].resource, NULL, NULL};
+    if (c->rbac[i].sub != NULL) {
+        snprintf(sub, sizeof(sub), "--subresource=%s", c->rbac[i].sub);
+        args[4] = sub;
+    }
+    run(c, args, on_rbac);
+}
+
+static void plan_rbac(struct check *c)
+{
+    size_t n = 0;
+#define RBAC(v, r, s)                                                      \
+    (c->rbac[n].verb = (v), c->rbac[n].resource = (r),                     \
+     c->rbac[n].sub = (s), n++)
+    if (c->deployment) {
+        RBAC("get", "deployments", NULL);
+        RBAC("list", "pods", NULL);
+    }
+    RBAC("get", "pods", NULL);
+    /* kubectl 1.32 patches the subresource; older ones PUT it. */
+    RBAC(c->minor >= 32 ? "patch" : "update", "pods", "ephemeralcontainers");
+    RBAC("create", "pods", "exec");
+#undef RBAC
+    c->n_rbac = n;
+    c->rbac_next = 0;
+}
+
+/* ---- Pod Security: the namespace's labels and the tap profile ---- */
+
+static void on_namespace(struct check *c, const struct kubectl_result *res)
+{
+    char msg[1024];
+    struct kube_namespace_psa psa;
+    enum kube_psa_level level = KUBE_PSA_PRIVILEGED;
+    enum tm_tap_profile want = c->o->tap_profile;
+    if (res->exit_code != 0 ||
+        kube_parse_namespace_psa(res->out, res->out_len, &psa, msg,
+                                 sizeof(msg)) < 0) {
+        if (res->exit_code != 0) {
+            char what[96];
+            snprintf(what, sizeof(what), "namespace %s", c->ns);
+            explain(c, res, what, msg, sizeof(msg));
+        }
+        mark(c, true,
+             "Pod Security: the labels of namespace %s are not readable "
+             "(%s); with --tap-profile auto a refusal of the NET_RAW tap is "
+             "retried with the baseline profile",
+             c->ns, msg);
+        step_rbac(c);
+        return;
+    }
+    if (psa.enforce[0] &&
+        !kube_pod_security_parse_level(psa.enforce, &level)) {
+        mark(c, false,
+             "Pod Security: namespace %s enforces an unknown level \"%s\"",
+             c->ns, psa.enforce);
+        step_rbac(c);
+        return;
+    }
+    const char *shown = psa.enforce[0] ? psa.enforce : "none (privileged)";
+    if (c->have_pod && c->pod.has_tap) {
+        mark(c, true,
+             "Pod Security: enforce=%s in namespace %s; the existing tap (%s "
+             "profile) is reused, nothing is admitted",
+             shown, c->ns,
+             c->pod.tap_profile == KUBE_TAP_NETRAW ? "netraw" : "baseline");
+    } else if (level == KUBE_PSA_RESTRICTED) {
+        mark(c, false,
+             "Pod Security: enforce=restricted in namespace %s admits no tap "
+             "that can capture (non-root, every capability dropped); the "
+             "namespace needs an exemption or the baseline or privileged "
+             "level",
+             c->ns);
+    } else if (level == KUBE_PSA_BASELINE && want == TM_TAP_NETRAW) {
+        mark(c, false,
+             "Pod Security: enforce=baseline in namespace %s refuses the "
+             "NET_RAW tap that --tap-profile netraw asks for; use "
+             "--tap-profile auto or baseline",
+             c->ns);
+    } else if (level == KUBE_PSA_BASELINE || want == TM_TAP_BASELINE) {
+        mark(c, true,
+             "Pod Security: enforce=%s in namespace %s; tap profile "
+             "baseline (no capability added: it captures where the runtime "
+             "grants NET_RAW by default, as containerd does and CRI-O does "
+             "not)",
+             shown, c->ns);
+    } else {
+        mark(c, true,
+             "Pod Security: enforce=%s in namespace %s; tap profile netraw "
+             "(NET_RAW only)",
+             shown, c->ns);
+    }
+    step_rbac(c);
+}
+
+static void step_namespace(struct check *c)
+{
+    plan_rbac(c);
+    if (c->ns[0] == '\0') {
+        mark(c, true,
+             "Pod Security: not checked (no namespace known without a pod; "
+             "pass -n)");
+        step_rbac(c);
+        return;
+    }
+    const char *args[] = {"get", "namespace", c->ns, "-o", "json", NULL};
+    run(c, args, on_namespace);
+}
+
+/* ---- the pod the run would tap ---- */
+
+static void on_node(struct check *c, const struct kubectl_result *res)
+{
+    char os[32], msg[1024];
+    if (res->exit_code != 0 ||
+        kube_parse_node_os(res->out, res->out_len, os, sizeof(os), msg,
+                           sizeof(msg)) < 0) {
+        if (res->exit_code != 0) {
+            explain(c, res, "the node", msg, sizeof(msg));
+        }
+        mark(c, true,
+             "node %s: not readable (%s); the pod does not select Windows "
+             "nodes",
+             c->pod.node_name, msg);
+    } else if (strcmp(os, "windows") == 0) {
+        mark(c, false,
+             "node %s runs Windows, where ephemeral containers are not "
+             "supported: tap a pod on a Linux node",
+             c->pod.node_name);
+    } else {
+        mark(c, true, "node %s: %s", c->pod.node_name, os[0] ? os : "no "
+                                                                    "operating system label");
+    }
+    step_namespace(c);
+}
+
+static void check_container(struct check *c, const struct kube_pod *pod)
+{
+    char names[1024] = "";
+    const char *want = c->o->container;
+    for (size_t i = 0; i < pod->n_containers; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                 pod->containers[i]);
+    }
+    if (want == NULL && pod->n_containers == 1) {
+        want = pod->containers[0];
+    } else if (want == NULL) {
+        want = pod->default_container[0] ? pod->default_container
+                                         : c->dep.default_container;
+        if (want[0] == '\0') {
+            mark(c, false,
+                 "container: pod %s has several (%s); choose one with -c",
+                 pod->name, names);
+            return;
+        }
+    }
+    for (size_t i = 0; i < pod->n_containers; i++) {
+        if (strcmp(pod->containers[i], want) == 0) {
+            mark(c, true, "container %s (the tap targets it)", want);
+            return;
+        }
+    }
+    mark(c, false, "container %s not found in pod %s (it has: %s)", want,
+         pod->name, names);
+}
+
+static void check_pod(struct check *c)
+{
+    const struct kube_pod *pod = &c->pod;
+    char why[512];
+    if (!c->ns[0] && pod->ns[0]) {
+        snprintf(c->ns, sizeof(c->ns), "%s", pod->ns);
+    }
+    if (pod->host_network) {
+        mark(c, false,
+             "pod %s uses the host network: a tap would capture the node's "
+             "traffic, so tapmirror refuses",
+             pod->name);
+    } else {
+        mark(c, true, "pod %s is not on the host network", pod->name);
+    }
+    check_container(c, pod);
+    if (pod->windows) {
+        mark(c, false,
+             "pod %s selects Windows nodes, where ephemeral containers are "
+             "not supported",
+             pod->name);
+    }
+    const char *mesh = kube_mesh_sidecar(pod);
+    if (mesh != NULL) {
+        mark(c, true,
+             "mesh: sidecar %s in pod %s; the tap captures port %u on "
+             "every interface of the pod, so the hop mirrored is the "
+             "sidecar's plaintext one to the app",
+             mesh, pod->name, c->o->port);
+    } else {
+        mark(c, true, "mesh: no sidecar (istio-proxy, linkerd-proxy) seen");
+    }
+    if (pod->has_tap) {
+        switch (kube_tap_compare(pod, c->o->tap_image,
+                                 c->o->container ? c->o->container
+                                                 : pod->tap_target,
+                                 why, sizeof(why))) {
+        case KUBE_TAP_EXCESS:
+            mark(c, false,
+                 "pod %s has a %s container that %s: tapmirror does not use "
+                 "it; replace the pod to remove it",
+                 pod->name, KUBE_TAP_NAME, why);
+            break;
+        case KUBE_TAP_DIFFERS:
+            mark(c, true, "pod %s already has a tap that %s: it is reused",
+                 pod->name, why);
+            break;
+        case KUBE_TAP_SAME:
+            mark(c, true,
+                 "pod %s already has a tap (%s, %s profile): it is reused",
+                 pod->name, pod->tap_image,
+                 pod->tap_profile == KUBE_TAP_NETRAW ? "netraw" : "baseline");
+            break;
+        }
+        if (pod->tap.state == KUBE_STATE_TERMINATED) {
+            mark(c, false,
+                 "the tap in pod %s has exited and ephemeral containers "
+                 "never restart: replace the pod",
+                 pod->name);
+        }
+    } else {
+        mark(c, true, "pod %s has no tap yet: a run injects one",
+             pod->name);
+        if (kube_tap_nonroot(pod, why, sizeof(why)) != NULL) {
+            mark(c, false,
+                 "a tap in pod %s would run as a non-root user (%s applies "
+                 "to it) and tcpdump could not open a capture",
+                 pod->name, why);
+        }
+    }
+    if (pod->node_name[0]) {
+        const char *args[] = {"get", "node", pod->node_name, "-o", "json",
+                              NULL};
+        run(c, args, on_node);
+        return;
+    }
+    step_namespace(c);
+}
+
+static bool usable(const struct kube_pod *p)
+{
+    return strcmp(p->phase, "Running") == 0 && !p->terminating;
+}
+
+static void on_pods(struct check *c, const struct kubectl_result *res)
+{
+    char msg[1024], names[1024] = "";
+    struct kube_pod *pods = NULL;
+    size_t n = 0, refused = 0, running = 0, pick = SIZE_MAX;
+    if (res->exit_code != 0) {
+        explain(c, res, "pods", msg, sizeof(msg));
+        mark(c, false, "pods of deployment %s: %s", c->target, msg);
+        step_namespace(c);
+        return;
+    }
+    if (kube_parse_pod_list(res->out, res->out_len, &pods, &n, &refused, msg,
+                            sizeof(msg)) < 0) {
+        mark(c, false, "pods of deployment %s: %s", c->target, msg);
+        step_namespace(c);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!usable(&pods[i])) {
+            continue;
+        }
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s",
+                 running++ ? ", " : "", pods[i].name);
+        if (pods[i].host_network) {
+            continue;
+        }
+        if (pick == SIZE_MAX || (pods[i].ready && !pods[pick].ready)) {
+            pick = i;
+        }
+    }
+    if (running == 0) {
+        mark(c, false, "deployment %s in %s has no running pods", c->target,
+             c->nsdesc);
+        free(pods);
+        step_namespace(c);
+        return;
+    }
+    if (pick == SIZE_MAX) {
+        mark(c, false,
+             "the pods of deployment %s use the host network: a tap would "
+             "capture the node's traffic, so tapmirror refuses",
+             c->target);
+        free(pods);
+        step_namespace(c);
+        return;
+    }
+    mark(c, true, "deployment %s: %zu running pod%s (%s); the run taps %s",
+         c->target, running, running == 1 ? "" : "s", names,
+         c->o->all_pods ? "each of them (--all-pods)" : pods[pick].name);
+    c->pod = pods[pick];
+    c->have_pod = true;
+    free(pods);
+    check_pod(c);
+}
+
+static void on_deployment(struct check *c, const struct kubectl_result *res)
+{
+    char msg[1024], what[300];
+    snprintf(what, sizeof(what), "deployment %s", c->target);
+    if (res->exit_code != 0) {
+        explain(c, res, what, msg, sizeof(msg));
+        mark(c, false, "%s", msg);
+        step_namespace(c);
+        return;
+    }
+    if (kube_parse_deployment(res->out, res->out_len, &c->dep, msg,
+                              sizeof(msg)) < 0) {
+        mark(c, false, "deployment %s: %s", c->target, msg);
+        step_namespace(c);
+        return;
+    }
+    const char *args[] = {"get",
+                          "pods",
+                          "-l",
+                          c->dep.selector,
+                          "--field-selector=status.phase=Running",
+                          "-o",
+                          "json",
+                          NULL};
+    run(c, args, on_pods);
+}
+
+static void on_pod(struct check *c, const struct kubectl_result *res)
+{
+    char msg[1024], what[300];
+    snprintf(what, sizeof(what), "pod %s", c->target);
+    if (res->exit_code != 0) {
+        explain(c, res, what, msg, sizeof(msg));
+        mark(c, false, "%s", msg);
+        step_namespace(c);
+        return;
+    }
+    if (kube_parse_pod(res->out, res->out_len, &c->pod, msg, sizeof(msg)) <
+        0) {
+        mark(c, false, "pod %s: %s", c->target, msg);
+        step_namespace(c);
+        return;
+    }
+    c->have_pod = true;
+    mark(c, usable(&c->pod), "pod %s: %s%s", c->pod.name,
+         c->pod.phase[0] ? c->pod.phase : "no phase",
+         c->pod.terminating ? ", terminating" : "");
+    check_pod(c);
+}
+
+static void on_version(struct check *c, const struct kubectl_result *res)
+{
+    char msg[1024];
+    int client = -1, server = -1;
+    kube_parse_version(res->out, res->out_len, &client, &server, msg,
+                       sizeof(msg));
+    if (res->exit_code != 0 || server < 0) {
+        explain(c, res, "the server version", msg, sizeof(msg));
+        mark(c, false, "kubectl and the API server: %s", msg);
+        printf("a run would not start: %u item%s to fix\n", c->failures,
+               c->failures == 1 ? "" : "s");
+        return;
+    }
+    c->minor = client;
+    mark(c, true, "kubectl 1.%d, API server 1.%d", client, server);
+    if (c->deployment) {
+        const char *args[] = {"get", "deployment", c->target, "-o", "json",
+                              NULL};
+        run(c, args, on_deployment);
+    } else {
+        const char *args[] = {"get", "pod", c->target, "-o", "json", NULL};
+        run(c, args, on_pod);
+    }
+}
+
+int mirror_check(const struct tm_options *o)
+{
+    char path[4096], err[512];
+    if (kubectl_find(o->kubectl, path, sizeof(path), err, sizeof(err)) < 0) {
+        fprintf(stderr, "tapmirror: %s\n", err);
+        return 1;
+    }
+    struct check *c = tm_xcalloc(1, sizeof(*c));
+    c->o = o;
+    const char *name = o->target;
+    c->deployment = true;
+    if (strncmp(name, "pod/", 4) == 0) {
+        c->deployment = false;
+        name += 4;
+    } else if (strchr(name, '/') != NULL) {
+        name = strchr(name, '/') + 1;
+    }
+    snprintf(c->target, sizeof(c->target), "%s", name);
+    snprintf(c->nsdesc, sizeof(c->nsdesc), "%s%s",
+             o->namespace_ ? "namespace " : "the current namespace",
+             o->namespace_ ? o->namespace_ : "");
+    if (o->namespace_ != NULL) {
+        snprintf(c->ns, sizeof(c->ns), "%s", o->namespace_);
+    }
+    uv_loop_init(&c->loop);
+    c->kc = kubectl_new(&c->loop, path, o->kubeconfig, o->context,
+                        o->namespace_);
+    const char *args[] = {"version", "-o", "json", NULL};
+    run(c, args, on_version);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    int code = c->failures == 0 ? 0 : 1;
+    kubectl_free(c->kc);
+    uv_loop_close(&c->loop);
+    free(c);
+    return fflush(stdout) == 0 ? code : 1;
+}

@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Conversation-faithful replay (--turns): traffic of real clients that
+wait for their server, recorded on lo, replayed to a second server live
+and from the file; and the end of a connection waiting for the target's
+last answer (--linger as a maximum, counted when it cuts).
+
+Each case runs with --turns off too, showing the failure turns fix."""
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import tmtest as t
+from test_capture import capture_permitted, wait_line
+
+REASON = None
+
+
+class Server:
+    """A threaded TCP server on 127.0.0.1; `handle(conn)` per connection.
+    `log` collects what the handlers report."""
+
+    def __init__(self, handle):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.handle = handle
+        self.log = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def note(self, what):
+        with self.lock:
+            self.log.append(what)
+
+    def count(self, what):
+        with self.lock:
+            return sum(1 for x in self.log if x == what)
+
+    def _serve(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._run, args=(conn,),
+                             daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.handle(self, conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def read_line(conn, buf):
+    while b"\n" not in buf[0]:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        buf[0] += chunk
+    line, buf[0] = buf[0].split(b"\n", 1)
+    return line.strip()
+
+
+def greeting_server(srv, conn):
+    """Speaks first, like SMTP, and refuses a client that talks before
+    the greeting (an "early talker", as Postfix and Exim do)."""
+    time.sleep(0.1)
+    conn.setblocking(False)
+    try:
+        early = conn.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        early = b""
+    conn.setblocking(True)
+    if early:
+        conn.sendall(b"554 early talker\r\n")
+        srv.note("early")
+        return
+    conn.sendall(b"220 turns.test ready\r\n")
+    buf = [b""]
+    while True:
+        line = read_line(conn, buf)
+        if line is None:
+            return
+        if line.startswith(b"HELO "):
+            conn.sendall(b"250 hello " + line[5:] + b"\r\n")
+        elif line == b"QUIT":
+            conn.sendall(b"221 bye\r\n")
+            srv.note("session")
+            return
+        else:
+            conn.sendall(b"500 what\r\n")
+
+
+def greeting_client(port, n):
+    for i in range(n):
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            buf = [b""]
+            assert read_line(c, buf).startswith(b"220")
+            c.sendall(b"HELO client%d\r\n" % i)
+            assert read_line(c, buf).startswith(b"250")
+            c.sendall(b"QUIT\r\n")
+            assert read_line(c, buf).startswith(b"221")
+
+
+def http_server(srv, conn, pipelining=False):
+    """An HTTP/1.1 keep-alive server for GETs. Without `pipelining` it
+    reads a request with one recv and answers it, ignoring whatever else
+    came in the same read (simple embedded servers do). /slow takes 2 s."""
+    buf = b""
+    while True:
+        if not pipelining or b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buf = buf + data if pipelining else data
+        if pipelining:
+            if b"\r\n\r\n" not in buf:
+                continue
+            req, buf = buf.split(b"\r\n\r\n", 1)
+        else:
+            req = buf
+        path = req.split(b" ", 2)[1].decode()
+        if path.startswith("/slow"):
+            time.sleep(2)
+        body = b"answer to " + path.encode() + b"\n"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        srv.note(path)
+
+
+def pipelining_http_server(srv, conn):
+    http_server(srv, conn, pipelining=True)
+
+
+def http_get(c, path):
+    c.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = c.recv(4096)
+        assert chunk, "server closed"
+        head += chunk
+    head, body = head.split(b"\r\n\r\n", 1)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += c.recv(4096)
+
+
+def http_client(port, paths):
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        for p in paths:
+            http_get(c, p)
+
+
+class Recorder:
+    """`tapmirror capture -i lo` of one port, to a file and/or a target."""
+
+    def __init__(self, port, *args):
+        self.proc = t.start(["capture", "-i", "lo", "-p", port, *args,
+                             *([] if "-o" in args else ["-o", "/dev/null"])],
+                            stdin=subprocess.DEVNULL)
+        if wait_line(self.proc, "capturing", 15) is None:
+            self.proc.kill()
+            raise RuntimeError("capture did not start")
+
+    def stop(self):
+        time.sleep(0.5)
+        self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, err.decode(errors="replace")
+
+
+class Turns(unittest.TestCase):
+    def setUp(self):
+        if REASON:
+            self.skipTest(REASON)
+        self.tmp = t.TempDir()
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.close()
+        self.tmp.cleanup()
+
+    def server(self, handle):
+        s = Server(handle)
+        self.servers.append(s)
+        return s
+
+    def record(self, handle, client):
+        """Runs `client(port)` against a production server while
+        capturing; returns the capture's path."""
+        prod = self.server(handle)
+        cap = self.tmp("prod.pcap")
+        rec = Recorder(prod.port, "-o", cap)
+        client(prod.port)
+        rc, err = rec.stop()
+        self.assertEqual(rc, 0, err)
+        self.prod_port = prod.port
+        return cap, prod
+
+    def replay(self, cap, target, *args, expect=0):
+        stats = self.tmp("stats.json")
+        r = t.run(["replay", cap, "-p", self.prod_port,
+                   "--to", f"127.0.0.1:{target.port}",
+                   "--stats-json", stats, *args], timeout=60)
+        err = r.stderr.decode(errors="replace")
+        if expect is not None:
+            self.assertEqual(r.returncode, expect, err)
+        return t.read_json(stats)["targets"][0], err
+
+    # ---- a server that speaks first ----
+
+    def test_greeting_file(self):
+        cap, prod = self.record(greeting_server,
+                                lambda p: greeting_client(p, 5))
+        self.assertEqual(prod.count("session"), 5)
+        local = self.server(greeting_server)
+        st, err = self.replay(cap, local)
+        time.sleep(0.3)
+        self.assertEqual(local.count("session"), 5, err)
+        self.assertEqual(local.count("early"), 0, err)
+        self.assertGreaterEqual(st["turns"], 5 * 3)
+        self.assertEqual(st["turns_timed_out"], 0)
+        # Stream mode: HELO arrives before the greeting, every time.
+        off = self.server(greeting_server)
+        self.replay(cap, off, "--turns", "off", expect=None)
+        time.sleep(0.3)
+        self.assertEqual(off.count("session"), 0)
+        self.assertEqual(off.count("early"), 5)
+
+    def test_greeting_live(self):
+        prod = self.server(greeting_server)
+        local = self.server(greeting_server)
+        rec = Recorder(prod.port, "--to", f"127.0.0.1:{local.port}")
+        greeting_client(prod.port, 5)
+        rc, err = rec.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(local.count("session"), 5, err)
+        self.assertEqual(local.count("early"), 0, err)
+
+        off = self.server(greeting_server)
+        rec = Recorder(prod.port, "--to", f"127.0.0.1:{off.port}",
+                       "--turns", "off")
+        greeting_client(prod.port, 5)
+        rc, err = rec.stop()
+        # The first connection may be the start-up probe's, which heard
+        # the greeting long before: the others talk early.
+        self.assertLessEqual(off.count("session"), 1, err)
+        self.assertGreaterEqual(off.count("early"), 4, err)
+
+    # ---- a keep-alive client that waits for each response ----
+
+    def test_http_keepalive_waits(self):
+        paths = [f"/item/{i}" for i in range(10)]
+        cap, prod = self.record(http_server,
+                                lambda p: [http_client(p, paths)
+                                           for _ in range(3)])
+        self.assertEqual(sum(prod.count(p) for p in paths), 30)
+        local = self.server(http_server)
+        st, err = self.replay(cap, local)
+        time.sleep(0.3)
+        self.assertEqual(sum(local.count(p) for p in paths), 30, err)
+        self.assertEqual(st["turns_timed_out"], 0)
+        self.assertEqual(st["closed_before_finished"], 0)
+        # Stream mode: the requests of a connection arrive in one read
+        # and the non-pipelining server answers only the first.
+        off = self.server(http_server)
+        self.replay(cap, off, "--turns", "off", expect=None)
+        time.sleep(0.3)
+        self.assertLess(sum(off.count(p) for p in paths), 30)
+
+    # ---- the end of a connection waits for the last answer ----
+
+    def test_end_waits_for_the_last_answer(self):
+        cap, prod = self.record(pipelining_http_server,
+                                lambda p: http_client(p, ["/fast",
+                                                          "/slow"]))
+        self.assertEqual(prod.count("/slow"), 1)
+        # --linger is a maximum: the answer after 2 s is waited for.
+        local = self.server(pipelining_http_server)
+        started = time.monotonic()
+        st, err = self.replay(cap, local, "--linger", "10s")
+        self.assertLess(time.monotonic() - started, 8, err)
+        self.assertEqual(local.count("/slow"), 1, err)
+        self.assertEqual(st["closed_before_finished"], 0)
+        self.assertNotIn("closed before the target finished", err)
+        # A --linger shorter than the target's work: said, counted, 3.
+        for mode in ("auto", "off"):
+            cut = self.server(pipelining_http_server)
+            st, err = self.replay(cap, cut, "--linger", "1s", "--turns",
+                                  mode, expect=3)
+            self.assertEqual(st["closed_before_finished"], 1, err)
+            self.assertIn("closed before the target finished: 1; raise "
+                          "--linger", err)
+            self.assertEqual(st["flows_dropped"], 0)
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def as_postgres(args, **kw):
+    """Runs a PostgreSQL program as the postgres user when we are root
+    (initdb and the server refuse root)."""
+    if os.geteuid() == 0:
+        args = ["runuser", "-u", "postgres", "--", *args]
+    return subprocess.run(args, check=True, capture_output=True,
+                          timeout=120, **kw)
+
+
+class Cluster:
+    """A throw-away PostgreSQL cluster on 127.0.0.1, without SSL: it
+    answers an SSLRequest with 'N', and libpq's default sslmode=prefer
+    then sends its startup message, after that answer."""
+
+    def __init__(self, tmp, name):
+        self.dir = tmp(name)
+        os.mkdir(self.dir)
+        if os.geteuid() == 0:
+            os.chmod(tmp.path, 0o755)
+            import pwd
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.port = t.free_port()
+        as_postgres([f"{PG_BIN}/initdb", "-D", self.dir, "-A", "trust",
+                     "-U", "postgres", "--no-sync"])
+        as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.dir, "-w", "-l",
+                     os.path.join(self.dir, "log"), "-o",
+                     f"-p {self.port} -k {self.dir} "
+                     "-c listen_addresses=127.0.0.1 -c ssl=off "
+                     "-c fsync=off -c max_connections=40", "start"])
+
+    def pgbench(self, *args):
+        return subprocess.run(["pgbench", "-h", "127.0.0.1", "-p",
+                               str(self.port), "-U", "postgres", *args,
+                               "postgres"], capture_output=True,
+                              timeout=120)
+
+    def query(self, sql):
+        r = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port),
+                            "-U", "postgres", "-Atc", sql, "postgres"],
+                           check=True, capture_output=True, timeout=60)
+        return r.stdout.decode().strip()
+
+    def history(self):
+        return (self.query("select count(*) from pgbench_history"),
+                self.query("select sum(abalance) from pgbench_accounts"))
+
+    def stop(self):
+        as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.dir, "-m", "immediate",
+                     "stop"])
+
+
+@unittest.skipUnless(os.path.exists(f"{PG_BIN}/initdb") and
+                     subprocess.run(["which", "pgbench"],
+                                    capture_output=True).returncode == 0,
+                     "PostgreSQL 15 and pgbench are not installed")
+class Postgres(unittest.TestCase):
+    def setUp(self):
+        if REASON:
+            self.skipTest(REASON)
+        self.tmp = t.TempDir()
+        self.prod = Cluster(self.tmp, "prod")
+        self.local = Cluster(self.tmp, "local")
+
+    def tearDown(self):
+        self.prod.stop()
+        self.local.stop()
+        self.tmp.cleanup()
+
+    def mirror_pgbench(self, *args):
+        for c in (self.prod, self.local):
+            r = c.pgbench("-i", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        rec = Recorder(self.prod.port, "--to",
+                       f"127.0.0.1:{self.local.port}", *args)
+        r = self.prod.pgbench("-c", "4", "-T", "4", "-n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rc, err = rec.stop()
+        time.sleep(0.5)
+        return rc, err
+
+    def test_live_pgbench_default_sslmode(self):
+        rc, err = self.mirror_pgbench()
+        self.assertEqual(rc, 0, err)
+        prod = self.prod.history()
+        self.assertGreater(int(prod[0]), 100)
+        self.assertEqual(self.local.history(), prod, err)
+
+    def test_streamed_pgbench_is_refused(self):
+        # A live stream-mode mirror delivers the SSLRequest and the
+        # startup message together only when the capture hands them over
+        # in one batch, which depends on timing; a replay of the capture
+        # with --turns off always does, so this proves the failure
+        # without a race.
+        cap = self.tmp("pg.pcap")
+        rc, err = self.mirror_pgbench("-o", cap)
+        self.assertEqual(rc, 0, err)
+        prod = self.prod.history()
+        self.assertEqual(self.local.history(), prod, err)
+        r = self.local.pgbench("-i", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = t.run(["replay", cap, "-p", str(self.prod.port), "--to",
+                   f"127.0.0.1:{self.local.port}", "--turns", "off"],
+                  timeout=120)
+        err = r.stderr.decode(errors="replace")
+        self.assertNotEqual(self.local.history(), prod, err)
+        self.assertEqual(self.local.history()[0], "0", err)
+
+
+if __name__ == "__main__":
+    REASON = capture_permitted()
+    if REASON:
+        print(f"skipping: {REASON}")
+    t.main()
