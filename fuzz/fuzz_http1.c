@@ -18,11 +18,15 @@
  * rewritten); BEGIN <= HEAD <= every body byte <= END within a message;
  * offsets never pass what was consumed; http1_find_request() returns an
  * offset inside the input, at a line start; httpmsg_redact() changes
- * only bytes to 'x' and keeps the length.
+ * only bytes to 'x' and keeps the length. sniff_first_bytes() on the same
+ * stream: a TLS verdict holds for every shorter prefix (a short first
+ * segment is judged alike), and a stream the request framer accepted
+ * whole is never TLS (byte 22 starts no request).
  */
 #include "fuzz_common.h"
 #include "proto/http1.h"
 #include "proto/httpmsg.h"
+#include "proto/sniff.h"
 
 static const unsigned methods[] = {1 /* GET */, 2 /* HEAD */, 3 /* POST */,
                                    5 /* CONNECT */};
@@ -191,6 +195,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sync == HTTP1_SYNC_FOUND) {
         FZ_CHECK(off < n && (off == 0 || s[off - 1] == '\n'),
                  "a request found not at a line start");
+    }
+
+    if (sniff_first_bytes(s, n) == SNIFF_TLS) {
+        for (size_t k = 1; k < n && k < 8; k++) {
+            FZ_CHECK(sniff_first_bytes(s, k) == SNIFF_TLS,
+                     "a TLS stream's %zu-byte prefix is not TLS", k);
+        }
+        FZ_CHECK(responses || whole.events == 0,
+                 "a TLS stream framed as requests");
     }
 
     uint8_t *copy = malloc(n ? n : 1);

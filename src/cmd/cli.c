@@ -50,6 +50,8 @@ enum {
     OPT_ALL_PODS,
     OPT_MAX_PAUSE,
     OPT_MAX_PODS,
+    OPT_MESH,
+    OPT_REPLAY_TLS,
     OPT_TURNS,
     OPT_TURN_TIMEOUT,
     OPT_TURN_QUIET,
@@ -152,6 +154,11 @@ static const struct cli_option options[] = {
      .help = "replay every mirrored connection to this local target; "
              "repeat for more targets (each gets every connection). "
              "HOST:PORT, [IPV6]:PORT, or :PORT for 127.0.0.1"},
+    {OPTION("replay-tls", OPT_REPLAY_TLS, NULL, C_RUN), FLAG_AT(replay_tls),
+     .deflt_about = "off",
+     .help = "also replay connections that open with a TLS handshake; "
+             "without it they are counted as tls and not sent to the "
+             "targets, which speak plaintext"},
     {OPTION("output", 'o', "FILE|-", C_RUN), STRING_AT(output),
      .deflt_about = "capture and mirror: mirror.pcap; replay: none",
      .help = "write the capture to FILE (mode 0600, never through a "
@@ -282,6 +289,12 @@ static const struct cli_option options[] = {
      .deflt = "16", .min = "1", .max = "64",
      .help = "with --all-pods, tap at most N pods at once (1 to 64), Ready "
              "ones first; a warning says how many are left out"},
+    {OPTION("mesh", OPT_MESH, "auto|off", C_MIRROR), .deflt = "auto",
+     .help = "auto: in a pod behind an Istio or Linkerd sidecar, mirror "
+             "the sidecar's plaintext connections to the port, not the "
+             "mesh's TLS ones (Istio ambient: the plaintext ztunnel "
+             "delivers); off: the connections from other hosts, as "
+             "without a mesh"},
     {OPTION("tap-profile", OPT_TAP_PROFILE, "PROFILE", C_MIRROR),
      .deflt = "auto",
      .help = "the tap's security context: netraw (NET_RAW only, every "
@@ -797,6 +810,13 @@ static enum cli_result apply_option(struct tm_options *o,
         o->n_service++;
         return CLI_RUN;
     }
+    case OPT_MESH:
+        if (strcmp(arg, "auto") != 0 && strcmp(arg, "off") != 0) {
+            return usage_error(err, errlen,
+                               "invalid --mesh '%s': auto or off", arg);
+        }
+        o->mesh_off = strcmp(arg, "off") == 0;
+        return CLI_RUN;
     case OPT_TURNS:
         if (strcmp(arg, "auto") == 0 || strcmp(arg, "off") == 0) {
             o->turns = strcmp(arg, "auto") == 0;

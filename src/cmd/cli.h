@@ -68,6 +68,7 @@ struct tm_options {
     uint64_t snaplen, kernel_buffer;
     uint64_t batch_above; /* packets/s; TM_BATCH_NEVER: per packet only */
     bool promisc;
+    bool replay_tls; /* replay connections that open with TLS too */
     /* summary */
     bool json;
     uint64_t list_flows;
@@ -82,6 +83,7 @@ struct tm_options {
     uint64_t tap_timeout_ns;
     bool all_pods;
     uint64_t max_pods; /* tapped at once with --all-pods */
+    bool mesh_off;     /* --mesh off: ignore a pod's service mesh */
     enum tm_tap_profile tap_profile;
     bool check; /* --check: the preflight checklist only */
     /* -p NAME (mirror only): a container port's name, or a Service

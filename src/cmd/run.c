@@ -18,6 +18,7 @@
 #include "io/pktfilter.h"
 #include "io/proc.h"
 #include "io/replay.h"
+#include "proto/sniff.h"
 #include "io/source.h"
 #include "stats.h"
 #include "core/util.h"
@@ -68,6 +69,7 @@ struct run {
      * live capture, whose kernel applies it), packet counters. */
     struct intake in;
 
+    uint64_t tls_connections; /* flows that opened with a TLS handshake */
     bool truncated;
     int64_t kernel_drops;
     struct source_capture_modes modes;
@@ -154,10 +156,33 @@ static void on_flow_open(void *ctx, struct flow *f)
 /* A flow's local connections are dialled at its first byte, not at its
  * SYN: a connection that carries nothing (a SYN flood, a port scan, a
  * health check) costs the target nothing and holds no session. */
+static char tls_flow; /* the f->user of a TLS flow that is not replayed */
+
 static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
                          uint32_t len, uint64_t server_acked)
 {
     struct run *r = ctx;
+    if (f->user == &tls_flow) {
+        return;
+    }
+    /* A connection that opens with a TLS handshake is encrypted: its
+     * bytes would only be handshakes to a plaintext target. */
+    if (f->payload_bytes == len &&
+        sniff_first_bytes(data, len) == SNIFF_TLS) {
+        r->tls_connections++;
+        if (tm_log_level() >= LOG_VERBOSE) {
+            char d[160];
+            describe_flow(f, d, sizeof(d));
+            tm_verbose("%s opens with a TLS handshake%s", d,
+                       r->o->replay_tls || r->replay == NULL
+                           ? ""
+                           : ": not replayed");
+        }
+        if (!r->o->replay_tls) {
+            f->user = &tls_flow;
+            return;
+        }
+    }
     if (r->replay == NULL) {
         return;
     }
@@ -187,11 +212,11 @@ static void on_flow_end(void *ctx, struct flow *f, enum flow_end_reason why)
                    flow_end_reason_name(why),
                    (unsigned long long)f->payload_bytes, f->gaps);
     }
-    if (f->user != NULL) {
+    if (f->user != NULL && f->user != &tls_flow) {
         replay_end(r->replay, f->user, f->server_acked,
                    engine_flow_server_sent(f));
-        f->user = NULL;
     }
+    f->user = NULL;
 }
 
 /* ---- backpressure ---- */
@@ -652,6 +677,7 @@ static struct mirror_config mirror_config_from_options(
         .port = o->port,
         .port_name = o->port_name,
         .warn_silence_ns = o->warn_silence_ns,
+        .mesh_off = o->mesh_off,
         .service = o->service,
         .n_service = o->n_service,
     };
@@ -739,6 +765,8 @@ static void report(struct run *r, uint64_t duration)
                                   : r->o->output),
         .flows = engine_stats(r->engine),
         .replay = r->replay,
+        .tls_connections = r->tls_connections,
+        .replay_tls = r->o->replay_tls,
         .duration_ns = duration,
         .exit_code = r->exit_code,
     };

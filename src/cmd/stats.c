@@ -82,6 +82,26 @@ void stats_print(const struct run_report *rep)
                 (unsigned long long)f->gaps,
                 format_bytes(f->gap_bytes, b, sizeof(b)));
     }
+    if (rep->tls_connections > 0) {
+        unsigned long long n = (unsigned long long)rep->tls_connections;
+        const char *s = n == 1 ? " was" : "s were";
+        if (rep->replay == NULL) {
+            tm_info("%llu connection%s TLS: the service terminates TLS "
+                    "itself; a replay sends them only with --replay-tls, "
+                    "and the plaintext hop (a mesh sidecar's) carries the "
+                    "requests",
+                    n, s);
+        } else if (rep->replay_tls) {
+            tm_info("%llu connection%s TLS and %s replayed as they were "
+                    "(--replay-tls)",
+                    n, s, n == 1 ? "was" : "were");
+        } else {
+            tm_warn("%llu connection%s TLS and %s not replayed: the service "
+                    "terminates TLS itself; mirror the plaintext hop (a mesh "
+                    "sidecar) or use --replay-tls to send them anyway",
+                    n, s, n == 1 ? "was" : "were");
+        }
+    }
     if (rep->kube != NULL && rep->kube->n_pods > 0) {
         /* As many names as fit, and how many more: the count is always
          * the true one. */
@@ -450,6 +470,7 @@ int stats_write_json(const char *path, const char *input,
     add_u64(fl, "replaced", f->flows_replaced);
     add_u64(fl, "discarded_bytes", f->discarded_bytes);
     add_u64(fl, "peak_open", f->flows_open_peak);
+    add_u64(fl, "tls_connections", rep->tls_connections);
     cJSON *segs = cJSON_AddObjectToObject(root, "segments");
     add_u64(segs, "inbound", f->inbound);
     add_u64(segs, "outbound", f->outbound);

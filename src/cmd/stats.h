@@ -28,6 +28,8 @@ struct run_report {
     uint64_t out_packets, out_bytes;
     const struct engine_stats *flows; /* NULL: no engine */
     const struct replay *replay;      /* NULL: no targets */
+    uint64_t tls_connections; /* flows that opened with a TLS handshake */
+    bool replay_tls;          /* and they were replayed (--replay-tls) */
     const struct mirror_report *kube; /* NULL unless mirroring */
     uint64_t duration_ns;
     int exit_code;

@@ -454,20 +454,54 @@ static void key_from(struct flow_key *k, const struct tcp_segment *s,
     }
 }
 
-static bool is_service_addr(const struct engine *e, uint8_t family,
-                            const uint8_t *addr)
+/* The service address `addr` is, or NULL. */
+static const struct service_addr *service_addr_of(const struct engine *e,
+                                                  uint8_t family,
+                                                  const uint8_t *addr)
 {
-    if (e->cfg.n_service_addrs == 0) {
-        return true;
-    }
     size_t alen = family == 4 ? 4 : 16;
     for (size_t i = 0; i < e->cfg.n_service_addrs; i++) {
         const struct service_addr *a = &e->service_addrs[i];
         if (a->family == family && memcmp(a->addr, addr, alen) == 0) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+static bool any_sidecar_hop(const struct engine *e)
+{
+    for (size_t i = 0; i < e->cfg.n_service_addrs; i++) {
+        if (e->service_addrs[i].sidecar_hop) {
             return true;
         }
     }
     return false;
+}
+
+/* Whether a connection from `client` to `server` on the service port is
+ * one whose bytes are mirrored. Behind a mesh's sidecar the plaintext
+ * hop is the sidecar's: from the loopback (Istio dials from 127.0.0.6,
+ * older Istio and Linkerd from 127.0.0.1) or from the pod's own address
+ * (Linkerd), to the pod's address or the loopback; the connections from
+ * other hosts are the mesh's TLS. Elsewhere a loopback client is a proxy
+ * hop of a connection already seen arriving (skip_loopback_clients). */
+static bool is_client_hop(const struct engine *e, uint8_t family,
+                          const uint8_t *client, const uint8_t *server)
+{
+    if (e->cfg.n_service_addrs == 0) {
+        return !(e->cfg.skip_loopback_clients && is_loopback(family, client));
+    }
+    const struct service_addr *a = service_addr_of(e, family, server);
+    if (a == NULL) {
+        return is_loopback(family, server) && is_loopback(family, client) &&
+               any_sidecar_hop(e);
+    }
+    if (a->sidecar_hop) {
+        return is_loopback(family, client) ||
+               service_addr_of(e, family, client) != NULL;
+    }
+    return !(e->cfg.skip_loopback_clients && is_loopback(family, client));
 }
 
 static struct flow *find(struct engine *e, const struct flow_key *k)
@@ -672,14 +706,10 @@ enum decode_verdict engine_packet(struct engine *e, int linktype,
     if (e->cfg.port == 0) {
         dir = guess_direction(e, &s);
     } else if (s.dport == e->cfg.port &&
-               is_service_addr(e, s.family, s.dst) &&
-               !(e->cfg.skip_loopback_clients &&
-                 is_loopback(s.family, s.src))) {
+               is_client_hop(e, s.family, s.src, s.dst)) {
         dir = 1;
     } else if (s.sport == e->cfg.port &&
-               is_service_addr(e, s.family, s.src) &&
-               !(e->cfg.skip_loopback_clients &&
-                 is_loopback(s.family, s.dst))) {
+               is_client_hop(e, s.family, s.dst, s.src)) {
         dir = -1;
     } else {
         dir = 0;

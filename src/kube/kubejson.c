@@ -443,6 +443,90 @@ static void tap_excess(const cJSON *sc, const cJSON *pod_sc, char *why,
     }
 }
 
+/* Whether the pod has a container or a native sidecar (an init
+ * container with restartPolicy Always) named `name`. */
+static bool has_proxy(const cJSON *spec, const char *name, bool *native)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, child(spec, "containers"))
+    {
+        const cJSON *n = child(c, "name");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) {
+            *native = false;
+            return true;
+        }
+    }
+    cJSON_ArrayForEach(c, child(spec, "initContainers"))
+    {
+        const cJSON *n = child(c, "name");
+        const cJSON *restart = child(c, "restartPolicy");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0 &&
+            cJSON_IsString(restart) &&
+            strcmp(restart->valuestring, "Always") == 0) {
+            *native = true;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A mesh's sidecar is found by its container first, then by the
+ * annotation its injector leaves; Istio's ambient mode has no sidecar,
+ * only the annotation the CNI agent sets on a redirected pod. A pod with
+ * a sidecar is not redirected by ambient, so the sidecar wins. */
+static void read_mesh(const cJSON *meta, const cJSON *spec,
+                      struct kube_pod *p)
+{
+    static const struct {
+        const char *container, *annotation;
+        enum kube_mesh mesh;
+    } sidecars[] = {
+        {"istio-proxy", "sidecar.istio.io/status", KUBE_MESH_ISTIO_SIDECAR},
+        {"linkerd-proxy", "linkerd.io/proxy-version", KUBE_MESH_LINKERD},
+    };
+    const cJSON *annotations = child(meta, "annotations");
+    for (size_t i = 0; i < TM_ARRAY_LEN(sidecars); i++) {
+        bool native = false;
+        if (has_proxy(spec, sidecars[i].container, &native)) {
+            p->mesh = sidecars[i].mesh;
+            snprintf(p->mesh_sign, sizeof(p->mesh_sign), "%s %s",
+                     native ? "native sidecar" : "container",
+                     sidecars[i].container);
+            return;
+        }
+    }
+    for (size_t i = 0; i < TM_ARRAY_LEN(sidecars); i++) {
+        if (cJSON_IsString(child(annotations, sidecars[i].annotation))) {
+            p->mesh = sidecars[i].mesh;
+            snprintf(p->mesh_sign, sizeof(p->mesh_sign), "annotation %s",
+                     sidecars[i].annotation);
+            return;
+        }
+    }
+    const cJSON *ambient = child(annotations, "ambient.istio.io/redirection");
+    if (cJSON_IsString(ambient) &&
+        strcmp(ambient->valuestring, "enabled") == 0) {
+        p->mesh = KUBE_MESH_ISTIO_AMBIENT;
+        snprintf(p->mesh_sign, sizeof(p->mesh_sign),
+                 "annotation ambient.istio.io/redirection");
+    }
+}
+
+const char *kube_mesh_name(enum kube_mesh mesh)
+{
+    switch (mesh) {
+    case KUBE_MESH_ISTIO_SIDECAR:
+        return "Istio (sidecar)";
+    case KUBE_MESH_ISTIO_AMBIENT:
+        return "Istio (ambient)";
+    case KUBE_MESH_LINKERD:
+        return "Linkerd";
+    case KUBE_MESH_NONE:
+        break;
+    }
+    return "no mesh";
+}
+
 /* Where the pod runs and as whom the tap would: the pod-level user
  * applies to an ephemeral container that sets none, as tapmirror's tap
  * does. */
@@ -546,6 +630,7 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                 path(meta, "annotations",
                      "kubectl.kubernetes.io/default-container", NULL));
     p->host_network = cJSON_IsTrue(child(spec, "hostNetwork"));
+    read_mesh(meta, spec, p);
     read_pod_placement(spec, p);
     if (read_containers(child(spec, "containers"), p->containers,
                         &p->n_containers, err, errlen) < 0) {

@@ -42,6 +42,14 @@ struct kube_container_status {
     int exit_code;
 };
 
+/* A service mesh in front of a pod's containers, from the pod's shape. */
+enum kube_mesh {
+    KUBE_MESH_NONE = 0,
+    KUBE_MESH_ISTIO_SIDECAR, /* an istio-proxy container or native sidecar */
+    KUBE_MESH_ISTIO_AMBIENT, /* ztunnel redirects the pod's traffic */
+    KUBE_MESH_LINKERD,       /* a linkerd-proxy container or sidecar */
+};
+
 /* The tap's security context. NETRAW: every capability dropped but
  * NET_RAW; BASELINE: none added or dropped (the runtime's default set),
  * which Pod Security's baseline level admits. */
@@ -82,6 +90,8 @@ struct kube_pod {
     char tap_excess[128]; /* how it has more privilege than tapmirror's
                            * tap ("is privileged"), or empty */
     struct kube_container_status tap;
+    enum kube_mesh mesh;
+    char mesh_sign[96]; /* what showed it: "container istio-proxy" */
     enum kube_tap_profile tap_profile; /* of the existing tap */
     long long run_as_user; /* the pod's securityContext; -1: not set */
     bool run_as_non_root;
@@ -141,6 +151,9 @@ enum kube_tap_match {
 enum kube_tap_match kube_tap_compare(const struct kube_pod *pod,
                                      const char *image, const char *target,
                                      char *why, size_t len);
+
+/* "Istio (sidecar)", "Istio (ambient)", "Linkerd", or "no mesh". */
+const char *kube_mesh_name(enum kube_mesh mesh);
 
 /* Why a kubectl call failed, from its standard error. */
 enum kube_error {

@@ -63,6 +63,8 @@ struct tap {
     int calls; /* kubectl calls in flight for this tap */
     bool timer_closed;
     bool refused; /* its existing tap has more privilege than tapmirror's */
+    enum kube_mesh mesh; /* KUBE_MESH_NONE under --mesh off */
+    char mesh_sign[96];
     enum kube_tap_profile profile; /* the tap injected or found */
     char image[256]; /* the tap's image, for the --immediate-mode probe */
     struct kube_port ports[KUBE_MAX_PORTS]; /* what the pod declares */
@@ -939,10 +941,31 @@ static void set_addresses(struct tap *t, const struct kube_pod *pod)
     t->n_addrs = 0;
     for (size_t i = 0; i < pod->n_ips; i++) {
         struct service_addr *a = &t->addrs[t->n_addrs];
+        memset(a, 0, sizeof(*a));
         if (parse_ip(pod->ips[i], &a->family, a->addr) == 0) {
+            /* Behind a sidecar the plaintext is the sidecar's own hop. */
+            a->sidecar_hop = t->mesh == KUBE_MESH_ISTIO_SIDECAR ||
+                             t->mesh == KUBE_MESH_LINKERD;
             t->n_addrs++;
         }
     }
+}
+
+/* Which hop the start line says is mirrored, and why; "" without a
+ * mesh. */
+static void describe_hop(const struct tap *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (t->mesh == KUBE_MESH_NONE) {
+        return;
+    }
+    snprintf(buf, len,
+             "; %s (%s): mirroring %s, not the mesh's TLS (--mesh off: "
+             "the connections from other hosts)",
+             kube_mesh_name(t->mesh), t->mesh_sign,
+             t->mesh == KUBE_MESH_ISTIO_AMBIENT
+                 ? "the plaintext ztunnel delivers on the pod's loopback"
+                 : "the sidecar's plaintext connections to the port");
 }
 
 /* A pod that cannot be tapped for its port: the end of the run when
@@ -1047,6 +1070,10 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     snprintf(t->pod, sizeof(t->pod), "%s", pod->name);
     snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
     snprintf(t->container, sizeof(t->container), "%s", container);
+    if (!m->cfg.mesh_off) {
+        t->mesh = pod->mesh;
+        snprintf(t->mesh_sign, sizeof(t->mesh_sign), "%s", pod->mesh_sign);
+    }
     snprintf(t->ns, sizeof(t->ns), "%s",
              pod->ns[0] ? pod->ns : (m->cfg.namespace_ ? m->cfg.namespace_
                                                       : "default"));
@@ -1171,11 +1198,15 @@ static void exec_stderr_line(void *ctx, const char *line)
             m->any_streaming = true;
             m->state = M_RUNNING;
             m->streaming_since = now_ms(m);
-            tm_info("capturing TCP port %u in pod %s (%s) - press Ctrl-C to "
-                    "stop",
-                    m->port, t->pod, m->nsdesc);
+            char hop[256];
+            describe_hop(t, hop, sizeof(hop));
+            tm_info("capturing TCP port %u in pod %s (%s)%s - press Ctrl-C "
+                    "to stop",
+                    m->port, t->pod, m->nsdesc, hop);
         } else if (!t->announced) {
-            tm_info("capturing in pod %s too", t->pod);
+            char hop[256];
+            describe_hop(t, hop, sizeof(hop));
+            tm_info("capturing in pod %s too%s", t->pod, hop);
         }
         t->announced = true;
         return;
@@ -1261,9 +1292,15 @@ static void tap_attach(struct tap *t)
 {
     struct mirror *m = t->m;
     char err[512];
+    /* Istio ambient: ztunnel delivers the plaintext inside the pod from
+     * the client's own address, on the loopback; what arrives from other
+     * hosts on the port is a plaintext client's first hop, which ztunnel
+     * redirects and delivers again. Only the loopback copy is taken. */
+    const char *iface =
+        t->mesh == KUBE_MESH_ISTIO_AMBIENT ? "lo" : "any";
     bool immediate = false;
     const char *args[] = {"exec", "-i",      t->pod, "-c", KUBE_TAP_NAME,
-                          "--",   "tcpdump", "-p",   "-i", "any",
+                          "--",   "tcpdump", "-p",   "-i", iface,
                           "-U",   "-w",      "-",    "tcp", "port",
                           m->portstr, NULL, NULL};
     struct kubectl_exec_events ev = {exec_stderr_line, exec_exited, t};

@@ -44,6 +44,7 @@ struct mirror_config {
     uint16_t port;         /* 0: port_name is resolved per pod */
     const char *port_name; /* -p NAME, or NULL */
     uint64_t warn_silence_ns; /* 0: never warn */
+    bool mesh_off; /* --mesh off: ignore a pod's service mesh */
     const struct service_addr *service; /* --service-ip addresses */
     size_t n_service;                   /* at most MIRROR_MAX_SERVICE_ADDRS */
 };

@@ -4,6 +4,7 @@ behind a veth pair), recorded by tcpdump -i any inside that namespace,
 exactly as the tap records a pod. Needs root."""
 import os
 import random
+import ssl
 import socket
 import subprocess
 import threading
@@ -150,3 +151,158 @@ def split_records(data, parts):
         pos += 16 + caplen
     cut = [len(recs) * i // parts for i in range(parts + 1)]
     return [header + b"".join(recs[cut[i]:cut[i + 1]]) for i in range(parts)]
+
+
+PROXY = r'''
+import socket, ssl, sys, threading
+cert, key, listen_port, app_ip, app_port, source = sys.argv[1:7]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+# TLS 1.2: no session tickets after the handshake for the client to leave
+# unread (its close would then reset the connection mid-request).
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(listen_port))); s.listen(64)
+print("ready", flush=True)
+def h(c):
+    t = ctx.wrap_socket(c, server_side=True)
+    data = b""
+    try:
+        while True:
+            d = t.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError:
+        pass
+    # The sidecar's hop: plaintext to the application, from `source`.
+    a = socket.socket(); a.bind((source, 0)); a.connect((app_ip, int(app_port)))
+    a.sendall(data); a.shutdown(socket.SHUT_WR)
+    answer = b""
+    while True:
+        d = a.recv(65536)
+        if not d:
+            break
+        answer += d
+    a.close()
+    try:
+        t.sendall(answer); t.close()
+    except OSError:
+        pass
+while True:
+    c, _ = s.accept(); threading.Thread(target=h, args=(c,), daemon=True).start()
+'''
+
+
+def can_record_mesh():
+    ok, why = can_record()
+    if ok and subprocess.run(["sh", "-c", "command -v iptables && "
+                              "command -v openssl"],
+                             capture_output=True).returncode != 0:
+        return False, "iptables or openssl is not installed"
+    return ok, why
+
+
+def record_mesh(path, pod_index, tmpdir, hop_from="127.0.0.6", clients=4,
+                seed=7, port=8080):
+    """_record_mesh(), made again while tcpdump itself dropped packets
+    (as record() does): the tests compare against the payloads."""
+    for attempt in range(4):
+        ip, payloads, dropped = _record_mesh(path, pod_index, tmpdir,
+                                             hop_from, clients, seed, port)
+        if dropped == 0:
+            return ip, payloads
+    raise RuntimeError(f"tcpdump kept dropping packets ({dropped})")
+
+
+def _record_mesh(path, pod_index, tmpdir, hop_from, clients, seed, port):
+    """A mesh pod: clients at 10.244.K.10 speak TLS to 10.244.K.11:PORT,
+    which iptables redirects (as Istio's init container does) to a
+    TLS-terminating proxy on 15006; the proxy forwards each request in
+    plaintext to the application on 10.244.K.11:PORT from `hop_from`
+    (127.0.0.6: Istio; the pod's address: Linkerd). tcpdump -i any
+    records port PORT in the pod. Returns (server_ip, [plaintexts],
+    packets tcpdump dropped)."""
+    cert, key = os.path.join(tmpdir, "c.pem"), os.path.join(tmpdir, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
+                    "/CN=web", "-days", "1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    _remove_leftovers()
+    k = pod_index + 1
+    tag = f"{os.getpid()}{k}"
+    ns, va, vb = f"tmk{tag}", f"tka{tag}", f"tkb{tag}"
+    client_ip, server_ip = f"10.244.{k}.10", f"10.244.{k}.11"
+    source = server_ip if hop_from == "pod" else hop_from
+    rng = random.Random(seed)
+    payloads = [b"POST /orders/%d HTTP/1.1\r\nHost: web\r\nContent-Length: "
+                b"%d\r\n\r\n" % (i, n) + rng.randbytes(n)
+                for i, n in enumerate(rng.randint(1, 30000)
+                                      for _ in range(clients))]
+    _run("ip", "netns", "add", ns)
+    procs = []
+    tcpdump = None
+    try:
+        _run("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+        _run("ip", "link", "set", vb, "netns", ns)
+        _run("ip", "addr", "add", f"{client_ip}/24", "dev", va)
+        _run("ip", "link", "set", va, "up")
+        _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{server_ip}/24",
+             "dev", vb)
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        _run("ip", "netns", "exec", ns, "iptables", "-t", "nat", "-A",
+             "PREROUTING", "-i", vb, "-p", "tcp", "--dport", str(port), "-j",
+             "REDIRECT", "--to-ports", "15006")
+        for argv in (["python3", "-c", SERVER, "0.0.0.0", str(port)],
+                     ["python3", "-c", PROXY, cert, key, "15006", server_ip,
+                      str(port), source]):
+            p = subprocess.Popen(["ip", "netns", "exec", ns, *argv],
+                                 stdout=subprocess.PIPE, text=True)
+            procs.append(p)
+            assert p.stdout.readline().strip() == "ready"
+        tcpdump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump",
+                                    "--immediate-mode", "-B", "65536", "-i",
+                                    "any", "-U", "-w", path, "tcp", "port",
+                                    str(port)],
+                                   stderr=subprocess.PIPE, text=True)
+        seen = ""
+        while "listening on" not in seen:
+            line = tcpdump.stderr.readline()
+            assert line, f"tcpdump did not start: {seen}"
+            seen += line
+        time.sleep(0.2)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for data in payloads:
+            c = socket.socket()
+            c.settimeout(20)
+            c.bind((client_ip, 0))
+            c.connect((server_ip, port))
+            tc = ctx.wrap_socket(c)
+            tc.sendall(data)
+            tc.shutdown(socket.SHUT_WR)
+            try:    # the answer, or the end (a ragged one is no matter)
+                while tc.recv(100):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+            tc.close()
+        time.sleep(2)
+    finally:
+        dropped = -1
+        if tcpdump is not None:
+            tcpdump.send_signal(2)
+            tail = tcpdump.stderr.read()
+            tcpdump.wait(10)
+            tcpdump.stderr.close()
+            for line in tail.splitlines():
+                if "dropped by kernel" in line:
+                    dropped = int(line.split()[0])
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", va], capture_output=True)
+    return server_ip, payloads, dropped

@@ -1169,5 +1169,132 @@ class Mirror(unittest.TestCase):
             self.assertEqual(b"".join(chunks), cap["bytes"])
 
 
+
+class MeshMirror(unittest.TestCase):
+    """A pod behind a mesh sidecar: a real TLS-terminating proxy in front
+    of the application, recorded in the pod's network namespace."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.skip = None
+        if kubectl_path() is None:
+            cls.skip = "kubectl is not installed"
+        else:
+            ok, why = podtraffic.can_record_mesh()
+            if not ok:
+                cls.skip = why
+        if cls.skip:
+            print(f"skipping mesh tests: {cls.skip}")
+            return
+        cls.dir = t.TempDir()
+        cls.caps = {}
+        for k, hop in enumerate(("127.0.0.6", "pod")):
+            path = cls.dir(f"mesh{k}.pcap")
+            ip, payloads = podtraffic.record_mesh(path, k, cls.dir(""),
+                                                  hop_from=hop, seed=k + 3)
+            cls.caps[hop] = {"path": path, "ip": ip, "payloads": payloads}
+
+    @classmethod
+    def tearDownClass(cls):
+        if not cls.skip:
+            cls.dir.cleanup()
+
+    def setUp(self):
+        if self.skip:
+            self.skipTest(self.skip)
+        self.tmp = t.TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def mirror(self, cap, shape, *args):
+        st = standard_state(replicas=1)
+        pod = st["pods"][0]
+        pod["podIP"] = cap["ip"]
+        pod["exec"] = [{"container": "tapmirror-tap", "argv0": "tcpdump",
+                        "capture": cap["path"], "modes": ["capture"]}]
+        pod.update(shape)
+        with FakeKube(st, version="1.33") as fk:
+            sink = t.Sink(self.tmp)
+            stats = self.tmp("s.json")
+            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", "deployment/web", "-n",
+                    "shop", "-p", "8080", "-c", "api", "--to", sink.to,
+                    "-o", self.tmp("m.pcap"), "--stats-json", stats, *args]
+            p = subprocess.Popen(argv, env=fk.env(), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            err = t.wait_stderr(p, "capturing TCP port 8080", 60)
+            time.sleep(3 * t.SLOW)
+            p.send_signal(signal.SIGINT)
+            _, rest = p.communicate(timeout=60)
+            err += rest.decode(errors="replace")
+            self.assertEqual(p.returncode, 0, err)
+            sink.stop(grace=1)
+            return sink, t.read_json(stats), err, capture_execs(fk)
+
+    def test_sidecar_hop_is_mirrored(self):
+        istio_container = {"containers": ["api", "istio-proxy"],
+                           "annotations": {"sidecar.istio.io/status": "{}"}}
+        native = {"raw": {"spec": {"initContainers": [
+            {"name": "linkerd-proxy", "image": "linkerd/proxy",
+             "restartPolicy": "Always"}]}}}
+        for hop, shape, name in (("127.0.0.6", istio_container,
+                                  "Istio (sidecar) (container istio-proxy)"),
+                                 ("pod", native,
+                                  "Linkerd (native sidecar linkerd-proxy)")):
+            with self.subTest(hop=hop):
+                cap = self.caps[hop]
+                sink, st, err, ex = self.mirror(cap, shape)
+                # Exactly the plaintext requests, nothing else.
+                self.assertEqual(sink.streams(),
+                                 fnv_streams(cap["payloads"]), err)
+                self.assertEqual(st["flows"]["seen"], len(cap["payloads"]))
+                self.assertEqual(st["flows"]["tls_connections"], 0)
+                self.assertIn(name + ": mirroring the sidecar's plaintext "
+                              "connections to the port", err)
+                self.assertEqual(ex[0]["command"][2:4], ["-i", "any"])
+
+    def test_mesh_off_mirrors_the_tls_and_does_not_replay_it(self):
+        cap = self.caps["127.0.0.6"]
+        shape = {"containers": ["api", "istio-proxy"]}
+        sink, st, err, _ = self.mirror(cap, shape, "--mesh", "off")
+        # The start-up probe of the target may connect; nothing is sent.
+        self.assertEqual([s for s in sink.streams() if s[0] > 0], [], err)
+        self.assertEqual(st["flows"]["tls_connections"],
+                         len(cap["payloads"]))
+        self.assertIn("4 connections were TLS and were not replayed", err)
+        self.assertNotIn("Istio", err)
+
+    def test_ambient_captures_the_loopback(self):
+        cap = self.caps["127.0.0.6"]
+        shape = {"annotations": {"ambient.istio.io/redirection": "enabled"}}
+        _, _, err, ex = self.mirror(cap, shape)
+        self.assertEqual(ex[0]["command"],
+                         ["tcpdump", "-p", "-i", "lo", "--immediate-mode",
+                          "-U", "-w", "-", "tcp", "port", "8080"])
+        self.assertIn("Istio (ambient) (annotation "
+                      "ambient.istio.io/redirection): mirroring the "
+                      "plaintext ztunnel delivers", err)
+
+    def test_replay_counts_tls_and_sends_it_only_when_asked(self):
+        cap = self.caps["127.0.0.6"]
+        for extra, want in (([], cap["payloads"]), (["--replay-tls"], None)):
+            with self.subTest(extra=extra):
+                sink = t.Sink(self.tmp)
+                stats = self.tmp("r.json")
+                r = t.run(["replay", cap["path"], "-p", "8080",
+                           "--to", sink.to, "--stats-json", stats, *extra])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                sink.stop(grace=1)
+                st = t.read_json(stats)
+                self.assertEqual(st["flows"]["tls_connections"], 4)
+                got = sink.streams()
+                if want is not None:
+                    self.assertEqual(got, fnv_streams(want))
+                    self.assertIn(b"4 connections were TLS and were not "
+                                  b"replayed", r.stderr)
+                else:
+                    self.assertEqual(len(got), 8)
+
 if __name__ == "__main__":
     t.main()

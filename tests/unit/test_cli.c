@@ -942,6 +942,34 @@ static void test_invalid_values_name_flag(void **state)
     r = RUN("replay", "in.pcap", "-p", "1", "--max-pods", "2");
     expect_usage(r, "--max-pods", NULL);
     run_free(r);
+    /* --mesh: auto unless given, or off; for mirror only. */
+    r = RUN("mirror", "web", "-p", "1");
+    expect_run(r);
+    assert_false(r->o.mesh_off);
+    assert_false(r->o.replay_tls);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--mesh", "off", "--mesh", "auto");
+    expect_run(r);
+    assert_false(r->o.mesh_off);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--mesh", "off");
+    expect_run(r);
+    assert_true(r->o.mesh_off);
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "1", "--mesh", "istio");
+    expect_usage(r, "--mesh 'istio'", "auto or off");
+    run_free(r);
+    r = RUN("replay", "in.pcap", "-p", "1", "--mesh", "off");
+    expect_usage(r, "--mesh", NULL);
+    run_free(r);
+    /* --replay-tls: a flag of every command that replays. */
+    r = RUN("replay", "in.pcap", "-p", "1", "--to", ":1", "--replay-tls");
+    expect_run(r);
+    assert_true(r->o.replay_tls);
+    run_free(r);
+    r = RUN("summary", "in.pcap", "--replay-tls");
+    expect_usage(r, "--replay-tls", NULL);
+    run_free(r);
 }
 
 static void test_cross_option_rules(void **state)

@@ -874,6 +874,71 @@ static void test_service_addrs(void **state)
     tfx_free(&t);
 }
 
+/* One segment from a.b.c.d:sport to e.f.g.h:dport (IPv4). */
+static void seg4(struct tfx *t, uint64_t ts, const uint8_t src[4],
+                 uint16_t sport, const uint8_t dst[4], uint16_t dport,
+                 uint32_t seq, uint8_t flags, const char *data)
+{
+    struct pb_pkt p = pb_tcp4(sport, dport, seq, 0, flags, data,
+                              data ? strlen(data) : 0);
+    pb_ip4(&p, src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2],
+           dst[3]);
+    send_pkt(t, ts, &p);
+}
+
+/* A connection with one payload: SYN, then the data. */
+static void conn4(struct tfx *t, uint64_t ts, const uint8_t src[4],
+                  uint16_t sport, const uint8_t dst[4], const char *data)
+{
+    seg4(t, ts, src, sport, dst, PORT, 100, SYN, NULL);
+    seg4(t, ts + 1, src, sport, dst, PORT, 101, ACK, data);
+}
+
+static void test_sidecar_hop(void **state)
+{
+    (void)state;
+    static const uint8_t pod[4] = {10, 0, 0, 2}, peer[4] = {10, 0, 0, 1},
+                         istio[4] = {127, 0, 0, 6},
+                         local[4] = {127, 0, 0, 1};
+    struct service_addr sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.family = 4;
+    memcpy(sa.addr, pod, 4);
+    struct engine_config c = cfg_default();
+    c.skip_loopback_clients = true;
+    c.service_addrs = &sa;
+    c.n_service_addrs = 1;
+
+    /* No mesh: the peer is the client, the loopback hop a proxy's. */
+    struct tfx t = tfx_new(&c);
+    conn4(&t, 1, peer, 40000, pod, "peer");
+    conn4(&t, 3, istio, 40001, pod, "hop");
+    conn4(&t, 5, local, 40002, local, "local");
+    assert_int_equal(t.r->opens, 1);
+    assert_data(&t, 1, "peer");
+    tfx_free(&t);
+
+    /* Behind a sidecar: the other way round. */
+    sa.sidecar_hop = true;
+    t = tfx_new(&c);
+    conn4(&t, 1, peer, 40000, pod, "\x16\x03\x01");   /* the mesh's TLS */
+    conn4(&t, 3, istio, 40001, pod, "istio");         /* Istio's hop */
+    conn4(&t, 5, pod, 40002, pod, "linkerd");         /* Linkerd's */
+    conn4(&t, 7, local, 40003, local, "loopback");    /* older Istio's */
+    conn4(&t, 9, peer, 40004, local, "odd");          /* not a hop */
+    assert_int_equal(t.r->opens, 3);
+    assert_data(&t, 1, "istio");
+    assert_data(&t, 2, "linkerd");
+    assert_data(&t, 3, "loopback");
+    /* The application's answer to the hop is the server's side. */
+    uint64_t out = st(&t)->outbound;
+    seg4(&t, 11, pod, PORT, istio, 40001, 500, ACK, "answer");
+    assert_int_equal(st(&t)->outbound, out + 1);
+    seg4(&t, 12, pod, PORT, peer, 40000, 500, ACK, "cipher");
+    assert_int_equal(st(&t)->outbound, out + 1);
+    tfx_free(&t);
+}
+
 static void test_ipv6_flow(void **state)
 {
     (void)state;
@@ -1283,6 +1348,7 @@ int main(void)
         cmocka_unit_test(test_max_flows_eviction),
         cmocka_unit_test(test_max_flows_prefers_finished),
         cmocka_unit_test(test_service_addrs),
+        cmocka_unit_test(test_sidecar_hop),
         cmocka_unit_test(test_ipv6_flow),
         cmocka_unit_test(test_guess_mode),
         cmocka_unit_test(test_payload_bytes_counted_once),

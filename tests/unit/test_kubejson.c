@@ -458,6 +458,85 @@ static void test_dense_json_is_refused_before_parsing(void **state)
     free(json);
 }
 
+/* The mesh kube_parse_pod() sees in a pod with these annotations (JSON
+ * members, may be empty) and spec members before "containers". */
+static enum kube_mesh mesh_of(const char *annotations, const char *spec,
+                              char *sign, size_t len)
+{
+    char json[4096], err[256];
+    struct kube_pod pod;
+    snprintf(json, sizeof(json),
+             "{\"metadata\":{\"name\":\"web-1\",\"annotations\":{%s}},"
+             "\"spec\":{%s\"containers\":[{\"name\":\"api\"}%s]}}",
+             annotations, spec[0] == '[' ? "" : spec,
+             spec[0] == '[' ? spec + 1 : "");
+    assert_int_equal(kube_parse_pod(json, strlen(json), &pod, err,
+                                    sizeof(err)),
+                     0);
+    snprintf(sign, len, "%s", pod.mesh_sign);
+    return pod.mesh;
+}
+
+static void test_mesh_is_read_from_the_pod(void **state)
+{
+    (void)state;
+    char sign[96];
+    static const struct {
+        const char *annotations, *spec; /* spec "[,...": more containers */
+        enum kube_mesh mesh;
+        const char *sign;
+    } cases[] = {
+        {"", "", KUBE_MESH_NONE, ""},
+        /* Istio's injected sidecar: a container, and its annotation. */
+        {"\"sidecar.istio.io/status\":\"{\\\"containers\\\":[]}\"",
+         "[,{\"name\":\"istio-proxy\"}", KUBE_MESH_ISTIO_SIDECAR,
+         "container istio-proxy"},
+        /* Istio 1.19+ on Kubernetes 1.29+: a native sidecar. */
+        {"", "\"initContainers\":[{\"name\":\"istio-init\"},"
+             "{\"name\":\"istio-proxy\",\"restartPolicy\":\"Always\"}],",
+         KUBE_MESH_ISTIO_SIDECAR, "native sidecar istio-proxy"},
+        /* An init container of that name that runs once is no sidecar. */
+        {"", "\"initContainers\":[{\"name\":\"istio-proxy\"}],",
+         KUBE_MESH_NONE, ""},
+        /* The annotation alone (the container renamed). */
+        {"\"sidecar.istio.io/status\":\"{}\"", "", KUBE_MESH_ISTIO_SIDECAR,
+         "annotation sidecar.istio.io/status"},
+        /* Ambient: no sidecar, the CNI agent's annotation. */
+        {"\"ambient.istio.io/redirection\":\"enabled\"", "",
+         KUBE_MESH_ISTIO_AMBIENT, "annotation ambient.istio.io/redirection"},
+        {"\"ambient.istio.io/redirection\":\"disabled\"", "",
+         KUBE_MESH_NONE, ""},
+        /* A sidecar pod is not redirected by ambient. */
+        {"\"ambient.istio.io/redirection\":\"enabled\"",
+         "[,{\"name\":\"istio-proxy\"}", KUBE_MESH_ISTIO_SIDECAR,
+         "container istio-proxy"},
+        /* Linkerd: the proxy container, its native sidecar, the
+         * annotation. */
+        {"\"linkerd.io/proxy-version\":\"edge-24.11.8\"",
+         "[,{\"name\":\"linkerd-proxy\"}", KUBE_MESH_LINKERD,
+         "container linkerd-proxy"},
+        {"", "\"initContainers\":[{\"name\":\"linkerd-init\"},"
+             "{\"name\":\"linkerd-proxy\",\"restartPolicy\":\"Always\"}],",
+         KUBE_MESH_LINKERD, "native sidecar linkerd-proxy"},
+        {"\"linkerd.io/proxy-version\":\"stable-2.14.10\"", "",
+         KUBE_MESH_LINKERD, "annotation linkerd.io/proxy-version"},
+        /* Values of the wrong type say nothing. */
+        {"\"linkerd.io/proxy-version\":7", "", KUBE_MESH_NONE, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(mesh_of(cases[i].annotations, cases[i].spec, sign,
+                                 sizeof(sign)),
+                         cases[i].mesh);
+        assert_string_equal(sign, cases[i].sign);
+    }
+    assert_string_equal(kube_mesh_name(KUBE_MESH_ISTIO_SIDECAR),
+                        "Istio (sidecar)");
+    assert_string_equal(kube_mesh_name(KUBE_MESH_ISTIO_AMBIENT),
+                        "Istio (ambient)");
+    assert_string_equal(kube_mesh_name(KUBE_MESH_LINKERD), "Linkerd");
+    assert_string_equal(kube_mesh_name(KUBE_MESH_NONE), "no mesh");
+}
+
 /* kubectl's standard error for each class, as the clients of 1.27-1.33
  * print it (captured with each client against tests/kube/fakekube.py, a
  * server answering 401, a closed port and a silent one; kubectl adds
@@ -1053,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_not_found_names_the_object),
         cmocka_unit_test(test_unknown_keeps_the_first_line),
         cmocka_unit_test(test_quoted_text_is_escaped),
+        cmocka_unit_test(test_mesh_is_read_from_the_pod),
         cmocka_unit_test(test_message_cut_on_a_whole_character),
         cmocka_unit_test(test_tcpdump_error_line_not_its_banner),
         cmocka_unit_test(test_pod_list_says_why_pods_are_left_out),
