@@ -276,6 +276,8 @@ FZ_NO_COVERAGE static void model_push(struct stream *s, uint32_t seq, const uint
 
 static void check_stream(const struct harness *h, const struct stream *s)
 {
+    const char *broken = reasm_check(&s->r);
+    FZ_CHECK(broken == NULL, "stream %d: %s", s->id, broken);
     FZ_CHECK(s->r.next == seq_of(s, s->next),
              "stream %d: r.next %u, but data and gaps reached %u", s->id,
              s->r.next, seq_of(s, s->next));

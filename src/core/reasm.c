@@ -126,10 +126,13 @@ static void drain(struct reasm *r, struct reasm_budget *budget,
         if (r->head == NULL) {
             r->tail = NULL;
             r->dups = 0;
-        } else if (r->head->ts_ns > s->ts_ns) {
-            /* The new head inherits the oldest arrival: data behind the
-             * next hole has waited at least that long. */
-            r->head->ts_ns = s->ts_ns;
+        } else {
+            r->head->prev = NULL; /* s is freed below */
+            if (r->head->ts_ns > s->ts_ns) {
+                /* The new head inherits the oldest arrival: data behind
+                 * the next hole has waited at least that long. */
+                r->head->ts_ns = s->ts_ns;
+            }
         }
         free_seg(r, s, budget);
     }
@@ -499,4 +502,39 @@ uint64_t reasm_discard(struct reasm *r, struct reasm_budget *budget)
 bool reasm_done(const struct reasm *r)
 {
     return (r->state & REASM_FIN) && seq_ge(r->next, r->fin_seq);
+}
+
+const char *reasm_check(const struct reasm *r)
+{
+    uint32_t queued = 0, nsegs = 0;
+    const struct reasm_seg *prev = NULL;
+    for (const struct reasm_seg *s = r->head; s != NULL; s = s->next) {
+        if (s->prev != prev) {
+            return "a piece's prev link is not the piece before it";
+        }
+        if (s->len > s->cap) {
+            return "a piece holds more bytes than its buffer";
+        }
+        if (s->len + s->missing == 0) {
+            return "an empty piece is queued";
+        }
+        if (!seq_gt(s->seq, r->next)) {
+            return "a queued piece starts at or before the next byte";
+        }
+        if (prev != NULL && seq_lt(s->seq, seg_end(prev))) {
+            return "queued pieces overlap or are out of order";
+        }
+        if (++nsegs > REASM_MAX_SEGS + 1) {
+            return "the queue is longer than its cap (a loop?)";
+        }
+        queued += s->len;
+        prev = s;
+    }
+    if (r->tail != prev) {
+        return "the tail is not the last queued piece";
+    }
+    if (nsegs != r->nsegs || queued != r->queued) {
+        return "the queue's counts disagree with its pieces";
+    }
+    return NULL;
 }

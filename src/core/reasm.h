@@ -129,4 +129,9 @@ uint64_t reasm_discard(struct reasm *r, struct reasm_budget *budget);
 /* Delivery has reached the FIN. */
 bool reasm_done(const struct reasm *r);
 
+/* Walks the queue and checks its links, order and counts; returns what
+ * is wrong, or NULL. O(queue): for tests and fuzz targets, not the
+ * packet path. */
+const char *reasm_check(const struct reasm *r);
+
 #endif

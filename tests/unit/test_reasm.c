@@ -864,6 +864,36 @@ static void test_duplicates_count_towards_cap(void **state)
     fx_free(f);
 }
 
+/* Delivering the head leaves the next piece first: the walk back from
+ * the tail must stop there, not step into the delivered (freed) piece.
+ * A live capture with loss crashed on this. */
+static void test_walk_back_stops_at_new_head(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    reasm_init_syn(&f->rs, 0);
+    push(f, 101, "aaaaaaaaaa", false, 1);  /* [101, 111) */
+    push(f, 201, "bbbbbbbbbb", false, 2);  /* [201, 211) */
+    assert_null(reasm_check(&f->rs));
+    /* Fills [1, 101): delivers through 111; [201, 211) is the head. */
+    push(f, 1, rep('x', 100), false, 3);
+    assert_null(reasm_check(&f->rs));
+    assert_int_equal(f->rs.next, 111);
+    assert_int_equal(f->rs.nsegs, 1);
+    /* Far enough from `next` to search from the tail, and before the
+     * tail: the walk goes back past the head. */
+    push(f, 171, "cccccccccc", false, 4);
+    assert_null(reasm_check(&f->rs));
+    assert_int_equal(f->rs.nsegs, 2);
+    push(f, 111, rep('y', 60), false, 5);
+    push(f, 181, rep('z', 20), false, 6);
+    assert_null(reasm_check(&f->rs));
+    assert_null(f->rs.head);
+    assert_int_equal(f->out->len, 210);
+    assert_int_equal(f->out->gaps, 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -896,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_ack_before_start_ignored),
         cmocka_unit_test(test_insert_searches_from_nearer_end),
         cmocka_unit_test(test_duplicates_count_towards_cap),
+        cmocka_unit_test(test_walk_back_stops_at_new_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
