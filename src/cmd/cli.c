@@ -58,6 +58,22 @@ enum {
     OPT_TAP_PROFILE,
     OPT_CHECK,
     OPT_WARN_SILENCE,
+    OPT_MATCH_METHOD,
+    OPT_MATCH_PATH,
+    OPT_SKIP_PATH,
+    OPT_MATCH_HEADER,
+    OPT_SAFE_METHODS,
+    OPT_SAMPLE,
+    OPT_SAMPLE_REQUESTS,
+    OPT_MAX_RATE,
+    OPT_SET_HEADER,
+    OPT_DROP_HEADER,
+    OPT_HOST,
+    OPT_MARK,
+    OPT_REDACT,
+    OPT_REDACT_REPLAY,
+    OPT_REDACT_HEADER,
+    OPT_GAP_POLICY,
 };
 
 /* How an option's value is read and where it goes. */
@@ -228,6 +244,71 @@ static const struct cli_option options[] = {
      DURATION_AT(turn_quiet_ns), .deflt = "50ms", .min = "1ns",
      .help = "a target that answered a turn in part and then sent nothing "
              "for this long has answered it"},
+    {OPTION("match-method", OPT_MATCH_METHOD, "LIST", C_RUN),
+     .help = "HTTP/1: replay only requests with one of these methods "
+             "(GET,HEAD; repeatable, the lists add up); other requests "
+             "are dropped one by one inside keep-alive connections"},
+    {OPTION("match-path", OPT_MATCH_PATH, "REGEX", C_RUN),
+     .help = "HTTP/1: replay only requests whose path (no query) matches "
+             "this POSIX extended regular expression (repeatable: any "
+             "may match)"},
+    {OPTION("skip-path", OPT_SKIP_PATH, "REGEX", C_RUN),
+     .help = "HTTP/1: drop requests whose path matches this regular "
+             "expression (repeatable)"},
+    {OPTION("match-header", OPT_MATCH_HEADER, "'NAME: REGEX'", C_RUN),
+     .help = "HTTP/1: replay only requests with a field NAME whose value "
+             "matches REGEX (repeatable: every one must match)"},
+    {OPTION("safe-methods", OPT_SAFE_METHODS, NULL, C_RUN),
+     FLAG_AT(safe_methods), .deflt_about = "off",
+     .help = "HTTP/1: replay only GET, HEAD and OPTIONS requests, so a "
+             "local copy that shares a database with production writes "
+             "nothing"},
+    {OPTION("sample", OPT_SAMPLE, "PERCENT", C_RUN),
+     .deflt_about = "every connection",
+     .help = "replay this share of the connections (0 to 100), chosen by "
+             "a hash of each connection: a rerun of the same capture picks "
+             "the same ones"},
+    {OPTION("sample-requests", OPT_SAMPLE_REQUESTS, NULL, C_RUN),
+     FLAG_AT(sample_requests), .deflt_about = "off",
+     .help = "with --sample: sample HTTP/1 requests rather than "
+             "connections"},
+    {OPTION("max-rate", OPT_MAX_RATE, "N/s", C_RUN),
+     .deflt_about = "no limit",
+     .help = "send each target at most N HTTP/1 requests (other "
+             "protocols: connections) a second, with a burst of N; the "
+             "excess is dropped and counted, never queued"},
+    {OPTION("set-header", OPT_SET_HEADER, "'NAME: VALUE'", C_RUN),
+     .help = "HTTP/1: set this request field, replacing the first of that "
+             "name or adding it (repeatable; not Content-Length or "
+             "Transfer-Encoding)"},
+    {OPTION("drop-header", OPT_DROP_HEADER, "NAME", C_RUN),
+     .help = "HTTP/1: remove this request field (repeatable)"},
+    {OPTION("host", OPT_HOST, "HOST", C_RUN), STRING_AT(host),
+     .help = "HTTP/1: replace the Host field of every request (for a "
+             "local server with virtual hosts)"},
+    {OPTION("mark", OPT_MARK, NULL, C_RUN), FLAG_AT(mark),
+     .deflt_about = "off",
+     .help = "HTTP/1: add X-Tapmirror: 1 to every request, so the local "
+             "service and its logs can tell mirrored traffic apart"},
+    {OPTION("redact", OPT_REDACT, NULL, C_RUN), FLAG_AT(redact),
+     .deflt_about = "off",
+     .help = "write the capture with the values of Authorization, Cookie, "
+             "Set-Cookie and Proxy-Authorization (and --redact-header) "
+             "replaced by as many x: lengths and TCP sequence numbers "
+             "hold"},
+    {OPTION("redact-replay", OPT_REDACT_REPLAY, NULL, C_RUN),
+     FLAG_AT(redact_replay), .deflt_about = "off",
+     .help = "HTTP/1: redact the same fields in the requests the targets "
+             "receive"},
+    {OPTION("redact-header", OPT_REDACT_HEADER, "NAME", C_RUN),
+     .help = "one more field for --redact and --redact-replay "
+             "(repeatable)"},
+    {OPTION("gap-policy", OPT_GAP_POLICY, "POLICY", C_RUN),
+     .deflt = "resync",
+     .help = "HTTP/1 connections with a hole the capture missed: resync "
+             "(abandon the damaged request, close that local connection, "
+             "go on with the next whole request on a new one) or splice "
+             "(send the bytes after the hole as if contiguous)"},
     {OPTION("max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN),
      SIZE_AT(max_buffer), .deflt = "256MiB",
      .help = "bytes held for all connections (reassembly and replay "
@@ -738,6 +819,16 @@ static enum cli_result check_command(struct tm_options *o, int npos,
         return usage_error(err, errlen,
                            "-o/--output must not be the input file");
     }
+    if (o->sample_requests && !o->sample) {
+        return usage_error(err, errlen,
+                           "--sample-requests needs --sample PERCENT");
+    }
+    if (o->redact && o->output == NULL) {
+        return usage_error(err, errlen,
+                           "--redact applies to the capture written with "
+                           "-o/--output; for the targets use "
+                           "--redact-replay");
+    }
     if (o->flow_buffer > o->max_buffer) {
         return usage_error(err, errlen,
                            "--flow-buffer must not exceed --max-buffer");
@@ -749,6 +840,142 @@ static enum cli_result check_command(struct tm_options *o, int npos,
         return check_mirror(o, err, errlen);
     }
     return CLI_RUN;
+}
+
+/* Checks one HTTP option's value now, through httpflow's own compiler,
+ * so that a bad pattern is a usage error naming it. */
+static enum cli_result check_http_value(const struct httpflow_options *one,
+                                        char *err, size_t errlen)
+{
+    struct httpflow_config *cfg = NULL;
+    char why[256];
+    if (httpflow_config_new(one, &cfg, why, sizeof(why)) < 0) {
+        return usage_error(err, errlen, "%s", why);
+    }
+    httpflow_config_free(cfg);
+    return CLI_RUN;
+}
+
+/* Appends a repeatable HTTP option's value after checking it alone. */
+static enum cli_result add_http_rule(const char **list, size_t *n,
+                                     const struct cli_option *opt,
+                                     const char *arg, char *err,
+                                     size_t errlen)
+{
+    if (*n == TM_MAX_HTTP_RULES) {
+        return usage_error(err, errlen, "at most %d --%s",
+                           TM_MAX_HTTP_RULES, opt->name);
+    }
+    struct httpflow_options one;
+    memset(&one, 0, sizeof(one));
+    const char *const *single = &arg;
+    switch (opt->val) {
+    case OPT_MATCH_METHOD:
+        one.match_methods = single;
+        one.n_match_methods = 1;
+        break;
+    case OPT_MATCH_PATH:
+        one.match_paths = single;
+        one.n_match_paths = 1;
+        break;
+    case OPT_SKIP_PATH:
+        one.skip_paths = single;
+        one.n_skip_paths = 1;
+        break;
+    case OPT_MATCH_HEADER:
+        one.match_headers = single;
+        one.n_match_headers = 1;
+        break;
+    case OPT_SET_HEADER:
+        one.set_headers = single;
+        one.n_set_headers = 1;
+        break;
+    case OPT_DROP_HEADER:
+        one.drop_headers = single;
+        one.n_drop_headers = 1;
+        break;
+    case OPT_REDACT_HEADER:
+    default:
+        one.redact_headers = single;
+        one.n_redact_headers = 1;
+        break;
+    }
+    if (check_http_value(&one, err, errlen) != CLI_RUN) {
+        return CLI_USAGE;
+    }
+    list[(*n)++] = arg;
+    return CLI_RUN;
+}
+
+/* "25", "25%" or "12.5": a share from 0 to 100. */
+static int parse_percent(const char *s, double *v)
+{
+    char *end;
+    if (*s < '0' || *s > '9') {
+        return -1;
+    }
+    double d = strtod(s, &end);
+    if (*end == '%') {
+        end++;
+    }
+    if (end == s || *end != '\0' || !(d >= 0.0 && d <= 100.0)) {
+        return -1;
+    }
+    *v = d;
+    return 0;
+}
+
+/* "100/s" or "100": a positive count a second. */
+static int parse_rate(const char *s, uint64_t *v, const char **why)
+{
+    char num[32];
+    size_t len = strlen(s);
+    if (len >= 2 && strcmp(s + len - 2, "/s") == 0) {
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof(num)) {
+        *why = "expected N/s";
+        return -1;
+    }
+    memcpy(num, s, len);
+    num[len] = '\0';
+    if (parse_count(num, 100000000, v, why) < 0) {
+        return -1;
+    }
+    if (*v == 0) {
+        *why = "must be above 0";
+        return -1;
+    }
+    return 0;
+}
+
+void cli_httpflow_options(const struct tm_options *o,
+                          struct httpflow_options *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->match_methods = o->match_methods;
+    out->n_match_methods = o->n_match_methods;
+    out->match_paths = o->match_paths;
+    out->n_match_paths = o->n_match_paths;
+    out->skip_paths = o->skip_paths;
+    out->n_skip_paths = o->n_skip_paths;
+    out->match_headers = o->match_headers;
+    out->n_match_headers = o->n_match_headers;
+    out->safe_methods = o->safe_methods;
+    out->sample = o->sample;
+    out->sample_percent = o->sample_percent;
+    out->sample_requests = o->sample_requests;
+    out->set_headers = o->set_headers;
+    out->n_set_headers = o->n_set_headers;
+    out->drop_headers = o->drop_headers;
+    out->n_drop_headers = o->n_drop_headers;
+    out->host = o->host;
+    out->mark = o->mark;
+    out->redact_replay = o->redact_replay;
+    out->redact_headers = o->redact_headers;
+    out->n_redact_headers = o->n_redact_headers;
+    out->gap_policy = o->gap_splice ? HTTPFLOW_GAP_SPLICE
+                                    : HTTPFLOW_GAP_RESYNC;
 }
 
 /* Reads one option's value into `o`: the user's, or a default from the
@@ -855,6 +1082,63 @@ static enum cli_result apply_option(struct tm_options *o,
             return CLI_USAGE;
         }
         return CLI_RUN;
+    case OPT_MATCH_METHOD:
+        return add_http_rule(o->match_methods, &o->n_match_methods, opt,
+                             arg, err, errlen);
+    case OPT_MATCH_PATH:
+        return add_http_rule(o->match_paths, &o->n_match_paths, opt, arg,
+                             err, errlen);
+    case OPT_SKIP_PATH:
+        return add_http_rule(o->skip_paths, &o->n_skip_paths, opt, arg, err,
+                             errlen);
+    case OPT_MATCH_HEADER:
+        return add_http_rule(o->match_headers, &o->n_match_headers, opt,
+                             arg, err, errlen);
+    case OPT_SET_HEADER:
+        return add_http_rule(o->set_headers, &o->n_set_headers, opt, arg,
+                             err, errlen);
+    case OPT_DROP_HEADER:
+        return add_http_rule(o->drop_headers, &o->n_drop_headers, opt, arg,
+                             err, errlen);
+    case OPT_REDACT_HEADER:
+        return add_http_rule(o->redact_headers, &o->n_redact_headers, opt,
+                             arg, err, errlen);
+    case OPT_HOST: {
+        struct httpflow_options one;
+        memset(&one, 0, sizeof(one));
+        one.host = arg;
+        if (arg[0] == '\0' || check_http_value(&one, err, errlen) != CLI_RUN) {
+            return usage_error(err, errlen,
+                               "invalid --host '%s': a host name, no line "
+                               "breaks",
+                               arg);
+        }
+        o->host = arg;
+        return CLI_RUN;
+    }
+    case OPT_SAMPLE:
+        if (parse_percent(arg, &o->sample_percent) < 0) {
+            return usage_error(err, errlen,
+                               "invalid --sample '%s': a percentage from 0 "
+                               "to 100",
+                               arg);
+        }
+        o->sample = true;
+        return CLI_RUN;
+    case OPT_MAX_RATE:
+        if (parse_rate(arg, &o->max_rate, &why) < 0) {
+            return usage_error(err, errlen, "invalid --max-rate '%s': %s",
+                               arg, why);
+        }
+        return CLI_RUN;
+    case OPT_GAP_POLICY:
+        if (strcmp(arg, "resync") == 0 || strcmp(arg, "splice") == 0) {
+            o->gap_splice = strcmp(arg, "splice") == 0;
+            return CLI_RUN;
+        }
+        return usage_error(err, errlen,
+                           "invalid --gap-policy '%s': use resync or splice",
+                           arg);
     case 'q':
         o->verbosity = -1;
         return CLI_RUN;

@@ -14,6 +14,7 @@
 
 #include "core/addr.h"
 #include "core/parse.h"
+#include "proto/httpflow.h"
 
 #define TM_MAX_TARGETS       16
 #define TM_BATCH_NEVER       UINT64_MAX
@@ -22,6 +23,8 @@
  * cluster; the engine matches every pod address per packet. */
 #define TM_MAX_PODS_DEFAULT 16
 #define TM_MAX_PODS_LIMIT   64
+/* Each repeatable HTTP option (--match-path, --set-header...). */
+#define TM_MAX_HTTP_RULES 32
 
 enum tm_command {
     CMD_NONE = 0,
@@ -90,6 +93,32 @@ struct tm_options {
      * port's; `port` is then 0 until the tap resolves it per pod. */
     const char *port_name;
     uint64_t warn_silence_ns; /* 0: never warn */
+    /* HTTP-aware mirroring (proto/httpflow.h); lists borrow argv and
+     * every pattern was compiled once when it was read. */
+    const char *match_methods[TM_MAX_HTTP_RULES];
+    size_t n_match_methods;
+    const char *match_paths[TM_MAX_HTTP_RULES];
+    size_t n_match_paths;
+    const char *skip_paths[TM_MAX_HTTP_RULES];
+    size_t n_skip_paths;
+    const char *match_headers[TM_MAX_HTTP_RULES];
+    size_t n_match_headers;
+    bool safe_methods;
+    bool sample;           /* --sample given */
+    double sample_percent; /* 0..100 */
+    bool sample_requests;
+    uint64_t max_rate; /* requests (or connections) a second; 0: none */
+    const char *set_headers[TM_MAX_HTTP_RULES];
+    size_t n_set_headers;
+    const char *drop_headers[TM_MAX_HTTP_RULES];
+    size_t n_drop_headers;
+    const char *host;
+    bool mark;
+    bool redact;        /* the capture output */
+    bool redact_replay; /* what the targets receive */
+    const char *redact_headers[TM_MAX_HTTP_RULES];
+    size_t n_redact_headers;
+    bool gap_splice; /* --gap-policy splice */
 };
 
 enum cli_result {
@@ -124,6 +153,10 @@ enum cli_result cli_parse(int argc, char **argv, struct tm_options *o,
 void cli_print_help(FILE *out, const char *program, enum tm_command cmd);
 
 const char *cli_command_name(enum tm_command cmd);
+
+/* The HTTP options of `o` as httpflow takes them (pointers borrow `o`). */
+void cli_httpflow_options(const struct tm_options *o,
+                          struct httpflow_options *out);
 
 /* Every long option name once, NULL-terminated (for the documentation
  * check): a static list, rebuilt the same on every call. */

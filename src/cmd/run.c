@@ -18,6 +18,7 @@
 #include "io/pktfilter.h"
 #include "io/proc.h"
 #include "io/replay.h"
+#include "proto/httpflow.h"
 #include "proto/sniff.h"
 #include "io/source.h"
 #include "stats.h"
@@ -70,6 +71,7 @@ struct run {
     struct intake in;
 
     uint64_t tls_connections; /* flows that opened with a TLS handshake */
+    struct httpflow_config *http; /* HTTP-aware mirroring; NULL: none */
     bool truncated;
     int64_t kernel_drops;
     struct source_capture_modes modes;
@@ -153,6 +155,19 @@ static void on_flow_open(void *ctx, struct flow *f)
     }
 }
 
+/* What --sample hashes for a connection: its 4-tuple, initial sequence
+ * number and first timestamp, the same on every run of a capture. */
+static uint64_t flow_sample_key(const struct flow *f)
+{
+    const struct flow_key *k = &f->node.key;
+    uint64_t h = tm_hash64(k->caddr, sizeof(k->caddr), f->first_ns);
+    h = tm_hash64(k->saddr, sizeof(k->saddr), h);
+    uint64_t rest[2] = {((uint64_t)k->cport << 16 | k->sport) << 8 |
+                            k->family,
+                        f->isn};
+    return tm_hash64(rest, sizeof(rest), h);
+}
+
 /* A flow's local connections are dialled at its first byte, not at its
  * SYN: a connection that carries nothing (a SYN flood, a port scan, a
  * health check) costs the target nothing and holds no session. */
@@ -188,13 +203,17 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
     }
     if (f->user == NULL) {
         f->user = replay_open(r->replay, f->id);
+        replay_set_flow_key(f->user, flow_sample_key(f));
     }
     replay_data(r->replay, f->user, data, len, server_acked);
 }
 
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
 {
-    (void)ctx;
+    struct run *r = ctx;
+    if (f->user != NULL && f->user != &tls_flow) {
+        replay_gap(r->replay, f->user, len);
+    }
     if (tm_log_level() >= LOG_VERBOSE) {
         char d[160];
         describe_flow(f, d, sizeof(d));
@@ -871,6 +890,18 @@ static void build_engine(struct run *r)
     r->in.engine = r->engine;
 }
 
+/* Whether client streams go through httpflow: any HTTP option, --sample
+ * or --max-rate, or the resync gap policy (the default). */
+static bool http_mirroring_wanted(const struct tm_options *o)
+{
+    struct httpflow_options ho;
+    cli_httpflow_options(o, &ho);
+    return !o->gap_splice || o->max_rate > 0 || ho.n_match_methods ||
+           ho.n_match_paths || ho.n_skip_paths || ho.n_match_headers ||
+           ho.safe_methods || ho.sample || ho.n_set_headers ||
+           ho.n_drop_headers || ho.host || ho.mark || ho.redact_replay;
+}
+
 /* With --to: creates the replay, sharing --max-buffer with the engine,
  * and adds every target, each reached once first. Returns 0, or 1 having
  * said why. `fds` is the descriptor limit. */
@@ -880,6 +911,16 @@ static int build_replay(struct run *r, uint64_t fds, char *err,
     const struct tm_options *o = r->o;
     if (o->n_targets == 0) {
         return 0;
+    }
+    if (http_mirroring_wanted(o)) {
+        struct httpflow_options ho;
+        char why[256];
+        cli_httpflow_options(o, &ho);
+        if (httpflow_config_new(&ho, &r->http, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s", why);
+            tm_error("%s", err);
+            return 2;
+        }
     }
     struct replay_config rc_cfg = {
         .retry_window_ns = o->retry_window_ns,
@@ -895,6 +936,8 @@ static int build_replay(struct run *r, uint64_t fds, char *err,
                                ? o->max_connections
                                : (fds > 128 ? fds - 64 : fds / 2),
         .lossless = r->lossless,
+        .http = r->http,
+        .max_rate = o->max_rate,
     };
     r->replay = replay_new(&r->loop, &rc_cfg);
     replay_set_other_usage(r->replay, engine_queued_counter(r->engine));
@@ -1027,6 +1070,7 @@ static void tear_down(struct run *r, int code, const char *err)
         engine_free(r->engine);
     }
     pktfilter_free(r->in.filter);
+    httpflow_config_free(r->http);
     uv_loop_close(&r->loop);
     free(r);
 }

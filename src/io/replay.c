@@ -48,6 +48,7 @@ struct chunk {
     struct chunk *next;
     uint32_t start, end, cap;
     uint64_t mark; /* server bytes production's client had heard */
+    bool fresh;    /* the first chunk of a new local connection */
     uint8_t data[];
 };
 
@@ -60,6 +61,7 @@ enum conn_state {
     C_SHUTTING,   /* half-close in progress */
     C_LINGER,     /* half-closed: reading until the target closes */
     C_CLOSING,    /* finished: handles closing */
+    C_RECONNECT,  /* closing the local connection to dial a new one */
 };
 
 struct target {
@@ -74,6 +76,7 @@ struct target {
      * are sent as captured and its connections are not counted
      * unfinished, until it sends a byte. */
     bool answered_any, silent;
+    struct httpflow_rate *rate; /* --max-rate; NULL: none */
 };
 
 struct conn {
@@ -105,11 +108,19 @@ struct conn {
     bool over_cap; /* counted in replay.over_cap */
     struct tm_list link;      /* every conn: the replay's list */
     struct tm_list wait_link; /* the wait queue or the dirty list */
+    /* HTTP-aware mirroring (see http_feed). */
+    struct httpflow *flow; /* NULL: the bytes as they come */
+    uint64_t feed_acked;   /* the server_acked of the bytes being fed */
+    uint64_t mark_skip;    /* production's answers to dropped requests */
+    uint64_t drop_acked;   /* server_acked at the first dropped request */
+    bool drop_open;        /* requests dropped since the last forwarded */
+    bool break_next;       /* the next bytes go on a new connection */
 };
 
 struct replay_session {
     struct replay *r;
     uint64_t flow_id;
+    uint64_t key;   /* what --sample hashes */
     unsigned live;  /* conns whose handles are not closed yet */
     bool flow_gone; /* replay_end was called */
     struct conn conns[];
@@ -155,6 +166,8 @@ static void on_parked_read(uv_stream_t *st, ssize_t nread,
 static void on_parked_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_connect(uv_connect_t *req, int status);
 static void close_tcp(struct conn *c, bool reset);
+static void conn_reconnect(struct conn *c);
+static void http_account(struct conn *c);
 
 static uint64_t now_ns(void)
 {
@@ -228,6 +241,9 @@ void replay_add_target(struct replay *r, const char *label,
                                               : sizeof(struct sockaddr_in);
     memcpy(&t->addr, addr, alen);
     t->parked = parked;
+    if (r->cfg.max_rate > 0) {
+        t->rate = httpflow_rate_new(r->cfg.max_rate);
+    }
     bind_parked(r);
     if (parked != NULL) {
         /* Read to notice the target closing it; any byte is discarded. */
@@ -376,7 +392,7 @@ static void queue_append(struct conn *c, const uint8_t *data, uint32_t len,
                          uint64_t mark)
 {
     struct chunk *t = c->tail;
-    bool same_turn = t != NULL && t->mark == mark;
+    bool same_turn = t != NULL && t->mark == mark && !c->break_next;
     if (same_turn && t->cap > t->end) {
         uint32_t n = TM_MIN(len, t->cap - t->end);
         memcpy(t->data + t->end, data, n);
@@ -397,6 +413,8 @@ static void queue_append(struct conn *c, const uint8_t *data, uint32_t len,
     k->end = len;
     k->cap = cap;
     k->mark = mark;
+    k->fresh = c->break_next;
+    c->break_next = false;
     memcpy(k->data, data, len);
     if (t != NULL) {
         t->next = k;
@@ -462,6 +480,7 @@ static void on_timer_closed(uv_handle_t *h)
     struct conn *c = h->data;
     struct replay *r = c->session->r;
     queue_free(c);
+    http_account(c);
     tm_list_remove(&c->link);
     session_release(c->session);
     check_drained(r);
@@ -513,6 +532,9 @@ static void on_tcp_closed(uv_handle_t *h)
     r->open_fds--;
     if (c->state == C_CLOSING) {
         finish_conn(c);
+    } else if (c->state == C_RECONNECT) {
+        c->state = C_IDLE;
+        conn_dial(c);
     }
     admit_waiting(r);
 }
@@ -971,6 +993,10 @@ static void conn_advance(struct conn *c)
     if (c->state != C_OPEN || c->inflight > 0) {
         return;
     }
+    if (c->head != NULL && c->head->fresh) {
+        conn_reconnect(c); /* every byte before it is written */
+        return;
+    }
     struct replay *r = c->session->r;
     bool closing = c->head == NULL;
     if (closing && !c->flow_ended) {
@@ -1079,7 +1105,7 @@ static void start_write(struct conn *c)
     size_t total = 0;
     for (struct chunk *k = c->head;
          k != NULL && n < WRITE_MAX_BUFS && total < WRITE_MAX_BYTES &&
-         k->mark <= c->released_mark;
+         k->mark <= c->released_mark && !(k->fresh && k != c->head);
          k = k->next) {
         if (k->end == k->start) {
             continue;
@@ -1250,6 +1276,7 @@ struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
         tm_xcalloc(1, sizeof(*s) + r->n_targets * sizeof(struct conn));
     s->r = r;
     s->flow_id = flow_id;
+    s->key = flow_id;
     s->live = (unsigned)r->n_targets;
     for (size_t i = 0; i < r->n_targets; i++) {
         struct conn *c = &s->conns[i];
@@ -1266,9 +1293,16 @@ struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
             finish_conn(c);
             continue;
         }
-        conn_dial(c);
+        if (r->cfg.http == NULL) {
+            conn_dial(c);
+        } /* else at the first byte forwarded (http_feed) */
     }
     return s;
+}
+
+void replay_set_flow_key(struct replay_session *s, uint64_t key)
+{
+    s->key = key;
 }
 
 /* The conn holding the most bytes, to give up when the total budget is
@@ -1286,15 +1320,16 @@ static struct conn *largest_conn(struct replay *r)
     return best;
 }
 
-void replay_data(struct replay *r, struct replay_session *s,
-                 const uint8_t *data, uint32_t len, uint64_t server_acked)
+/* Queues bytes for one conn's target, within --flow-buffer and
+ * --max-buffer; a conn not dialled yet is dialled now. */
+static void conn_queue(struct conn *c, const uint8_t *data, uint32_t len,
+                       uint64_t mark)
 {
-    uint64_t mark = r->cfg.turns ? server_acked : 0;
-    for (size_t i = 0; i < r->n_targets; i++) {
-        struct conn *c = &s->conns[i];
+    struct replay *r = c->session->r;
+    {
         if (c->dropped || c->state == C_CLOSING) {
             c->target->st.bytes_dropped += len;
-            continue;
+            return;
         }
         /* The caps hold for every source; a file is paused by the run
          * long before it reaches them. */
@@ -1303,7 +1338,7 @@ void replay_data(struct replay *r, struct replay_session *s,
         if (c->queued + len > flow_cap) {
             c->target->st.bytes_dropped += len;
             conn_drop(c, "over --flow-buffer");
-            continue;
+            return;
         }
         size_t other = r->other_usage ? *r->other_usage : 0;
         while (r->queued + other + len > r->cfg.max_buffer) {
@@ -1318,7 +1353,7 @@ void replay_data(struct replay *r, struct replay_session *s,
         }
         if (c->dropped) {
             c->target->st.bytes_dropped += len;
-            continue;
+            return;
         }
         queue_append(c, data, len, mark);
         c->queued += len;
@@ -1327,9 +1362,175 @@ void replay_data(struct replay *r, struct replay_session *s,
             c->over_cap = true;
             r->over_cap++;
         }
+        if (c->state == C_IDLE) {
+            conn_dial(c);
+        }
         if (!c->dirty && c->state == C_OPEN && c->inflight == 0) {
             c->dirty = true;
             tm_list_append(&r->dirty, &c->wait_link);
+        }
+    }
+}
+
+/* ---- HTTP-aware mirroring: the client-send path ---- */
+
+/*
+ * Turns with dropped requests: production's client heard the answers to
+ * requests the target never receives, so the marks of the bytes after
+ * them would wait for answers that never come. What production's server
+ * sent between a dropped request and the next forwarded one (its answers
+ * to the dropped ones) is taken out of every later mark.
+ */
+static uint64_t http_mark(struct conn *c)
+{
+    if (c->drop_open) {
+        c->mark_skip += c->feed_acked - c->drop_acked;
+        c->drop_open = false;
+    }
+    return c->feed_acked - c->mark_skip;
+}
+
+static void http_dropped(struct conn *c, const struct httpflow_action *a)
+{
+    if (!c->drop_open) {
+        c->drop_open = true;
+        c->drop_acked = c->feed_acked;
+    }
+    if (a->connection) {
+        if (a->drop == HTTPFLOW_DROP_RATE) {
+            c->target->st.connections_rate_limited++;
+        } else {
+            c->target->st.connections_sampled_out++;
+        }
+    }
+}
+
+/* The local connection holds part of a request lost to a capture gap,
+ * or its server closes after the last request: the next bytes go on a
+ * new connection, once every byte before them is written. */
+static void http_break(struct conn *c)
+{
+    if (c->dropped || c->state == C_CLOSING ||
+        (c->state == C_IDLE && c->queued == 0)) {
+        return;
+    }
+    c->break_next = true;
+}
+
+static void on_http_action(void *ctx, const struct httpflow_action *a)
+{
+    struct conn *c = ctx;
+    switch (a->kind) {
+    case HTTPFLOW_FORWARD:
+        conn_queue(c, a->data, (uint32_t)a->len, http_mark(c));
+        break;
+    case HTTPFLOW_DROP:
+        http_dropped(c, a);
+        break;
+    case HTTPFLOW_RECONNECT:
+        tm_debug("connection %llu to %s: a new local connection (%s)",
+                 (unsigned long long)c->session->flow_id, c->target->label,
+                 a->reason);
+        http_break(c);
+        break;
+    case HTTPFLOW_PASSTHROUGH:
+        tm_debug("connection %llu to %s: passed through as it comes (%s)",
+                 (unsigned long long)c->session->flow_id, c->target->label,
+                 a->reason);
+        break;
+    }
+}
+
+/* One conn's share of the client bytes, through its httpflow. */
+static void http_feed(struct conn *c, const uint8_t *data, uint32_t len,
+                      uint64_t acked)
+{
+    struct replay *r = c->session->r;
+    if (c->dropped || c->state == C_CLOSING) {
+        c->target->st.bytes_dropped += len;
+        return;
+    }
+    if (c->flow == NULL) {
+        c->flow = httpflow_new(r->cfg.http, c->target->rate, c->session->key,
+                               on_http_action, c);
+    }
+    c->feed_acked = acked;
+    httpflow_feed(c->flow, data, len, c->target->rate ? now_ns() : 0);
+}
+
+/* The client closed: a head still held is settled, and the answers to
+ * requests dropped at the end are not waited for. */
+static void http_finish(struct conn *c, uint64_t end_acked)
+{
+    if (c->flow == NULL) {
+        return;
+    }
+    c->feed_acked = end_acked;
+    httpflow_finish(c->flow);
+    (void)http_mark(c);
+}
+
+/* Closes the local connection once the bytes before a fresh chunk are
+ * written, and dials a new one for it (on_tcp_closed). The new
+ * connection owes no answer to the old one's requests. */
+static void conn_reconnect(struct conn *c)
+{
+    c->head->fresh = false;
+    c->released_mark = TM_MAX(c->released_mark, c->head->mark);
+    c->turn_rx = 0;
+    c->turn_waiting = false;
+    c->target_eof = false;
+    uv_timer_stop(&c->timer);
+    c->target->st.gap_reconnects++;
+    c->state = C_RECONNECT;
+    close_tcp(c, false);
+}
+
+/* A conn's HTTP counters go to its target's when it closes. */
+static void http_account(struct conn *c)
+{
+    if (c->flow == NULL) {
+        return;
+    }
+    const struct httpflow_counts *n = httpflow_counts(c->flow);
+    struct replay_target_stats *st = &c->target->st;
+    st->requests_forwarded += n->requests_forwarded;
+    st->requests_rewritten += n->requests_rewritten;
+    st->requests_filtered += n->dropped_filter;
+    st->requests_sampled_out += n->dropped_sample;
+    st->requests_rate_limited += n->dropped_rate;
+    st->requests_lost_to_gaps += n->lost_to_gaps;
+    if (n->passed_through && !n->connection_dropped) {
+        st->connections_passed_through++;
+    }
+    if (n->lost_to_gaps > 0) {
+        tm_verbose("connection %llu to %s: %llu requests lost to gaps",
+                   (unsigned long long)c->session->flow_id, c->target->label,
+                   (unsigned long long)n->lost_to_gaps);
+    }
+    httpflow_free(c->flow);
+    c->flow = NULL;
+}
+
+void replay_data(struct replay *r, struct replay_session *s,
+                 const uint8_t *data, uint32_t len, uint64_t server_acked)
+{
+    uint64_t mark = r->cfg.turns ? server_acked : 0;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        if (r->cfg.http != NULL) {
+            http_feed(&s->conns[i], data, len, mark);
+        } else {
+            conn_queue(&s->conns[i], data, len, mark);
+        }
+    }
+}
+
+void replay_gap(struct replay *r, struct replay_session *s, uint64_t len)
+{
+    for (size_t i = 0; r->cfg.http != NULL && i < r->n_targets; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->flow != NULL && !c->dropped && c->state != C_CLOSING) {
+            httpflow_gap(c->flow, len, c->target->rate ? now_ns() : 0);
         }
     }
 }
@@ -1344,11 +1545,16 @@ void replay_end(struct replay *r, struct replay_session *s,
             continue;
         }
         c->flow_ended = true;
-        c->end_mark = r->cfg.turns ? end_acked : 0;
-        c->server_sent = server_sent;
+        http_finish(c, r->cfg.turns ? end_acked : 0);
+        if (c->state == C_CLOSING) {
+            continue; /* what the finish forwarded was too much */
+        }
+        c->end_mark = r->cfg.turns ? end_acked - c->mark_skip : 0;
+        c->server_sent = server_sent - TM_MIN(c->mark_skip, server_sent);
         if (c->state == C_OPEN && c->queued == 0 && c->inflight == 0) {
             conn_advance(c);
-        } else if ((c->state == C_QUEUED || c->state == C_RETRY) &&
+        } else if ((c->state == C_QUEUED || c->state == C_RETRY ||
+                    c->state == C_IDLE) &&
                    c->queued == 0) {
             conn_close(c, false); /* no bytes and no connection yet */
         }
@@ -1467,6 +1673,8 @@ void replay_free(struct replay *r)
     }
     for (size_t i = 0; i < r->n_targets; i++) {
         close_parked(&r->targets[i]);
+        httpflow_rate_free(r->targets[i].rate);
+        r->targets[i].rate = NULL;
     }
     free_chunks(r->grave);
     r->grave = NULL;

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "proto/httpflow.h"
+
 struct replay_config {
     uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;
     uint64_t linger_ns;
@@ -33,6 +35,12 @@ struct replay_config {
     uint64_t max_buffer, flow_buffer;
     uint64_t max_connections;
     bool lossless; /* a file: over --flow-buffer, pause rather than drop */
+    /* HTTP-aware mirroring: each connection's client bytes go through an
+     * httpflow per target before they are queued (filters, rewrites,
+     * resynchronisation after capture gaps). NULL: bytes as they came.
+     * `max_rate` (> 0) is the --max-rate bucket of each target. */
+    const struct httpflow_config *http;
+    uint64_t max_rate;
 };
 
 struct replay_target_stats {
@@ -53,6 +61,18 @@ struct replay_target_stats {
     uint64_t closed_before_finished; /* closed (by --linger or the
                                         drain) while the target had not
                                         answered the last turn */
+    /* HTTP-aware mirroring (replay_config.http). */
+    uint64_t requests_forwarded;    /* HTTP/1 requests sent on */
+    uint64_t requests_rewritten;    /* ... whose head was changed */
+    uint64_t requests_filtered;     /* dropped by the --match/--skip rules */
+    uint64_t requests_sampled_out;  /* dropped by --sample */
+    uint64_t requests_rate_limited; /* dropped by --max-rate */
+    uint64_t requests_lost_to_gaps; /* abandoned: a capture gap inside */
+    uint64_t gap_reconnects; /* local connections closed for a damaged
+                                request, the rest sent on a new one */
+    uint64_t connections_passed_through; /* not HTTP/1: bytes as they came */
+    uint64_t connections_sampled_out;  /* not HTTP/1, dropped by --sample */
+    uint64_t connections_rate_limited; /* not HTTP/1, by --max-rate */
 };
 
 struct replay;
@@ -79,10 +99,16 @@ struct replay_session;
  * connections' libuv handles included), for the memory budget. */
 size_t replay_session_size(size_t n_targets);
 struct replay_session *replay_open(struct replay *r, uint64_t flow_id);
+/* The key --sample hashes: the same for the same connection on every run
+ * of a capture (its 4-tuple and first timestamp). Before any data;
+ * without it the key is the flow id. */
+void replay_set_flow_key(struct replay_session *s, uint64_t key);
 /* `server_acked`: how much of the server's data production's client had
  * heard when it sent these bytes (monotonic per session). */
 void replay_data(struct replay *r, struct replay_session *s,
                  const uint8_t *data, uint32_t len, uint64_t server_acked);
+/* `len` client bytes were lost to the capture (a hole skipped). */
+void replay_gap(struct replay *r, struct replay_session *s, uint64_t len);
 /* `end_acked`: what the client had heard when it closed; `server_sent`:
  * all production's server sent, so what the target should answer after
  * the last turn. */

@@ -438,6 +438,8 @@ bool httpflow_sampled(uint64_t key, double percent)
 enum mode {
     M_HTTP,    /* framing requests */
     M_RESYNC,  /* after a gap: looking for a request start */
+    M_SKIP,    /* after a gap in a Content-Length body: skipping the rest
+                * of it, the next request starts right after */
     M_PASS,    /* forwarding everything as it comes */
     M_DISCARD, /* forwarding nothing more */
 };
@@ -463,6 +465,9 @@ struct httpflow {
     bool seen_head;    /* a request head was read whole: this is HTTP */
     bool last_dropped; /* the last message ended was dropped */
     bool local_closed; /* the last forwarded request closes its connection */
+    bool body_known;   /* the message in progress has a Content-Length */
+    uint64_t body_end; /* ... and its body ends at this stream offset */
+    uint64_t skip_left; /* M_SKIP: body bytes still to skip */
 
     /* The block being fed to the framer. */
     const uint8_t *chunk;
@@ -613,6 +618,7 @@ static void start_hold(struct httpflow *f, uint64_t offset)
     f->hold_start = offset;
     f->emit_pos = offset;
     f->begun = false;
+    f->body_known = false;
 }
 
 /* ---- the decision on a head ------------------------------------------ */
@@ -752,6 +758,9 @@ static void forward_head(struct httpflow *f, const struct http1_head *head)
         httpmsg_redact(out, len, (const char *const *)c->redact_extra,
                        c->n_redact_extra);
     }
+    if (len != raw_len || memcmp(out, raw, len) != 0) {
+        f->counts.requests_rewritten++;
+    }
     out_forward(f, out, len);
     free(out);
 }
@@ -760,6 +769,8 @@ static void on_head(struct httpflow *f, const struct http1_event *e)
 {
     const struct httpflow_config *c = f->cfg;
     f->seen_head = true;
+    f->body_known = e->head->framing == HTTP1_BODY_LENGTH;
+    f->body_end = e->offset + e->head->content_length;
     f->counts.requests_seen++;
     bool drop = true;
     enum httpflow_drop_reason why = HTTPFLOW_DROP_FILTER;
@@ -966,6 +977,29 @@ static size_t search(struct httpflow *f, const uint8_t *data, size_t len)
     return take;
 }
 
+/* The rest of a body a gap fell in is skipped: the framer starts afresh
+ * at the byte after it, which Content-Length proves is a message start. */
+static size_t skip_body(struct httpflow *f, const uint8_t *data, size_t len)
+{
+    size_t n = (size_t)TM_MIN((uint64_t)len, f->skip_left);
+    f->skip_left -= n;
+    if (f->skip_left > 0) {
+        return n;
+    }
+    if (f->local_closed && f->forwarded > 0) {
+        f->counts.reconnects++;
+        f->forwarded = 0;
+        f->local_closed = false;
+        out_action(f, HTTPFLOW_RECONNECT,
+                   "the last request closed the connection");
+    }
+    f->mode = M_HTTP;
+    http1_reset(f->h, 0);
+    start_hold(f, 0);
+    (void)data;
+    return n;
+}
+
 void httpflow_feed(struct httpflow *f, const uint8_t *data, size_t len,
                    uint64_t now_ns)
 {
@@ -986,8 +1020,27 @@ void httpflow_feed(struct httpflow *f, const uint8_t *data, size_t len,
             len -= n;
             break;
         }
+        case M_SKIP: {
+            size_t n = skip_body(f, data, len);
+            data += n;
+            len -= n;
+            break;
+        }
         }
     }
+}
+
+/* Whether the held bytes start a request line the framer took so far:
+ * a method it knows and the space after it. Then a gap inside the first
+ * request still leaves an HTTP/1 connection to resynchronise. */
+static bool request_line_begun(const struct httpflow *f)
+{
+    if (!f->begun || f->state != S_HOLD || f->begin_off < f->hold_start) {
+        return false;
+    }
+    size_t pre = (size_t)(f->begin_off - f->hold_start);
+    return pre < f->held_len &&
+           memchr(f->held + pre, ' ', f->held_len - pre) != NULL;
 }
 
 void httpflow_gap(struct httpflow *f, uint64_t len, uint64_t now_ns)
@@ -1000,6 +1053,9 @@ void httpflow_gap(struct httpflow *f, uint64_t len, uint64_t now_ns)
     case M_DISCARD:
         return; /* raw bytes: the caller splices as it always did */
     case M_RESYNC:
+    case M_SKIP:
+        /* Where the body ends is no longer known: search. */
+        f->mode = M_RESYNC;
         f->search_len = 0;
         f->midline = false;
         return;
@@ -1009,7 +1065,7 @@ void httpflow_gap(struct httpflow *f, uint64_t len, uint64_t now_ns)
     if (f->cfg->gap_policy == HTTPFLOW_GAP_SPLICE) {
         return; /* the framer reads on as if nothing was lost */
     }
-    if (!f->seen_head) {
+    if (!f->seen_head && !request_line_begun(f)) {
         /* Nothing shows this is HTTP/1 yet: treat it as any stream. */
         leave_http(f, "a gap before the first request head", false, NULL, 0);
         return;
@@ -1022,11 +1078,24 @@ void httpflow_gap(struct httpflow *f, uint64_t len, uint64_t now_ns)
     } else if (f->state == S_HOLD && f->begun) {
         f->counts.lost_to_gaps++;
     }
+    /* A gap inside a body of known length that ends before the body
+     * does: the next request starts where the body ends. */
+    uint64_t pos = http1_offset(f->h);
+    bool in_body = f->state != S_HOLD && f->body_known &&
+                   pos <= f->body_end && len <= f->body_end - pos;
     f->held_len = 0;
     f->state = S_HOLD;
-    f->mode = M_RESYNC;
     f->search_len = 0;
     f->midline = false;
+    if (in_body) {
+        f->mode = M_SKIP;
+        f->skip_left = f->body_end - pos - len;
+        if (f->skip_left == 0) {
+            skip_body(f, NULL, 0);
+        }
+        return;
+    }
+    f->mode = M_RESYNC;
 }
 
 void httpflow_finish(struct httpflow *f)

@@ -132,6 +132,7 @@ typedef void httpflow_emit_fn(void *ctx, const struct httpflow_action *a);
 struct httpflow_counts {
     uint64_t requests_seen; /* heads read whole */
     uint64_t requests_forwarded;
+    uint64_t requests_rewritten; /* forwarded with a changed head */
     uint64_t dropped_filter, dropped_sample, dropped_rate;
     uint64_t lost_to_gaps; /* requests damaged by a gap, abandoned */
     uint64_t reconnects;

@@ -537,6 +537,92 @@ static void test_gap_resync(void **state)
     httpflow_config_free(filtered);
 }
 
+/* A gap inside a Content-Length body that ends before the body does:
+ * the rest of the body is skipped by its length, so the request right
+ * after it is found even though the body does not end with a line
+ * break (which a search could not prove). */
+static void test_gap_in_a_sized_body(void **state)
+{
+    (void)state;
+    struct httpflow_config *c = config(&(struct httpflow_options){0});
+    struct step s[] = {DATA(CURL_GET "POST /api/orders HTTP/1.1\r\nHost: a\r\n"
+                                     "Content-Length: 23\r\n\r\n{\"item\":"),
+                       {NULL, 5},
+                       DATA("\",\"qty\":2}" PY_GET PY_DELETE)};
+    struct result r = run_all(c, 0, 1, s, 3);
+    expect_out(&r, CURL_GET "POST /api/orders HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 23\r\n\r\n{\"item\":"
+                            "{reconnect}" PY_GET PY_DELETE);
+    assert_int_equal(r.counts.lost_to_gaps, 1);
+    assert_int_equal(r.counts.reconnects, 1);
+    assert_int_equal(r.counts.requests_forwarded, 4);
+    result_free(&r);
+
+    /* The gap ends exactly where the body does. */
+    struct step exact[] = {DATA(CURL_GET "POST /o HTTP/1.1\r\nHost: a\r\n"
+                                         "Content-Length: 10\r\n\r\n01234"),
+                           {NULL, 5}, DATA(PY_GET)};
+    r = run_all(c, 0, 1, exact, 3);
+    expect_out(&r, CURL_GET "POST /o HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 10\r\n\r\n01234"
+                            "{reconnect}" PY_GET);
+    result_free(&r);
+
+    /* A gap longer than the rest of the body: searched for as before. */
+    struct step longer[] = {DATA(CURL_GET "POST /o HTTP/1.1\r\nHost: a\r\n"
+                                          "Content-Length: 10\r\n\r\n01234"),
+                            {NULL, 50}, DATA("xx\r\n" PY_GET)};
+    r = run_all(c, 0, 1, longer, 3);
+    expect_out(&r, CURL_GET "POST /o HTTP/1.1\r\nHost: a\r\n"
+                            "Content-Length: 10\r\n\r\n01234"
+                            "{reconnect}" PY_GET);
+    result_free(&r);
+    httpflow_config_free(c);
+}
+
+/* A gap in the first request's request line, once the method and the
+ * space after it were read: still HTTP/1, resynchronised. Before the
+ * space nothing shows it is HTTP: passed through as any stream. */
+static void test_gap_in_the_first_request_line(void **state)
+{
+    (void)state;
+    struct httpflow_config *c = config(&(struct httpflow_options){0});
+    struct step s[] = {DATA("GET /ap"), GAP,
+                       DATA("i/x HTTP/1.1\r\nHost: a\r\n\r\n" PY_GET)};
+    struct result r = run_all(c, 0, 1, s, 3);
+    expect_out(&r, PY_GET);
+    assert_int_equal(r.counts.lost_to_gaps, 1);
+    assert_false(r.counts.passed_through);
+    result_free(&r);
+
+    struct step early[] = {DATA("GE"), GAP, DATA("T /x HTTP/1.1\r\n\r\n")};
+    r = run_all(c, 0, 1, early, 3);
+    assert_true(r.counts.passed_through);
+    result_free(&r);
+    httpflow_config_free(c);
+}
+
+/* requests_rewritten counts heads that changed. */
+static void test_rewritten_counter(void **state)
+{
+    (void)state;
+    struct httpflow_config *mark = config(&(struct httpflow_options){
+        .mark = true});
+    const char *absent[] = {"X-Not-There"};
+    struct httpflow_config *noop = config(&(struct httpflow_options){
+        .drop_headers = absent, .n_drop_headers = 1});
+    struct step s[] = {DATA(CURL_GET PY_GET)};
+    struct result r = run_all(mark, 0, 1, s, 1);
+    assert_int_equal(r.counts.requests_rewritten, 2);
+    result_free(&r);
+    r = run_all(noop, 0, 1, s, 1);
+    assert_int_equal(r.counts.requests_rewritten, 0);
+    expect_out(&r, CURL_GET PY_GET);
+    result_free(&r);
+    httpflow_config_free(mark);
+    httpflow_config_free(noop);
+}
+
 /* After a gap, a request found behind one that closed its connection
  * (HTTP/1.0 without keep-alive) goes on a new local connection. */
 static void test_gap_after_a_closing_request(void **state)
@@ -709,6 +795,9 @@ int main(void)
         cmocka_unit_test(test_sample_connections_and_requests),
         cmocka_unit_test(test_max_rate),
         cmocka_unit_test(test_gap_resync),
+        cmocka_unit_test(test_gap_in_a_sized_body),
+        cmocka_unit_test(test_gap_in_the_first_request_line),
+        cmocka_unit_test(test_rewritten_counter),
         cmocka_unit_test(test_gap_after_a_closing_request),
         cmocka_unit_test(test_gap_splice_keeps_the_old_behaviour),
         cmocka_unit_test(test_not_http_passes_through),
