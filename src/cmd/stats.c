@@ -17,6 +17,37 @@
 #include "io/fileid.h"
 #include "io/proc.h"
 
+/* HTTP-aware mirroring's counters of one target, when anything moved. */
+static void print_http_counts(const char *label,
+                              const struct replay_target_stats *t)
+{
+    uint64_t dropped = t->requests_filtered + t->requests_sampled_out +
+                       t->requests_rate_limited;
+    if (t->requests_forwarded + dropped + t->requests_lost_to_gaps > 0) {
+        tm_info("-> %s: HTTP/1 requests: %llu forwarded (%llu rewritten); "
+                "dropped: %llu by filter, %llu sampled out, %llu "
+                "rate-limited; %llu lost to gaps (%llu connections "
+                "reopened)",
+                label, (unsigned long long)t->requests_forwarded,
+                (unsigned long long)t->requests_rewritten,
+                (unsigned long long)t->requests_filtered,
+                (unsigned long long)t->requests_sampled_out,
+                (unsigned long long)t->requests_rate_limited,
+                (unsigned long long)t->requests_lost_to_gaps,
+                (unsigned long long)t->gap_reconnects);
+    }
+    uint64_t other = t->connections_passed_through +
+                     t->connections_sampled_out + t->connections_rate_limited;
+    if (other > 0) {
+        tm_info("-> %s: %llu connections not HTTP/1: %llu passed through "
+                "untouched, %llu sampled out, %llu rate-limited",
+                label, (unsigned long long)other,
+                (unsigned long long)t->connections_passed_through,
+                (unsigned long long)t->connections_sampled_out,
+                (unsigned long long)t->connections_rate_limited);
+    }
+}
+
 void stats_print(const struct run_report *rep)
 {
     char a[32], b[32];
@@ -172,6 +203,7 @@ void stats_print(const struct run_report *rep)
                            (unsigned long long)t->turns_quiet,
                            (unsigned long long)t->turns_timed_out);
             }
+            print_http_counts(label, t);
             if (t->turns_timed_out > 0) {
                 tm_warn("-> %s: %llu turns sent without the target's answer "
                         "after --turn-timeout",
@@ -503,6 +535,18 @@ int stats_write_json(const char *path, const char *input,
             add_u64(o, "turns_quiet", t->turns_quiet);
             add_u64(o, "turns_timed_out", t->turns_timed_out);
             add_u64(o, "closed_before_finished", t->closed_before_finished);
+            add_u64(o, "requests_forwarded", t->requests_forwarded);
+            add_u64(o, "requests_rewritten", t->requests_rewritten);
+            add_u64(o, "requests_filtered", t->requests_filtered);
+            add_u64(o, "requests_sampled_out", t->requests_sampled_out);
+            add_u64(o, "requests_rate_limited", t->requests_rate_limited);
+            add_u64(o, "requests_lost_to_gaps", t->requests_lost_to_gaps);
+            add_u64(o, "gap_reconnects", t->gap_reconnects);
+            add_u64(o, "connections_passed_through",
+                    t->connections_passed_through);
+            add_u64(o, "connections_sampled_out", t->connections_sampled_out);
+            add_u64(o, "connections_rate_limited",
+                    t->connections_rate_limited);
             cJSON_AddItemToArray(targets, o);
         }
     }
