@@ -18,6 +18,7 @@
 #include "io/pktfilter.h"
 #include "io/proc.h"
 #include "io/replay.h"
+#include "proto/capredact.h"
 #include "proto/httpflow.h"
 #include "proto/sniff.h"
 #include "io/source.h"
@@ -72,6 +73,9 @@ struct run {
 
     uint64_t tls_connections; /* flows that opened with a TLS handshake */
     struct httpflow_config *http; /* HTTP-aware mirroring; NULL: none */
+    struct capredact *redact;     /* --redact: the output's credentials */
+    uint8_t *redact_buf;          /* a record copied to be redacted */
+    size_t redact_cap;
     bool truncated;
     int64_t kernel_drops;
     struct source_capture_modes modes;
@@ -307,10 +311,46 @@ static void apply_backpressure(struct run *r)
 
 /* ---- source events ---- */
 
+/* --redact: the record's bytes copied, its packet's credentials
+ * overwritten in the copy (the engine and the replay keep the original).
+ * Returns false when the packet does not lie in the record's bytes. */
+static bool redact_item(struct run *r, const struct cap_item *it,
+                        struct cap_item *copy)
+{
+    const uint8_t *base = it->raw;
+    size_t len = it->raw_len;
+    if (it->raw2 != NULL && it->data >= it->raw2 &&
+        it->data + it->caplen <= it->raw2 + it->raw2_len) {
+        base = it->raw2;
+        len = it->raw2_len;
+    } else if (!(it->data >= it->raw &&
+                 it->data + it->caplen <= it->raw + it->raw_len)) {
+        return false;
+    }
+    if (len > r->redact_cap) {
+        r->redact_cap = len;
+        r->redact_buf = tm_xrealloc(r->redact_buf, len);
+    }
+    memcpy(r->redact_buf, base, len);
+    uint8_t *pkt = r->redact_buf + (it->data - base);
+    capredact_packet(r->redact, it->linktype, pkt, it->caplen, it->wirelen);
+    *copy = *it;
+    if (base == it->raw) {
+        copy->raw = r->redact_buf;
+    } else {
+        copy->raw2 = r->redact_buf;
+    }
+    return true;
+}
+
 static void write_item(struct run *r, const struct cap_item *it, bool packet)
 {
     if (r->out == NULL) {
         return;
+    }
+    struct cap_item redacted;
+    if (packet && r->redact != NULL && redact_item(r, it, &redacted)) {
+        it = &redacted;
     }
     if (capwriter_append(r->out, it->raw, it->raw_len, it->raw2,
                          it->raw2_len, packet) < 0) {
@@ -789,6 +829,10 @@ static void report(struct run *r, uint64_t duration)
         .duration_ns = duration,
         .exit_code = r->exit_code,
     };
+    if (r->redact != NULL) {
+        rep.redact = true;
+        rep.values_redacted = capredact_values(r->redact);
+    }
     if (r->out != NULL) {
         rep.out_packets = capwriter_packets(r->out);
         rep.out_bytes = capwriter_bytes(r->out);
@@ -961,6 +1005,10 @@ static int open_output(struct run *r, char *err, size_t errlen)
         return 1;
     }
     capwriter_set_notify(r->out, on_writer_change, r);
+    if (r->o->redact) {
+        r->redact = capredact_new(r->o->redact_headers,
+                                  r->o->n_redact_headers, 0);
+    }
     return 0;
 }
 
@@ -1071,6 +1119,8 @@ static void tear_down(struct run *r, int code, const char *err)
     }
     pktfilter_free(r->in.filter);
     httpflow_config_free(r->http);
+    capredact_free(r->redact);
+    free(r->redact_buf);
     uv_loop_close(&r->loop);
     free(r);
 }

@@ -99,6 +99,10 @@ void stats_print(const struct run_report *rep)
                 format_bytes(rep->out_bytes, a, sizeof(a)),
                 rep->output_path);
     }
+    if (rep->output_path != NULL && rep->redact) {
+        tm_info("--redact: %llu credential values overwritten with x in %s",
+                (unsigned long long)rep->values_redacted, rep->output_path);
+    }
     if (rep->flows != NULL) {
         const struct engine_stats *f = rep->flows;
         tm_info("connections: %llu seen, %llu completed, %llu reset, %llu "
@@ -483,6 +487,9 @@ int stats_write_json(const char *path, const char *input,
     }
     add_u64(out, "packets", rep->out_packets);
     add_u64(out, "bytes", rep->out_bytes);
+    if (rep->redact) {
+        add_u64(out, "values_redacted", rep->values_redacted);
+    }
     cJSON *fl = cJSON_AddObjectToObject(root, "flows");
     struct engine_stats none;
     const struct engine_stats *f = rep->flows;

@@ -26,6 +26,8 @@ struct run_report {
     const char *output_path; /* NULL: no output */
     bool output_untouched;   /* a file nothing was written to */
     uint64_t out_packets, out_bytes;
+    bool redact;              /* --redact */
+    uint64_t values_redacted; /* credentials overwritten in the output */
     const struct engine_stats *flows; /* NULL: no engine */
     const struct replay *replay;      /* NULL: no targets */
     uint64_t tls_connections; /* flows that opened with a TLS handshake */

@@ -192,6 +192,41 @@ def header(entry, name):
     return vals[0] if vals else None
 
 
+# ---------------------------------------------------------------- tshark
+
+def tshark_follow(path, stream=0):
+    """tshark's `follow,tcp,ascii` of one TCP stream: [(direction,
+    length, text)] per segment, direction 0 client->server, 1 back."""
+    r = subprocess.run(["tshark", "-r", path, "-qz",
+                        f"follow,tcp,ascii,{stream}"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    out = r.stdout.decode("latin-1")
+    body = out.split("Node 1: ", 1)[1].split("\n", 1)[1]
+    body = body.rsplit("=" * 20, 1)[0]
+    segs = []
+    lines = body.split("\n")
+    i = 0
+    while i < len(lines):
+        m = re.fullmatch(r"(\t?)(\d+)", lines[i])
+        if not m:
+            i += 1
+            continue
+        n, text = int(m.group(2)), []
+        i += 1
+        # Each segment's bytes follow its length, then a line break.
+        while i < len(lines) and not re.fullmatch(r"\t?\d+", lines[i]):
+            text.append(lines[i])
+            i += 1
+        segs.append((1 if m.group(1) else 0, n, "\n".join(text)))
+    return segs
+
+
+def has_tshark():
+    return subprocess.run(["sh", "-c", "command -v tshark"],
+                          capture_output=True).returncode == 0
+
+
 # ---------------------------------------------------------------- clients
 
 AUTH = "Bearer s3cr3t-token-42"
@@ -302,11 +337,17 @@ class Recorded(unittest.TestCase):
         cls.prod = RecServer()
         cls.port = cls.prod.port
         cls.cap = cls.tmpdir("prod.pcap")
+        cls.redacted = cls.tmpdir("redacted.pcap")
         rec = t.start(["capture", "-i", "lo", "-p", cls.port, "-o", cls.cap],
                       stdin=subprocess.DEVNULL)
-        if wait_line(rec, "capturing", 15) is None:
-            rec.kill()
-            raise RuntimeError("capture did not start")
+        red = t.start(["capture", "-i", "lo", "-p", cls.port, "-o",
+                       cls.redacted, "--redact", "--redact-header",
+                       "Content-Type"], stdin=subprocess.DEVNULL)
+        for p in (rec, red):
+            if wait_line(p, "capturing", 15) is None:
+                rec.kill()
+                red.kill()
+                raise RuntimeError("capture did not start")
         try:
             curl_keepalive(cls.port)
             python_keepalive(cls.port)
@@ -317,8 +358,11 @@ class Recorded(unittest.TestCase):
         finally:
             time.sleep(0.5)
             rec.send_signal(2)
+            red.send_signal(2)
             _, err = rec.communicate(timeout=60)
+            _, cls.redact_err = red.communicate(timeout=60)
         assert rec.returncode == 0, err.decode(errors="replace")
+        assert red.returncode == 0, cls.redact_err.decode(errors="replace")
 
     @classmethod
     def tearDownClass(cls):
@@ -475,6 +519,44 @@ class Recorded(unittest.TestCase):
         self.assertGreater(st["requests_rate_limited"], 0)
         self.assertIn("rate-limited", err)
 
+    def test_live_capture_with_redact(self):
+        data = t.read_bytes(self.redacted)
+        for secret in (b"s3cr3t", b"abc123", b"application/json"):
+            self.assertNotIn(secret, data)
+            self.assertIn(secret, t.read_bytes(self.cap))
+        self.assertIn(b"values overwritten with x",
+                      self.redact_err)
+        # The same connections and client bytes, by tapmirror's summary.
+        plain = t.run(["summary", self.cap, "-p", self.port, "--json"])
+        red = t.run(["summary", self.redacted, "-p", self.port, "--json"])
+        a, b = json.loads(plain.stdout), json.loads(red.stdout)
+        self.assertEqual(a["client_bytes"], b["client_bytes"])
+        self.assertEqual(a["packets"], b["packets"])
+        self.assertEqual(a["gaps"], 0)
+        self.assertEqual(b["gaps"], 0)
+        self.assertEqual(
+            sorted((f["client_bytes"], f["server_bytes"]) for f in a["flows"]),
+            sorted((f["client_bytes"], f["server_bytes"]) for f in b["flows"]))
+        if not has_tshark():
+            self.skipTest("tshark is not installed")
+        # tshark follows the curl connection (the first) the same way,
+        # segment by segment, with x where the values were.
+        before, after = tshark_follow(self.cap), tshark_follow(self.redacted)
+        self.assertEqual([(d, n) for d, n, _ in before],
+                         [(d, n) for d, n, _ in after])
+        text = "".join(x for _, _, x in after)
+        self.assertIn("Authorization: " + "x" * len(AUTH), text)
+        self.assertIn("Cookie: " + "x" * len(COOKIE), text)
+        self.assertIn("GET /api/users/1 HTTP/1.1", text)
+        # A replay of the redacted capture sends the x.
+        stats = self.tmpdir("red.json")
+        r = t.run(["replay", self.redacted, "-p", self.port, "--to",
+                   f"127.0.0.1:{self.local.port}", "--stats-json", stats])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        first = [e for c in self.local.conns() for e in c
+                 if describe(e) == "GET /api/users/1"][0]
+        self.assertEqual(header(first, "Authorization"), "x" * len(AUTH))
+
     def test_turns_do_not_wait_for_dropped_requests(self):
         # With --match-method DELETE,HEAD the GET and the POST that open
         # the Python client's connection are dropped: the DELETE's turn
@@ -626,6 +708,35 @@ class Gaps(unittest.TestCase):
         self.assertEqual(conns[0][1]["bad"],
                          b"POST /two HTTP/1.1\r\nHost: a\r\n"
                          b"Content-Length: 30\r\n\r\n")
+
+    def test_redact_a_field_split_across_segments(self):
+        ex = [([b"GET /one HTTP/1.1\r\nHost: a\r\nAutho",
+                b"rization: Bearer abc", b"def\r\nCookie: a=1\r\n\r\n"],
+               b"HTTP/1.1 200 OK\r\nSet-Cookie: s=2\r\n"
+               b"Content-Length: 2\r\n\r\nok"), (R3, OK)]
+        cap, out = self.tmp("split.pcap"), self.tmp("split-red.pcap")
+        t.write_bytes(cap, conversation(ex))
+        r = t.run(["replay", cap, "-p", PORT, "--to",
+                   f"127.0.0.1:{self.local.port}", "-o", out, "--redact"])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        a, b = t.read_bytes(cap), t.read_bytes(out)
+        self.assertEqual(len(a), len(b))
+        changed = [i for i in range(len(a)) if a[i] != b[i]]
+        self.assertEqual(len(changed), len("Bearer abcdef") - 0 + 3 + 3)
+        self.assertTrue(all(b[i] == ord("x") for i in changed))
+        self.assertNotIn(b"abcdef", b)
+        self.assertNotIn(b"Bearer", b)
+        # What the target received is not redacted (--redact-replay is).
+        self.assertEqual(header(self.local.conns()[0][0], "Authorization"),
+                         "Bearer abcdef")
+        if not has_tshark():
+            self.skipTest("tshark is not installed")
+        segs = tshark_follow(out)
+        self.assertEqual([(d, n) for d, n, _ in segs],
+                         [(d, n) for d, n, _ in tshark_follow(cap)])
+        self.assertEqual(segs[1][2], "rization: xxxxxxxxxx")
+        self.assertEqual(segs[2][2], "xxx\r\nCookie: xxx\r\n\r\n")
+        self.assertIn("Set-Cookie: xxx\r\n", segs[3][2])
 
     def test_gap_in_the_first_request_line(self):
         ex = [([b"GET /fi", b"rst HTTP/1.1\r\nHost: a\r\n\r\n"], OK),
