@@ -10,7 +10,9 @@
  *              bit 5 --max-rate 3/s; bits 6-7 head limit (0 default, else
  *              128 << (n - 1))
  *   byte 1     PRNG seed for the chunked feeding
- *   rest       the client stream; each "\xffG\xff" is a capture gap
+ *   rest       the client stream; each "\xffG\xff" is a capture gap of
+ *              1 to 40 bytes (a function of where it is), so gaps end
+ *              inside, at and past the end of Content-Length bodies
  *
  * Checks: fed whole, byte by byte and in PRNG-sized chunks (each its own
  * heap block), the same output (forwarded bytes with the other actions at
@@ -174,7 +176,7 @@ static void run(const struct httpflow_config *cfg, bool rate,
         }
         if (end < n) {
             now += 400000000; /* time moves at gaps only: same for all */
-            httpflow_gap(f, 10, now);
+            httpflow_gap(f, 1 + end % 40, now);
             pos = end + 3;
         }
     }
@@ -268,6 +270,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(whole.out.fwd_len == n &&
                      (n == 0 || memcmp(whole.out.fwd, s, n) == 0),
                  "with no option the output is not the input");
+    }
+    FZ_CHECK(whole.counts.requests_rewritten <=
+                 whole.counts.requests_forwarded,
+             "more requests rewritten than forwarded");
+    if ((flags & 6) == 0) {
+        FZ_CHECK(whole.counts.requests_rewritten == 0,
+                 "a head rewritten with no rewrite option");
     }
     if (whole.out.len > 0 && whole.out.fwd_len == 0) {
         FZ_CHECK(whole.forwarded == 0 && whole.counts.bytes_forwarded == 0,

@@ -778,8 +778,30 @@ def httpflow_seeds():
         "upgrade": bytes([2, 11]) + b"GET /ws HTTP/1.1\r\nHost: a\r\n"
                    b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x85",
         "close-then-more": bytes([0, 12]) + b"GET / HTTP/1.0\r\n\r\n" + get,
+        "gap-sized-body": bytes([0, 13]) + get + post[:120] + gap +
+                          post[140:] + get,
     }
     return out
+
+
+def capredact_seeds():
+    """Seeds for fuzz_capredact (layout in fuzz_capredact.c): the extra
+    name flag, then segments: direction, sequence step, length, bytes."""
+    def seg(payload, direction=0, step=0):
+        return bytes([direction, step & 0xff, len(payload)]) + payload
+    head = (b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer abc\r\n"
+            b"Cookie: a=1;\r\n b=2\r\nX-Api-Key: k\r\n\r\n")
+    resp = b"HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\nContent-Length: 0\r\n\r\n"
+    return {
+        "whole": bytes([1]) + seg(head) + seg(resp, 1),
+        "split": bytes([0]) + b"".join(seg(head[i:i + 7])
+                                        for i in range(0, len(head), 7)),
+        "retransmit": bytes([0]) + seg(head[:40]) + seg(head[30:60], 0, 246) +
+                      seg(head[60:]),
+        "hole": bytes([0]) + seg(head[:45]) + seg(head[50:], 0, 5),
+        "reordered": bytes([0]) + seg(head[30:], 0, 30) +
+                     seg(head[:30], 0, 256 - len(head)),
+    }
 
 
 TARGETS = {
@@ -797,6 +819,7 @@ TARGETS = {
     "compare": compare_seeds,
     "diffreport": diffreport_seeds,
     "httpflow": httpflow_seeds,
+    "capredact": capredact_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):
