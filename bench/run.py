@@ -32,6 +32,17 @@ tmsink (--expect N) have exited; CPU is tapmirror's user+sys from wait4();
 memory is the stats JSON's process.peak_rss_bytes (VmHWM; ru_maxrss would
 include the Python parent's pages from before the exec).
 
+HTTP workload (H1): a keep-alive HTTP/1.1 capture written here (--http-flows
+connections x --http-requests requests: GETs, a POST with a 256-byte JSON
+body every fourth, a GET /health every tenth), replayed in alternating
+rounds plainly (`--gap-policy splice`: the bytes as captured, no HTTP
+parsing), with the default options (requests framed for gap resync),
+and with a filter and a header rewrite active (--match-method GET,POST
+--skip-path ^/health --set-header 'X-Env: shadow' --drop-header
+User-Agent --mark). Throughput is capture requests per wall second; the
+target is the filtered run keeping >= 70% of the plain run's, measured
+in the same run.
+
 Live workloads (need root or CAP_NET_RAW; skipped otherwise):
 
   L1  latency: 10,000 64-byte requests/s on 16 loopback connections,
@@ -103,6 +114,11 @@ WORKLOADS = {
     ),
 }
 REPLAY_ORDER = ["W1", "W3", "W2", "W4"]
+HTTP_ORDER = ["H1"]
+TARGET_HTTP_RATIO = 0.70
+HTTP_FILTER_ARGS = ["--match-method", "GET,POST", "--skip-path", "^/health",
+                    "--set-header", "X-Env: shadow", "--drop-header",
+                    "User-Agent", "--mark"]
 LIVE_ORDER = ["L1", "L2", "M1"]
 
 # Targets from the issue.
@@ -534,6 +550,87 @@ class Bench:
             "delivered_ok": checked["ok"] and tmr["all_runs_ok"],
         }
         self.results[name] = res
+
+    # ---- the HTTP workload ----
+
+    def http_replay(self, pcap, nflows, extra, tag):
+        sink, port, sink_manifest = self.sink(tag, expect=nflows)
+        stats = os.path.join(self.tmp, tag + ".stats.json")
+        if os.path.exists(stats):
+            os.unlink(stats)
+        cmd = [self.a.tapmirror, "replay", pcap, "-p", str(SERVICE_PORT),
+               "--to", ":%d" % port, "--stats-json", stats, "-q"] + extra
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                preexec_fn=raise_nofile)
+        rc, ru, _ = wait_pid(proc, self.a.timeout)
+        src, _, end = wait_pid(sink, 60)
+        st = read_json(stats) or {}
+        tg = (st.get("targets") or [{}])[0]
+        sk = (read_json(sink_manifest) or {}).get("totals", {})
+        return {"wall_s": end - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
+                "exit": rc, "sink_exit": src,
+                "requests_forwarded": tg.get("requests_forwarded"),
+                "requests_filtered": tg.get("requests_filtered"),
+                "requests_rewritten": tg.get("requests_rewritten"),
+                "ok": rc == 0 and src == 0 and sk.get("complete") == nflows
+                and tg.get("flows_dropped") == 0}
+
+    def http_workload(self):
+        nflows, nreq = self.a.http_flows, self.a.http_requests
+        if self.a.quick:
+            nflows, nreq = max(1, nflows // 4), nreq
+        pcap = os.path.join(self.scratch, "H1-%d-%d.pcap" % (nflows, nreq))
+        if not os.path.exists(pcap):
+            write_http_pcap(pcap + ".tmp", nflows, nreq, SERVICE_PORT)
+            os.replace(pcap + ".tmp", pcap)
+        total = nflows * nreq
+        log("H1: %d keep-alive connections x %d HTTP/1.1 requests, %.1f MB "
+            "capture" % (nflows, nreq, os.path.getsize(pcap) / 1e6))
+        self.pcapread_run(pcap)
+        modes = [("plain", ["--gap-policy", "splice"]), ("default", []),
+                 ("filtered", HTTP_FILTER_ARGS)]
+        runs = {m: [] for m, _ in modes}
+        for i in range(self.a.runs):
+            for m, extra in modes:
+                r = self.http_replay(pcap, nflows, extra, "H1-%s-%d" % (m, i))
+                runs[m].append(r)
+                log("  run %d %-8s %.3f s (cpu %.3f s)%s" % (
+                    i + 1, m, r["wall_s"], r["cpu_s"],
+                    "" if r["ok"] else " NOT OK"))
+        res = {"description": "%d connections x %d keep-alive requests"
+                              % (nflows, nreq),
+               "requests": total, "filter_args": HTTP_FILTER_ARGS}
+        for m, _ in modes:
+            wall = median(r["wall_s"] for r in runs[m])
+            res[m] = {"runs": runs[m], "wall_s": wall,
+                      "requests_per_s": total / wall,
+                      "cpu_s": median(r["cpu_s"] for r in runs[m]),
+                      "all_ok": all(r["ok"] for r in runs[m])}
+        res["ratio_filtered_vs_plain"] = (res["plain"]["wall_s"] /
+                                          res["filtered"]["wall_s"])
+        res["ratio_default_vs_plain"] = (res["plain"]["wall_s"] /
+                                         res["default"]["wall_s"])
+        f = runs["filtered"][-1]
+        res["targets"] = {
+            "filtered_ge_0.70_of_plain":
+                res["ratio_filtered_vs_plain"] >= TARGET_HTTP_RATIO,
+            "delivered_ok": all(res[m]["all_ok"] for m, _ in modes),
+            "filter_active": bool(f["requests_filtered"])
+            and bool(f["requests_rewritten"]),
+        }
+        self.results["H1"] = res
+        print()
+        print("H1 (%s): requests/s plain %.0f, default %.0f (%.2f), "
+              "filter + rewrite %.0f (%.2f of plain; target >= %.2f: %s)"
+              % (res["description"], res["plain"]["requests_per_s"],
+                 res["default"]["requests_per_s"],
+                 res["ratio_default_vs_plain"],
+                 res["filtered"]["requests_per_s"],
+                 res["ratio_filtered_vs_plain"], TARGET_HTTP_RATIO,
+                 "met" if res["targets"]["filtered_ge_0.70_of_plain"]
+                 else "NOT met"))
 
     # ---- live workloads ----
 
@@ -1093,6 +1190,57 @@ def write_idle_pcap(path, nflows, port):
     os.replace(tmp, path)
 
 
+def write_http_pcap(path, nflows, nreq, port):
+    """A capture of `nflows` keep-alive connections, each sending `nreq`
+    HTTP/1.1 requests in segments of their own, interleaved round-robin
+    (raw IPv4, no server data: nothing to wait for)."""
+    def pkt(c, sport, dport, seq, flags, payload=b""):
+        src, dst = (c, 0x0A000064) if dport == port else (0x0A000064, c)
+        tcp = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xffffffff, 0,
+                          5 << 4, flags, 65535, 0, 0)
+        ip = struct.pack(">BBHHHBBHII", 0x45, 0, 40 + len(payload), 0, 0x4000,
+                         64, 6, 0, src, dst)
+        return ip + tcp + payload
+
+    body = b'{"item":"' + b"b" * 230 + b'","qty":2}'
+    reqs = []
+    for i in range(nreq):
+        if i % 10 == 9:
+            reqs.append(b"GET /health HTTP/1.1\r\nHost: shop\r\n"
+                        b"User-Agent: kube-probe/1.29\r\n\r\n")
+        elif i % 4 == 3:
+            reqs.append(b"POST /api/orders HTTP/1.1\r\nHost: shop\r\n"
+                        b"User-Agent: bench/1.0\r\nContent-Type: "
+                        b"application/json\r\nContent-Length: %d\r\n\r\n"
+                        % len(body) + body)
+        else:
+            reqs.append(b"GET /api/items/%d?full=1 HTTP/1.1\r\nHost: shop\r\n"
+                        b"User-Agent: bench/1.0\r\nAccept: */*\r\n\r\n" % i)
+    ts = 1_700_000_000 * 10**6
+    with open(path, "wb") as fp:
+        fp.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 101))
+
+        def rec(data):
+            nonlocal ts
+            ts += 10
+            fp.write(struct.pack("<IIII", ts // 10**6, ts % 10**6, len(data),
+                                 len(data)) + data)
+
+        seqs = []
+        for f in range(nflows):
+            c = 0x0A010000 + f
+            sport = 10000 + f
+            rec(pkt(c, sport, port, 1000, 0x02))
+            seqs.append(1001)
+        for i in range(nreq):
+            for f in range(nflows):
+                c, sport = 0x0A010000 + f, 10000 + f
+                rec(pkt(c, sport, port, seqs[f], 0x18, reqs[i]))
+                seqs[f] += len(reqs[i])
+        for f in range(nflows):
+            rec(pkt(0x0A010000 + f, 10000 + f, port, seqs[f], 0x11))
+
+
 def machine_info():
     info = {"nproc": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version()}
@@ -1278,7 +1426,7 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smaller workloads, 3 runs")
     ap.add_argument("--only", default="",
-                    help="comma-separated subset of W1,W2,W3,W4,L1,L2,M1")
+                    help="comma-separated subset of W1,W2,W3,W4,H1,L1,L2,M1")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--scratch",
                     default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
@@ -1298,6 +1446,10 @@ def main():
     ap.add_argument("--capture-args", default="",
                     help="extra options for every `tapmirror capture` of "
                          "L1/L2 (experiments, e.g. \"--kernel-buffer 256MiB\")")
+    ap.add_argument("--http-flows", type=int, default=200,
+                    help="H1: keep-alive connections (default 200)")
+    ap.add_argument("--http-requests", type=int, default=500,
+                    help="H1: requests per connection (default 500)")
     ap.add_argument("--no-tcpflow-w2", action="store_true",
                     help="do not run tcpflow on W2 (100,000 output files)")
     a = ap.parse_args()
@@ -1324,8 +1476,9 @@ def main():
     if (a.scratch + os.sep).startswith(repo + os.sep):
         ap.error("--scratch must be outside the repository")
     only = [x.strip().upper() for x in a.only.split(",") if x.strip()]
-    names = [n for n in REPLAY_ORDER + LIVE_ORDER if not only or n in only]
-    unknown = set(only) - set(REPLAY_ORDER + LIVE_ORDER)
+    names = [n for n in REPLAY_ORDER + HTTP_ORDER + LIVE_ORDER
+             if not only or n in only]
+    unknown = set(only) - set(REPLAY_ORDER + HTTP_ORDER + LIVE_ORDER)
     if unknown:
         ap.error("unknown workload(s): " + ",".join(sorted(unknown)))
 
@@ -1360,6 +1513,8 @@ def main():
             try:
                 if name in WORKLOADS:
                     b.replay_workload(name)
+                elif name == "H1":
+                    b.http_workload()
                 elif not live_ok:
                     raise SkipWorkload("no bench_latency at " + a.latency)
                 elif name == "L1":

@@ -1607,7 +1607,8 @@ static void on_drain_timeout(uv_timer_t *t)
             count_unfinished(c, "--drain-timeout");
             conn_close(c, false);
         } else if (c->queued > 0 || (c->state != C_LINGER &&
-                                     c->state != C_SHUTTING)) {
+                                     c->state != C_SHUTTING &&
+                                     c->state != C_IDLE)) {
             conn_drop(c, "still undelivered at --drain-timeout");
         } else {
             if (c->state == C_LINGER && cut_short(c)) {
