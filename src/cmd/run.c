@@ -1136,6 +1136,7 @@ int run_command(const struct tm_options *o)
     r->started = uv_hrtime();
     uv_loop_init(&r->loop);
     uint64_t fds = raise_fd_limit();
+    proc_heap_keep_top(); /* maybe_trim_heap() gives it back */
     /* Even a run that fails writes its stats, but never over a capture. */
     r->write_stats = o->stats_json != NULL;
 

@@ -22,7 +22,17 @@ void proc_heap_trim(void)
 {
     malloc_trim(0);
 }
+
+void proc_heap_keep_top(void)
+{
+    /* 64 MiB: glibc's default is 128 KiB, grown dynamically. */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+}
 #else
+void proc_heap_keep_top(void)
+{
+}
+
 uint64_t proc_heap_in_use(void)
 {
     return 0;

@@ -16,4 +16,10 @@ uint64_t proc_peak_rss(void);
 uint64_t proc_heap_in_use(void);
 void proc_heap_trim(void);
 
+/* Leaves giving the heap's top back to the run (proc_heap_trim() once
+ * the load has dropped) rather than to every free(): replay queues that
+ * fill and empty many times a second otherwise shrink and regrow the
+ * heap on each, and every regrown page faults again. */
+void proc_heap_keep_top(void);
+
 #endif

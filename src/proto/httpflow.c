@@ -43,6 +43,10 @@ struct httpflow_config {
     size_t n_match_paths;
     regex_t *skip_paths;
     size_t n_skip_paths;
+    /* For a path pattern that is "^" and plain characters, the characters
+     * (a prefix compare, without regexec and the allocations it makes
+     * per call); NULL otherwise. */
+    char **match_prefix, **skip_prefix;
     struct header_match *headers;
     size_t n_headers;
     bool safe_methods;
@@ -81,6 +85,21 @@ static bool is_token_char(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
            (c >= 'A' && c <= 'Z') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* The literal prefix a pattern "^abc" stands for, or NULL when the
+ * pattern has any other special character. */
+static char *literal_prefix(const char *pattern)
+{
+    if (pattern[0] != '^' || pattern[1] == '\0') {
+        return NULL;
+    }
+    for (const char *p = pattern + 1; *p; p++) {
+        if (strchr(".[]()*+?{}|^$\\", *p) != NULL) {
+            return NULL;
+        }
+    }
+    return tm_xstrdup(pattern + 1);
 }
 
 static int compile(regex_t *re, const char *pattern, const char *opt,
@@ -188,11 +207,14 @@ static int build(struct httpflow_config *c, const struct httpflow_options *o,
         }
     }
     c->match_paths = tm_xcalloc(o->n_match_paths + 1, sizeof(regex_t));
+    c->match_prefix = tm_xcalloc(o->n_match_paths + 1, sizeof(char *));
+    c->skip_prefix = tm_xcalloc(o->n_skip_paths + 1, sizeof(char *));
     for (size_t i = 0; i < o->n_match_paths; i++) {
         if (compile(&c->match_paths[i], o->match_paths[i], "--match-path",
                     err, errlen) < 0) {
             return -1;
         }
+        c->match_prefix[i] = literal_prefix(o->match_paths[i]);
         c->n_match_paths++;
     }
     c->skip_paths = tm_xcalloc(o->n_skip_paths + 1, sizeof(regex_t));
@@ -201,6 +223,7 @@ static int build(struct httpflow_config *c, const struct httpflow_options *o,
                     errlen) < 0) {
             return -1;
         }
+        c->skip_prefix[i] = literal_prefix(o->skip_paths[i]);
         c->n_skip_paths++;
     }
     c->headers = tm_xcalloc(o->n_match_headers + 1, sizeof(*c->headers));
@@ -348,10 +371,12 @@ void httpflow_config_free(struct httpflow_config *c)
         regfree(&c->match_paths[i]);
     }
     free(c->match_paths);
+    free_strings(c->match_prefix, c->n_match_paths);
     for (size_t i = 0; i < c->n_skip_paths; i++) {
         regfree(&c->skip_paths[i]);
     }
     free(c->skip_paths);
+    free_strings(c->skip_prefix, c->n_skip_paths);
     for (size_t i = 0; i < c->n_headers; i++) {
         free(c->headers[i].name);
         regfree(&c->headers[i].re);
@@ -638,6 +663,16 @@ static bool pattern_matches(const regex_t *re, const char *s, size_t len)
     return ok;
 }
 
+static bool path_matches(const regex_t *re, const char *prefix,
+                         const char *path, size_t len)
+{
+    if (prefix != NULL) {
+        size_t n = strlen(prefix);
+        return len >= n && memcmp(path, prefix, n) == 0;
+    }
+    return pattern_matches(re, path, len);
+}
+
 /* The path of a request target: no query or fragment; an absolute-form
  * target ("http://host/p") reduced to its path. */
 static void target_path(const char *t, size_t len, const char **path,
@@ -693,14 +728,16 @@ static bool filters_pass(const struct httpflow_config *c,
     if (c->n_match_paths > 0) {
         bool any = false;
         for (size_t i = 0; i < c->n_match_paths && !any; i++) {
-            any = pattern_matches(&c->match_paths[i], path, path_len);
+            any = path_matches(&c->match_paths[i], c->match_prefix[i], path,
+                               path_len);
         }
         if (!any) {
             return false;
         }
     }
     for (size_t i = 0; i < c->n_skip_paths; i++) {
-        if (pattern_matches(&c->skip_paths[i], path, path_len)) {
+        if (path_matches(&c->skip_paths[i], c->skip_prefix[i], path,
+                         path_len)) {
             return false;
         }
     }
@@ -737,7 +774,9 @@ static void forward_head(struct httpflow *f, const struct http1_head *head)
     for (size_t i = 0; i < c->n_set; i++) {
         cap += strlen(c->set[i].name) + strlen(c->set[i].value) + 4;
     }
-    uint8_t *out = tm_xmalloc(cap);
+    /* Most heads fit on the stack: no allocation per request. */
+    uint8_t small[4096];
+    uint8_t *out = cap <= sizeof(small) ? small : tm_xmalloc(cap);
     size_t len = raw_len;
     bool rebuilt = false;
     if (c->rewrite) {
@@ -762,7 +801,9 @@ static void forward_head(struct httpflow *f, const struct http1_head *head)
         f->counts.requests_rewritten++;
     }
     out_forward(f, out, len);
-    free(out);
+    if (out != small) {
+        free(out);
+    }
 }
 
 static void on_head(struct httpflow *f, const struct http1_event *e)

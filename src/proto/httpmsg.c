@@ -142,8 +142,15 @@ int httpmsg_rewrite_head(const struct http1_head *req,
     emit(&o, req->method_name, strlen(req->method_name));
     emit(&o, " ", 1);
     emit_value(&o, req->target, req->target_len);
-    snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", req->version_major,
-             req->version_minor);
+    if (req->version_major < 10 && req->version_minor < 10) {
+        /* Every HTTP/1 head: no snprintf per request. */
+        memcpy(line, " HTTP/1.1\r\n", 12);
+        line[6] = (char)('0' + req->version_major);
+        line[8] = (char)('0' + req->version_minor);
+    } else {
+        snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", req->version_major,
+                 req->version_minor);
+    }
     emit_str(&o, line);
 
     /* Which replacements have been written (at most 64 sets + host +

@@ -602,6 +602,27 @@ static void test_gap_in_the_first_request_line(void **state)
     httpflow_config_free(c);
 }
 
+/* A path pattern "^literal" is compared as a prefix without regexec: the
+ * same requests as the regular expression would pick. */
+static void test_literal_path_prefix(void **state)
+{
+    (void)state;
+    const char *skip[] = {"^/health", "^/a.c"};
+    struct httpflow_config *c = config(&(struct httpflow_options){
+        .skip_paths = skip, .n_skip_paths = 2});
+    struct step s[] = {DATA("GET /healthz HTTP/1.1\r\n\r\n"
+                            "GET /x/health HTTP/1.1\r\n\r\n"
+                            "GET /abc HTTP/1.1\r\n\r\n"
+                            "GET /a.d HTTP/1.1\r\n\r\n"
+                            "GET /health?x=1 HTTP/1.1\r\n\r\n")};
+    struct result r = run_all(c, 0, 1, s, 1);
+    expect_out(&r, "{drop filter 0}GET /x/health HTTP/1.1\r\n\r\n"
+                   "{drop filter 2}GET /a.d HTTP/1.1\r\n\r\n"
+                   "{drop filter 4}");
+    result_free(&r);
+    httpflow_config_free(c);
+}
+
 /* requests_rewritten counts heads that changed. */
 static void test_rewritten_counter(void **state)
 {
@@ -798,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_gap_in_a_sized_body),
         cmocka_unit_test(test_gap_in_the_first_request_line),
         cmocka_unit_test(test_rewritten_counter),
+        cmocka_unit_test(test_literal_path_prefix),
         cmocka_unit_test(test_gap_after_a_closing_request),
         cmocka_unit_test(test_gap_splice_keeps_the_old_behaviour),
         cmocka_unit_test(test_not_http_passes_through),
