@@ -832,6 +832,30 @@ static bool noise_line(const char *p)
            strncmp(p, "tcpdump: verbose output suppressed", 34) == 0;
 }
 
+/* kubectl's internal log lines (klog: "E1207 17:00:00.123456   4242
+ * memcache.go:265] couldn't get current server API group list: ...").
+ * Returns where the message starts, or NULL if `p` is not such a line. */
+static const char *klog_message(const char *p, const char *e)
+{
+    if (e - p < 6 || strchr("EFWI", p[0]) == NULL) {
+        return NULL;
+    }
+    for (int i = 1; i <= 4; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return NULL;
+        }
+    }
+    if (p[5] != ' ') {
+        return NULL;
+    }
+    for (const char *q = p + 6; q + 1 < e; q++) {
+        if (q[0] == ']' && q[1] == ' ') {
+            return q + 2;
+        }
+    }
+    return NULL;
+}
+
 /* Trims the line that starts at `p` (blanks skipped) and ends at the next
  * line break into out, made safe to show. */
 static void shown_line(const char *p, const char *e, char *out, size_t len)
@@ -915,7 +939,15 @@ void kube_first_line(const char *text, char *out, size_t len)
         while (*e && *e != '\n' && *e != '\r') {
             e++;
         }
-        if (e > p && !noise_line(p)) {
+        const char *msg = klog_message(p, e);
+        if (msg != NULL && (p[0] == 'E' || p[0] == 'F')) {
+            /* kubectl's first logged error names the cause ("dial tcp
+             * ...: connection refused") better than the plain line it
+             * ends with; its log header says nothing to the user. */
+            shown_line(msg, e, out, len);
+            return;
+        }
+        if (msg == NULL && e > p && !noise_line(p)) {
             shown_line(p, e, out, len);
             return;
         }
