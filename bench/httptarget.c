@@ -255,12 +255,19 @@ static bool conn_event(int ep, struct conn *c)
             c->read_closed = true;
             break;
         }
+        bool drained = (size_t)r < c->in_cap - c->in_len;
         c->fnv = hw_fnv1a(c->fnv, c->in + c->in_len, (size_t)r);
         c->in_len += (size_t)r;
         counts.request_bytes += (uint64_t)r;
         if (!answer(c)) {
             c->read_closed = true;
             c->out_len = c->out_off = 0;
+            break;
+        }
+        if (drained) {
+            /* A short read emptied the socket: epoll (level-triggered)
+             * reports what comes next, the close included, so skip the
+             * read that would only say EAGAIN. */
             break;
         }
     }
