@@ -869,6 +869,8 @@ class Bench:
                 "requests_per_s": man["requests"] / w,
                 "client_mbps": man["client_bytes"] / w / 1e6,
                 "cpu_s": median(r["cpu_s"] for r in vruns),
+                "cpu_user_s": median(r["cpu_user_s"] for r in vruns),
+                "cpu_sys_s": median(r["cpu_sys_s"] for r in vruns),
                 "target_cpu_s": median(r["target_cpu_s"] for r in vruns),
                 "peak_rss_bytes": median(r["peak_rss_bytes"] for r in vruns),
                 "max_peak_rss_bytes": max((r["peak_rss_bytes"] or 0)
