@@ -3,7 +3,7 @@
 
     python3 bench/run.py --tapmirror PATH --tmgen PATH --tmsink PATH \
         --pcapread PATH [--latency PATH] [--connloop PATH] [--runs 5] \
-        [--quick] [--only W1,W2,...] [--out docs/bench-results.json]
+        [--quick] [--only W1,W2,H1,...] [--out docs/bench-results.json]
 
 Replay workloads (W1-W4): each capture is generated once by tmgen into a
 scratch directory outside the repository (--scratch, default
@@ -32,16 +32,19 @@ tmsink (--expect N) have exited; CPU is tapmirror's user+sys from wait4();
 memory is the stats JSON's process.peak_rss_bytes (VmHWM; ru_maxrss would
 include the Python parent's pages from before the exec).
 
-HTTP workload (H1): a keep-alive HTTP/1.1 capture written here (--http-flows
-connections x --http-requests requests: GETs, a POST with a 256-byte JSON
-body every fourth, a GET /health every tenth), replayed in alternating
-rounds plainly (`--gap-policy splice`: the bytes as captured, no HTTP
-parsing), with the default options (requests framed for gap resync),
-and with a filter and a header rewrite active (--match-method GET,POST
---skip-path ^/health --set-header 'X-Env: shadow' --drop-header
-User-Agent --mark). Throughput is capture requests per wall second; the
-target is the filtered run keeping >= 70% of the plain run's, measured
-in the same run.
+Keep-alive HTTP/1.1 workloads (H1, H2): bench_httpgen writes N
+connections x M request/response exchanges, both directions, each request
+sent after the previous answer; bench_httptarget answers every request
+with the response the capture holds for it (but for the Date value) and
+counts connections, requests and bytes. Each workload times two variants
+of `tapmirror replay` in the same run, interleaved (H1: plain and
+--compare, target ratio >= 0.5; H2: plain and a filter with header
+rewrites, >= 0.70), plus a floor (bench_httpfloor speaking the same
+conversations straight to the target). A variant whose options `tapmirror
+replay --help` does not name, or that ends in a usage error, is reported
+as skipped, never run without them. Each variant's checked run asserts
+every connection completed and every request (and for the unmodified
+ones, every byte) reached the target.
 
 Live workloads (need root or CAP_NET_RAW; skipped otherwise):
 
@@ -65,6 +68,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -114,11 +118,32 @@ WORKLOADS = {
     ),
 }
 REPLAY_ORDER = ["W1", "W3", "W2", "W4"]
-HTTP_ORDER = ["H1"]
-TARGET_HTTP_RATIO = 0.70
-HTTP_FILTER_ARGS = ["--match-method", "GET,POST", "--skip-path", "^/health",
-                    "--set-header", "X-Env: shadow", "--drop-header",
-                    "User-Agent", "--mark"]
+
+# Keep-alive HTTP/1.1 (bench_httpgen, bench_httptarget): name ->
+# (description, generator options, quick generator options, variants,
+# target ratio of the second variant's throughput to the first's). A
+# variant is (name, extra `tapmirror replay` options); one whose options
+# the binary does not have is skipped, never run without them.
+HTTP_WORKLOADS = {
+    "H1": (
+        "200 connections x 100 keep-alive exchanges (GET, POST with JSON "
+        "bodies, /health), JSON responses of 300-600 B",
+        ["--connections", "200", "--exchanges", "100"],
+        ["--connections", "100", "--exchanges", "50"],
+        [("plain", []), ("compare", ["--compare"])],
+        0.5,
+    ),
+    "H2": (
+        "H1's capture with a request filter and header rewrites",
+        ["--connections", "200", "--exchanges", "100"],
+        ["--connections", "100", "--exchanges", "50"],
+        [("plain", []),
+         ("filtered", ["--match-path", "^/", "--skip-path", "^/health",
+                       "--set-header", "X-Mirror: 1", "--mark"])],
+        0.70,
+    ),
+}
+HTTP_ORDER = ["H1", "H2"]
 LIVE_ORDER = ["L1", "L2", "M1"]
 
 # Targets from the issue.
@@ -551,86 +576,327 @@ class Bench:
         }
         self.results[name] = res
 
-    # ---- the HTTP workload ----
+    # ---- keep-alive HTTP workloads (H1, H2) ----
 
-    def http_replay(self, pcap, nflows, extra, tag):
-        sink, port, sink_manifest = self.sink(tag, expect=nflows)
+    def replay_help(self):
+        """`tapmirror replay --help`, once."""
+        if not hasattr(self, "_replay_help"):
+            p = subprocess.run([self.a.tapmirror, "replay", "--help"],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            self._replay_help = p.stdout.decode(errors="replace")
+        return self._replay_help
+
+    def missing_options(self, extra):
+        """The options in `extra` that `tapmirror replay --help` does not
+        name: a variant that needs them cannot run on this binary."""
+        text = self.replay_help()
+        return [o for o in extra if o.startswith("--")
+                and not re.search(re.escape(o) + r"(?![\w-])", text)]
+
+    def max_buffer_bytes(self):
+        if self.a.max_buffer:
+            return parse_size(self.a.max_buffer)
+        m = re.search(r"--max-buffer SIZE.*?\(default: (\w+)\)",
+                      self.replay_help(), re.S)
+        return parse_size(m.group(1)) if m else None
+
+    def generate_http(self, name):
+        desc, full, quick = HTTP_WORKLOADS[name][:3]
+        opts = quick if self.a.quick else full
+        # H1 and H2 share their capture when their options agree.
+        tag = "H-" + "-".join(opts[1::2])
+        pcap = os.path.join(self.scratch, tag + ".pcap")
+        manifest = os.path.join(self.scratch, tag + ".json")
+        stamp = os.path.join(self.scratch, tag + ".stamp")
+        st = os.stat(self.a.httpgen)
+        want = json.dumps({"opts": opts, "httpgen": [st.st_size,
+                                                     st.st_mtime]})
+        if (os.path.exists(pcap) and os.path.exists(manifest)
+                and os.path.exists(stamp)):
+            with open(stamp) as fp:
+                if fp.read() == want:
+                    return pcap, read_json(manifest), opts, True
+        for p in (pcap, manifest, stamp):
+            if os.path.exists(p):
+                os.unlink(p)
+        subprocess.run([self.a.httpgen, "-o", pcap, "-m", manifest,
+                        "--port", str(SERVICE_PORT)] + opts, check=True,
+                       stdout=subprocess.DEVNULL)
+        with open(stamp, "w") as fp:
+            fp.write(want)
+        return pcap, read_json(manifest), opts, False
+
+    def http_target(self, tag, expect):
+        port_file = os.path.join(self.tmp, tag + ".port")
+        out = os.path.join(self.tmp, tag + ".target.json")
+        for p in (port_file, out):
+            if os.path.exists(p):
+                os.unlink(p)
+        fp = open(out, "w")
+        proc = subprocess.Popen([self.a.httptarget, "--port-file", port_file,
+                                 "--expect", str(expect)], stdout=fp,
+                                preexec_fn=raise_nofile)
+        fp.close()
+        try:
+            port = int(wait_file(port_file, proc))
+        except RuntimeError:
+            stop(proc)
+            raise
+        return proc, port, out
+
+    def http_replay_run(self, pcap, man, extra, tag):
+        """One replay into bench_httptarget: wall from the spawn until
+        both have exited (the target exits once every connection has
+        ended), tapmirror's CPU, the stats JSON and the target's counts."""
+        target, port, target_out = self.http_target(tag, man["connections"])
         stats = os.path.join(self.tmp, tag + ".stats.json")
         if os.path.exists(stats):
             os.unlink(stats)
         cmd = [self.a.tapmirror, "replay", pcap, "-p", str(SERVICE_PORT),
-               "--to", ":%d" % port, "--stats-json", stats, "-q"] + extra
+               "--to", ":%d" % port, "--stats-json", stats, "-q"]
+        if self.a.max_buffer:
+            cmd += ["--max-buffer", self.a.max_buffer]
+        cmd += list(extra)
+        err = open(os.path.join(self.tmp, tag + ".stderr"), "w+")
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
                                 preexec_fn=raise_nofile)
         rc, ru, _ = wait_pid(proc, self.a.timeout)
-        src, _, end = wait_pid(sink, 60)
+        # A replay that failed leaves the target waiting: do not wait long.
+        trc, tru, end = wait_pid(target, 60 if rc in (0, 3) else 5)
+        err.seek(0)
+        errtext = err.read()[-2000:]
+        err.close()
         st = read_json(stats) or {}
-        tg = (st.get("targets") or [{}])[0]
-        sk = (read_json(sink_manifest) or {}).get("totals", {})
-        return {"wall_s": end - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
-                "exit": rc, "sink_exit": src,
-                "requests_forwarded": tg.get("requests_forwarded"),
-                "requests_filtered": tg.get("requests_filtered"),
-                "requests_rewritten": tg.get("requests_rewritten"),
-                "ok": rc == 0 and src == 0 and sk.get("complete") == nflows
-                and tg.get("flows_dropped") == 0}
-
-    def http_workload(self):
-        nflows, nreq = self.a.http_flows, self.a.http_requests
-        if self.a.quick:
-            nflows, nreq = max(1, nflows // 4), nreq
-        pcap = os.path.join(self.scratch, "H1-%d-%d.pcap" % (nflows, nreq))
-        if not os.path.exists(pcap):
-            write_http_pcap(pcap + ".tmp", nflows, nreq, SERVICE_PORT)
-            os.replace(pcap + ".tmp", pcap)
-        total = nflows * nreq
-        log("H1: %d keep-alive connections x %d HTTP/1.1 requests, %.1f MB "
-            "capture" % (nflows, nreq, os.path.getsize(pcap) / 1e6))
-        self.pcapread_run(pcap)
-        modes = [("plain", ["--gap-policy", "splice"]), ("default", []),
-                 ("filtered", HTTP_FILTER_ARGS)]
-        runs = {m: [] for m, _ in modes}
-        for i in range(self.a.runs):
-            for m, extra in modes:
-                r = self.http_replay(pcap, nflows, extra, "H1-%s-%d" % (m, i))
-                runs[m].append(r)
-                log("  run %d %-8s %.3f s (cpu %.3f s)%s" % (
-                    i + 1, m, r["wall_s"], r["cpu_s"],
-                    "" if r["ok"] else " NOT OK"))
-        res = {"description": "%d connections x %d keep-alive requests"
-                              % (nflows, nreq),
-               "requests": total, "filter_args": HTTP_FILTER_ARGS}
-        for m, _ in modes:
-            wall = median(r["wall_s"] for r in runs[m])
-            res[m] = {"runs": runs[m], "wall_s": wall,
-                      "requests_per_s": total / wall,
-                      "cpu_s": median(r["cpu_s"] for r in runs[m]),
-                      "all_ok": all(r["ok"] for r in runs[m])}
-        res["ratio_filtered_vs_plain"] = (res["plain"]["wall_s"] /
-                                          res["filtered"]["wall_s"])
-        res["ratio_default_vs_plain"] = (res["plain"]["wall_s"] /
-                                         res["default"]["wall_s"])
-        f = runs["filtered"][-1]
-        res["targets"] = {
-            "filtered_ge_0.70_of_plain":
-                res["ratio_filtered_vs_plain"] >= TARGET_HTTP_RATIO,
-            "delivered_ok": all(res[m]["all_ok"] for m, _ in modes),
-            "filter_active": bool(f["requests_filtered"])
-            and bool(f["requests_rewritten"]),
+        return {
+            "wall_s": end - t0,
+            "cpu_user_s": ru.ru_utime,
+            "cpu_sys_s": ru.ru_stime,
+            "cpu_s": ru.ru_utime + ru.ru_stime,
+            "exit": rc,
+            "target_exit": trc,
+            "target_cpu_s": tru.ru_utime + tru.ru_stime,
+            "peak_rss_bytes": st.get("process", {}).get("peak_rss_bytes"),
+            "stats": st,
+            "target": read_json(target_out),
+            "stderr": errtext,
         }
-        self.results["H1"] = res
-        print()
-        print("H1 (%s): requests/s plain %.0f, default %.0f (%.2f), "
-              "filter + rewrite %.0f (%.2f of plain; target >= %.2f: %s)"
-              % (res["description"], res["plain"]["requests_per_s"],
-                 res["default"]["requests_per_s"],
-                 res["ratio_default_vs_plain"],
-                 res["filtered"]["requests_per_s"],
-                 res["ratio_filtered_vs_plain"], TARGET_HTTP_RATIO,
-                 "met" if res["targets"]["filtered_ge_0.70_of_plain"]
-                 else "NOT met"))
+
+    def http_floor_run(self, man):
+        """The floor: bench_httpfloor speaks the capture's conversations
+        straight to the target (no capture read), at the capture's
+        concurrency; wall until both have exited."""
+        target, port, target_out = self.http_target("hfloor",
+                                                    man["connections"])
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [self.a.httpfloor, "--port", str(port), "--connections",
+             str(man["connections"]), "--exchanges",
+             str(man["exchanges_per_connection"]), "--concurrency",
+             str(man["concurrency"]), "--seed", str(man["seed"])],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            preexec_fn=raise_nofile)
+        out = proc.stdout.read().decode()
+        rc, ru, _ = wait_pid(proc, self.a.timeout)
+        trc, tru, end = wait_pid(target, 60 if rc == 0 else 5)
+        t = read_json(target_out) or {}
+        return {"wall_s": end - t0, "cpu_s": ru.ru_utime + ru.ru_stime,
+                "target_cpu_s": tru.ru_utime + tru.ru_stime, "exit": rc,
+                "output": out.strip(),
+                "ok": rc == 0 and trc == 0
+                and t.get("requests") == man["requests"]}
+
+    def http_check(self, variant, man, run):
+        """What the target and the stats JSON must show for a variant:
+        every connection completed, every request received (but /health
+        when it is filtered out), and for the unmodified variants the very
+        bytes the capture's clients sent."""
+        problems = []
+        t = run["target"] or {}
+        st = run["stats"] or {}
+        fl = st.get("flows", {})
+        tg = (st.get("targets") or [{}])[0]
+        if run["exit"] != 0:
+            problems.append("tapmirror exit %s: %s"
+                            % (run["exit"], run["stderr"].strip()[-300:]))
+        if run["target_exit"] != 0:
+            problems.append("target exit %s" % run["target_exit"])
+        filtered = variant == "filtered"
+        want_requests = man["requests"] - (man["health_requests"]
+                                           if filtered else 0)
+        expect = [
+            ("target", "connections", t.get("connections"),
+             man["connections"]),
+            ("target", "requests", t.get("requests"), want_requests),
+            ("target", "bad_requests", t.get("bad_requests"), 0),
+            ("stats", "flows.seen", fl.get("seen"), man["connections"]),
+            ("stats", "flows.completed", fl.get("completed"),
+             man["connections"]),
+            ("stats", "flows.unfinished", fl.get("unfinished"), 0),
+            ("stats", "flows.gaps", fl.get("gaps"), 0),
+            ("stats", "targets.completed", tg.get("completed"),
+             man["connections"]),
+            ("stats", "targets.flows_dropped", tg.get("flows_dropped"), 0),
+            ("stats", "targets.closed_before_finished",
+             tg.get("closed_before_finished"), 0),
+        ]
+        if filtered:
+            expect.append(("target", "health_requests",
+                           t.get("health_requests"), 0))
+        else:
+            expect += [
+                ("target", "request_bytes", t.get("request_bytes"),
+                 man["client_bytes"]),
+                ("target", "request_fnv_sum", t.get("request_fnv_sum"),
+                 man["client_fnv_sum"]),
+                ("stats", "targets.bytes_delivered",
+                 tg.get("bytes_delivered"), man["client_bytes"]),
+            ]
+        for src, key, have, want in expect:
+            if have != want:
+                problems.append("%s %s = %s, expected %s"
+                                % (src, key, have, want))
+        return {"ok": not problems, "problems": problems,
+                "turns": tg.get("turns"),
+                "turns_quiet": tg.get("turns_quiet"),
+                "turns_timed_out": tg.get("turns_timed_out"),
+                "target": t,
+                "compare": st.get("compare")}
+
+    def http_workload(self, name):
+        desc, _, _, variants, want_ratio = HTTP_WORKLOADS[name]
+        for k in ("httpgen", "httptarget"):
+            if not os.access(getattr(self.a, k), os.X_OK):
+                raise SkipWorkload("no bench_%s at %s"
+                                   % (k, getattr(self.a, k)))
+        pcap, man, opts, reused = self.generate_http(name)
+        log("%s: %s" % (name, "quick: bench_httpgen " + " ".join(opts)
+                        if self.a.quick else desc))
+        file_bytes = os.path.getsize(pcap)
+        log("  capture %s (%s): %d packets, %.1f MB file, %d connections, "
+            "%d requests (%d /health), %.1f MB client + %.1f MB server "
+            "payload" % (pcap, "reused" if reused else "generated",
+                         man["packets"], file_bytes / 1e6,
+                         man["connections"], man["requests"],
+                         man["health_requests"], man["client_bytes"] / 1e6,
+                         man["server_bytes"] / 1e6))
+        self.pcapread_run(pcap)  # warm the page cache
+        res = {"description": desc, "generator_options": opts,
+               "capture": dict(man, file_bytes=file_bytes),
+               "max_buffer_bytes": self.max_buffer_bytes(),
+               "variants": {}, "target_ratio": want_ratio}
+        runnable = []
+        for vname, extra in variants:
+            v = {"extra_args": extra}
+            res["variants"][vname] = v
+            missing = self.missing_options(extra)
+            if missing:
+                v["skipped"] = "the binary has no " + ", ".join(missing)
+                log("  %s: skipped: %s" % (vname, v["skipped"]))
+                continue
+            checked = self.http_replay_run(pcap, man, extra,
+                                           "%s-%s-checked" % (name, vname))
+            if checked["exit"] == 2:
+                v["skipped"] = ("usage error with %s: %s"
+                                % (" ".join(extra), " / ".join(
+                                    checked["stderr"].strip()[-300:]
+                                    .splitlines())))
+                log("  %s: skipped: %s" % (vname, v["skipped"]))
+                continue
+            v["check"] = self.http_check(vname, man, checked)
+            log("  %s checked run: %s%s (turns %s, quiet %s, timed out %s)"
+                % (vname, "OK" if v["check"]["ok"] else "FAILED",
+                   "" if v["check"]["ok"] else ": " +
+                   "; ".join(v["check"]["problems"]),
+                   v["check"]["turns"], v["check"]["turns_quiet"],
+                   v["check"]["turns_timed_out"]))
+            runnable.append((vname, extra))
+        self.wait_quiet(name)
+        use_floor = os.access(self.a.httpfloor, os.X_OK)
+        floor_runs = []
+        runs = {vname: [] for vname, _ in runnable}
+        la0 = loadavg()
+        for i in range(self.a.runs):
+            if use_floor:
+                floor_runs.append(self.http_floor_run(man))
+            # Alternate the order so that neither variant always runs
+            # right after the floor.
+            order = runnable if i % 2 == 0 else runnable[::-1]
+            line = []
+            for vname, extra in order:
+                r = self.http_replay_run(pcap, man, extra,
+                                         "%s-%s-%d" % (name, vname, i))
+                t = r.pop("target") or {}
+                st = r.pop("stats")
+                tg = (st.get("targets") or [{}])[0]
+                want_req = man["requests"] - (man["health_requests"]
+                                              if vname == "filtered" else 0)
+                r["ok"] = (r["exit"] == 0 and r["target_exit"] == 0
+                           and t.get("requests") == want_req
+                           and tg.get("completed") == man["connections"])
+                r["turns_quiet"] = tg.get("turns_quiet")
+                r["turns_timed_out"] = tg.get("turns_timed_out")
+                if r["ok"]:
+                    r.pop("stderr")
+                runs[vname].append(r)
+                line.append("%s %.3f s (cpu %.3f, rss %.1f MiB)%s"
+                            % (vname, r["wall_s"], r["cpu_s"],
+                               (r["peak_rss_bytes"] or 0) / MIB,
+                               "" if r["ok"] else " NOT OK"))
+            log("  run %d: %s%s" % (i + 1, ", ".join(line),
+                                     ", floor %.3f s" % floor_runs[-1]
+                                     ["wall_s"] if floor_runs else ""))
+        res["loadavg_before"], res["loadavg_after"] = la0, loadavg()
+        if floor_runs:
+            fw = median(r["wall_s"] for r in floor_runs)
+            res["floor"] = {
+                "description": "bench_httpfloor: the capture's requests "
+                               "sent straight to bench_httptarget, each "
+                               "after the previous answer, same "
+                               "concurrency, no capture read",
+                "runs": floor_runs, "wall_s": fw,
+                "requests_per_s": man["requests"] / fw,
+                "cpu_s": median(r["cpu_s"] for r in floor_runs),
+                "target_cpu_s": median(r["target_cpu_s"]
+                                       for r in floor_runs),
+                "all_ok": all(r["ok"] for r in floor_runs)}
+        for vname, vruns in runs.items():
+            v = res["variants"][vname]
+            w = median(r["wall_s"] for r in vruns)
+            v.update({
+                "runs": vruns, "wall_s": w,
+                "requests_per_s": man["requests"] / w,
+                "client_mbps": man["client_bytes"] / w / 1e6,
+                "cpu_s": median(r["cpu_s"] for r in vruns),
+                "cpu_user_s": median(r["cpu_user_s"] for r in vruns),
+                "cpu_sys_s": median(r["cpu_sys_s"] for r in vruns),
+                "target_cpu_s": median(r["target_cpu_s"] for r in vruns),
+                "peak_rss_bytes": median(r["peak_rss_bytes"] for r in vruns),
+                "max_peak_rss_bytes": max((r["peak_rss_bytes"] or 0)
+                                          for r in vruns),
+                "all_runs_ok": all(r["ok"] for r in vruns),
+                "ratio_vs_floor": (res["floor"]["wall_s"] / w
+                                   if floor_runs else None),
+            })
+        base, other = variants[0][0], variants[1][0]
+        vb, vo = res["variants"][base], res["variants"][other]
+        ratio = (vb["wall_s"] / vo["wall_s"]
+                 if "wall_s" in vb and "wall_s" in vo else None)
+        res["ratio"] = ratio
+        mb = res["max_buffer_bytes"]
+        res["targets"] = {
+            "ratio_ge_%.2f" % want_ratio: (ratio >= want_ratio
+                                           if ratio is not None else None),
+            "rss_within_max_buffer": (
+                all(v["max_peak_rss_bytes"] <= mb
+                    for v in res["variants"].values() if "runs" in v)
+                if mb else None),
+            "delivered_ok": all(v["check"]["ok"] and v["all_runs_ok"]
+                                for v in res["variants"].values()
+                                if "runs" in v),
+        }
+        self.results[name] = res
 
     # ---- live workloads ----
 
@@ -1190,57 +1456,6 @@ def write_idle_pcap(path, nflows, port):
     os.replace(tmp, path)
 
 
-def write_http_pcap(path, nflows, nreq, port):
-    """A capture of `nflows` keep-alive connections, each sending `nreq`
-    HTTP/1.1 requests in segments of their own, interleaved round-robin
-    (raw IPv4, no server data: nothing to wait for)."""
-    def pkt(c, sport, dport, seq, flags, payload=b""):
-        src, dst = (c, 0x0A000064) if dport == port else (0x0A000064, c)
-        tcp = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xffffffff, 0,
-                          5 << 4, flags, 65535, 0, 0)
-        ip = struct.pack(">BBHHHBBHII", 0x45, 0, 40 + len(payload), 0, 0x4000,
-                         64, 6, 0, src, dst)
-        return ip + tcp + payload
-
-    body = b'{"item":"' + b"b" * 230 + b'","qty":2}'
-    reqs = []
-    for i in range(nreq):
-        if i % 10 == 9:
-            reqs.append(b"GET /health HTTP/1.1\r\nHost: shop\r\n"
-                        b"User-Agent: kube-probe/1.29\r\n\r\n")
-        elif i % 4 == 3:
-            reqs.append(b"POST /api/orders HTTP/1.1\r\nHost: shop\r\n"
-                        b"User-Agent: bench/1.0\r\nContent-Type: "
-                        b"application/json\r\nContent-Length: %d\r\n\r\n"
-                        % len(body) + body)
-        else:
-            reqs.append(b"GET /api/items/%d?full=1 HTTP/1.1\r\nHost: shop\r\n"
-                        b"User-Agent: bench/1.0\r\nAccept: */*\r\n\r\n" % i)
-    ts = 1_700_000_000 * 10**6
-    with open(path, "wb") as fp:
-        fp.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 101))
-
-        def rec(data):
-            nonlocal ts
-            ts += 10
-            fp.write(struct.pack("<IIII", ts // 10**6, ts % 10**6, len(data),
-                                 len(data)) + data)
-
-        seqs = []
-        for f in range(nflows):
-            c = 0x0A010000 + f
-            sport = 10000 + f
-            rec(pkt(c, sport, port, 1000, 0x02))
-            seqs.append(1001)
-        for i in range(nreq):
-            for f in range(nflows):
-                c, sport = 0x0A010000 + f, 10000 + f
-                rec(pkt(c, sport, port, seqs[f], 0x18, reqs[i]))
-                seqs[f] += len(reqs[i])
-        for f in range(nflows):
-            rec(pkt(0x0A010000 + f, 10000 + f, port, seqs[f], 0x11))
-
-
 def machine_info():
     info = {"nproc": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version()}
@@ -1405,6 +1620,63 @@ def print_table(results):
                      r["peak_per_flow_bytes"], r["per_flow_bytes"]))
 
 
+def print_http_table(results):
+    """H1/H2: each variant's throughput and cost, and the ratio of the
+    second variant to the first against the workload's target."""
+    names = [n for n in HTTP_ORDER if n in results]
+    if not names:
+        return
+    hdr = ("workload", "variant", "req/s", "MB/s", "CPU s", "RSS MiB",
+           "floor s", "vs floor", "ratio", "target", "delivered")
+    rows = []
+    for name in names:
+        r = results[name]
+        if "skipped" in r:
+            rows.append((name, "skipped: " + r["skipped"]) + ("",) * 9)
+            continue
+        fl = r.get("floor")
+        for i, (vname, v) in enumerate(r["variants"].items()):
+            if "skipped" in v:
+                rows.append((name, vname, "skipped") + ("",) * 8)
+                continue
+            ratio = r["ratio"] if i == 1 else None
+            rows.append((
+                name, vname, "%.0f" % v["requests_per_s"],
+                "%.1f" % v["client_mbps"], "%.3f" % v["cpu_s"],
+                "%.1f" % ((v["peak_rss_bytes"] or 0) / MIB),
+                "%.3f" % fl["wall_s"] if fl else "-",
+                "%.2f" % v["ratio_vs_floor"] if fl else "-",
+                "%.2f" % ratio if ratio is not None else "",
+                (">= %.2f: %s" % (r["target_ratio"],
+                                  "met" if ratio >= r["target_ratio"]
+                                  else "NOT met"))
+                if ratio is not None else "",
+                "OK" if v["check"]["ok"] and v["all_runs_ok"] else "FAIL"))
+    print()
+    print("Keep-alive HTTP/1.1 (req/s: the capture's requests over the wall "
+          "time until tapmirror and the target have exited; MB/s: client "
+          "bytes; ratio: the second variant's throughput over the first's):")
+    widths = [max(len(str(x[i])) for x in rows + [hdr])
+              for i in range(len(hdr))]
+    line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, hdr))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join("%-*s" % (w, c) for w, c in zip(widths, row)).rstrip())
+    for name in names:
+        r = results[name]
+        for vname, v in r.get("variants", {}).items():
+            if "skipped" in v:
+                print("%s %s: skipped: %s" % (name, vname, v["skipped"]))
+        mb = r.get("max_buffer_bytes")
+        peaks = [v["max_peak_rss_bytes"] for v in r.get("variants", {})
+                 .values() if "runs" in v]
+        if mb and peaks:
+            print("%s: highest peak RSS %.1f MiB against --max-buffer %.0f "
+                  "MiB: %s" % (name, max(peaks) / MIB, mb / MIB,
+                               "within" if max(peaks) <= mb else "ABOVE"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tapmirror", required=True)
@@ -1415,6 +1687,16 @@ def main():
                     help="bench_latency (default: next to --pcapread)")
     ap.add_argument("--connloop",
                     help="bench_connloop (default: next to --pcapread)")
+    ap.add_argument("--httpgen",
+                    help="bench_httpgen (default: next to --pcapread)")
+    ap.add_argument("--httptarget",
+                    help="bench_httptarget (default: next to --pcapread)")
+    ap.add_argument("--httpfloor",
+                    help="bench_httpfloor (default: next to --pcapread)")
+    ap.add_argument("--max-buffer", default=None,
+                    help="H workloads: pass --max-buffer SIZE to every "
+                         "replay (default: tapmirror's own default, read "
+                         "from its --help); peak RSS is reported against it")
     ap.add_argument("--tcpflow", default=shutil.which("tcpflow"),
                     help="tcpflow binary (default: from PATH; 'none' skips)")
     ap.add_argument("--tcpdump", default=shutil.which("tcpdump") or (
@@ -1426,7 +1708,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smaller workloads, 3 runs")
     ap.add_argument("--only", default="",
-                    help="comma-separated subset of W1,W2,W3,W4,H1,L1,L2,M1")
+                    help="comma-separated subset of W1,W2,W3,W4,H1,H2,L1,L2,"
+                         "M1")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--scratch",
                     default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
@@ -1446,10 +1729,6 @@ def main():
     ap.add_argument("--capture-args", default="",
                     help="extra options for every `tapmirror capture` of "
                          "L1/L2 (experiments, e.g. \"--kernel-buffer 256MiB\")")
-    ap.add_argument("--http-flows", type=int, default=200,
-                    help="H1: keep-alive connections (default 200)")
-    ap.add_argument("--http-requests", type=int, default=500,
-                    help="H1: requests per connection (default 500)")
     ap.add_argument("--no-tcpflow-w2", action="store_true",
                     help="do not run tcpflow on W2 (100,000 output files)")
     a = ap.parse_args()
@@ -1467,6 +1746,10 @@ def main():
     if a.connloop is None:
         a.connloop = os.path.join(os.path.dirname(a.pcapread),
                                   "bench_connloop")
+    for k in ("httpgen", "httptarget", "httpfloor"):
+        if getattr(a, k) is None:
+            setattr(a, k, os.path.join(os.path.dirname(a.pcapread),
+                                       "bench_" + k))
     for k in ("tapmirror", "tmgen", "tmsink", "pcapread"):
         p = getattr(a, k)
         if not os.access(p, os.X_OK):
@@ -1476,9 +1759,9 @@ def main():
     if (a.scratch + os.sep).startswith(repo + os.sep):
         ap.error("--scratch must be outside the repository")
     only = [x.strip().upper() for x in a.only.split(",") if x.strip()]
-    names = [n for n in REPLAY_ORDER + HTTP_ORDER + LIVE_ORDER
-             if not only or n in only]
-    unknown = set(only) - set(REPLAY_ORDER + HTTP_ORDER + LIVE_ORDER)
+    every = REPLAY_ORDER + HTTP_ORDER + LIVE_ORDER
+    names = [n for n in every if not only or n in only]
+    unknown = set(only) - set(every)
     if unknown:
         ap.error("unknown workload(s): " + ",".join(sorted(unknown)))
 
@@ -1513,8 +1796,8 @@ def main():
             try:
                 if name in WORKLOADS:
                     b.replay_workload(name)
-                elif name == "H1":
-                    b.http_workload()
+                elif name in HTTP_WORKLOADS:
+                    b.http_workload(name)
                 elif not live_ok:
                     raise SkipWorkload("no bench_latency at " + a.latency)
                 elif name == "L1":
@@ -1536,8 +1819,9 @@ def main():
              " ".join("%.2f" % x for x in meta["loadavg_end"])))
     print_table(b.results)
     print_bounds(b.results)
+    print_http_table(b.results)
     failed = [n for n, r in b.results.items()
-              if "targets" in r and n in WORKLOADS
+              if "targets" in r and (n in WORKLOADS or n in HTTP_WORKLOADS)
               and not r["targets"]["delivered_ok"]]
     if a.out:
         out = {"meta": meta, "results": b.results}

@@ -249,6 +249,36 @@ static void spawn_argv(struct kubectl *k, const char *const *args,
     opt->args = sa->argv;
 }
 
+/*
+ * Starts `kubectl ARGS...` (see spawn_argv()) in a process group of its
+ * own, so that the terminal's Ctrl-C reaches tapmirror, which then stops
+ * kubectl in order. Its stdin is `in` (NULL: none); stdout and stderr
+ * are pipes the caller has initialised.
+ */
+static int spawn_kubectl(struct kubectl *k, const char *const *args,
+                         uv_process_t *proc, uv_pipe_t *in, uv_pipe_t *out,
+                         uv_pipe_t *err, uv_exit_cb exit_cb)
+{
+    struct spawn_argv sa;
+    uv_stdio_container_t stdio[WATCH_FD + 1];
+    if (in != NULL) {
+        stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+        stdio[0].data.stream = (uv_stream_t *)in;
+    } else {
+        stdio[0].flags = UV_IGNORE;
+    }
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)err;
+    uv_process_options_t opt;
+    memset(&opt, 0, sizeof(opt));
+    spawn_argv(k, args, &sa, stdio, &opt);
+    opt.exit_cb = exit_cb;
+    opt.flags = UV_PROCESS_DETACHED;
+    return uv_spawn(k->loop, proc, &opt);
+}
+
 /* Signals kubectl and everything in its process group, the supervisor
  * included: every kubectl leads a group of its own (UV_PROCESS_DETACHED). */
 static void signal_kubectl(uv_process_t *p, int signum)
@@ -469,7 +499,6 @@ void kubectl_call(struct kubectl *k, const char *const *args,
                   size_t out_cap, kubectl_cb *cb, void *ctx)
 {
     struct call *c = tm_xcalloc(1, sizeof(*c));
-    struct spawn_argv sa;
     c->k = k;
     c->cb = cb;
     c->ctx = ctx;
@@ -482,28 +511,13 @@ void kubectl_call(struct kubectl *k, const char *const *args,
     uv_timer_init(k->loop, &c->timer);
     c->out.data = c->err.data = c->timer.data = c->proc.data = c;
     c->open = 4; /* out, err, timer and the process */
-    uv_stdio_container_t stdio[WATCH_FD + 1];
     if (c->has_input) {
         uv_pipe_init(k->loop, &c->in, 0);
         c->in.data = c;
         c->open++;
-        stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-        stdio[0].data.stream = (uv_stream_t *)&c->in;
-    } else {
-        stdio[0].flags = UV_IGNORE;
     }
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&c->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&c->err;
-    uv_process_options_t opt;
-    memset(&opt, 0, sizeof(opt));
-    spawn_argv(k, args, &sa, stdio, &opt);
-    opt.exit_cb = call_exit;
-    /* Its own process group: the terminal's Ctrl-C reaches tapmirror,
-     * which then stops kubectl in order. */
-    opt.flags = UV_PROCESS_DETACHED;
-    int rc = uv_spawn(k->loop, &c->proc, &opt);
+    int rc = spawn_kubectl(k, args, &c->proc, c->has_input ? &c->in : NULL,
+                           &c->out, &c->err, call_exit);
     if (rc < 0) {
         char msg[256];
         snprintf(msg, sizeof(msg), "cannot run %s: %s", k->path,
@@ -656,7 +670,6 @@ struct kubectl_exec *kubectl_exec_start(struct kubectl *k,
 {
     struct kubectl_exec *x = tm_xcalloc(1, sizeof(*x));
     uv_pipe_t *out = tm_xmalloc(sizeof(*out));
-    struct spawn_argv sa;
     x->k = k;
     x->ev = *ev;
     uv_pipe_init(k->loop, &x->in, 0);
@@ -665,19 +678,8 @@ struct kubectl_exec *kubectl_exec_start(struct kubectl *k,
     uv_timer_init(k->loop, &x->timer);
     x->in.data = x->err.data = x->timer.data = x->proc.data = x;
     x->open = 4; /* in, err, timer and the process */
-    uv_stdio_container_t stdio[WATCH_FD + 1];
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&x->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&x->err;
-    uv_process_options_t opt;
-    memset(&opt, 0, sizeof(opt));
-    spawn_argv(k, args, &sa, stdio, &opt);
-    opt.exit_cb = exec_exit;
-    opt.flags = UV_PROCESS_DETACHED;
-    int rc = uv_spawn(k->loop, &x->proc, &opt);
+    int rc = spawn_kubectl(k, args, &x->proc, &x->in, out, &x->err,
+                           exec_exit);
     if (rc < 0) {
         snprintf(err, errlen, "cannot run %s: %s", k->path, uv_strerror(rc));
         exec_close((uv_handle_t *)&x->in);

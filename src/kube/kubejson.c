@@ -81,6 +81,23 @@ static bool too_many_values(const char *json, size_t len)
     return false;
 }
 
+/* Parses what kubectl printed about `what` ("the pod list"), refusing a
+ * document too large to build first. NULL with the reason in err. */
+static cJSON *parse_kubectl_json(const char *json, size_t len,
+                                 const char *what, char *err, size_t errlen)
+{
+    if (too_many_values(json, len)) {
+        snprintf(err, errlen, "kubectl printed too many JSON values for %s",
+                 what);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (root == NULL) {
+        snprintf(err, errlen, "kubectl printed no valid JSON for %s", what);
+    }
+    return root;
+}
+
 static int minor_of(const cJSON *v)
 {
     /* "27", or "32+" from vendor builds. */
@@ -102,9 +119,10 @@ static int minor_of(const cJSON *v)
 int kube_parse_version(const char *json, size_t len, int *client_minor,
                        int *server_minor, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_kubectl_json(json, len, "kubectl version", err,
+                                     errlen);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl version printed no JSON");
+        return -1;
     }
     *client_minor = minor_of(child(root, "clientVersion"));
     *server_minor = minor_of(child(root, "serverVersion"));
@@ -259,15 +277,10 @@ int kube_parse_workload(const char *json, size_t len, const char *kind,
                         struct kube_deployment *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof(*d));
-    if (too_many_values(json, len)) {
-        snprintf(err, errlen,
-                 "kubectl printed too many JSON values for the %s", kind);
-        return -1;
-    }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    char what[64];
+    snprintf(what, sizeof(what), "the %s", kind);
+    cJSON *root = parse_kubectl_json(json, len, what, err, errlen);
     if (root == NULL) {
-        snprintf(err, errlen, "kubectl printed no valid JSON for the %s",
-                 kind);
         return -1;
     }
     int rc = -1;
@@ -695,13 +708,9 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
 int kube_parse_pod(const char *json, size_t len, struct kube_pod *pod,
                    char *err, size_t errlen)
 {
-    if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "one pod");
-    }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_kubectl_json(json, len, "the pod", err, errlen);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the pod");
+        return -1;
     }
     int rc = read_pod(root, pod, err, errlen);
     cJSON_Delete(root);
@@ -714,14 +723,9 @@ int kube_parse_pod_list(const char *json, size_t len, struct kube_pod **pods,
     *pods = NULL;
     *n = 0;
     *refused = 0;
-    if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "the pod list");
-    }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_kubectl_json(json, len, "the pod list", err, errlen);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the "
-                                 "pod list");
+        return -1;
     }
     const cJSON *items = child(root, "items");
     int count = cJSON_GetArraySize(items);
@@ -801,10 +805,13 @@ char *kube_pod_with_tap(const char *pod_json, size_t len, const char *image,
                         const char *target, enum kube_tap_profile profile,
                         char *err, size_t errlen)
 {
-    cJSON *root = cJSON_ParseWithLength(pod_json, len);
-    if (root == NULL || !cJSON_IsObject(child(root, "spec"))) {
+    cJSON *root = parse_kubectl_json(pod_json, len, "the pod", err, errlen);
+    if (root == NULL) {
+        return NULL;
+    }
+    if (!cJSON_IsObject(child(root, "spec"))) {
         cJSON_Delete(root);
-        fail(err, errlen, "kubectl printed no valid JSON for the pod");
+        fail(err, errlen, "kubectl printed a pod without a spec");
         return NULL;
     }
     cJSON *spec = child(root, "spec");
@@ -830,6 +837,30 @@ static bool noise_line(const char *p)
            strncmp(p, "I1", 2) == 0 ||
            strncmp(p, "tcpdump: listening on ", 22) == 0 ||
            strncmp(p, "tcpdump: verbose output suppressed", 34) == 0;
+}
+
+/* kubectl's internal log lines (klog: "E1207 17:00:00.123456   4242
+ * memcache.go:265] couldn't get current server API group list: ...").
+ * Returns where the message starts, or NULL if `p` is not such a line. */
+static const char *klog_message(const char *p, const char *e)
+{
+    if (e - p < 6 || strchr("EFWI", p[0]) == NULL) {
+        return NULL;
+    }
+    for (int i = 1; i <= 4; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return NULL;
+        }
+    }
+    if (p[5] != ' ') {
+        return NULL;
+    }
+    for (const char *q = p + 6; q + 1 < e; q++) {
+        if (q[0] == ']' && q[1] == ' ') {
+            return q + 2;
+        }
+    }
+    return NULL;
 }
 
 /* Trims the line that starts at `p` (blanks skipped) and ends at the next
@@ -915,7 +946,15 @@ void kube_first_line(const char *text, char *out, size_t len)
         while (*e && *e != '\n' && *e != '\r') {
             e++;
         }
-        if (e > p && !noise_line(p)) {
+        const char *msg = klog_message(p, e);
+        if (msg != NULL && (p[0] == 'E' || p[0] == 'F')) {
+            /* kubectl's first logged error names the cause ("dial tcp
+             * ...: connection refused") better than the plain line it
+             * ends with; its log header says nothing to the user. */
+            shown_line(msg, e, out, len);
+            return;
+        }
+        if (msg == NULL && e > p && !noise_line(p)) {
             shown_line(p, e, out, len);
             return;
         }
@@ -1234,14 +1273,9 @@ int kube_parse_namespace_psa(const char *json, size_t len,
 {
     static const char *const modes[] = {"enforce", "audit", "warn"};
     memset(psa, 0, sizeof(*psa));
-    if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "the namespace");
-    }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_kubectl_json(json, len, "the namespace", err, errlen);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the "
-                                 "namespace");
+        return -1;
     }
     const cJSON *labels = path(root, "metadata", "labels", NULL);
     char *out[] = {psa->enforce, psa->audit, psa->warn};
@@ -1261,14 +1295,9 @@ int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
     if (oslen > 0) {
         os[0] = '\0';
     }
-    if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "the node");
-    }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_kubectl_json(json, len, "the node", err, errlen);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the "
-                                 "node");
+        return -1;
     }
     const cJSON *label = path(root, "metadata", "labels", NULL);
     label = child(label, "kubernetes.io/os");
@@ -1407,14 +1436,9 @@ int kube_parse_service(const char *json, size_t len, struct kube_service *s,
                        char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
-    if (too_many_values(json, len)) {
-        return fail(err, errlen, "kubectl printed too many JSON values for "
-                                 "the service");
-    }
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = parse_kubectl_json(json, len, "the service", err, errlen);
     if (root == NULL) {
-        return fail(err, errlen, "kubectl printed no valid JSON for the "
-                                 "service");
+        return -1;
     }
     int rc = -1;
     const cJSON *item;

@@ -233,8 +233,10 @@ const char *kube_tap_nonroot(const struct kube_pod *pod, char *why,
  * permission to perform this capture", "Operation not permitted"). */
 bool kube_capture_not_permitted(const char *stderr_text);
 
-/* The first non-empty line of `text` that is not a warning or tcpdump's
- * "listening on" banner, trimmed and made safe to show, into `out`. */
+/* The first non-empty line of `text` that is not a warning, tcpdump's
+ * "listening on" banner or kubectl's informational log, trimmed and made
+ * safe to show, into `out`; a kubectl error log line ("E1207 17:00:00.1
+ * 42 file.go:9] ...") is shown without its log header. */
 void kube_first_line(const char *text, char *out, size_t len);
 
 /* The line that says why a call failed: the last error line tcpdump

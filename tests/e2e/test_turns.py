@@ -6,6 +6,7 @@ last answer (--linger as a maximum, counted when it cuts).
 
 Each case runs with --turns off too, showing the failure turns fix."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -312,6 +313,19 @@ class Turns(unittest.TestCase):
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
+def slowed_and_dropped(err):
+    """A run under valgrind or the sanitizers reads several times slower
+    than the kernel fills the capture ring: packets it lost say nothing
+    about turns, and the lost transactions are counted as gaps. True (and
+    says so) when that happened."""
+    m = re.search(r"the kernel dropped (\d+) packets", err)
+    if (t.WRAPPER or t.SANITIZED) and m:
+        print(f"kernel dropped {m.group(1)} packets in a slowed build; "
+              "not comparing the databases")
+        return True
+    return False
+
+
 def as_postgres(args, **kw):
     """Runs a PostgreSQL program as the postgres user when we are root
     (initdb and the server refuse root)."""
@@ -398,6 +412,8 @@ class Postgres(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         prod = self.prod.history()
         self.assertGreater(int(prod[0]), 100)
+        if slowed_and_dropped(err):
+            return
         self.assertEqual(self.local.history(), prod, err)
 
     def test_streamed_pgbench_is_refused(self):
@@ -410,7 +426,8 @@ class Postgres(unittest.TestCase):
         rc, err = self.mirror_pgbench("-o", cap)
         self.assertEqual(rc, 0, err)
         prod = self.prod.history()
-        self.assertEqual(self.local.history(), prod, err)
+        if not slowed_and_dropped(err):
+            self.assertEqual(self.local.history(), prod, err)
         r = self.local.pgbench("-i", "-q")
         self.assertEqual(r.returncode, 0, r.stderr)
         r = t.run(["replay", cap, "-p", str(self.prod.port), "--to",

@@ -158,6 +158,20 @@ static void test_tcpdump_error_line_not_its_banner(void **state)
                               "closure): unexpected EOF");
     kube_first_line(listening, line, sizeof(line));
     assert_string_equal(line, "");
+    /* kubectl's logged error, without its log header... */
+    kube_first_line("I1207 17:00:00.1 1 round_trippers.go:553] GET 200\n"
+                    "E1207 17:00:00.123456   4242 memcache.go:265] couldn't "
+                    "get current server API group list: dial tcp "
+                    "127.0.0.1:6443: connect: connection refused\n"
+                    "The connection to the server 127.0.0.1:6443 was refused "
+                    "- did you specify the right host or port?\n",
+                    line, sizeof(line));
+    assert_string_equal(line, "couldn't get current server API group list: "
+                              "dial tcp 127.0.0.1:6443: connect: connection "
+                              "refused");
+    /* A line that only looks like a log header is shown as it is. */
+    kube_first_line("E12 not a log line\n", line, sizeof(line));
+    assert_string_equal(line, "E12 not a log line");
     /* The error line is shown escaped too. */
     kube_error_line("tcpdump: bad \x1b]0;t\x07\x9b" "2J\n", line, sizeof(line));
     assert_string_equal(line, "tcpdump: bad \\x1b]0;t\\x07\\x9b2J");
