@@ -741,9 +741,13 @@ class Gaps(unittest.TestCase):
     def test_gap_in_the_first_request_line(self):
         ex = [([b"GET /fi", b"rst HTTP/1.1\r\nHost: a\r\n\r\n"], OK),
               (R3, OK), (R4, OK), (R5, OK)]
-        st, err = self.replay(ex, {(0, 1)})
+        st, err = self.replay(ex, {(0, 1)}, "-v")
         self.later_intact(self.local.conns())
         self.assertEqual(st["requests_lost_to_gaps"], 1, err)
+        # Per connection, with -v; in the totals, in the summary.
+        self.assertIn("connection 1 to 127.0.0.1:", err)
+        self.assertIn(": 1 requests lost to gaps", err)
+        self.assertIn("1 lost to gaps (0 connections reopened)", err)
         self.assertEqual(st["connections_passed_through"], 0, err)
 
 
