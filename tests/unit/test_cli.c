@@ -709,6 +709,74 @@ static void test_targets_repeatable(void **state)
     run_free(r);
 }
 
+/* The HTTP options: repeatable lists, values checked when read (a bad
+ * pattern is a one-line usage error naming the option), cross rules. */
+static void test_http_options(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "f", "-p", "80", "--to", ":9",
+                        "--match-method", "GET,HEAD", "--match-method", "post",
+                        "--match-path", "^/api/", "--skip-path", "health$",
+                        "--match-header", "User-Agent: ^curl/",
+                        "--set-header", "X-Env: shadow", "--drop-header",
+                        "Cookie", "--host", "local.test", "--mark",
+                        "--safe-methods", "--sample", "12.5%",
+                        "--sample-requests", "--max-rate", "50/s",
+                        "--redact-replay", "--redact-header", "X-Api-Key",
+                        "--gap-policy", "splice");
+    expect_run(r);
+    assert_int_equal(r->o.n_match_methods, 2);
+    assert_string_equal(r->o.match_paths[0], "^/api/");
+    assert_string_equal(r->o.skip_paths[0], "health$");
+    assert_string_equal(r->o.match_headers[0], "User-Agent: ^curl/");
+    assert_string_equal(r->o.set_headers[0], "X-Env: shadow");
+    assert_string_equal(r->o.drop_headers[0], "Cookie");
+    assert_string_equal(r->o.host, "local.test");
+    assert_true(r->o.mark && r->o.safe_methods && r->o.sample &&
+                r->o.sample_requests && r->o.redact_replay && r->o.gap_splice);
+    assert_true(r->o.sample_percent == 12.5);
+    assert_int_equal(r->o.max_rate, 50);
+    assert_string_equal(r->o.redact_headers[0], "X-Api-Key");
+    struct httpflow_options ho;
+    cli_httpflow_options(&r->o, &ho);
+    assert_int_equal(ho.n_match_methods, 2);
+    assert_int_equal(ho.gap_policy, HTTPFLOW_GAP_SPLICE);
+    run_free(r);
+
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--match-path", "(");
+    expect_usage(r, "--match-path", "regular expression");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--match-header", "X");
+    expect_usage(r, "--match-header", "NAME: VALUE");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--set-header",
+            "Content-Length: 3");
+    expect_usage(r, "Content-Length", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--sample", "101");
+    expect_usage(r, "--sample", "0 to 100");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--max-rate", "0/s");
+    expect_usage(r, "--max-rate", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--sample-requests");
+    expect_usage(r, "--sample", NULL);
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--redact");
+    expect_usage(r, "--redact", "-o");
+    run_free(r);
+    r = RUN("replay", "f", "-p", "80", "--to", ":9", "--gap-policy", "x");
+    expect_usage(r, "--gap-policy", "resync");
+    run_free(r);
+    /* Defaults: resync, nothing selected. */
+    r = RUN("replay", "f", "-p", "80", "--to", ":9");
+    expect_run(r);
+    assert_false(r->o.gap_splice);
+    assert_false(r->o.sample);
+    assert_int_equal(r->o.max_rate, 0);
+    run_free(r);
+}
+
 static void test_service_ip_repeatable(void **state)
 {
     (void)state;
@@ -1126,6 +1194,7 @@ int main(void)
         cmocka_unit_test(test_option_of_other_command),
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_targets_repeatable),
+        cmocka_unit_test(test_http_options),
         cmocka_unit_test(test_service_ip_repeatable),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_option_table),
