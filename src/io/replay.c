@@ -115,6 +115,7 @@ struct conn {
     uint64_t drop_acked;   /* server_acked at the first dropped request */
     bool drop_open;        /* requests dropped since the last forwarded */
     bool break_next;       /* the next bytes go on a new connection */
+    size_t held;           /* httpflow_held() at the last look */
 };
 
 struct replay_session {
@@ -135,6 +136,8 @@ struct replay {
     struct tm_list waitq;   /* conns waiting for a descriptor */
     struct tm_list dirty;   /* conns with bytes not yet being written */
     size_t queued;
+    size_t held; /* client bytes the conns' httpflows hold (undecided
+                    heads): they count against --max-buffer too */
     size_t over_cap; /* conns holding more than --flow-buffer */
     const size_t *other_usage; /* reassembly's share of --max-buffer */
     size_t open_fds, waiting;
@@ -1313,11 +1316,32 @@ static struct conn *largest_conn(struct replay *r)
     for (struct tm_list *n = r->conns.next; n != &r->conns; n = n->next) {
         struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
         if (!c->dropped && c->state != C_CLOSING &&
-            (best == NULL || c->queued > best->queued)) {
+            (best == NULL ||
+             c->queued + c->held > best->queued + best->held)) {
             best = c;
         }
     }
     return best;
+}
+
+/* Makes room for `len` more bytes within --max-buffer (queues, heads
+ * held by httpflows, reassembly): the conns holding the most are
+ * dropped, `c` too if it is one of them. */
+static void enforce_max_buffer(struct replay *r, struct conn *c, size_t len)
+{
+    size_t other = (r->other_usage ? *r->other_usage : 0) + r->held;
+    while (r->queued + other + len > r->cfg.max_buffer) {
+        struct conn *victim = largest_conn(r);
+        if (victim == NULL || victim->queued + victim->held == 0) {
+            break; /* the rest is flow state: the engine's to shed */
+        }
+        conn_drop(victim, "over --max-buffer");
+        /* Its held head goes when its handles close. */
+        other -= TM_MIN(other, victim->held);
+        if (victim == c) {
+            break;
+        }
+    }
 }
 
 /* Queues bytes for one conn's target, within --flow-buffer and
@@ -1326,49 +1350,37 @@ static void conn_queue(struct conn *c, const uint8_t *data, uint32_t len,
                        uint64_t mark)
 {
     struct replay *r = c->session->r;
-    {
-        if (c->dropped || c->state == C_CLOSING) {
-            c->target->st.bytes_dropped += len;
-            return;
-        }
-        /* The caps hold for every source; a file is paused by the run
-         * long before it reaches them. */
-        size_t flow_cap = r->cfg.flow_buffer +
-                          (r->cfg.lossless ? LOSSLESS_SLACK : 0);
-        if (c->queued + len > flow_cap) {
-            c->target->st.bytes_dropped += len;
-            conn_drop(c, "over --flow-buffer");
-            return;
-        }
-        size_t other = r->other_usage ? *r->other_usage : 0;
-        while (r->queued + other + len > r->cfg.max_buffer) {
-            struct conn *victim = largest_conn(r);
-            if (victim == NULL || victim->queued == 0) {
-                break; /* the rest is flow state: the engine's to shed */
-            }
-            conn_drop(victim, "over --max-buffer");
-            if (victim == c) {
-                break;
-            }
-        }
-        if (c->dropped) {
-            c->target->st.bytes_dropped += len;
-            return;
-        }
-        queue_append(c, data, len, mark);
-        c->queued += len;
-        r->queued += len;
-        if (!c->over_cap && c->queued > r->cfg.flow_buffer) {
-            c->over_cap = true;
-            r->over_cap++;
-        }
-        if (c->state == C_IDLE) {
-            conn_dial(c);
-        }
-        if (!c->dirty && c->state == C_OPEN && c->inflight == 0) {
-            c->dirty = true;
-            tm_list_append(&r->dirty, &c->wait_link);
-        }
+    if (c->dropped || c->state == C_CLOSING) {
+        c->target->st.bytes_dropped += len;
+        return;
+    }
+    /* The caps hold for every source; a file is paused by the run
+     * long before it reaches them. */
+    size_t flow_cap = r->cfg.flow_buffer +
+                      (r->cfg.lossless ? LOSSLESS_SLACK : 0);
+    if (c->queued + len > flow_cap) {
+        c->target->st.bytes_dropped += len;
+        conn_drop(c, "over --flow-buffer");
+        return;
+    }
+    enforce_max_buffer(r, c, len);
+    if (c->dropped) {
+        c->target->st.bytes_dropped += len;
+        return;
+    }
+    queue_append(c, data, len, mark);
+    c->queued += len;
+    r->queued += len;
+    if (!c->over_cap && c->queued > r->cfg.flow_buffer) {
+        c->over_cap = true;
+        r->over_cap++;
+    }
+    if (c->state == C_IDLE) {
+        conn_dial(c);
+    }
+    if (!c->dirty && c->state == C_OPEN && c->inflight == 0) {
+        c->dirty = true;
+        tm_list_append(&r->dirty, &c->wait_link);
     }
 }
 
@@ -1441,6 +1453,15 @@ static void on_http_action(void *ctx, const struct httpflow_action *a)
     }
 }
 
+/* Keeps the replay's total of held bytes in step with the conn's. */
+static void http_note_held(struct conn *c)
+{
+    struct replay *r = c->session->r;
+    size_t now = c->flow != NULL ? httpflow_held(c->flow) : 0;
+    r->held = r->held - c->held + now;
+    c->held = now;
+}
+
 /* One conn's share of the client bytes, through its httpflow. */
 static void http_feed(struct conn *c, const uint8_t *data, uint32_t len,
                       uint64_t acked)
@@ -1456,6 +1477,11 @@ static void http_feed(struct conn *c, const uint8_t *data, uint32_t len,
     }
     c->feed_acked = acked;
     httpflow_feed(c->flow, data, len, c->target->rate ? now_ns() : 0);
+    size_t before = c->held;
+    http_note_held(c);
+    if (c->held > before) {
+        enforce_max_buffer(r, c, 0);
+    }
 }
 
 /* The client closed: a head still held is settled, and the answers to
@@ -1467,6 +1493,7 @@ static void http_finish(struct conn *c, uint64_t end_acked)
     }
     c->feed_acked = end_acked;
     httpflow_finish(c->flow);
+    http_note_held(c);
     (void)http_mark(c);
 }
 
@@ -1510,6 +1537,7 @@ static void http_account(struct conn *c)
     }
     httpflow_free(c->flow);
     c->flow = NULL;
+    http_note_held(c);
 }
 
 void replay_data(struct replay *r, struct replay_session *s,
@@ -1531,6 +1559,7 @@ void replay_gap(struct replay *r, struct replay_session *s, uint64_t len)
         struct conn *c = &s->conns[i];
         if (c->flow != NULL && !c->dropped && c->state != C_CLOSING) {
             httpflow_gap(c->flow, len, c->target->rate ? now_ns() : 0);
+            http_note_held(c);
         }
     }
 }

@@ -588,6 +588,11 @@ uint64_t httpflow_forwarded(const struct httpflow *f)
     return f->forwarded;
 }
 
+size_t httpflow_held(const struct httpflow *f)
+{
+    return f->held_len + f->search_len;
+}
+
 const struct httpflow_counts *httpflow_counts(const struct httpflow *f)
 {
     return &f->counts;

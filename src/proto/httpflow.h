@@ -170,6 +170,10 @@ void httpflow_finish(struct httpflow *f);
 /* Bytes forwarded since the last RECONNECT (0: no local connection is
  * needed yet), and the counters. */
 uint64_t httpflow_forwarded(const struct httpflow *f);
+
+/* Client bytes the flow holds and has not decided on yet (a head being
+ * read, the search after a gap): what it adds to the caller's memory. */
+size_t httpflow_held(const struct httpflow *f);
 const struct httpflow_counts *httpflow_counts(const struct httpflow *f);
 
 /* Why the connection left HTTP/1 (passed through or discarded), one

@@ -738,6 +738,43 @@ class Gaps(unittest.TestCase):
         self.assertEqual(segs[2][2], "xxx\r\nCookie: xxx\r\n\r\n")
         self.assertIn("Set-Cookie: xxx\r\n", segs[3][2])
 
+    def test_held_heads_count_against_max_buffer(self):
+        # 20 connections at once, each in the middle of a 48 KiB request
+        # head that never ends (under the head limit: held whole, waiting
+        # for its end; --match-method drops it at the close): 960 KiB that
+        # no queue holds must still count against --max-buffer, so the
+        # largest holders are dropped rather than memory growing.
+        frames, seqs = [], []
+        for k in range(20):
+            frames.append(eth(ipv4(CLIENT, SERVER,
+                                   tcp(41000 + k, PORT, 1000, 0, 0x02))))
+            seqs.append(1001)
+        head = b"GET /big HTTP/1.1\r\nHost: a\r\nX-Big: "
+        for i in range(48):
+            for k in range(20):
+                seg = (head if i == 0 else b"") + b"a" * 1024
+                frames.append(eth(ipv4(CLIENT, SERVER,
+                                       tcp(41000 + k, PORT, seqs[k], 90001,
+                                           0x18, seg))))
+                seqs[k] += len(seg)
+        for k in range(20):
+            frames.append(eth(ipv4(CLIENT, SERVER,
+                                   tcp(41000 + k, PORT, seqs[k], 90001,
+                                       0x11))))
+        cap = self.tmp("held.pcap")
+        t.write_bytes(cap, b"".join([pcap_header(1)] + [
+            pcap_record(f, T0_NS + n * 1000) for n, f in enumerate(frames)]))
+        stats = self.tmp("held.json")
+        r = t.run(["replay", cap, "-p", PORT, "--to",
+                   f"127.0.0.1:{self.local.port}", "--max-buffer", "512KiB",
+                   "--flow-buffer", "64KiB", "--match-method", "GET",
+                   "--stats-json", stats])
+        err = r.stderr.decode(errors="replace")
+        st = t.read_json(stats)["targets"][0]
+        self.assertGreaterEqual(st["flows_dropped"], 10, err)
+        self.assertEqual(st["requests_forwarded"], 0, err)
+        self.assertEqual(self.local.requests(), [], err)
+
     def test_gap_in_the_first_request_line(self):
         ex = [([b"GET /fi", b"rst HTTP/1.1\r\nHost: a\r\n\r\n"], OK),
               (R3, OK), (R4, OK), (R5, OK)]
