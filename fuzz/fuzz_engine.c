@@ -263,9 +263,9 @@ FZ_NO_COVERAGE static void ev_server_data(void *ctx, struct flow *f,
     FZ_CHECK(f->flags & FLOW_SRV_REASM, "server data before its start");
     if (!t->sstarted) {
         t->sstarted = true;
-        t->spos = f->srv_rs.next - len;
+        t->spos = f->srv_rs.next;
     }
-    FZ_CHECK(t->spos + len == f->srv_rs.next,
+    FZ_CHECK(t->spos == f->srv_rs.next,
              "flow %llu: server data of %u at %u, stream is at %u",
              (unsigned long long)f->id, len, t->spos, f->srv_rs.next);
     fz_touch(data, len);
@@ -295,11 +295,9 @@ static void ev_server_gap(void *ctx, struct flow *f, uint32_t len)
              t->sended);
     if (!t->sstarted) {
         t->sstarted = true;
-        t->spos = f->srv_rs.next - len;
+        t->spos = f->srv_rs.next;
     }
-    /* A gap is reported once the bytes after it are delivered, or at
-     * the end: the stream is past it. */
-    FZ_CHECK((int32_t)(f->srv_rs.next - (t->spos + len)) >= 0,
+    FZ_CHECK(t->spos == f->srv_rs.next,
              "flow %llu: server gap of %u at %u, stream is at %u",
              (unsigned long long)f->id, len, t->spos, f->srv_rs.next);
     t->spos += len;

@@ -22,6 +22,8 @@
  * cluster; the engine matches every pod address per packet. */
 #define TM_MAX_PODS_DEFAULT 16
 #define TM_MAX_PODS_LIMIT   64
+/* --ignore-header and --ignore-json: each repeatable this many times. */
+#define TM_MAX_IGNORES      64
 
 enum tm_command {
     CMD_NONE = 0,
@@ -90,6 +92,18 @@ struct tm_options {
      * port's; `port` is then 0 until the tap resolves it per pod. */
     const char *port_name;
     uint64_t warn_silence_ns; /* 0: never warn */
+    /* shadow compare (--compare, or implied by the options naming its
+     * outputs) */
+    bool compare;
+    bool fail_on_diff;
+    bool no_redact;
+    const char *diff_log;    /* JSON lines; NULL: none */
+    const char *diff_report; /* HTML page; NULL: none */
+    const char *ignore_headers[TM_MAX_IGNORES];
+    size_t n_ignore_headers;
+    const char *ignore_json[TM_MAX_IGNORES];
+    size_t n_ignore_json;
+    uint64_t compare_body_limit;
 };
 
 enum cli_result {

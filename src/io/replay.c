@@ -107,11 +107,24 @@ struct conn {
     struct tm_list wait_link; /* the wait queue or the dirty list */
 };
 
+/* Shadow compare of a session's first target (replay_set_compare). */
+struct cmp_state {
+    struct compare_conn *cc;
+    size_t held;            /* what was last charged to replay.cmp_held */
+    uint64_t client_off;    /* client stream bytes fed, gaps included */
+    uint64_t last_local_ns; /* the last write to or read from the target */
+    struct tm_list wait_link; /* on replay.cmp_waiting */
+    bool waiting;     /* a request waits for its local answer */
+    bool local_ended; /* the local stream's end was fed */
+    bool abandoned;   /* over --max-buffer: compared no more */
+};
+
 struct replay_session {
     struct replay *r;
     uint64_t flow_id;
     unsigned live;  /* conns whose handles are not closed yet */
     bool flow_gone; /* replay_end was called */
+    struct cmp_state *cmp; /* NULL: not compared */
     struct conn conns[];
 };
 
@@ -146,6 +159,14 @@ struct replay {
     bool drain_timer_init;
     void (*drain_done)(void *);
     void *drain_ctx;
+    /* Shadow compare (replay_set_compare). */
+    struct replay_compare cmp;
+    bool comparing;
+    size_t cmp_held;         /* bytes all compares hold */
+    uint64_t cmp_abandoned;  /* compares given up at --max-buffer */
+    struct tm_list cmp_waiting; /* sessions whose target owes an answer */
+    uv_timer_t cmp_timer;
+    bool cmp_timer_init;
     uint8_t discard[DISCARD_BUF];
 };
 
@@ -213,6 +234,7 @@ struct replay *replay_new(uv_loop_t *loop, const struct replay_config *cfg)
     tm_list_init(&r->conns);
     tm_list_init(&r->waitq);
     tm_list_init(&r->dirty);
+    tm_list_init(&r->cmp_waiting);
     return r;
 }
 
@@ -450,10 +472,12 @@ static void do_shutdown(struct conn *c);
 static void conn_advance(struct conn *c);
 static void check_drained(struct replay *r);
 
+static void session_free(struct replay_session *s);
+
 static void session_release(struct replay_session *s)
 {
     if (--s->live == 0 && s->flow_gone) {
-        free(s);
+        session_free(s);
     }
 }
 
@@ -531,11 +555,14 @@ static void close_tcp(struct conn *c, bool reset)
 }
 
 /* Ends a conn for good: its handles close and its queue is freed. */
+static void cmp_local_closing(struct conn *c);
+
 static void conn_close(struct conn *c, bool reset)
 {
     if (c->state == C_CLOSING) {
         return;
     }
+    cmp_local_closing(c);
     struct replay *r = c->session->r;
     if (c->dirty) {
         tm_list_remove(&c->wait_link);
@@ -1071,6 +1098,8 @@ static void on_write(uv_write_t *req, int status)
     conn_advance(c);
 }
 
+static void cmp_local_sent(struct conn *c);
+
 static void start_write(struct conn *c)
 {
     struct replay *r = c->session->r;
@@ -1102,6 +1131,7 @@ static void start_write(struct conn *c)
         return;
     }
     c->unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    cmp_local_sent(c);
     if (r->cfg.write_timeout_ns > 0) {
         uint64_t ms = ns_to_ms(r->cfg.write_timeout_ns);
         uv_timer_start(&c->timer, on_write_timeout, ms, ms);
@@ -1181,12 +1211,251 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = DISCARD_BUF;
 }
 
-/* What the target answers is read and thrown away. */
+/* ---- shadow compare ---- */
+
+/* The connection whose answers are compared: the first target's. */
+static struct cmp_state *compared(const struct conn *c)
+{
+    const struct replay_session *s = c->session;
+    return s->cmp != NULL && c == &s->conns[0] ? s->cmp : NULL;
+}
+
+/* Off the watch list; the watch's timer stops with the last one, so
+ * that it never holds the loop (and the end of a run) open. */
+static void cmp_unwait(struct replay *r, struct cmp_state *m)
+{
+    if (m->waiting) {
+        tm_list_remove(&m->wait_link);
+        m->waiting = false;
+        if (tm_list_empty(&r->cmp_waiting) && r->cmp_timer_init) {
+            uv_timer_stop(&r->cmp_timer);
+        }
+    }
+}
+
+/* Charges what the compare holds now; true if it grew. */
+static bool cmp_account(struct replay *r, struct cmp_state *m)
+{
+    size_t now = compare_conn_held(m->cc) + sizeof(*m);
+    bool grew = now > m->held;
+    r->cmp_held = r->cmp_held - m->held + now;
+    m->held = now;
+    return grew;
+}
+
+static void on_cmp_timer(uv_timer_t *t);
+
+/* After anything fed: the bytes held count against --max-buffer (the
+ * compare that grew past it is abandoned: comparing never costs a
+ * delivery), and a request the target owes an answer is watched for
+ * --write-timeout. */
+static void cmp_settle(struct replay *r, struct cmp_state *m)
+{
+    size_t other = r->other_usage ? *r->other_usage : 0;
+    if (cmp_account(r, m) && !m->abandoned &&
+        r->queued + other + r->cmp_held > r->cfg.max_buffer) {
+        m->abandoned = true;
+        r->cmp_abandoned++;
+        compare_conn_abandon(m->cc, COMPARE_R_LIMIT,
+                             "comparing it would exceed --max-buffer");
+        cmp_account(r, m);
+    }
+    bool owed = r->cfg.write_timeout_ns > 0 && !m->abandoned &&
+                !m->local_ended && compare_conn_awaiting_local(m->cc);
+    if (!owed) {
+        cmp_unwait(r, m);
+        return;
+    }
+    if (!m->waiting) {
+        m->waiting = true;
+        tm_list_append(&r->cmp_waiting, &m->wait_link);
+    }
+    if (!r->cmp_timer_init) {
+        uv_timer_init(r->loop, &r->cmp_timer);
+        r->cmp_timer.data = r;
+        r->cmp_timer_init = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&r->cmp_timer)) {
+        uint64_t ms = TM_MAX(ns_to_ms(r->cfg.write_timeout_ns) / 4, 10u);
+        uv_timer_start(&r->cmp_timer, on_cmp_timer, ms, ms);
+    }
+}
+
+/* A target that owes an answer and has been quiet for --write-timeout:
+ * the exchanges waiting for it are not comparable (timeout). */
+static void on_cmp_timer(uv_timer_t *t)
+{
+    struct replay *r = t->data;
+    uint64_t now = now_ns();
+    struct tm_list *n = r->cmp_waiting.next;
+    while (n != &r->cmp_waiting) {
+        struct cmp_state *m = TM_CONTAINER_OF(n, struct cmp_state, wait_link);
+        n = n->next;
+        if (now - m->last_local_ns >= r->cfg.write_timeout_ns) {
+            cmp_unwait(r, m);
+            compare_conn_timeout(m->cc);
+            cmp_account(r, m);
+        }
+    }
+}
+
+/* Bytes reached the target: everything fed but what is still queued. */
+static void cmp_local_sent(struct conn *c)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->abandoned) {
+        return;
+    }
+    uint64_t now = now_ns();
+    uint64_t queued_after = c->queued - c->inflight;
+    uint64_t upto =
+        m->client_off > queued_after ? m->client_off - queued_after : 0;
+    m->last_local_ns = now;
+    compare_conn_sent(m->cc, upto, (int64_t)now);
+    cmp_settle(c->session->r, m);
+}
+
+static void cmp_local_data(struct conn *c, const char *data, size_t len)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->abandoned || m->local_ended) {
+        return;
+    }
+    uint64_t now = now_ns();
+    m->last_local_ns = now;
+    compare_conn_feed(m->cc, COMPARE_LOCAL, (const uint8_t *)data, len,
+                      (int64_t)now);
+    cmp_settle(c->session->r, m);
+}
+
+static void cmp_local_end(struct conn *c)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->local_ended) {
+        return;
+    }
+    m->local_ended = true;
+    compare_conn_end(m->cc, COMPARE_LOCAL);
+    cmp_settle(c->session->r, m);
+}
+
+/* The local connection is closing: a target cut off while it still owed
+ * an answer (--linger, --drain-timeout) timed out; one that was dropped
+ * or closed on its own closed before answering. */
+static void cmp_local_closing(struct conn *c)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->local_ended) {
+        return;
+    }
+    if (!c->dropped && !c->target_eof && !m->abandoned &&
+        compare_conn_awaiting_local(m->cc)) {
+        compare_conn_timeout(m->cc);
+    }
+    cmp_local_end(c);
+}
+
+/* The session is done: what is left of its compare is reported. */
+static void cmp_finish(struct replay *r, struct cmp_state *m)
+{
+    compare_conn_finish(m->cc);
+    if (r->cmp.on_conn_done != NULL) {
+        r->cmp.on_conn_done(r->cmp.ctx, m->cc);
+    }
+    cmp_unwait(r, m);
+    r->cmp_held -= m->held;
+    compare_conn_free(m->cc);
+    free(m);
+}
+
+static void session_free(struct replay_session *s)
+{
+    if (s->cmp != NULL) {
+        cmp_finish(s->r, s->cmp);
+    }
+    free(s);
+}
+
+void replay_set_compare(struct replay *r, const struct replay_compare *rc)
+{
+    r->cmp = *rc;
+    r->comparing = true;
+}
+
+size_t replay_compare_held(const struct replay *r)
+{
+    return r->cmp_held;
+}
+
+uint64_t replay_compare_abandoned(const struct replay *r)
+{
+    return r->cmp_abandoned;
+}
+
+void replay_compare_client(struct replay *r, struct replay_session *s,
+                           const uint8_t *data, size_t len, int64_t ts_ns)
+{
+    struct cmp_state *m = s->cmp;
+    if (m == NULL) {
+        return;
+    }
+    m->client_off += len;
+    if (!m->abandoned) {
+        compare_conn_feed(m->cc, COMPARE_CLIENT, data, len, ts_ns);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_client_gap(struct replay *r, struct replay_session *s,
+                               uint64_t len)
+{
+    struct cmp_state *m = s->cmp;
+    if (m == NULL) {
+        return;
+    }
+    m->client_off += len;
+    if (!m->abandoned) {
+        compare_conn_gap(m->cc, COMPARE_CLIENT, len);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_prod(struct replay *r, struct replay_session *s,
+                         const uint8_t *data, size_t len, int64_t ts_ns)
+{
+    struct cmp_state *m = s->cmp;
+    if (m != NULL && !m->abandoned) {
+        compare_conn_feed(m->cc, COMPARE_PROD, data, len, ts_ns);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_prod_gap(struct replay *r, struct replay_session *s,
+                             uint64_t len)
+{
+    struct cmp_state *m = s->cmp;
+    if (m != NULL && !m->abandoned) {
+        compare_conn_gap(m->cc, COMPARE_PROD, len);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_prod_end(struct replay *r, struct replay_session *s)
+{
+    struct cmp_state *m = s->cmp;
+    if (m != NULL) {
+        compare_conn_end(m->cc, COMPARE_PROD);
+        cmp_settle(r, m);
+    }
+}
+
+/* What the target answers is read and, unless it is compared, thrown
+ * away. */
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
-    (void)buf;
     if (nread > 0) {
+        cmp_local_data(c, buf->base, (size_t)nread);
         c->target->st.bytes_received += (uint64_t)nread;
         c->target->answered_any = true;
         c->target->silent = false;
@@ -1206,6 +1475,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     uv_read_stop(st);
     if (nread == UV_EOF) {
         c->target_eof = true;
+        cmp_local_end(c);
         if (c->state == C_LINGER) {
             conn_close(c, false);
         } else if (c->turn_waiting) {
@@ -1251,6 +1521,14 @@ struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
     s->r = r;
     s->flow_id = flow_id;
     s->live = (unsigned)r->n_targets;
+    if (r->comparing && r->n_targets > 0) {
+        struct cmp_state *m = tm_xcalloc(1, sizeof(*m));
+        m->cc = compare_conn_new(r->cmp.cfg, r->cmp.noise, flow_id,
+                                 r->cmp.on_exchange, r->cmp.ctx);
+        tm_list_init(&m->wait_link);
+        s->cmp = m;
+        cmp_account(r, m);
+    }
     for (size_t i = 0; i < r->n_targets; i++) {
         struct conn *c = &s->conns[i];
         c->session = s;
@@ -1354,7 +1632,7 @@ void replay_end(struct replay *r, struct replay_session *s,
         }
     }
     if (s->live == 0) {
-        free(s);
+        session_free(s);
     }
 }
 
@@ -1478,6 +1756,10 @@ void replay_free(struct replay *r)
     if (r->reaper_init) {
         r->closing_handles++;
         uv_close((uv_handle_t *)&r->reaper, on_replay_handle_closed);
+    }
+    if (r->cmp_timer_init) {
+        r->closing_handles++;
+        uv_close((uv_handle_t *)&r->cmp_timer, on_replay_handle_closed);
     }
     if (--r->closing_handles == 0) {
         free(r->targets);

@@ -1795,6 +1795,58 @@ void compare_conn_finish(struct compare_conn *c)
     }
 }
 
+void compare_conn_abandon(struct compare_conn *c, enum compare_reason reason,
+                          const char *detail)
+{
+    stop_conn(c, detail);
+    if (c->proto == COMPARE_PROTO_UNKNOWN) {
+        become_other(c);
+    }
+    client_stop(c, reason, detail);
+    for (int i = 0; i < 2; i++) {
+        side_kill(&c->sd[i], reason, detail);
+    }
+    pump(c);
+}
+
+bool compare_conn_awaiting_local(const struct compare_conn *c)
+{
+    if (c->sd[1].stopped) {
+        return false;
+    }
+    if (c->proto == COMPARE_PROTO_OTHER) {
+        return false; /* no answer to wait for: the streams' ends decide */
+    }
+    for (size_t k = 0; k < c->q_len; k++) {
+        const struct exch *e = c->q[(c->q_first + k) % c->cfg.max_waiting];
+        if (e->req_done && e->r[1].state != RESP_DONE) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t compare_conn_held(const struct compare_conn *c)
+{
+    size_t n = sizeof(*c) + c->cfg.max_waiting * sizeof(*c->q) +
+               c->bc.cap;
+    for (int i = 0; i < 2; i++) {
+        n += c->sd[i].pending;
+    }
+    for (size_t k = 0; k < c->q_len; k++) {
+        const struct exch *e = c->q[(c->q_first + k) % c->cfg.max_waiting];
+        n += sizeof(*e);
+        for (int i = 0; i < 2; i++) {
+            size_t kept = 0;
+            if (e->r[i].body != NULL) {
+                (void)httpbody_data(e->r[i].body, &kept);
+            }
+            n += kept;
+        }
+    }
+    return n;
+}
+
 enum compare_protocol compare_conn_protocol(const struct compare_conn *c)
 {
     return c->proto;
