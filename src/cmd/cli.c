@@ -270,7 +270,8 @@ static const struct cli_option options[] = {
              "(repeatable)"},
     {OPTION("ignore-json", OPT_IGNORE_JSON, "PATH", C_RUN),
      .help = "with --compare, ignore this JSON path and what is under it "
-             "(repeatable; $.a.b, $.items[*].id, $..updated_at)"},
+             "(repeatable): $, then .name, [\"name\"], [N] and the wildcards "
+             ".* and [*], as in $.items[*].id or $.*.updated_at"},
     {OPTION("compare-body-limit", OPT_COMPARE_BODY_LIMIT, "SIZE", C_RUN),
      SIZE_AT(compare_body_limit), .deflt = "1MiB", .min = "1KiB",
      .max = "1GiB",
@@ -278,8 +279,9 @@ static const struct cli_option options[] = {
              "it bodies are compared by size and hash"},
     {OPTION("no-redact", OPT_NO_REDACT, NULL, C_RUN), FLAG_AT(no_redact),
      .deflt_about = "off",
-     .help = "show Authorization, Proxy-Authorization, Cookie and "
-             "Set-Cookie values in --diff-log and --diff-report"},
+     .help = "with --diff-log and --diff-report, show the values of "
+             "Authorization, Proxy-Authorization, Cookie and Set-Cookie "
+             "instead of (redacted)"},
     {OPTION("max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN),
      SIZE_AT(max_buffer), .deflt = "256MiB",
      .help = "bytes held for all connections (reassembly and replay "
@@ -544,7 +546,8 @@ void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
                 "writes it as a\npcap capture and replays every client "
                 "connection live to a local process:\none local connection "
                 "per mirrored connection, bytes in TCP order, responses\n"
-                "read and thrown away. Nothing ever flows back.\n"
+                "read and thrown away (with --compare, compared with "
+                "production's answers).\nNothing ever flows back.\n"
                 "\nCommands:\n",
                 program);
         for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
@@ -556,6 +559,8 @@ void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
                 "  tapmirror capture -i eth0 -p 8080 --to :8080 -o web.pcap\n"
                 "  ssh host tcpdump -U -w - port 8080 | "
                 "tapmirror replay - -p 8080 --to :8080\n"
+                "  tapmirror replay prod.pcap -p 8080 --to :8080 --compare "
+                "--fail-on-diff\n"
                 "  tapmirror summary web.pcap\n"
                 "\nOptions (see 'tapmirror COMMAND --help' for each "
                 "command's):\n");
@@ -575,8 +580,11 @@ void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
             "Exit status: 0 success (including a stop by Ctrl-C, SIGTERM or "
             "SIGHUP, and an\noutput pipe closed by its reader); 1 runtime "
             "error; 2 usage error; 3 the run\nfinished but some connection "
-            "bytes could not be delivered to a target; 4 --fail-on-diff and "
-            "an exchange\ndiffered (before 3); 130 a second Ctrl-C.\n");
+            "bytes could not be delivered to a target;%s\n130 a second "
+            "Ctrl-C.\n",
+            cmd == CMD_SUMMARY ? ""
+                               : " 4 an\nexchange differed, with "
+                                 "--fail-on-diff (it decides before 3);");
 }
 
 static enum cli_result usage_error(char *err, size_t errlen, const char *fmt,

@@ -37,6 +37,7 @@ import unittest
 
 import tmtest as t
 from test_capture import capture_permitted, wait_line
+from test_cli import deroff, json_paths
 
 sys.path.insert(0, os.path.join(t.ROOT, "tests", "lib"))
 from capbuild import eth, ipv4, pcap_header, pcap_record, tcp  # noqa: E402
@@ -432,6 +433,29 @@ class Compare(unittest.TestCase):
             with open(os.path.join(out, "compare-report.html"), "w",
                       encoding="utf-8") as f:
                 f.write(text)
+
+    def test_man_page_names_every_compare_field(self):
+        # Every field of the `compare` object, from runs that fill every
+        # part of it (differences, noise, latencies, reasons), is named
+        # under STATISTICS; a protocol's name is a key of its own.
+        docs = [self.replay("http", "changed")[0],
+                self.replay("time", "same")[0],
+                self.replay("line", "changed", kind=LineService)[0]]
+        paths = set()
+        for doc in docs:
+            json_paths({"compare": doc}, "", paths)
+        paths = {p if not p.startswith("compare.connections_by_protocol.")
+                 else "compare.connections_by_protocol.NAME" for p in paths}
+        self.assertIn("compare.endpoints[].latency_ms.local.p99", paths)
+        self.assertIn("compare.noise_fields[].field", paths)
+        self.assertIn("compare.endpoints[].top_differing_fields[].field",
+                      paths)
+        page = t.read_text(os.path.join(t.ROOT, "docs", "tapmirror.1"))
+        section = deroff(page.split("\n.SH STATISTICS\n", 1)[1]
+                         .split("\n.SH ", 1)[0])
+        named = set(section.replace(",", " ").split())
+        self.assertEqual(sorted(paths - named), [],
+                         "compare fields the man page does not list")
 
     def test_gap_in_a_response_is_not_comparable(self):
         # A built capture: one connection, production's answer has a
