@@ -36,6 +36,10 @@
  * replay_dial_backlog), and below which it reads on. */
 #define FILE_DIALS_HIGH 1024
 #define FILE_DIALS_LOW  256
+/* --compare: production's answers a file has given compare ahead of the
+ * local answers, past which it pauses and below which it reads on. */
+#define FILE_COMPARE_HIGH (32u * 1024 * 1024)
+#define FILE_COMPARE_LOW  (16u * 1024 * 1024)
 #define TICK_MS         50
 #define HEAP_CHECK_NS   (1000ull * 1000 * 1000)
 #define HEAP_TRIM_DROP  (4ull * 1024 * 1024)
@@ -226,6 +230,8 @@ static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
     }
 }
 
+static void apply_backpressure(struct run *r);
+
 /* --compare: production's answers, in order, as the capture shows them.
  * A server that speaks first (a greeting) opens the local connections
  * too, so that the target's greeting is compared with it. */
@@ -241,6 +247,13 @@ static void on_server_data(void *ctx, struct flow *f, const uint8_t *data,
     }
     replay_compare_prod(r->replay, f->user, data, len,
                         (int64_t)engine_now(r->engine));
+    /* A file may run far ahead of the local answers within one batch:
+     * it pauses as soon as compare holds too much, not at the batch's
+     * end. */
+    if (r->lossless && !source_paused(r->src) &&
+        replay_compare_backlog(r->replay) > FILE_COMPARE_HIGH) {
+        apply_backpressure(r);
+    }
 }
 
 static void on_server_gap(void *ctx, struct flow *f, uint32_t len)
@@ -289,6 +302,7 @@ static void maybe_resume(struct run *r)
     }
     if (r->paused_for_queue && r->replay != NULL &&
         (replay_queued(r->replay) > FILE_QUEUE_LOW ||
+         replay_compare_backlog(r->replay) > FILE_COMPARE_LOW ||
          replay_conns_over_cap(r->replay) > 0 ||
          replay_dial_backlog(r->replay, FILE_DIALS_LOW))) {
         return;
@@ -329,6 +343,7 @@ static void apply_backpressure(struct run *r)
     /* A file can wait for the targets; a live source never does. */
     if (r->lossless && r->replay != NULL &&
         (replay_queued(r->replay) > FILE_QUEUE_HIGH ||
+         replay_compare_backlog(r->replay) > FILE_COMPARE_HIGH ||
          replay_conns_over_cap(r->replay) > 0 ||
          replay_dial_backlog(r->replay, FILE_DIALS_HIGH)) &&
         !source_paused(r->src)) {
@@ -1073,6 +1088,7 @@ static int build_compare(struct run *r, char *err, size_t errlen)
         .ctx = r,
     };
     replay_set_compare(r->replay, &rc);
+    replay_set_compare_low_water(r->replay, FILE_COMPARE_LOW);
     if (o->n_targets > 1) {
         tm_info("--compare compares the answers of the first --to target, "
                 "%s", o->target_text[0]);

@@ -111,6 +111,7 @@ struct conn {
 struct cmp_state {
     struct compare_conn *cc;
     size_t held;            /* what was last charged to replay.cmp_held */
+    size_t backlog;         /* of it, what waits for the other streams */
     uint64_t client_off;    /* client stream bytes fed, gaps included */
     uint64_t last_local_ns; /* the last write to or read from the target */
     struct tm_list wait_link; /* on replay.cmp_waiting */
@@ -163,6 +164,8 @@ struct replay {
     struct replay_compare cmp;
     bool comparing;
     size_t cmp_held;         /* bytes all compares hold */
+    size_t cmp_backlog;      /* of them, what waits for other streams */
+    size_t cmp_low_water;    /* low_cb when the backlog falls to it */
     uint64_t cmp_abandoned;  /* compares given up at --max-buffer */
     struct tm_list cmp_waiting; /* sessions whose target owes an answer */
     uv_timer_t cmp_timer;
@@ -1236,10 +1239,13 @@ static void cmp_unwait(struct replay *r, struct cmp_state *m)
 /* Charges what the compare holds now; true if it grew. */
 static bool cmp_account(struct replay *r, struct cmp_state *m)
 {
-    size_t now = compare_conn_held(m->cc) + sizeof(*m);
+    size_t waiting;
+    size_t now = compare_conn_held(m->cc, &waiting) + sizeof(*m);
     bool grew = now > m->held;
     r->cmp_held = r->cmp_held - m->held + now;
+    r->cmp_backlog = r->cmp_backlog - m->backlog + waiting;
     m->held = now;
+    m->backlog = waiting;
     return grew;
 }
 
@@ -1252,7 +1258,13 @@ static void on_cmp_timer(uv_timer_t *t);
 static void cmp_settle(struct replay *r, struct cmp_state *m)
 {
     size_t other = r->other_usage ? *r->other_usage : 0;
-    if (cmp_account(r, m) && !m->abandoned &&
+    size_t before = replay_compare_backlog(r);
+    bool grew = cmp_account(r, m);
+    if (!grew && before > r->cmp_low_water &&
+        replay_compare_backlog(r) <= r->cmp_low_water && r->low_cb != NULL) {
+        r->low_cb(r->low_ctx);
+    }
+    if (grew && !m->abandoned &&
         r->queued + other + r->cmp_held > r->cfg.max_buffer) {
         m->abandoned = true;
         r->cmp_abandoned++;
@@ -1364,6 +1376,7 @@ static void cmp_finish(struct replay *r, struct cmp_state *m)
     }
     cmp_unwait(r, m);
     r->cmp_held -= m->held;
+    r->cmp_backlog -= m->backlog;
     compare_conn_free(m->cc);
     free(m);
 }
@@ -1385,6 +1398,16 @@ void replay_set_compare(struct replay *r, const struct replay_compare *rc)
 size_t replay_compare_held(const struct replay *r)
 {
     return r->cmp_held;
+}
+
+size_t replay_compare_backlog(const struct replay *r)
+{
+    return r->cmp_backlog;
+}
+
+void replay_set_compare_low_water(struct replay *r, size_t low)
+{
+    r->cmp_low_water = low;
 }
 
 uint64_t replay_compare_abandoned(const struct replay *r)

@@ -196,6 +196,12 @@ void replay_compare_prod_end(struct replay *r, struct replay_session *s);
 /* Bytes compare holds in all (counted against --max-buffer), and how
  * many connections' compares were abandoned at it. */
 size_t replay_compare_held(const struct replay *r);
+/* Of those, the bytes beyond each connection's own state (its framers):
+ * answers and bodies waiting for the other side, which the local answers
+ * release. What a file waits for; the low-water callback
+ * (replay_set_low_water) also runs when it falls to `low` or below. */
+size_t replay_compare_backlog(const struct replay *r);
+void replay_set_compare_low_water(struct replay *r, size_t low);
 uint64_t replay_compare_abandoned(const struct replay *r);
 
 /* Formats an address as 127.0.0.1:9000 or [::1]:9000. */

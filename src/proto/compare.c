@@ -85,6 +85,7 @@ struct headcopy {
     struct http1_header *hdrs;
     size_t n;
     unsigned status;
+    size_t bytes; /* allocated, for compare_conn_held() */
 };
 
 static void headcopy_free(struct headcopy *hc)
@@ -118,6 +119,7 @@ static void headcopy_set(struct headcopy *hc, const struct http1_head *h)
     }
     hc->n = h->header_count;
     hc->status = h->status;
+    hc->bytes = total + (h->header_count + 1) * sizeof(*hc->hdrs);
 }
 
 static void headcopy_clone(struct headcopy *dst, const struct headcopy *src)
@@ -1826,25 +1828,29 @@ bool compare_conn_awaiting_local(const struct compare_conn *c)
     return false;
 }
 
-size_t compare_conn_held(const struct compare_conn *c)
+size_t compare_conn_held(const struct compare_conn *c, size_t *waiting)
 {
-    size_t n = sizeof(*c) + c->cfg.max_waiting * sizeof(*c->q) +
-               c->bc.cap;
+    size_t own = sizeof(*c) + c->cfg.max_waiting * sizeof(*c->q) +
+                 http1_footprint(c->client);
+    size_t n = c->bc.cap;
     for (int i = 0; i < 2; i++) {
+        own += http1_footprint(c->sd[i].framer);
         n += c->sd[i].pending;
     }
     for (size_t k = 0; k < c->q_len; k++) {
         const struct exch *e = c->q[(c->q_first + k) % c->cfg.max_waiting];
         n += sizeof(*e);
         for (int i = 0; i < 2; i++) {
-            size_t kept = 0;
             if (e->r[i].body != NULL) {
-                (void)httpbody_data(e->r[i].body, &kept);
+                n += httpbody_footprint(e->r[i].body);
             }
-            n += kept;
+            n += e->r[i].head.bytes;
         }
     }
-    return n;
+    if (waiting != NULL) {
+        *waiting = n;
+    }
+    return own + n;
 }
 
 enum compare_protocol compare_conn_protocol(const struct compare_conn *c)

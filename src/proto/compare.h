@@ -254,9 +254,11 @@ void compare_conn_abandon(struct compare_conn *c, enum compare_reason reason,
  * (for the caller's timeout). */
 bool compare_conn_awaiting_local(const struct compare_conn *c);
 
-/* The bytes the connection holds (queued response bytes, kept bodies,
- * its own state), for the caller's memory budget. O(max_waiting). */
-size_t compare_conn_held(const struct compare_conn *c);
+/* The bytes the connection holds, for the caller's memory budget: its
+ * own state (framers, tables) and, also in `waiting` (may be NULL), what
+ * waits for the other streams: response bytes queued, exchanges with
+ * their heads and kept bodies. O(max_waiting). */
+size_t compare_conn_held(const struct compare_conn *c, size_t *waiting);
 
 /* The protocol the connection was counted as (its name for "other"). */
 enum compare_protocol compare_conn_protocol(const struct compare_conn *c);
