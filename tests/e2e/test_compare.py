@@ -408,6 +408,20 @@ class Compare(unittest.TestCase):
         self.assertEqual(self.endpoint(cmp, "GET /login")["differ"], 0)
         self.assertEqual(cmp["differ"], 1)  # /big only
 
+    def test_max_buffer_gives_way_to_the_replay(self):
+        # Compare's bytes count against --max-buffer: past it, a
+        # connection's comparison is given up (limit), never a delivery.
+        cmp, err = self.replay("http", "same", "--max-buffer", "32KiB",
+                               "--flow-buffer", "4KiB")
+        self.assertGreater(cmp["abandoned_at_max_buffer"], 0,
+                           json.dumps(cmp, indent=1))
+        self.assertGreater(cmp["not_comparable_by_reason"]["limit"], 0)
+        self.assertEqual(cmp["differ"], 0)
+        doc = t.read_json(self.tmp("http-same.json"))
+        self.assertEqual(doc["targets"][0]["flows_dropped"], 0, err)
+        self.assertEqual(doc["targets"][0]["bytes_delivered"],
+                         doc["flows"]["payload_bytes"])
+
     def test_noise_is_learned(self):
         cmp, err = self.replay("time", "same")
         ep = self.endpoint(cmp, "GET /time")
