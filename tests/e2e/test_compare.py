@@ -422,6 +422,44 @@ class Compare(unittest.TestCase):
         self.assertEqual(doc["targets"][0]["bytes_delivered"],
                          doc["flows"]["payload_bytes"])
 
+    def test_live_capture_compares(self):
+        # capture -i lo --to LOCAL --compare: production's answers from the
+        # live capture, the local ones as they come.
+        prod = HTTPService("prod")
+        self.services.append(prod)
+        local = self.local("changed")
+        stats = self.tmp("live.json")
+        log = self.tmp("live.jsonl")
+        p = t.start(["capture", "-i", "lo", "-p", prod.port, "-o",
+                     "/dev/null", "--to", f"127.0.0.1:{local.port}",
+                     "--diff-log", log, "--stats-json", stats],
+                    stdin=subprocess.DEVNULL)
+        if wait_line(p, "capturing", 15) is None:
+            p.kill()
+            self.fail("capture did not start")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", prod.port,
+                                           timeout=10)
+            for path in ("/users/7", "/chunked", "/users/8"):
+                c.request("GET", path)
+                c.getresponse().read()
+            c.close()
+            time.sleep(1)
+        finally:
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err.decode(errors="replace"))
+        cmp = t.read_json(stats)["compare"]
+        self.assertEqual(cmp["exchanges"], 3, json.dumps(cmp, indent=1))
+        self.assertEqual(cmp["differ"], 2)
+        self.assertEqual(cmp["same"], 1)
+        users = self.endpoint(cmp, "GET /users/{id}")
+        self.assertEqual(users["latency_ms"]["production"]["count"], 2)
+        self.assertEqual(users["latency_ms"]["local"]["count"], 2)
+        with open(log, encoding="utf-8") as f:
+            requests = sorted(json.loads(x)["request"] for x in f)
+        self.assertEqual(requests, ["GET /users/7", "GET /users/8"])
+
     def test_noise_is_learned(self):
         cmp, err = self.replay("time", "same")
         ep = self.endpoint(cmp, "GET /time")
