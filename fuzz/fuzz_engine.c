@@ -268,6 +268,8 @@ FZ_NO_COVERAGE static void ev_server_data(void *ctx, struct flow *f,
     FZ_CHECK(t->spos == f->srv_rs.next,
              "flow %llu: server data of %u at %u, stream is at %u",
              (unsigned long long)f->id, len, t->spos, f->srv_rs.next);
+    FZ_TRACE("  flow %llu: server data %u at seq %u",
+             (unsigned long long)f->id, len, t->spos);
     fz_touch(data, len);
     if (h->content_ok) {
         const struct flow_key *k = &f->node.key;
@@ -300,6 +302,8 @@ static void ev_server_gap(void *ctx, struct flow *f, uint32_t len)
     FZ_CHECK(t->spos == f->srv_rs.next,
              "flow %llu: server gap of %u at %u, stream is at %u",
              (unsigned long long)f->id, len, t->spos, f->srv_rs.next);
+    FZ_TRACE("  flow %llu: server gap %u at seq %u",
+             (unsigned long long)f->id, len, t->spos);
     t->spos += len;
     t->sgap_bytes += len;
 }
@@ -320,6 +324,7 @@ static void ev_server_end(void *ctx, struct flow *f)
              (unsigned long long)t->sgap_bytes,
              (unsigned long long)f->srv_payload_bytes,
              (unsigned long long)f->srv_gap_bytes);
+    FZ_TRACE("  flow %llu: server end", (unsigned long long)f->id);
     t->sended = true;
 }
 
