@@ -233,8 +233,11 @@ static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
 static void apply_backpressure(struct run *r);
 
 /* --compare: production's answers, in order, as the capture shows them.
- * A server that speaks first (a greeting) opens the local connections
- * too, so that the target's greeting is compared with it. */
+ * A server that speaks first on a connection seen from its SYN (a
+ * greeting) opens the local connections too, so that the target's
+ * greeting is compared with it; answers before any client byte on a
+ * connection joined mid-stream answer requests never seen, and open
+ * nothing. */
 static void on_server_data(void *ctx, struct flow *f, const uint8_t *data,
                            uint32_t len)
 {
@@ -243,6 +246,9 @@ static void on_server_data(void *ctx, struct flow *f, const uint8_t *data,
         return;
     }
     if (f->user == NULL) {
+        if (!(f->flags & FLOW_SERVER_FIRST)) {
+            return;
+        }
         f->user = replay_open(r->replay, f->id);
     }
     replay_compare_prod(r->replay, f->user, data, len,

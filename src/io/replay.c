@@ -69,6 +69,11 @@ struct target {
     uv_tcp_t *parked; /* the start-up probe's connection, kept for the
                          first mirrored connection */
     uint64_t parked_rx; /* what the target sent on it (a greeting) */
+    /* --compare, the first target: the greeting's first bytes, for the
+     * connection that takes the parked one over. */
+    bool keep_greeting;
+    uint8_t greeting[512];
+    size_t greeting_len;
     /* A target that never sent a byte in the run (a sink that only
      * reads) cannot answer turns: once a turn timed out on it, its turns
      * are sent as captured and its connections are not counted
@@ -557,9 +562,9 @@ static void close_tcp(struct conn *c, bool reset)
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 
-/* Ends a conn for good: its handles close and its queue is freed. */
 static void cmp_local_closing(struct conn *c);
 
+/* Ends a conn for good: its handles close and its queue is freed. */
 static void conn_close(struct conn *c, bool reset)
 {
     if (c->state == C_CLOSING) {
@@ -742,8 +747,13 @@ static void on_parked_read(uv_stream_t *st, ssize_t nread,
                            const uv_buf_t *buf)
 {
     struct target *t = st->data;
-    (void)buf;
     if (nread > 0) {
+        if (t->keep_greeting) {
+            size_t n = TM_MIN((size_t)nread,
+                              sizeof(t->greeting) - t->greeting_len);
+            memcpy(t->greeting + t->greeting_len, buf->base, n);
+            t->greeting_len += n;
+        }
         t->parked_rx += (uint64_t)nread; /* a greeting: the first turn */
         t->answered_any = true;
         t->silent = false;
@@ -760,6 +770,8 @@ static void on_parked_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->base = scratch;
     buf->len = sizeof(scratch);
 }
+
+static void cmp_local_data(struct conn *c, const char *data, size_t len);
 
 /* Gives the probe's connection to `c`, so that checking the target at
  * start does not show it a spurious empty connection. */
@@ -792,6 +804,10 @@ static bool take_parked(struct conn *c)
     uv_tcp_nodelay(&c->tcp, 1);
     c->turn_rx = greeting;
     c->target->st.bytes_received += greeting;
+    if (t->greeting_len > 0) {
+        cmp_local_data(c, (const char *)t->greeting, t->greeting_len);
+        t->greeting_len = 0;
+    }
     if (greeting > 0) {
         c->last_rx_ns = now_ns();
     }
@@ -1393,6 +1409,9 @@ void replay_set_compare(struct replay *r, const struct replay_compare *rc)
 {
     r->cmp = *rc;
     r->comparing = true;
+    if (r->n_targets > 0) {
+        r->targets[0].keep_greeting = true;
+    }
 }
 
 size_t replay_compare_held(const struct replay *r)

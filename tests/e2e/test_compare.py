@@ -186,6 +186,17 @@ class LineService:
         self.sock.close()
 
 
+class GreetingService(LineService):
+    """The line protocol behind a greeting the server sends first (as
+    SMTP, MySQL or POP3 do); the "changed" build greets with another
+    version."""
+
+    def _run(self, conn):
+        version = b"2" if self.build == "changed" else b"1"
+        conn.sendall(b"+HELLO v" + version + b"\n")
+        super()._run(conn)
+
+
 class Recorder:
     """`tapmirror capture -i lo` of one port to a file."""
 
@@ -259,6 +270,15 @@ def time_traffic(port):
     c.close()
 
 
+def greeting_traffic(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()  # the greeting first
+        for word in (b"alpha", b"beta"):
+            s.sendall(word + b"\n")
+            f.readline()
+
+
 def line_traffic(port):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         f = s.makefile("rb")
@@ -274,7 +294,9 @@ class Compare(unittest.TestCase):
         cls.caps = {}
         for name, service, client in (("http", HTTPService, traffic),
                                       ("time", HTTPService, time_traffic),
-                                      ("line", LineService, line_traffic)):
+                                      ("line", LineService, line_traffic),
+                                      ("greet", GreetingService,
+                                       greeting_traffic)):
             prod = service("prod")
             path = cls.tmp(f"{name}.pcap")
             rec = Recorder(prod.port, path)
@@ -600,6 +622,45 @@ class Compare(unittest.TestCase):
         self.assertEqual(line["differences"][0]["field"], "body")
         self.assertIn("first difference at byte 1",
                       line["differences"][0]["line"])
+
+    def test_greeting_is_compared(self):
+        # A server that speaks first: its greeting is compared too, the
+        # local one read on the connection the start-up probe opened.
+        cmp, _ = self.replay("greet", "same", kind=GreetingService)
+        self.assertEqual((cmp["exchanges"], cmp["same"]), (1, 1),
+                         json.dumps(cmp, indent=1))
+        log = self.tmp("greet.jsonl")
+        cmp, _ = self.replay("greet", "changed", "--diff-log", log,
+                             kind=GreetingService)
+        self.assertEqual(cmp["differ"], 1, json.dumps(cmp, indent=1))
+        with open(log, encoding="utf-8") as f:
+            line = json.loads(f.readline())
+        self.assertIn("first difference at byte 8",
+                      line["differences"][0]["line"])
+        # Live, the start-up probe's connection has long read the local
+        # greeting when the first client comes: it is kept for compare.
+        prod = GreetingService("prod")
+        self.services.append(prod)
+        local = self.local("same", GreetingService)
+        stats = self.tmp("greet-live.json")
+        p = t.start(["capture", "-i", "lo", "-p", prod.port, "-o",
+                     "/dev/null", "--to", f"127.0.0.1:{local.port}",
+                     "--compare", "--stats-json", stats],
+                    stdin=subprocess.DEVNULL)
+        if wait_line(p, "capturing", 15) is None:
+            p.kill()
+            self.fail("capture did not start")
+        try:
+            time.sleep(0.5)
+            greeting_traffic(prod.port)
+            time.sleep(1)
+        finally:
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err.decode(errors="replace"))
+        cmp = t.read_json(stats)["compare"]
+        self.assertEqual((cmp["exchanges"], cmp["same"]), (1, 1),
+                         json.dumps(cmp, indent=1))
 
     def test_local_target_closing_is_not_comparable(self):
         # A local service that reads the request and closes at once.
