@@ -220,6 +220,10 @@ static void feed(const struct compare_config *cfg, struct compare_noise *nz,
             n = (v & 3) == 0 ? 1 : (size_t)(v >> 8) % 97 + 1;
         }
         step(c, in, i, &k[i], n);
+        size_t waiting;
+        size_t held = compare_conn_held(c, &waiting);
+        FZ_CHECK(waiting < held, "waiting %zu of %zu held", waiting, held);
+        (void)compare_conn_awaiting_local(c);
     }
     compare_conn_finish(c);
     compare_report_add_conn(r->report, c);
@@ -239,6 +243,43 @@ static void feed(const struct compare_config *cfg, struct compare_noise *nz,
     if (r->sum == NULL) {
         put(r, "");
     }
+}
+
+/* The replay's budget: abandoned half way, the connection holds nothing
+ * waiting, reports what was waiting and every later request as limit,
+ * and no longer waits for a local answer. */
+static void feed_abandoned(const struct compare_config *cfg,
+                           const struct input *in, uint64_t seed)
+{
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.report = compare_report_new(8);
+    struct compare_conn *c = compare_conn_new(cfg, NULL, 1, on_exchange, &r);
+    struct cursor k[3];
+    memset(k, 0, sizeof(k));
+    uint64_t st = seed;
+    size_t steps = 0, half = (size_t)(seed % 7) + 1;
+    bool abandoned = false;
+    while (!k[0].ended || !k[1].ended || !k[2].ended) {
+        int i = (int)(fz_rand(&st) % 3);
+        step(c, in, i, &k[i], (size_t)(fz_rand(&st) % 61) + 1);
+        if (++steps == half) {
+            compare_conn_abandon(c, COMPARE_R_LIMIT, "over the budget");
+            abandoned = true;
+        }
+        if (abandoned) {
+            size_t waiting;
+            compare_conn_held(c, &waiting);
+            FZ_CHECK(waiting == 0, "%zu bytes wait after the abandon",
+                     waiting);
+            FZ_CHECK(!compare_conn_awaiting_local(c),
+                     "awaits a local answer after the abandon");
+        }
+    }
+    compare_conn_finish(c);
+    compare_conn_free(c);
+    compare_report_free(r.report);
+    free(r.sum);
 }
 
 static void same_runs(const struct run *a, const struct run *b,
@@ -294,6 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     compare_noise_free(na);
     compare_noise_free(nb);
 
+    feed_abandoned(&small, &in, seed);
     feed(&small, NULL, &in, seed, false, false, &a);
     feed(&small, NULL, &in, seed + 1, true, false, &b);
     same_runs(&a, &b, "two chunkings differ");

@@ -63,6 +63,9 @@ struct tracker {
     uint32_t pos; /* f->rs.next expected at the next event */
     uint64_t data, gaps, gap_bytes;
     uint64_t mark; /* the last data event's server_acked */
+    uint32_t spos; /* f->srv_rs.next expected at the next server event */
+    bool sstarted, sended;
+    uint64_t sdata, sgap_bytes;
 };
 
 struct side {
@@ -229,6 +232,9 @@ static void ev_end(void *ctx, struct flow *f, enum flow_end_reason why)
              (unsigned long long)f->id, (unsigned long long)t->data,
              (unsigned long long)t->gaps,
              (unsigned long long)f->payload_bytes, f->gaps);
+    FZ_CHECK(!h->cfg.reasm_server || t->sended,
+             "flow %llu ended before its server stream",
+             (unsigned long long)f->id);
     FZ_TRACE("  flow %llu: end (%s) after %llu bytes",
              (unsigned long long)f->id, flow_end_reason_name(why),
              (unsigned long long)t->data);
@@ -240,6 +246,86 @@ static void ev_end(void *ctx, struct flow *f, enum flow_end_reason why)
     t->next->prev = t->prev;
     free(t);
     h->ends++;
+}
+
+/* The server's direction (reasm_server): in order, the bytes the server
+ * sent, each once; its end once, before the flow's. */
+FZ_NO_COVERAGE static void ev_server_data(void *ctx, struct flow *f,
+                                          const uint8_t *data, uint32_t len)
+{
+    struct harness *h = ctx;
+    struct tracker *t = f->user;
+    FZ_CHECK(t != NULL && t->f == f, "server data for flow %llu, not open",
+             (unsigned long long)f->id);
+    FZ_CHECK(h->cfg.reasm_server, "server data without reasm_server");
+    FZ_CHECK(len > 0 && !t->sended, "server data: %u bytes, ended %d", len,
+             t->sended);
+    FZ_CHECK(f->flags & FLOW_SRV_REASM, "server data before its start");
+    if (!t->sstarted) {
+        t->sstarted = true;
+        t->spos = f->srv_rs.next;
+    }
+    FZ_CHECK(t->spos == f->srv_rs.next,
+             "flow %llu: server data of %u at %u, stream is at %u",
+             (unsigned long long)f->id, len, t->spos, f->srv_rs.next);
+    FZ_TRACE("  flow %llu: server data %u at seq %u",
+             (unsigned long long)f->id, len, t->spos);
+    fz_touch(data, len);
+    if (h->content_ok) {
+        const struct flow_key *k = &f->node.key;
+        uint32_t salt = sender_salt(k->family, k->saddr, k->sport);
+        for (uint32_t i = 0; i < len; i++) {
+            FZ_CHECK(data[i] == true_byte(salt, t->spos + i),
+                     "flow %llu: server byte at seq %u is %02x, the server "
+                     "sent %02x",
+                     (unsigned long long)f->id, t->spos + i, data[i],
+                     true_byte(salt, t->spos + i));
+        }
+    }
+    t->spos += len;
+    t->sdata += len;
+}
+
+static void ev_server_gap(void *ctx, struct flow *f, uint32_t len)
+{
+    struct harness *h = ctx;
+    struct tracker *t = f->user;
+    (void)h;
+    FZ_CHECK(t != NULL && t->f == f, "server gap for flow %llu, not open",
+             (unsigned long long)f->id);
+    FZ_CHECK(len > 0 && !t->sended, "server gap: %u bytes, ended %d", len,
+             t->sended);
+    if (!t->sstarted) {
+        t->sstarted = true;
+        t->spos = f->srv_rs.next;
+    }
+    FZ_CHECK(t->spos == f->srv_rs.next,
+             "flow %llu: server gap of %u at %u, stream is at %u",
+             (unsigned long long)f->id, len, t->spos, f->srv_rs.next);
+    FZ_TRACE("  flow %llu: server gap %u at seq %u",
+             (unsigned long long)f->id, len, t->spos);
+    t->spos += len;
+    t->sgap_bytes += len;
+}
+
+static void ev_server_end(void *ctx, struct flow *f)
+{
+    struct tracker *t = f->user;
+    (void)ctx;
+    FZ_CHECK(t != NULL && t->f == f, "server end for flow %llu, not open",
+             (unsigned long long)f->id);
+    FZ_CHECK(!t->sended, "flow %llu: server end twice",
+             (unsigned long long)f->id);
+    FZ_CHECK(t->sdata == f->srv_payload_bytes &&
+                 t->sgap_bytes == f->srv_gap_bytes,
+             "flow %llu: server events say %llu+%llu bytes, flow says "
+             "%llu+%llu",
+             (unsigned long long)f->id, (unsigned long long)t->sdata,
+             (unsigned long long)t->sgap_bytes,
+             (unsigned long long)f->srv_payload_bytes,
+             (unsigned long long)f->srv_gap_bytes);
+    FZ_TRACE("  flow %llu: server end", (unsigned long long)f->id);
+    t->sended = true;
 }
 
 static void check_stats(const struct harness *h)
@@ -534,13 +620,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h->cfg.gap_timeout_ns = (1 + (uint64_t)fz_u8(&f)) * MS;
     h->cfg.rtx_timeout_ns = (uint64_t)fz_u8(&f) * 10 * MS;
     h->cfg.hash_seed = 0x1234567890abcdefULL;
+    h->cfg.reasm_server = (c1 & 128) != 0;
     for (int fam = 0; fam < 2; fam++) {
         for (int i = 0; i < N_CLIENTS; i++) {
             h->client[fam][i].seq = 1000u * (uint32_t)(i + 1) - 1u;
             h->server[fam][i].seq = 0x80000000u + 77u * (uint32_t)i;
         }
     }
-    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, h};
+    struct engine_events ev = {ev_open,       ev_data,       ev_gap,
+                               ev_end,        h,             ev_server_data,
+                               ev_server_gap, ev_server_end};
     h->e = engine_new(&h->cfg, &ev);
 
     struct frame *fr = malloc(sizeof(*fr));

@@ -301,12 +301,13 @@ class EngineScript:
 
     def __init__(self, guess=False, service_addrs=0, keep=True, idle=False,
                  no_finish=False, max_flows=16, skip_loopback=False,
-                 cap=60000, budget=60000, gap=50, rtx=20):
+                 cap=60000, budget=60000, gap=50, rtx=20, server=False):
         c0 = (3 if guess else 0) | (4 if service_addrs else 0)
         c0 |= 32 if service_addrs == 2 else 0
         c0 |= (8 if keep else 0) | (16 if idle else 0) | (64 if no_finish else 0)
         c0 |= 128 if max_flows > 16 else 0
         c1 = ((max_flows - 1) & 15) | (16 if skip_loopback else 0)
+        c1 |= 128 if server else 0  # reasm_server: the server's stream too
         self.b = bytes([c0, c1]) + be16(cap) + be16(budget // 4) + bytes([gap, rtx])
 
     def frame(self, client=0, v6=False, server=False, link="eth", flags=0x10,
@@ -394,6 +395,19 @@ def engine_seeds():
     e.raw(0, eth(ipv4(C4, S4, tcp(40000, 8080, 5, 6, 0x18, b"zz")), 0x0800)[:40])
     e.frame(0, flags=0x02, seq_mode=2, seq_arg=0x12345678)  # new SYN, new ISN
     s["raw-and-reuse"] = e.b
+    # The server's direction reassembled (--compare): answers in order,
+    # out of order, retransmitted, behind a hole the client acknowledged.
+    e = EngineScript(server=True)
+    e.connection(client=0, sizes=(100, 20))
+    e.frame(1, flags=0x02).frame(1, server=True, flags=0x12)
+    e.frame(1, flags=0x18, plen=30)
+    e.frame(1, server=True, flags=0x18, seq_mode=1, seq_arg=80, plen=40)
+    e.frame(1, server=True, flags=0x18, plen=40)
+    e.frame(1, server=True, flags=0x18, seq_mode=1, seq_arg=-20, plen=40)
+    e.frame(1, flags=0x10, ack_off=200)
+    e.wait(100)
+    e.frame(1, server=True, flags=0x11).frame(1, flags=0x11)
+    s["server-stream"] = e.b
     return s
 
 

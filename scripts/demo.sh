@@ -54,3 +54,17 @@ print(f"\n  {len(reqs)} requests on {len(conns)} connections; "
       f"{t['bytes_delivered']} bytes delivered, "
       f"{st['flows']['payload_bytes']} client bytes in the capture.")
 PY
+
+echo
+echo "== Comparing the local build's answers with production's"
+echo "   tapmirror replay demo/demo.pcap -p 8080 --to :$port --compare --diff-log DIFF"
+"$tapmirror" replay demo/demo.pcap -p 8080 --to ":$port" --compare \
+    --diff-log "$work/diff.jsonl" 2>"$work/compare.txt"
+grep -E "compared|endpoint|  [A-Z]+ /" "$work/compare.txt" || true
+python3 - "$work/diff.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    for diff in d.get("differences", []):
+        print(f"   {d['request']}: {diff.get('line', diff.get('field'))}")
+PY

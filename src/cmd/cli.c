@@ -7,6 +7,7 @@
 
 #include "core/util.h"
 #include "kube/kubejson.h"
+#include "proto/jsondiff.h"
 
 #define C_REPLAY  (1u << CMD_REPLAY)
 #define C_CAPTURE (1u << CMD_CAPTURE)
@@ -74,6 +75,14 @@ enum {
     OPT_REDACT_REPLAY,
     OPT_REDACT_HEADER,
     OPT_GAP_POLICY,
+    OPT_COMPARE,
+    OPT_FAIL_ON_DIFF,
+    OPT_DIFF_LOG,
+    OPT_DIFF_REPORT,
+    OPT_IGNORE_HEADER,
+    OPT_IGNORE_JSON,
+    OPT_COMPARE_BODY_LIMIT,
+    OPT_NO_REDACT,
 };
 
 /* How an option's value is read and where it goes. */
@@ -309,6 +318,51 @@ static const struct cli_option options[] = {
              "(abandon the damaged request, close that local connection, "
              "go on with the next whole request on a new one) or splice "
              "(send the bytes after the hole as if contiguous)"},
+    {OPTION("compare", OPT_COMPARE, NULL, C_RUN), FLAG_AT(compare),
+     .deflt_about = "off",
+     .help = "compare what the first --to target answers with what "
+             "production answered in the capture: HTTP/1 exchange by "
+             "exchange (status, headers, bodies decoded, JSON by path), "
+             "other protocols as byte streams; fields that differ between "
+             "production's own answers to identical requests are learned "
+             "as noise and ignored. Headers ignored by default: Date, Age, "
+             "Expires, ETag, Last-Modified, Server, Via, "
+             "X-Envoy-Upstream-Service-Time, X-Request-Id, X-Correlation-Id, "
+             "X-Amzn-Trace-Id, traceparent, tracestate, b3, X-B3-*, "
+             "Connection, Keep-Alive, Content-Length, Transfer-Encoding and "
+             "Content-Encoding (bodies are compared decoded), Set-Cookie "
+             "values (cookie names are compared), and header order"},
+    {OPTION("fail-on-diff", OPT_FAIL_ON_DIFF, NULL, C_RUN),
+     FLAG_AT(fail_on_diff), .deflt_about = "off",
+     .help = "exit with status 4 when any exchange differs (noise "
+             "excluded); implies --compare"},
+    {OPTION("diff-log", OPT_DIFF_LOG, "FILE", C_RUN), STRING_AT(diff_log),
+     .help = "write one JSON line per differing or not comparable "
+             "exchange to FILE (mode 0600): connection, request line, "
+             "statuses, differences, bodies cut to 4 KiB, credentials "
+             "redacted; implies --compare"},
+    {OPTION("diff-report", OPT_DIFF_REPORT, "FILE", C_RUN),
+     STRING_AT(diff_report),
+     .help = "write a self-contained HTML page of the comparison to FILE "
+             "at exit (mode 0600): the endpoint table and examples, "
+             "production and local side by side; implies --compare"},
+    {OPTION("ignore-header", OPT_IGNORE_HEADER, "NAME", C_RUN),
+     .help = "with --compare, also ignore this response header "
+             "(repeatable)"},
+    {OPTION("ignore-json", OPT_IGNORE_JSON, "PATH", C_RUN),
+     .help = "with --compare, ignore this JSON path and what is under it "
+             "(repeatable): $, then .name, [\"name\"], [N] and the wildcards "
+             ".* and [*], as in $.items[*].id or $.*.updated_at"},
+    {OPTION("compare-body-limit", OPT_COMPARE_BODY_LIMIT, "SIZE", C_RUN),
+     SIZE_AT(compare_body_limit), .deflt = "1MiB", .min = "1KiB",
+     .max = "1GiB",
+     .help = "decoded body bytes kept per answer for --compare; beyond "
+             "it bodies are compared by size and hash"},
+    {OPTION("no-redact", OPT_NO_REDACT, NULL, C_RUN), FLAG_AT(no_redact),
+     .deflt_about = "off",
+     .help = "with --diff-log and --diff-report, show the values of "
+             "Authorization, Proxy-Authorization, Cookie and Set-Cookie "
+             "instead of (redacted)"},
     {OPTION("max-buffer", OPT_MAX_BUFFER, "SIZE", C_RUN),
      SIZE_AT(max_buffer), .deflt = "256MiB",
      .help = "bytes held for all connections (reassembly and replay "
@@ -544,7 +598,7 @@ static void print_options(FILE *out, unsigned mask)
             snprintf(head, sizeof(head), "      --%s%s%s", opt->name,
                      opt->arg ? " " : "", opt->arg ? opt->arg : "");
         }
-        char help[512];
+        char help[1024];
         const char *deflt =
             opt->deflt_about != NULL ? opt->deflt_about : opt->deflt;
         if (deflt != NULL) {
@@ -573,7 +627,8 @@ void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
                 "writes it as a\npcap capture and replays every client "
                 "connection live to a local process:\none local connection "
                 "per mirrored connection, bytes in TCP order, responses\n"
-                "read and thrown away. Nothing ever flows back.\n"
+                "read and thrown away (with --compare, compared with "
+                "production's answers).\nNothing ever flows back.\n"
                 "\nCommands:\n",
                 program);
         for (size_t i = 0; i < TM_ARRAY_LEN(commands); i++) {
@@ -585,6 +640,8 @@ void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
                 "  tapmirror capture -i eth0 -p 8080 --to :8080 -o web.pcap\n"
                 "  ssh host tcpdump -U -w - port 8080 | "
                 "tapmirror replay - -p 8080 --to :8080\n"
+                "  tapmirror replay prod.pcap -p 8080 --to :8080 --compare "
+                "--fail-on-diff\n"
                 "  tapmirror summary web.pcap\n"
                 "\nOptions (see 'tapmirror COMMAND --help' for each "
                 "command's):\n");
@@ -604,8 +661,11 @@ void cli_print_help(FILE *out, const char *program, enum tm_command cmd)
             "Exit status: 0 success (including a stop by Ctrl-C, SIGTERM or "
             "SIGHUP, and an\noutput pipe closed by its reader); 1 runtime "
             "error; 2 usage error; 3 the run\nfinished but some connection "
-            "bytes could not be delivered to a target; 130 a\nsecond "
-            "Ctrl-C.\n");
+            "bytes could not be delivered to a target;%s\n130 a second "
+            "Ctrl-C.\n",
+            cmd == CMD_SUMMARY ? ""
+                               : " 4 an\nexchange differed, with "
+                                 "--fail-on-diff (it decides before 3);");
 }
 
 static enum cli_result usage_error(char *err, size_t errlen, const char *fmt,
@@ -776,6 +836,34 @@ static enum cli_result check_mirror(struct tm_options *o, char *err,
 }
 
 /* Cross-option rules once everything is parsed. */
+/* The first option given that keeps some captured requests (or
+ * connections) from the targets, or NULL. */
+static const char *request_dropping_option(const struct tm_options *o)
+{
+    if (o->n_match_methods > 0) {
+        return "--match-method";
+    }
+    if (o->n_match_paths > 0) {
+        return "--match-path";
+    }
+    if (o->n_skip_paths > 0) {
+        return "--skip-path";
+    }
+    if (o->n_match_headers > 0) {
+        return "--match-header";
+    }
+    if (o->safe_methods) {
+        return "--safe-methods";
+    }
+    if (o->sample) {
+        return "--sample";
+    }
+    if (o->max_rate > 0) {
+        return "--max-rate";
+    }
+    return NULL;
+}
+
 static enum cli_result check_command(struct tm_options *o, int npos,
                                      char **pos, char *err, size_t errlen)
 {
@@ -828,6 +916,35 @@ static enum cli_result check_command(struct tm_options *o, int npos,
                            "--redact applies to the capture written with "
                            "-o/--output; for the targets use "
                            "--redact-replay");
+    }
+    if (o->fail_on_diff || o->diff_log != NULL || o->diff_report != NULL) {
+        o->compare = true;
+    }
+    if (o->compare && o->n_targets == 0) {
+        return usage_error(err, errlen,
+                           "--compare needs a --to target to compare");
+    }
+    const char *dropper = request_dropping_option(o);
+    if (o->compare && dropper != NULL) {
+        return usage_error(err, errlen,
+                           "--compare pairs every captured request with the "
+                           "local answer to it, and %s drops requests: "
+                           "compare in a run without it", dropper);
+    }
+    const char *outputs[] = {o->diff_log, o->diff_report, o->stats_json,
+                             o->output, o->input};
+    for (size_t i = 0; i < 2; i++) {
+        if (outputs[i] != NULL && outputs[i][0] == '\0') {
+            return usage_error(err, errlen, "--%s needs a file name",
+                               i == 0 ? "diff-log" : "diff-report");
+        }
+        for (size_t j = i + 1; j < TM_ARRAY_LEN(outputs) && outputs[i]; j++) {
+            if (outputs[j] != NULL && strcmp(outputs[i], outputs[j]) == 0) {
+                return usage_error(err, errlen,
+                                   "--%s must name a file of its own",
+                                   i == 0 ? "diff-log" : "diff-report");
+            }
+        }
     }
     if (o->flow_buffer > o->max_buffer) {
         return usage_error(err, errlen,
@@ -1139,6 +1256,34 @@ static enum cli_result apply_option(struct tm_options *o,
         return usage_error(err, errlen,
                            "invalid --gap-policy '%s': use resync or splice",
                            arg);
+    case OPT_IGNORE_HEADER:
+        if (o->n_ignore_headers == TM_MAX_IGNORES) {
+            return usage_error(err, errlen, "at most %d --ignore-header",
+                               TM_MAX_IGNORES);
+        }
+        if (arg[0] == '\0' || strpbrk(arg, " \t\r\n:") != NULL) {
+            return usage_error(err, errlen,
+                               "invalid --ignore-header '%s': a header name",
+                               arg);
+        }
+        o->ignore_headers[o->n_ignore_headers++] = arg;
+        return CLI_RUN;
+    case OPT_IGNORE_JSON: {
+        if (o->n_ignore_json == TM_MAX_IGNORES) {
+            return usage_error(err, errlen, "at most %d --ignore-json",
+                               TM_MAX_IGNORES);
+        }
+        struct jsondiff_ignore *ig = jsondiff_ignore_new();
+        char bad[256];
+        int rc = jsondiff_ignore_add(ig, arg, bad, sizeof(bad));
+        jsondiff_ignore_free(ig);
+        if (rc < 0) {
+            return usage_error(err, errlen, "invalid --ignore-json '%s': %s",
+                               arg, bad);
+        }
+        o->ignore_json[o->n_ignore_json++] = arg;
+        return CLI_RUN;
+    }
     case 'q':
         o->verbosity = -1;
         return CLI_RUN;

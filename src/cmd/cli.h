@@ -25,6 +25,8 @@
 #define TM_MAX_PODS_LIMIT   64
 /* Each repeatable HTTP option (--match-path, --set-header...). */
 #define TM_MAX_HTTP_RULES 32
+/* --ignore-header and --ignore-json: each repeatable this many times. */
+#define TM_MAX_IGNORES      64
 
 enum tm_command {
     CMD_NONE = 0,
@@ -119,6 +121,18 @@ struct tm_options {
     const char *redact_headers[TM_MAX_HTTP_RULES];
     size_t n_redact_headers;
     bool gap_splice; /* --gap-policy splice */
+    /* shadow compare (--compare, or implied by the options naming its
+     * outputs) */
+    bool compare;
+    bool fail_on_diff;
+    bool no_redact;
+    const char *diff_log;    /* JSON lines; NULL: none */
+    const char *diff_report; /* HTML page; NULL: none */
+    const char *ignore_headers[TM_MAX_IGNORES];
+    size_t n_ignore_headers;
+    const char *ignore_json[TM_MAX_IGNORES];
+    size_t n_ignore_json;
+    uint64_t compare_body_limit;
 };
 
 enum cli_result {

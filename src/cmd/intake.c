@@ -33,6 +33,8 @@ struct engine_config engine_config_from_options(const struct tm_options *o)
         /* In a pod, loopback clients are sidecar hops of connections
          * already seen arriving on the pod's own address. */
         .skip_loopback_clients = o->cmd == CMD_MIRROR,
+        /* --compare pairs production's answers with the local ones. */
+        .reasm_server = o->compare,
         .hash_seed = intake_hash_seed(),
     };
 }

@@ -1,7 +1,9 @@
 #include "run.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 #include "io/capwriter.h"
 #include "core/engine.h"
+#include "diffreport.h"
 #include "intake.h"
 #include "io/fileid.h"
 #include "io/log.h"
@@ -20,6 +23,8 @@
 #include "io/replay.h"
 #include "proto/capredact.h"
 #include "proto/httpflow.h"
+#include "proto/compare.h"
+#include "proto/jsondiff.h"
 #include "proto/sniff.h"
 #include "io/source.h"
 #include "stats.h"
@@ -33,6 +38,10 @@
  * replay_dial_backlog), and below which it reads on. */
 #define FILE_DIALS_HIGH 1024
 #define FILE_DIALS_LOW  256
+/* --compare: production's answers a file has given compare ahead of the
+ * local answers, past which it pauses and below which it reads on. */
+#define FILE_COMPARE_HIGH (32u * 1024 * 1024)
+#define FILE_COMPARE_LOW  (16u * 1024 * 1024)
 #define TICK_MS         50
 #define HEAP_CHECK_NS   (1000ull * 1000 * 1000)
 #define HEAP_TRIM_DROP  (4ull * 1024 * 1024)
@@ -89,6 +98,17 @@ struct run {
     uint64_t last_status;
     uint64_t last_heap_check, heap_high; /* see maybe_trim_heap */
     bool status_line;
+
+    /* --compare (see build_compare) */
+    struct compare_config cmp_cfg;
+    struct jsondiff_ignore *cmp_ignore;
+    struct compare_noise *cmp_noise;
+    struct compare_report *cmp_report;
+    struct diffreport *cmp_page; /* --diff-report */
+    FILE *diff_log;              /* --diff-log */
+    bool diff_log_failed;
+    uint64_t cmp_counts[COMPARE_OUTCOMES];
+    cJSON *cmp_json; /* the report's `compare` object, at the end */
 };
 
 /* ---- helpers ---- */
@@ -210,6 +230,11 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
         replay_set_flow_key(f->user, flow_sample_key(f));
     }
     replay_data(r->replay, f->user, data, len, server_acked);
+    /* What compare pairs the local answers with: the bytes just given
+     * to the targets. A step that drops or rewrites requests on the way
+     * passes what it actually sent instead. */
+    replay_compare_client(r->replay, f->user, data, len,
+                          (int64_t)engine_now(r->engine));
 }
 
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
@@ -222,6 +247,57 @@ static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
         char d[160];
         describe_flow(f, d, sizeof(d));
         tm_verbose("%s: skipped %u bytes the capture missed", d, len);
+    }
+    if (f->user != NULL && f->user != &tls_flow) {
+        replay_compare_client_gap(r->replay, f->user, len);
+    }
+}
+
+static void apply_backpressure(struct run *r);
+
+/* --compare: production's answers, in order, as the capture shows them.
+ * A server that speaks first on a connection seen from its SYN (a
+ * greeting) opens the local connections too, so that the target's
+ * greeting is compared with it; answers before any client byte on a
+ * connection joined mid-stream answer requests never seen, and open
+ * nothing. */
+static void on_server_data(void *ctx, struct flow *f, const uint8_t *data,
+                           uint32_t len)
+{
+    struct run *r = ctx;
+    if (f->user == &tls_flow || r->replay == NULL) {
+        return;
+    }
+    if (f->user == NULL) {
+        if (!(f->flags & FLOW_SERVER_FIRST)) {
+            return;
+        }
+        f->user = replay_open(r->replay, f->id);
+    }
+    replay_compare_prod(r->replay, f->user, data, len,
+                        (int64_t)engine_now(r->engine));
+    /* A file may run far ahead of the local answers within one batch:
+     * it pauses as soon as compare holds too much, not at the batch's
+     * end. */
+    if (r->lossless && !source_paused(r->src) &&
+        replay_compare_backlog(r->replay) > FILE_COMPARE_HIGH) {
+        apply_backpressure(r);
+    }
+}
+
+static void on_server_gap(void *ctx, struct flow *f, uint32_t len)
+{
+    struct run *r = ctx;
+    if (f->user != NULL && f->user != &tls_flow) {
+        replay_compare_prod_gap(r->replay, f->user, len);
+    }
+}
+
+static void on_server_end(void *ctx, struct flow *f)
+{
+    struct run *r = ctx;
+    if (f->user != NULL && f->user != &tls_flow) {
+        replay_compare_prod_end(r->replay, f->user);
     }
 }
 
@@ -255,6 +331,7 @@ static void maybe_resume(struct run *r)
     }
     if (r->paused_for_queue && r->replay != NULL &&
         (replay_queued(r->replay) > FILE_QUEUE_LOW ||
+         replay_compare_backlog(r->replay) > FILE_COMPARE_LOW ||
          replay_conns_over_cap(r->replay) > 0 ||
          replay_dial_backlog(r->replay, FILE_DIALS_LOW))) {
         return;
@@ -295,6 +372,7 @@ static void apply_backpressure(struct run *r)
     /* A file can wait for the targets; a live source never does. */
     if (r->lossless && r->replay != NULL &&
         (replay_queued(r->replay) > FILE_QUEUE_HIGH ||
+         replay_compare_backlog(r->replay) > FILE_COMPARE_HIGH ||
          replay_conns_over_cap(r->replay) > 0 ||
          replay_dial_backlog(r->replay, FILE_DIALS_HIGH)) &&
         !source_paused(r->src)) {
@@ -640,8 +718,17 @@ static void draw_status(struct run *r)
                       " | kernel drops %lld", (long long)kernel_drops);
     }
     if (es->gaps > 0 && n > 0 && (size_t)n < sizeof(line)) {
-        snprintf(line + n, sizeof(line) - (size_t)n, " | gaps %llu",
-                 (unsigned long long)es->gaps);
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " | gaps %llu",
+                      (unsigned long long)es->gaps);
+    }
+    if (r->cmp_report != NULL && n > 0 && (size_t)n < sizeof(line)) {
+        const uint64_t *c = r->cmp_counts;
+        snprintf(line + n, sizeof(line) - (size_t)n,
+                 " | compared %llu, same %llu, differ %llu",
+                 (unsigned long long)(c[COMPARE_SAME] + c[COMPARE_DIFFER] +
+                                      c[COMPARE_NOT_COMPARABLE]),
+                 (unsigned long long)c[COMPARE_SAME],
+                 (unsigned long long)c[COMPARE_DIFFER]);
     }
     tm_status(line);
 }
@@ -828,6 +915,7 @@ static void report(struct run *r, uint64_t duration)
         .replay_tls = r->o->replay_tls,
         .duration_ns = duration,
         .exit_code = r->exit_code,
+        .compare = r->cmp_json,
     };
     if (r->redact != NULL) {
         rep.redact = true;
@@ -928,8 +1016,16 @@ static int open_input(struct run *r, char *err, size_t errlen)
 static void build_engine(struct run *r)
 {
     struct engine_config ec = engine_config_from_options(r->o);
-    struct engine_events ev = {on_flow_open, on_flow_data, on_flow_gap,
-                               on_flow_end, r};
+    struct engine_events ev = {
+        .open = on_flow_open,
+        .data = on_flow_data,
+        .gap = on_flow_gap,
+        .end = on_flow_end,
+        .ctx = r,
+        .server_data = r->o->compare ? on_server_data : NULL,
+        .server_gap = r->o->compare ? on_server_gap : NULL,
+        .server_end = r->o->compare ? on_server_end : NULL,
+    };
     r->engine = engine_new(&ec, &ev);
     r->in.engine = r->engine;
 }
@@ -992,6 +1088,180 @@ static int build_replay(struct run *r, uint64_t fds, char *err,
         return 1;
     }
     return 0;
+}
+
+/* ---- --compare ---- */
+
+/* One finished exchange: counted, and written to --diff-log and kept
+ * for --diff-report as they ask. */
+static void on_exchange(void *ctx, const struct compare_exchange *ex)
+{
+    struct run *r = ctx;
+    bool redact = !r->o->no_redact;
+    r->cmp_counts[ex->outcome]++;
+    compare_report_add(r->cmp_report, ex);
+    if (r->diff_log != NULL && ex->outcome != COMPARE_SAME &&
+        !r->diff_log_failed) {
+        char *line = compare_exchange_line(ex, redact, 0);
+        if (fputs(line, r->diff_log) == EOF ||
+            fputc('\n', r->diff_log) == EOF) {
+            r->diff_log_failed = true;
+            tm_error("cannot write --diff-log %s: %s", r->o->diff_log,
+                     strerror(errno));
+        }
+        free(line);
+    }
+    if (r->cmp_page != NULL) {
+        diffreport_add_exchange(r->cmp_page, ex, redact);
+    }
+}
+
+static void on_compare_conn_done(void *ctx, const struct compare_conn *c)
+{
+    struct run *r = ctx;
+    compare_report_add_conn(r->cmp_report, c);
+}
+
+/* Opens a file the run writes for the user (--diff-log, --diff-report):
+ * mode 0600, created or truncated, never through a symbolic link. */
+static int open_private(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                0600);
+}
+
+/* With --compare: the comparison's configuration and the run-wide
+ * report, noise and outputs, handed to the replay. Returns 0, or 1 or 2
+ * (a usage error) having said why. */
+static int build_compare(struct run *r, char *err, size_t errlen)
+{
+    const struct tm_options *o = r->o;
+    if (!o->compare || r->replay == NULL) {
+        return 0;
+    }
+    r->cmp_ignore = jsondiff_ignore_new();
+    for (size_t i = 0; i < o->n_ignore_json; i++) {
+        char why[256];
+        if (jsondiff_ignore_add(r->cmp_ignore, o->ignore_json[i], why,
+                                sizeof(why)) < 0) {
+            snprintf(err, errlen, "invalid --ignore-json '%s': %s",
+                     o->ignore_json[i], why);
+            tm_error("%s", err);
+            return 2;
+        }
+    }
+    r->cmp_cfg = (struct compare_config){
+        .body_limit = (size_t)o->compare_body_limit,
+        .ignore_headers = o->ignore_headers,
+        .n_ignore_headers = o->n_ignore_headers,
+        .ignore_json = r->cmp_ignore,
+    };
+    r->cmp_noise = compare_noise_new(0, 0, intake_hash_seed());
+    r->cmp_report = compare_report_new(0);
+    if (o->diff_report != NULL) {
+        r->cmp_page = diffreport_new(0, 0);
+    }
+    if (o->diff_log != NULL) {
+        int fd = open_private(o->diff_log);
+        if (fd < 0 || (r->diff_log = fdopen(fd, "w")) == NULL) {
+            snprintf(err, errlen, "cannot open --diff-log %s: %s",
+                     o->diff_log, strerror(errno));
+            tm_error("%s", err);
+            if (fd >= 0) {
+                close(fd);
+            }
+            return 1;
+        }
+    }
+    struct replay_compare rc = {
+        .cfg = &r->cmp_cfg,
+        .noise = r->cmp_noise,
+        .on_exchange = on_exchange,
+        .on_conn_done = on_compare_conn_done,
+        .ctx = r,
+    };
+    replay_set_compare(r->replay, &rc);
+    replay_set_compare_low_water(r->replay, FILE_COMPARE_LOW);
+    if (o->n_targets > 1) {
+        tm_info("--compare compares the answers of the first --to target, "
+                "%s", o->target_text[0]);
+    }
+    return 0;
+}
+
+/* The `compare` object of the summary and --stats-json: the report and
+ * what the run itself counted. */
+static void finish_compare(struct run *r)
+{
+    if (r->cmp_report == NULL) {
+        return;
+    }
+    const struct engine_stats *es = engine_stats(r->engine);
+    r->cmp_json = compare_report_json(r->cmp_report, r->cmp_noise);
+    cJSON_AddNumberToObject(r->cmp_json, "production_bytes",
+                            (double)es->server_payload_bytes);
+    cJSON_AddNumberToObject(r->cmp_json, "production_gaps",
+                            (double)es->server_gaps);
+    cJSON_AddNumberToObject(r->cmp_json, "production_gap_bytes",
+                            (double)es->server_gap_bytes);
+    cJSON_AddNumberToObject(r->cmp_json, "abandoned_at_max_buffer",
+                            (double)replay_compare_abandoned(r->replay));
+}
+
+/* Writes --diff-report; closes --diff-log. Returns 0, or -1 having said
+ * why. */
+static int write_compare_outputs(struct run *r)
+{
+    int rc = 0;
+    if (r->diff_log != NULL) {
+        if (fclose(r->diff_log) != 0 && !r->diff_log_failed) {
+            tm_error("cannot write --diff-log %s: %s", r->o->diff_log,
+                     strerror(errno));
+            rc = -1;
+        }
+        r->diff_log = NULL;
+        if (r->diff_log_failed) {
+            rc = -1;
+        }
+    }
+    if (r->cmp_page != NULL) {
+        char *page = diffreport_render(r->cmp_page, r->cmp_json, NULL);
+        size_t len = strlen(page);
+        int fd = open_private(r->o->diff_report);
+        bool ok = fd >= 0;
+        for (size_t done = 0; ok && done < len;) {
+            ssize_t n = write(fd, page + done, len - done);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            ok = n > 0;
+            done += ok ? (size_t)n : 0;
+        }
+        if (fd >= 0 && close(fd) != 0) {
+            ok = false;
+        }
+        if (!ok) {
+            tm_error("cannot write --diff-report %s: %s", r->o->diff_report,
+                     strerror(errno));
+            rc = -1;
+        } else {
+            tm_info("wrote the comparison report to %s", r->o->diff_report);
+        }
+        free(page);
+    }
+    return rc;
+}
+
+static void free_compare(struct run *r)
+{
+    if (r->diff_log != NULL) {
+        fclose(r->diff_log);
+    }
+    cJSON_Delete(r->cmp_json);
+    diffreport_free(r->cmp_page);
+    compare_report_free(r->cmp_report);
+    compare_noise_free(r->cmp_noise);
+    jsondiff_ignore_free(r->cmp_ignore);
 }
 
 /* With -o: opens the output capture. Returns 0, or 1 having said why. */
@@ -1071,6 +1341,10 @@ static void settle_exit_status(struct run *r)
                 }
             }
         }
+        /* The CI gate: a differing answer decides before lost bytes. */
+        if (r->o->fail_on_diff && r->cmp_counts[COMPARE_DIFFER] > 0) {
+            r->exit_code = 4;
+        }
     }
     if (r->out != NULL) {
         int timeout = r->exit_code == 130 ? 1000 : 5000;
@@ -1121,6 +1395,7 @@ static void tear_down(struct run *r, int code, const char *err)
     httpflow_config_free(r->http);
     capredact_free(r->redact);
     free(r->redact_buf);
+    free_compare(r);
     uv_loop_close(&r->loop);
     free(r);
 }
@@ -1149,10 +1424,18 @@ int run_command(const struct tm_options *o)
         code = build_replay(r, fds, err, sizeof(err));
     }
     if (code == 0) {
+        code = build_compare(r, err, sizeof(err));
+    }
+    if (code == 0) {
         code = open_output(r, err, sizeof(err));
     }
     if (code == 0) {
         run_loop(r);
+        finish_compare(r);
+        if (write_compare_outputs(r) < 0 && !r->failed) {
+            r->failed = true;
+            r->exit_code = 1;
+        }
         settle_exit_status(r);
         report(r, uv_hrtime() - r->started);
         code = r->exit_code;

@@ -48,6 +48,118 @@ static void print_http_counts(const char *label,
     }
 }
 
+/* A latency cell: "p50/p99" in ms, or "-". */
+static void latency_cell(const cJSON *ep, const char *side, char *buf,
+                         size_t len)
+{
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(ep, "latency_ms"), side);
+    const cJSON *p50 = cJSON_GetObjectItemCaseSensitive(lat, "p50");
+    const cJSON *p99 = cJSON_GetObjectItemCaseSensitive(lat, "p99");
+    if (!cJSON_IsNumber(p50) || !cJSON_IsNumber(p99)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    snprintf(buf, len, "%.3g/%.3g", p50->valuedouble, p99->valuedouble);
+}
+
+static uint64_t json_count(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble
+                                                   : 0;
+}
+
+/* The --compare part of the summary: totals, then the endpoint table
+ * (at most 20 rows: the page and the JSON have them all), then the noise
+ * fields learned. */
+static void print_compare(const cJSON *cmp)
+{
+    char reasons[256] = "", protos[256] = "";
+    const cJSON *it;
+    size_t n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(
+                               cmp, "not_comparable_by_reason")) {
+        n += (size_t)snprintf(reasons + n, n < sizeof(reasons)
+                                               ? sizeof(reasons) - n : 0,
+                              "%s%s %llu", n ? ", " : " (", it->string,
+                              (unsigned long long)it->valuedouble);
+        n = TM_MIN(n, sizeof(reasons) - 1);
+    }
+    if (n > 0 && n + 1 < sizeof(reasons)) {
+        reasons[n] = ')';
+        reasons[n + 1] = '\0';
+    }
+    n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(
+                               cmp, "connections_by_protocol")) {
+        n += (size_t)snprintf(protos + n, n < sizeof(protos)
+                                              ? sizeof(protos) - n : 0,
+                              "%s%s %llu", n ? ", " : ": ", it->string,
+                              (unsigned long long)it->valuedouble);
+        n = TM_MIN(n, sizeof(protos) - 1);
+    }
+    tm_info("compared %llu exchanges: %llu same, %llu differ, %llu not "
+            "comparable%s; %llu connections%s",
+            (unsigned long long)json_count(cmp, "exchanges"),
+            (unsigned long long)json_count(cmp, "same"),
+            (unsigned long long)json_count(cmp, "differ"),
+            (unsigned long long)json_count(cmp, "not_comparable"), reasons,
+            (unsigned long long)json_count(cmp, "connections"), protos);
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cmp, "endpoints");
+    if (cJSON_GetArraySize(eps) == 0) {
+        return;
+    }
+    tm_info("  %-32s %6s %6s %6s %6s  %-13s %-13s %s", "endpoint",
+            "exch", "same", "differ", "n/c", "prod p50/p99", "local p50/p99",
+            "most frequent differing fields");
+    int rows = 0;
+    cJSON_ArrayForEach(it, eps) {
+        if (++rows > 20) {
+            tm_info("  ... %d more endpoints (--stats-json, --diff-report)",
+                    cJSON_GetArraySize(eps) - 20);
+            break;
+        }
+        char prod[32], local[32], fields[256] = "";
+        latency_cell(it, "production", prod, sizeof(prod));
+        latency_cell(it, "local", local, sizeof(local));
+        const cJSON *f;
+        size_t at = 0;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(
+                                  it, "top_differing_fields")) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "field");
+            if (!cJSON_IsString(name)) {
+                continue;
+            }
+            at += (size_t)snprintf(fields + at,
+                                   at < sizeof(fields) ? sizeof(fields) - at
+                                                       : 0,
+                                   "%s%s (%llu)", at ? ", " : "",
+                                   name->valuestring,
+                                   (unsigned long long)json_count(
+                                       f, "exchanges"));
+            at = TM_MIN(at, sizeof(fields) - 1);
+        }
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "endpoint");
+        tm_info("  %-32s %6llu %6llu %6llu %6llu  %-13s %-13s %s",
+                cJSON_IsString(name) ? name->valuestring : "?",
+                (unsigned long long)json_count(it, "exchanges"),
+                (unsigned long long)json_count(it, "same"),
+                (unsigned long long)json_count(it, "differ"),
+                (unsigned long long)json_count(it, "not_comparable"), prod,
+                local, fields);
+    }
+    cJSON_ArrayForEach(it,
+                       cJSON_GetObjectItemCaseSensitive(cmp, "noise_fields")) {
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(it, "endpoint");
+        const cJSON *field = cJSON_GetObjectItemCaseSensitive(it, "field");
+        if (cJSON_IsString(ep) && cJSON_IsString(field)) {
+            tm_info("  noise (production differs from itself): %s %s",
+                    ep->valuestring, field->valuestring);
+        }
+    }
+}
+
 void stats_print(const struct run_report *rep)
 {
     char a[32], b[32];
@@ -214,6 +326,9 @@ void stats_print(const struct run_report *rep)
                         label, (unsigned long long)t->turns_timed_out);
             }
         }
+    }
+    if (rep->compare != NULL) {
+        print_compare(rep->compare);
     }
     if (rep->kube != NULL && rep->kube->removal_hint != NULL) {
         /* The tap outlives the run: said even with -q. */
@@ -568,6 +683,10 @@ int stats_write_json(const char *path, const char *input,
         add_u64(k, "pods_left_untapped", rep->kube->pods_left_untapped);
         add_u64(k, "reattaches", rep->kube->reattaches);
         add_u64(k, "pod_switches", rep->kube->pod_switches);
+    }
+    if (rep->compare != NULL) {
+        cJSON_AddItemToObject(root, "compare",
+                              cJSON_Duplicate(rep->compare, true));
     }
     cJSON *proc = cJSON_AddObjectToObject(root, "process");
     add_u64(proc, "peak_rss_bytes", proc_peak_rss());

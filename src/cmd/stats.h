@@ -33,6 +33,9 @@ struct run_report {
     uint64_t tls_connections; /* flows that opened with a TLS handshake */
     bool replay_tls;          /* and they were replayed (--replay-tls) */
     const struct mirror_report *kube; /* NULL unless mirroring */
+    /* --compare: the --stats-json `compare` object (compare_report_json()
+     * plus the run's own counts); NULL without --compare. */
+    const struct cJSON *compare;
     uint64_t duration_ns;
     int exit_code;
 };

@@ -159,6 +159,40 @@ static void sink_gap(void *ctx, uint32_t len)
     }
 }
 
+/* The server's direction (reasm_server): the same sink, other events. */
+static void srv_sink_data(void *ctx, const uint8_t *data, uint32_t len)
+{
+    struct sink_ctx *s = ctx;
+    s->f->srv_payload_bytes += len;
+    s->e->stats.server_payload_bytes += len;
+    if (s->e->ev.server_data != NULL) {
+        s->e->ev.server_data(s->e->ev.ctx, s->f, data, len);
+    }
+}
+
+static void srv_sink_gap(void *ctx, uint32_t len)
+{
+    struct sink_ctx *s = ctx;
+    s->f->srv_gap_bytes += len;
+    s->e->stats.server_gaps++;
+    s->e->stats.server_gap_bytes += len;
+    if (s->e->ev.server_gap != NULL) {
+        s->e->ev.server_gap(s->e->ev.ctx, s->f, len);
+    }
+}
+
+/* Reports the end of the server's stream, once. */
+static void server_ended(struct engine *e, struct flow *f)
+{
+    if (!e->cfg.reasm_server || (f->flags & FLOW_SRV_ENDED)) {
+        return;
+    }
+    f->flags |= FLOW_SRV_ENDED;
+    if (e->ev.server_end != NULL) {
+        e->ev.server_end(e->ev.ctx, f);
+    }
+}
+
 /* ---- flow lifecycle ---- */
 
 struct engine *engine_new(const struct engine_config *cfg,
@@ -232,6 +266,7 @@ static void free_flow(struct engine *e, struct flow *f)
     e->budget.used -= f->charge;
     e->budget.limit -= f->charge;
     reasm_discard(&f->rs, &e->budget);
+    reasm_discard(&f->srv_rs, &e->budget);
     heap_remove(e, f);
     tm_list_remove(&f->link);
     flowtab_remove(&e->table, &f->node);
@@ -271,6 +306,13 @@ static void end_flow(struct engine *e, struct flow *f,
 {
     struct sink_ctx sc = {e, f};
     struct reasm_sink sink = {sink_data, sink_gap, &sc};
+    struct reasm_sink srv_sink = {srv_sink_data, srv_sink_gap, &sc};
+    if (f->flags & FLOW_SRV_REASM) {
+        /* The server's bytes behind a hole were sent: a reset came after
+         * them, so they are delivered whatever the end. */
+        reasm_skip_holes(&f->srv_rs, e->now, NULL, &e->budget, &srv_sink);
+    }
+    server_ended(e, f);
     switch (why) {
     case FLOW_END_RST:
     case FLOW_END_SERVER_RST:
@@ -305,6 +347,7 @@ static void end_flow(struct engine *e, struct flow *f,
                     why == FLOW_END_SERVER_RST;
     if (remember && e->cfg.closed_keep_ns > 0) {
         reasm_discard(&f->rs, &e->budget);
+        reasm_discard(&f->srv_rs, &e->budget);
         f->state = FLOW_CLOSED;
         f->last_ns = e->now;
         tm_list_remove(&f->link);
@@ -416,17 +459,37 @@ static void charge_data(struct engine *e, struct flow *f)
  * (and may be freed). */
 static bool settle(struct engine *e, struct flow *f)
 {
+    struct sink_ctx sc = {e, f};
     if (reasm_has_hole(&f->rs)) {
-        struct sink_ctx sc = {e, f};
         struct reasm_sink sink = {sink_data, sink_gap, &sc};
         reasm_skip_holes(&f->rs, e->now, &e->timeouts, &e->budget, &sink);
+    }
+    bool srv_hole = false;
+    if (f->flags & FLOW_SRV_REASM) {
+        if (reasm_has_hole(&f->srv_rs)) {
+            struct reasm_sink sink = {srv_sink_data, srv_sink_gap, &sc};
+            reasm_skip_holes(&f->srv_rs, e->now, &e->timeouts, &e->budget,
+                             &sink);
+        }
+        if (reasm_done(&f->srv_rs)) {
+            server_ended(e, f);
+        }
+        srv_hole = reasm_has_hole(&f->srv_rs);
     }
     if (reasm_done(&f->rs)) {
         end_flow(e, f, FLOW_END_FIN);
         return false;
     }
-    if (reasm_has_hole(&f->rs)) {
-        heap_schedule(e, f, reasm_hole_deadline(&f->rs, &e->timeouts));
+    bool hole = reasm_has_hole(&f->rs);
+    if (hole || srv_hole) {
+        uint64_t due = UINT64_MAX;
+        if (hole) {
+            due = reasm_hole_deadline(&f->rs, &e->timeouts);
+        }
+        if (srv_hole) {
+            due = TM_MIN(due, reasm_hole_deadline(&f->srv_rs, &e->timeouts));
+        }
+        heap_schedule(e, f, due);
     } else {
         heap_remove(e, f);
     }
@@ -617,6 +680,9 @@ static void inbound(struct engine *e, const struct tcp_segment *s,
     }
     if (s->flags & TCP_FLAG_ACK) {
         note_client_ack(f, s->ack, s->wire_len > 0);
+        if (f->flags & FLOW_SRV_REASM) {
+            reasm_ack(&f->srv_rs, s->ack, e->now);
+        }
     }
     if (s->wire_len > 0 || fin) {
         struct sink_ctx sc = {e, f};
@@ -626,6 +692,46 @@ static void inbound(struct engine *e, const struct tcp_segment *s,
                    fin, e->now, e->cfg.flow_queue_cap, &e->budget, &sink);
     }
     settle(e, f);
+}
+
+/*
+ * The server's segment into its own reassembly (reasm_server). The stream
+ * starts at the SYN-ACK, or at the server's first byte as the client
+ * acknowledged it (srv_base: bytes missed before the first captured
+ * segment are a gap), or at the first segment seen. Returns whether the
+ * segment was pushed.
+ */
+static bool server_push(struct engine *e, struct flow *f,
+                        const struct tcp_segment *s)
+{
+    bool syn = s->flags & TCP_FLAG_SYN;
+    bool fin = s->flags & TCP_FLAG_FIN;
+    if (f->flags & FLOW_SRV_ENDED) {
+        return false;
+    }
+    if (!(f->flags & FLOW_SRV_REASM)) {
+        if (syn) {
+            reasm_init_syn(&f->srv_rs, s->seq);
+        } else if (s->wire_len == 0) {
+            return false; /* a bare ACK or FIN starts nothing */
+        } else if ((f->flags & FLOW_SRV_BASE) &&
+                   (uint32_t)(s->seq - f->srv_base + REASM_WINDOW) <
+                       2u * REASM_WINDOW) {
+            reasm_init_mid(&f->srv_rs, f->srv_base);
+        } else {
+            reasm_init_mid(&f->srv_rs, s->seq);
+        }
+        f->flags |= FLOW_SRV_REASM;
+    }
+    if (s->wire_len == 0 && !fin) {
+        return syn;
+    }
+    struct sink_ctx sc = {e, f};
+    struct reasm_sink sink = {srv_sink_data, srv_sink_gap, &sc};
+    reasm_push(&f->srv_rs, s->seq + (syn ? 1u : 0u), s->payload,
+               s->payload_len, s->wire_len, fin, e->now,
+               e->cfg.flow_queue_cap, &e->budget, &sink);
+    return true;
 }
 
 static void outbound(struct engine *e, const struct tcp_segment *s,
@@ -662,8 +768,11 @@ static void outbound(struct engine *e, const struct tcp_segment *s,
         f->flags |= FLOW_SERVER_FIN;
     }
     touch(e, f);
+    bool pushed = e->cfg.reasm_server && server_push(e, f, s);
     if (s->flags & TCP_FLAG_ACK) {
         reasm_ack(&f->rs, s->ack, e->now);
+    }
+    if (pushed || (s->flags & TCP_FLAG_ACK)) {
         settle(e, f);
     }
 }

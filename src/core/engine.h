@@ -33,6 +33,8 @@ enum flow_state { FLOW_OPEN = 0, FLOW_CLOSED };
 #define FLOW_SRV_SEEN   0x10 /* srv_next is known */
 #define FLOW_SERVER_FIRST 0x20 /* the server sent data before the client
                                   (a greeting) */
+#define FLOW_SRV_REASM  0x40 /* srv_rs is started (reasm_server) */
+#define FLOW_SRV_ENDED  0x80 /* server_end was reported */
 
 struct flow {
     struct flowtab_entry node; /* key: client -> server */
@@ -58,6 +60,10 @@ struct flow {
      * was seen sending (srv_next), when it was seen. */
     uint64_t server_acked;
     uint32_t srv_base, srv_next;
+    /* The server's bytes in order, with engine_config.reasm_server only
+     * (shadow compare): the same rules as the client's. */
+    struct reasm srv_rs;
+    uint64_t srv_payload_bytes, srv_gap_bytes; /* delivered, skipped */
     void *user;             /* belongs to the events' consumer */
 };
 
@@ -91,6 +97,17 @@ struct engine_events {
     void (*gap)(void *ctx, struct flow *f, uint32_t len);
     void (*end)(void *ctx, struct flow *f, enum flow_end_reason why);
     void *ctx;
+    /* With engine_config.reasm_server: the server's bytes in order
+     * (borrowed for the call, at engine_now()), bytes the capture missed,
+     * and the end of the server's stream (its FIN delivered, a reset, or
+     * the flow ending: always before `end`, at most once per flow). A
+     * server byte the capture shows only after the flow ended (the
+     * client closed first and the server answered later) is not
+     * reported. */
+    void (*server_data)(void *ctx, struct flow *f, const uint8_t *data,
+                        uint32_t len);
+    void (*server_gap)(void *ctx, struct flow *f, uint32_t len);
+    void (*server_end)(void *ctx, struct flow *f);
 };
 
 struct engine_config {
@@ -113,6 +130,9 @@ struct engine_config {
                                   carries data (a replay session) */
     bool skip_loopback_clients; /* a client on 127/8 or ::1 is a proxy
                                    hop inside the host, not a client */
+    bool reasm_server; /* reassemble the server's direction too (shadow
+                          compare); its queue shares flow_queue_cap (per
+                          direction) and queue_budget */
     uint64_t hash_seed;
 };
 
@@ -131,6 +151,8 @@ struct engine_stats {
     uint64_t flows_evicted, flows_unfinished, flows_replaced;
     uint64_t flows_open, flows_open_peak;
     uint64_t payload_bytes, gaps, gap_bytes, discarded_bytes;
+    /* reasm_server: the server's bytes delivered and skipped */
+    uint64_t server_payload_bytes, server_gaps, server_gap_bytes;
     uint64_t timestamps_clamped; /* live packets stamped in the future */
 };
 

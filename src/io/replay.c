@@ -71,6 +71,11 @@ struct target {
     uv_tcp_t *parked; /* the start-up probe's connection, kept for the
                          first mirrored connection */
     uint64_t parked_rx; /* what the target sent on it (a greeting) */
+    /* --compare, the first target: the greeting's first bytes, for the
+     * connection that takes the parked one over. */
+    bool keep_greeting;
+    uint8_t greeting[512];
+    size_t greeting_len;
     /* A target that never sent a byte in the run (a sink that only
      * reads) cannot answer turns: once a turn timed out on it, its turns
      * are sent as captured and its connections are not counted
@@ -118,12 +123,26 @@ struct conn {
     size_t held;           /* httpflow_held() at the last look */
 };
 
+/* Shadow compare of a session's first target (replay_set_compare). */
+struct cmp_state {
+    struct compare_conn *cc;
+    size_t held;            /* what was last charged to replay.cmp_held */
+    size_t backlog;         /* of it, what waits for the other streams */
+    uint64_t client_off;    /* client stream bytes fed, gaps included */
+    uint64_t last_local_ns; /* the last write to or read from the target */
+    struct tm_list wait_link; /* on replay.cmp_waiting */
+    bool waiting;     /* a request waits for its local answer */
+    bool local_ended; /* the local stream's end was fed */
+    bool abandoned;   /* over --max-buffer: compared no more */
+};
+
 struct replay_session {
     struct replay *r;
     uint64_t flow_id;
     uint64_t key;   /* what --sample hashes */
     unsigned live;  /* conns whose handles are not closed yet */
     bool flow_gone; /* replay_end was called */
+    struct cmp_state *cmp; /* NULL: not compared */
     struct conn conns[];
 };
 
@@ -160,6 +179,16 @@ struct replay {
     bool drain_timer_init;
     void (*drain_done)(void *);
     void *drain_ctx;
+    /* Shadow compare (replay_set_compare). */
+    struct replay_compare cmp;
+    bool comparing;
+    size_t cmp_held;         /* bytes all compares hold */
+    size_t cmp_backlog;      /* of them, what waits for other streams */
+    size_t cmp_low_water;    /* low_cb when the backlog falls to it */
+    uint64_t cmp_abandoned;  /* compares given up at --max-buffer */
+    struct tm_list cmp_waiting; /* sessions whose target owes an answer */
+    uv_timer_t cmp_timer;
+    bool cmp_timer_init;
     uint8_t discard[DISCARD_BUF];
 };
 
@@ -229,6 +258,7 @@ struct replay *replay_new(uv_loop_t *loop, const struct replay_config *cfg)
     tm_list_init(&r->conns);
     tm_list_init(&r->waitq);
     tm_list_init(&r->dirty);
+    tm_list_init(&r->cmp_waiting);
     return r;
 }
 
@@ -471,10 +501,12 @@ static void do_shutdown(struct conn *c);
 static void conn_advance(struct conn *c);
 static void check_drained(struct replay *r);
 
+static void session_free(struct replay_session *s);
+
 static void session_release(struct replay_session *s)
 {
     if (--s->live == 0 && s->flow_gone) {
-        free(s);
+        session_free(s);
     }
 }
 
@@ -555,12 +587,15 @@ static void close_tcp(struct conn *c, bool reset)
     uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 
+static void cmp_local_closing(struct conn *c);
+
 /* Ends a conn for good: its handles close and its queue is freed. */
 static void conn_close(struct conn *c, bool reset)
 {
     if (c->state == C_CLOSING) {
         return;
     }
+    cmp_local_closing(c);
     struct replay *r = c->session->r;
     if (c->dirty) {
         tm_list_remove(&c->wait_link);
@@ -737,8 +772,13 @@ static void on_parked_read(uv_stream_t *st, ssize_t nread,
                            const uv_buf_t *buf)
 {
     struct target *t = st->data;
-    (void)buf;
     if (nread > 0) {
+        if (t->keep_greeting) {
+            size_t n = TM_MIN((size_t)nread,
+                              sizeof(t->greeting) - t->greeting_len);
+            memcpy(t->greeting + t->greeting_len, buf->base, n);
+            t->greeting_len += n;
+        }
         t->parked_rx += (uint64_t)nread; /* a greeting: the first turn */
         t->answered_any = true;
         t->silent = false;
@@ -755,6 +795,8 @@ static void on_parked_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->base = scratch;
     buf->len = sizeof(scratch);
 }
+
+static void cmp_local_data(struct conn *c, const char *data, size_t len);
 
 /* Gives the probe's connection to `c`, so that checking the target at
  * start does not show it a spurious empty connection. */
@@ -787,6 +829,10 @@ static bool take_parked(struct conn *c)
     uv_tcp_nodelay(&c->tcp, 1);
     c->turn_rx = greeting;
     c->target->st.bytes_received += greeting;
+    if (t->greeting_len > 0) {
+        cmp_local_data(c, (const char *)t->greeting, t->greeting_len);
+        t->greeting_len = 0;
+    }
     if (greeting > 0) {
         c->last_rx_ns = now_ns();
     }
@@ -1100,6 +1146,8 @@ static void on_write(uv_write_t *req, int status)
     conn_advance(c);
 }
 
+static void cmp_local_sent(struct conn *c);
+
 static void start_write(struct conn *c)
 {
     struct replay *r = c->session->r;
@@ -1131,6 +1179,7 @@ static void start_write(struct conn *c)
         return;
     }
     c->unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    cmp_local_sent(c);
     if (r->cfg.write_timeout_ns > 0) {
         uint64_t ms = ns_to_ms(r->cfg.write_timeout_ns);
         uv_timer_start(&c->timer, on_write_timeout, ms, ms);
@@ -1210,12 +1259,274 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = DISCARD_BUF;
 }
 
-/* What the target answers is read and thrown away. */
+/* ---- shadow compare ---- */
+
+/* The connection whose answers are compared: the first target's. */
+static struct cmp_state *compared(const struct conn *c)
+{
+    const struct replay_session *s = c->session;
+    return s->cmp != NULL && c == &s->conns[0] ? s->cmp : NULL;
+}
+
+/* Off the watch list; the watch's timer stops with the last one, so
+ * that it never holds the loop (and the end of a run) open. */
+static void cmp_unwait(struct replay *r, struct cmp_state *m)
+{
+    if (m->waiting) {
+        tm_list_remove(&m->wait_link);
+        m->waiting = false;
+        if (tm_list_empty(&r->cmp_waiting) && r->cmp_timer_init) {
+            uv_timer_stop(&r->cmp_timer);
+        }
+    }
+}
+
+/* Charges what the compare holds now; true if it grew. */
+static bool cmp_account(struct replay *r, struct cmp_state *m)
+{
+    size_t waiting;
+    size_t now = compare_conn_held(m->cc, &waiting) + sizeof(*m);
+    bool grew = now > m->held;
+    r->cmp_held = r->cmp_held - m->held + now;
+    r->cmp_backlog = r->cmp_backlog - m->backlog + waiting;
+    m->held = now;
+    m->backlog = waiting;
+    return grew;
+}
+
+static void on_cmp_timer(uv_timer_t *t);
+
+/* After anything fed: the bytes held count against --max-buffer (the
+ * compare that grew past it is abandoned: comparing never costs a
+ * delivery), and a request the target owes an answer is watched for
+ * --write-timeout. */
+static void cmp_settle(struct replay *r, struct cmp_state *m)
+{
+    size_t other = r->other_usage ? *r->other_usage : 0;
+    size_t before = replay_compare_backlog(r);
+    bool grew = cmp_account(r, m);
+    if (!grew && before > r->cmp_low_water &&
+        replay_compare_backlog(r) <= r->cmp_low_water && r->low_cb != NULL) {
+        r->low_cb(r->low_ctx);
+    }
+    if (grew && !m->abandoned &&
+        r->queued + other + r->cmp_held > r->cfg.max_buffer) {
+        m->abandoned = true;
+        r->cmp_abandoned++;
+        compare_conn_abandon(m->cc, COMPARE_R_LIMIT,
+                             "comparing it would exceed --max-buffer");
+        cmp_account(r, m);
+    }
+    bool owed = r->cfg.write_timeout_ns > 0 && !m->abandoned &&
+                !m->local_ended && compare_conn_awaiting_local(m->cc);
+    if (!owed) {
+        cmp_unwait(r, m);
+        return;
+    }
+    if (!m->waiting) {
+        m->waiting = true;
+        tm_list_append(&r->cmp_waiting, &m->wait_link);
+    }
+    if (!r->cmp_timer_init) {
+        uv_timer_init(r->loop, &r->cmp_timer);
+        r->cmp_timer.data = r;
+        r->cmp_timer_init = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&r->cmp_timer)) {
+        uint64_t ms = TM_MAX(ns_to_ms(r->cfg.write_timeout_ns) / 4, 10u);
+        uv_timer_start(&r->cmp_timer, on_cmp_timer, ms, ms);
+    }
+}
+
+/* A target that owes an answer and has been quiet for --write-timeout:
+ * the exchanges waiting for it are not comparable (timeout). */
+static void on_cmp_timer(uv_timer_t *t)
+{
+    struct replay *r = t->data;
+    uint64_t now = now_ns();
+    struct tm_list *n = r->cmp_waiting.next;
+    while (n != &r->cmp_waiting) {
+        struct cmp_state *m = TM_CONTAINER_OF(n, struct cmp_state, wait_link);
+        n = n->next;
+        if (now - m->last_local_ns >= r->cfg.write_timeout_ns) {
+            cmp_unwait(r, m);
+            compare_conn_timeout(m->cc);
+            cmp_account(r, m);
+        }
+    }
+}
+
+/* Bytes reached the target: everything fed but what is still queued. */
+static void cmp_local_sent(struct conn *c)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->abandoned) {
+        return;
+    }
+    uint64_t now = now_ns();
+    uint64_t queued_after = c->queued - c->inflight;
+    uint64_t upto =
+        m->client_off > queued_after ? m->client_off - queued_after : 0;
+    m->last_local_ns = now;
+    compare_conn_sent(m->cc, upto, (int64_t)now);
+    cmp_settle(c->session->r, m);
+}
+
+static void cmp_local_data(struct conn *c, const char *data, size_t len)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->abandoned || m->local_ended) {
+        return;
+    }
+    uint64_t now = now_ns();
+    m->last_local_ns = now;
+    compare_conn_feed(m->cc, COMPARE_LOCAL, (const uint8_t *)data, len,
+                      (int64_t)now);
+    cmp_settle(c->session->r, m);
+}
+
+static void cmp_local_end(struct conn *c)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->local_ended) {
+        return;
+    }
+    m->local_ended = true;
+    compare_conn_end(m->cc, COMPARE_LOCAL);
+    cmp_settle(c->session->r, m);
+}
+
+/* The local connection is closing: a target cut off while it still owed
+ * an answer (--linger, --drain-timeout) timed out; one that was dropped
+ * or closed on its own closed before answering. */
+static void cmp_local_closing(struct conn *c)
+{
+    struct cmp_state *m = compared(c);
+    if (m == NULL || m->local_ended) {
+        return;
+    }
+    if (!c->dropped && !c->target_eof && !m->abandoned &&
+        compare_conn_awaiting_local(m->cc)) {
+        compare_conn_timeout(m->cc);
+    }
+    cmp_local_end(c);
+}
+
+/* The session is done: what is left of its compare is reported. */
+static void cmp_finish(struct replay *r, struct cmp_state *m)
+{
+    compare_conn_finish(m->cc);
+    if (r->cmp.on_conn_done != NULL) {
+        r->cmp.on_conn_done(r->cmp.ctx, m->cc);
+    }
+    cmp_unwait(r, m);
+    r->cmp_held -= m->held;
+    r->cmp_backlog -= m->backlog;
+    compare_conn_free(m->cc);
+    free(m);
+}
+
+static void session_free(struct replay_session *s)
+{
+    if (s->cmp != NULL) {
+        cmp_finish(s->r, s->cmp);
+    }
+    free(s);
+}
+
+void replay_set_compare(struct replay *r, const struct replay_compare *rc)
+{
+    r->cmp = *rc;
+    r->comparing = true;
+    if (r->n_targets > 0) {
+        r->targets[0].keep_greeting = true;
+    }
+}
+
+size_t replay_compare_held(const struct replay *r)
+{
+    return r->cmp_held;
+}
+
+size_t replay_compare_backlog(const struct replay *r)
+{
+    return r->cmp_backlog;
+}
+
+void replay_set_compare_low_water(struct replay *r, size_t low)
+{
+    r->cmp_low_water = low;
+}
+
+uint64_t replay_compare_abandoned(const struct replay *r)
+{
+    return r->cmp_abandoned;
+}
+
+void replay_compare_client(struct replay *r, struct replay_session *s,
+                           const uint8_t *data, size_t len, int64_t ts_ns)
+{
+    struct cmp_state *m = s->cmp;
+    if (m == NULL) {
+        return;
+    }
+    m->client_off += len;
+    if (!m->abandoned) {
+        compare_conn_feed(m->cc, COMPARE_CLIENT, data, len, ts_ns);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_client_gap(struct replay *r, struct replay_session *s,
+                               uint64_t len)
+{
+    struct cmp_state *m = s->cmp;
+    if (m == NULL) {
+        return;
+    }
+    m->client_off += len;
+    if (!m->abandoned) {
+        compare_conn_gap(m->cc, COMPARE_CLIENT, len);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_prod(struct replay *r, struct replay_session *s,
+                         const uint8_t *data, size_t len, int64_t ts_ns)
+{
+    struct cmp_state *m = s->cmp;
+    if (m != NULL && !m->abandoned) {
+        compare_conn_feed(m->cc, COMPARE_PROD, data, len, ts_ns);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_prod_gap(struct replay *r, struct replay_session *s,
+                             uint64_t len)
+{
+    struct cmp_state *m = s->cmp;
+    if (m != NULL && !m->abandoned) {
+        compare_conn_gap(m->cc, COMPARE_PROD, len);
+        cmp_settle(r, m);
+    }
+}
+
+void replay_compare_prod_end(struct replay *r, struct replay_session *s)
+{
+    struct cmp_state *m = s->cmp;
+    if (m != NULL) {
+        compare_conn_end(m->cc, COMPARE_PROD);
+        cmp_settle(r, m);
+    }
+}
+
+/* What the target answers is read and, unless it is compared, thrown
+ * away. */
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
-    (void)buf;
     if (nread > 0) {
+        cmp_local_data(c, buf->base, (size_t)nread);
         c->target->st.bytes_received += (uint64_t)nread;
         c->target->answered_any = true;
         c->target->silent = false;
@@ -1235,6 +1546,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     uv_read_stop(st);
     if (nread == UV_EOF) {
         c->target_eof = true;
+        cmp_local_end(c);
         if (c->state == C_LINGER) {
             conn_close(c, false);
         } else if (c->turn_waiting) {
@@ -1281,6 +1593,14 @@ struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
     s->flow_id = flow_id;
     s->key = flow_id;
     s->live = (unsigned)r->n_targets;
+    if (r->comparing && r->n_targets > 0) {
+        struct cmp_state *m = tm_xcalloc(1, sizeof(*m));
+        m->cc = compare_conn_new(r->cmp.cfg, r->cmp.noise, flow_id,
+                                 r->cmp.on_exchange, r->cmp.ctx);
+        tm_list_init(&m->wait_link);
+        s->cmp = m;
+        cmp_account(r, m);
+    }
     for (size_t i = 0; i < r->n_targets; i++) {
         struct conn *c = &s->conns[i];
         c->session = s;
@@ -1589,7 +1909,7 @@ void replay_end(struct replay *r, struct replay_session *s,
         }
     }
     if (s->live == 0) {
-        free(s);
+        session_free(s);
     }
 }
 
@@ -1716,6 +2036,10 @@ void replay_free(struct replay *r)
     if (r->reaper_init) {
         r->closing_handles++;
         uv_close((uv_handle_t *)&r->reaper, on_replay_handle_closed);
+    }
+    if (r->cmp_timer_init) {
+        r->closing_handles++;
+        uv_close((uv_handle_t *)&r->cmp_timer, on_replay_handle_closed);
     }
     if (--r->closing_handles == 0) {
         free(r->targets);

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "proto/httpflow.h"
+#include "proto/compare.h"
 
 struct replay_config {
     uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;
@@ -172,6 +173,61 @@ void replay_free(struct replay *r);
 int replay_probe(uv_loop_t *loop, const char *host, uint16_t port,
                  uint64_t timeout_ns, struct sockaddr_storage *out,
                  uv_tcp_t **conn, char *err, size_t errlen);
+
+/*
+ * Shadow compare (--compare): what the first target answers on each
+ * replayed connection is kept (bounded) and fed, with the replay's clock,
+ * to that connection's compare_conn, together with the client's and
+ * production's streams the caller hands over below. Exchanges are
+ * reported through `on_exchange`; `on_conn_done` sees each connection
+ * once finished, just before it is freed. The connection is compared
+ * once both the mirrored flow ended (replay_end) and the local
+ * connection closed.
+ *
+ * Not comparable, with a reason: the local connection dropped, reset or
+ * closed before answering (local_closed); a request the target took
+ * that got no answer byte for --write-timeout (timeout); the bytes
+ * compare holds pushing the run over --max-buffer (limit: that
+ * connection's compare is abandoned and what it held freed).
+ */
+struct replay_compare {
+    const struct compare_config *cfg; /* borrowed for the replay's life */
+    struct compare_noise *noise;      /* borrowed; may be NULL */
+    compare_exchange_fn *on_exchange;
+    void (*on_conn_done)(void *ctx, const struct compare_conn *c);
+    void *ctx;
+};
+
+/* Before the first replay_open. */
+void replay_set_compare(struct replay *r, const struct replay_compare *rc);
+
+/*
+ * The client bytes compare pairs the local answers with: what was sent
+ * to the first target, in order (`ts_ns`: capture time). The caller
+ * passes what it gave replay_data, or, if it changed the requests on the
+ * way (dropped or rewrote them), what was actually sent.
+ */
+void replay_compare_client(struct replay *r, struct replay_session *s,
+                           const uint8_t *data, size_t len, int64_t ts_ns);
+void replay_compare_client_gap(struct replay *r, struct replay_session *s,
+                               uint64_t len);
+/* Production's answers, from the capture (capture time). */
+void replay_compare_prod(struct replay *r, struct replay_session *s,
+                         const uint8_t *data, size_t len, int64_t ts_ns);
+void replay_compare_prod_gap(struct replay *r, struct replay_session *s,
+                             uint64_t len);
+void replay_compare_prod_end(struct replay *r, struct replay_session *s);
+
+/* Bytes compare holds in all (counted against --max-buffer), and how
+ * many connections' compares were abandoned at it. */
+size_t replay_compare_held(const struct replay *r);
+/* Of those, the bytes beyond each connection's own state (its framers):
+ * answers and bodies waiting for the other side, which the local answers
+ * release. What a file waits for; the low-water callback
+ * (replay_set_low_water) also runs when it falls to `low` or below. */
+size_t replay_compare_backlog(const struct replay *r);
+void replay_set_compare_low_water(struct replay *r, size_t low);
+uint64_t replay_compare_abandoned(const struct replay *r);
 
 /* Formats an address as 127.0.0.1:9000 or [::1]:9000. */
 const char *replay_format_addr(const struct sockaddr *sa, char *buf,

@@ -85,6 +85,7 @@ struct headcopy {
     struct http1_header *hdrs;
     size_t n;
     unsigned status;
+    size_t bytes; /* allocated, for compare_conn_held() */
 };
 
 static void headcopy_free(struct headcopy *hc)
@@ -118,6 +119,7 @@ static void headcopy_set(struct headcopy *hc, const struct http1_head *h)
     }
     hc->n = h->header_count;
     hc->status = h->status;
+    hc->bytes = total + (h->header_count + 1) * sizeof(*hc->hdrs);
 }
 
 static void headcopy_clone(struct headcopy *dst, const struct headcopy *src)
@@ -1793,6 +1795,62 @@ void compare_conn_finish(struct compare_conn *c)
     if (c->proto == COMPARE_PROTO_OTHER) {
         emit_bytes(c);
     }
+}
+
+void compare_conn_abandon(struct compare_conn *c, enum compare_reason reason,
+                          const char *detail)
+{
+    stop_conn(c, detail);
+    if (c->proto == COMPARE_PROTO_UNKNOWN) {
+        become_other(c);
+    }
+    client_stop(c, reason, detail);
+    for (int i = 0; i < 2; i++) {
+        side_kill(&c->sd[i], reason, detail);
+    }
+    pump(c);
+}
+
+bool compare_conn_awaiting_local(const struct compare_conn *c)
+{
+    if (c->sd[1].stopped) {
+        return false;
+    }
+    if (c->proto == COMPARE_PROTO_OTHER) {
+        return false; /* no answer to wait for: the streams' ends decide */
+    }
+    for (size_t k = 0; k < c->q_len; k++) {
+        const struct exch *e = c->q[(c->q_first + k) % c->cfg.max_waiting];
+        if (e->req_done && e->r[1].state != RESP_DONE) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t compare_conn_held(const struct compare_conn *c, size_t *waiting)
+{
+    size_t own = sizeof(*c) + c->cfg.max_waiting * sizeof(*c->q) +
+                 http1_footprint(c->client);
+    size_t n = c->bc.cap;
+    for (int i = 0; i < 2; i++) {
+        own += http1_footprint(c->sd[i].framer);
+        n += c->sd[i].pending;
+    }
+    for (size_t k = 0; k < c->q_len; k++) {
+        const struct exch *e = c->q[(c->q_first + k) % c->cfg.max_waiting];
+        n += sizeof(*e);
+        for (int i = 0; i < 2; i++) {
+            if (e->r[i].body != NULL) {
+                n += httpbody_footprint(e->r[i].body);
+            }
+            n += e->r[i].head.bytes;
+        }
+    }
+    if (waiting != NULL) {
+        *waiting = n;
+    }
+    return own + n;
 }
 
 enum compare_protocol compare_conn_protocol(const struct compare_conn *c)

@@ -244,6 +244,22 @@ void compare_conn_timeout(struct compare_conn *c);
 /* Ends every stream not yet ended and reports every exchange left. */
 void compare_conn_finish(struct compare_conn *c);
 
+/* Stops comparing the connection (the caller's memory budget, say):
+ * every exchange not yet reported, and every later one, is not
+ * comparable for `reason`; what is held is freed. */
+void compare_conn_abandon(struct compare_conn *c, enum compare_reason reason,
+                          const char *detail);
+
+/* Whether a request the local target got still waits for its answer
+ * (for the caller's timeout). */
+bool compare_conn_awaiting_local(const struct compare_conn *c);
+
+/* The bytes the connection holds, for the caller's memory budget: its
+ * own state (framers, tables) and, also in `waiting` (may be NULL), what
+ * waits for the other streams: response bytes queued, exchanges with
+ * their heads and kept bodies. O(max_waiting). */
+size_t compare_conn_held(const struct compare_conn *c, size_t *waiting);
+
 /* The protocol the connection was counted as (its name for "other"). */
 enum compare_protocol compare_conn_protocol(const struct compare_conn *c);
 const char *compare_conn_protocol_name(const struct compare_conn *c);

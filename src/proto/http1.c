@@ -434,6 +434,13 @@ struct http1 *http1_new(enum http1_dir dir, const struct http1_limits *limits,
     return h;
 }
 
+size_t http1_footprint(const struct http1 *h)
+{
+    return sizeof(*h) + h->buf_cap +
+           h->lim.max_headers * (sizeof(*h->hdrs) + sizeof(*h->view)) +
+           h->lim.max_pipeline * sizeof(*h->queue);
+}
+
 void http1_free(struct http1 *h)
 {
     if (h == NULL) {

@@ -119,6 +119,9 @@ struct http1;
 /* `limits` may be NULL (defaults). `fn` receives every event. */
 struct http1 *http1_new(enum http1_dir dir, const struct http1_limits *limits,
                         http1_event_fn *fn, void *ctx);
+/* The bytes the framer holds (its head buffer and tables), for a
+ * caller's memory budget. */
+size_t http1_footprint(const struct http1 *h);
 void http1_free(struct http1 *h);
 
 /*

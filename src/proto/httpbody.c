@@ -43,7 +43,6 @@ struct httpbody {
     bool z_ready;
     z_stream z;
     BrotliDecoderState *br;
-    uint8_t scratch[SCRATCH];
 };
 
 enum httpbody_coding httpbody_coding_of(const char *value, size_t len)
@@ -154,7 +153,10 @@ static void keep(uint8_t **buf, size_t *len, size_t *cap, size_t limit,
         return;
     }
     if (*len + take > *cap) {
-        size_t c = *cap ? *cap : 4096;
+        /* The first piece exactly (most bodies come whole: a small one
+         * waiting for the other side's answer holds only itself), then
+         * doubling. */
+        size_t c = *cap ? *cap : *len + take;
         while (c < *len + take) {
             c *= 2;
         }
@@ -189,8 +191,11 @@ static void give_up(struct httpbody *b, const char *what, const char *detail)
              detail ? ": " : "", detail ? detail : "");
 }
 
+/* The decoders' output goes through a buffer on the stack: a body that
+ * waits (for the other side's answer) holds no scratch space. */
 static void feed_zlib(struct httpbody *b, const uint8_t *data, size_t len)
 {
+    uint8_t scratch[SCRATCH];
     b->z.next_in = (Bytef *)(uintptr_t)data;
     b->z.avail_in = 0;
     size_t left = len;
@@ -220,10 +225,10 @@ static void feed_zlib(struct httpbody *b, const uint8_t *data, size_t len)
             b->stopped = true;
             break;
         }
-        b->z.next_out = b->scratch;
+        b->z.next_out = scratch;
         b->z.avail_out = (uInt)room;
         int rc = inflate(&b->z, Z_NO_FLUSH);
-        emit(b, b->scratch, room - b->z.avail_out);
+        emit(b, scratch, room - b->z.avail_out);
         if (rc == Z_STREAM_END) {
             b->ended = true;
         } else if (rc == Z_BUF_ERROR) {
@@ -267,6 +272,7 @@ static void feed_deflate(struct httpbody *b, const uint8_t *data, size_t len)
 
 static void feed_brotli(struct httpbody *b, const uint8_t *data, size_t len)
 {
+    uint8_t scratch[SCRATCH];
     const uint8_t *in = data;
     size_t avail_in = len;
     while (!b->stopped) {
@@ -285,11 +291,11 @@ static void feed_brotli(struct httpbody *b, const uint8_t *data, size_t len)
             }
             break;
         }
-        uint8_t *out = b->scratch;
+        uint8_t *out = scratch;
         size_t avail_out = room;
         BrotliDecoderResult rc = BrotliDecoderDecompressStream(
             b->br, &avail_in, &in, &avail_out, &out, NULL);
-        emit(b, b->scratch, room - avail_out);
+        emit(b, scratch, room - avail_out);
         if (rc == BROTLI_DECODER_RESULT_SUCCESS) {
             b->ended = true;
         } else if (rc == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) {
@@ -355,6 +361,18 @@ void httpbody_finish(struct httpbody *b)
             give_up(b, "the compressed stream is cut short", NULL);
         }
     }
+}
+
+size_t httpbody_footprint(const struct httpbody *b)
+{
+    size_t n = sizeof(*b) + b->kept_cap + b->raw_cap;
+    if (b->z_ready) {
+        n += HTTPBODY_ZLIB_STATE;
+    }
+    if (b->br != NULL) {
+        n += HTTPBODY_BROTLI_STATE;
+    }
+    return n;
 }
 
 const uint8_t *httpbody_data(const struct httpbody *b, size_t *len)

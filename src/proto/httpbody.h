@@ -53,6 +53,16 @@ void httpbody_feed(struct httpbody *b, const uint8_t *data, size_t len);
 /* The body ended: checks that a compressed stream ended too. */
 void httpbody_finish(struct httpbody *b);
 
+/* What a decoder holds while its body is open, roughly: zlib's inflate
+ * state and its 32 KiB window; brotli's state and its window, which a
+ * stream may ask to be up to 16 MiB (counted as its common 4 MiB). */
+#define HTTPBODY_ZLIB_STATE   (7 * 1024 + 32 * 1024)
+#define HTTPBODY_BROTLI_STATE (4 * 1024 * 1024)
+
+/* The bytes the body holds: itself, the kept bytes' buffers and its
+ * decoder's state (for a caller's memory budget). */
+size_t httpbody_footprint(const struct httpbody *b);
+
 /* Kept decoded bytes: the first min(size, keep_limit). */
 const uint8_t *httpbody_data(const struct httpbody *b, size_t *len);
 /* Decoded bytes seen (stops growing at the decode limit); the raw size

@@ -177,6 +177,10 @@ class FreshMachine(unittest.TestCase):
         out = res.stdout + res.stderr
         self.assertEqual(res.returncode, 0, out)
         self.assertIn("6 requests on 4 connections", res.stdout)
+        # ...and the comparison finds the one answer the local build
+        # changes on purpose.
+        self.assertIn("compared 6 exchanges: 5 same, 1 differ", res.stdout)
+        self.assertIn("GET /items/42: $.price: 12.4 -> 12.5", res.stdout)
         # Everything make demo needs is installed: no package manager.
         self.assertEqual(self.package_manager_calls(), [])
         builds = os.listdir(os.path.join(self.src, "build"))

@@ -28,6 +28,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tmtest  # noqa: E402
 
+sys.path.insert(0, os.path.join(tmtest.ROOT, "tests", "lib"))
+from capbuild import eth, ipv4, pcap_header, pcap_record, tcp  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TMDIFFPAGE = os.environ.get("TMDIFFPAGE") or os.path.join(
     tmtest.ROOT, "build", "default", "tests", "e2e", "tmdiffpage")
@@ -204,6 +207,111 @@ class DiffReportPage(unittest.TestCase):
         finally:
             server.shutdown()
             server.server_close()
+
+
+def http_capture(path, port, exchanges):
+    """A capture of one keep-alive connection to `port` carrying
+    `exchanges`, a list of (request bytes, response bytes)."""
+    frames = []
+    c, srv = 1000, 5000
+    cport = 40000
+
+    def seg(from_client, seq, ack, flags, payload=b""):
+        a, b, sp, dp = "10.0.0.1", "10.0.0.2", cport, port
+        if not from_client:
+            a, b, sp, dp = b, a, dp, sp
+        frames.append(eth(ipv4(a, b, tcp(sp, dp, seq, ack, flags, payload))))
+
+    syn, ack, psh, fin = 2, 16, 8, 1
+    seg(True, c, 0, syn)
+    seg(False, srv, c + 1, syn | ack)
+    c, srv = c + 1, srv + 1
+    seg(True, c, srv, ack)
+    for req, resp in exchanges:
+        seg(True, c, srv, psh | ack, req)
+        c += len(req)
+        seg(False, srv, c, psh | ack, resp)
+        srv += len(resp)
+    seg(True, c, srv, fin | ack)
+    seg(False, srv, c + 1, fin | ack)
+    seg(True, c + 1, srv + 1, ack)
+    data = pcap_header()
+    for i, fr in enumerate(frames):
+        data += pcap_record(fr, ts_ns=1_700_000_000 * 10**9 + i * 10**6)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+class LocalBuild(http.server.BaseHTTPRequestHandler):
+    """The local build: its price differs from production's."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802
+        body = (b'{"id": 1, "price": 12.75}' if self.path.startswith("/users")
+                else b'{"ok": true}')
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def production_answer(body):
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+class CompareRunPage(unittest.TestCase):
+    """The page a real `replay --compare --diff-report` run writes, from a
+    capture of production, against a local build on loopback."""
+
+    def test_report_of_a_compare_run(self):
+        tmp = tempfile.mkdtemp(prefix="tm-compare-page-")
+        os.makedirs(OUTPUT, exist_ok=True)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LocalBuild)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            cap = os.path.join(tmp, "prod.pcap")
+            http_capture(cap, 8080, [
+                (b"GET /users/1 HTTP/1.1\r\nHost: shop\r\n\r\n",
+                 production_answer(b'{"id": 1, "price": 12.5}')),
+                (b"GET /health HTTP/1.1\r\nHost: shop\r\n\r\n",
+                 production_answer(b'{"ok": true}')),
+            ])
+            page = os.path.join(OUTPUT, "compare-run.html")
+            r = tmtest.run(["replay", cap, "-p", "8080", "--to",
+                            f"127.0.0.1:{server.server_address[1]}",
+                            "--diff-report", page, "--fail-on-diff"])
+            err = r.stderr.decode(errors="replace")
+            self.assertEqual(r.returncode, 4, err)
+            self.assertIn("compared 2 exchanges: 1 same, 1 differ", err)
+            r = chromium(os.path.join(tmp, "profile"), "--dump-dom",
+                         "file://" + page)
+            self.assertEqual(r.returncode, 0,
+                             r.stderr.decode(errors="replace"))
+            d = Dom(r.stdout.decode("utf-8"))
+            self.assertEqual(sorted(d.texts("td", "ep")),
+                             ["GET /health", "GET /users/{id}"])
+            self.assertEqual(len(d.find("div", "bar")), 2)
+            summaries = d.texts("summary")
+            self.assertTrue(any(s.startswith("differGET /users/1")
+                                for s in summaries), summaries)
+            self.assertEqual(d.texts("mark")[:2], ['"price": 12.5',
+                                                   '"price": 12.75'])
+            png = os.path.join(OUTPUT, "compare-run.png")
+            r = chromium(os.path.join(tmp, "profile-shot"),
+                         "--screenshot=" + png, "--window-size=1280,1200",
+                         "--hide-scrollbars", "file://" + page)
+            self.assertEqual(r.returncode, 0,
+                             r.stderr.decode(errors="replace"))
+            self.assertGreater(os.path.getsize(png), 10000)
+        finally:
+            server.shutdown()
+            server.server_close()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1171,6 +1171,108 @@ static void test_mirror_port_name_and_silence(void **state)
     run_free(r);
 }
 
+static void test_compare_options(void **state)
+{
+    (void)state;
+    struct run *r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81");
+    expect_run(r);
+    assert_false(r->o.compare);
+    assert_int_equal(r->o.compare_body_limit, 1024 * 1024);
+    run_free(r);
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--compare",
+            "--ignore-header", "X-Version", "--ignore-header", "etag",
+            "--ignore-json", "$.items[*].id", "--ignore-json", "$.*.at",
+            "--compare-body-limit", "64KiB", "--no-redact");
+    expect_run(r);
+    assert_true(r->o.compare);
+    assert_false(r->o.fail_on_diff);
+    assert_true(r->o.no_redact);
+    assert_int_equal(r->o.n_ignore_headers, 2);
+    assert_string_equal(r->o.ignore_headers[1], "etag");
+    assert_int_equal(r->o.n_ignore_json, 2);
+    assert_string_equal(r->o.ignore_json[0], "$.items[*].id");
+    assert_int_equal(r->o.compare_body_limit, 64 * 1024);
+    run_free(r);
+    /* The options naming compare's outputs turn it on. */
+    static const char *const implying[][2] = {
+        {"--fail-on-diff", NULL},
+        {"--diff-log", "d.jsonl"},
+        {"--diff-report", "d.html"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        r = RUN("capture", "-i", "lo", "-p", "80", "--to", ":81",
+                implying[i][0], implying[i][1]);
+        expect_run(r);
+        assert_true(r->o.compare);
+        run_free(r);
+    }
+    r = RUN("mirror", "web", "-p", "80", "--to", ":81", "--diff-log", "x",
+            "--fail-on-diff");
+    expect_run(r);
+    assert_true(r->o.fail_on_diff);
+    assert_string_equal(r->o.diff_log, "x");
+    run_free(r);
+    /* Nothing to compare without a target. */
+    r = RUN("capture", "-i", "lo", "-p", "80", "--compare");
+    expect_usage(r, "--compare", "--to");
+    run_free(r);
+    r = RUN("mirror", "web", "-p", "80", "--fail-on-diff");
+    expect_usage(r, "--compare", "--to");
+    run_free(r);
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--ignore-json",
+            "items");
+    expect_usage(r, "--ignore-json", "items");
+    run_free(r);
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--ignore-header",
+            "a b");
+    expect_usage(r, "--ignore-header", NULL);
+    run_free(r);
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81",
+            "--compare-body-limit", "100");
+    expect_usage(r, "--compare-body-limit", NULL);
+    run_free(r);
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--diff-log", "");
+    expect_usage(r, "--diff-log", NULL);
+    run_free(r);
+    /* Each output a file of its own. */
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--diff-log",
+            "s.json", "--stats-json", "s.json");
+    expect_usage(r, "--diff-log", NULL);
+    run_free(r);
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--diff-report",
+            "c.pcap");
+    expect_usage(r, "--diff-report", NULL);
+    run_free(r);
+    /* summary compares nothing. */
+    r = RUN("summary", "c.pcap", "--compare");
+    expect_usage(r, "--compare", NULL);
+    run_free(r);
+    /* An option that keeps requests from the target would pair the local
+     * answers with the wrong production ones. */
+    static const char *const droppers[][2] = {
+        {"--match-method", "GET"}, {"--match-path", "^/a"},
+        {"--skip-path", "^/b"},    {"--match-header", "X-A: 1"},
+        {"--safe-methods", NULL},  {"--sample", "50"},
+        {"--max-rate", "10/s"},
+    };
+    for (size_t i = 0; i < sizeof(droppers) / sizeof(droppers[0]); i++) {
+        if (droppers[i][1] != NULL) {
+            r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81",
+                    "--compare", droppers[i][0], droppers[i][1]);
+        } else {
+            r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81",
+                    "--fail-on-diff", droppers[i][0]);
+        }
+        expect_usage(r, "--compare pairs", droppers[i][0]);
+        run_free(r);
+    }
+    /* Rewrites keep every request: compared as sent. */
+    r = RUN("replay", "c.pcap", "-p", "80", "--to", ":81", "--compare",
+            "--mark", "--set-header", "X-A: 1", "--host", "local");
+    expect_run(r);
+    run_free(r);
+}
+
 int main(void)
 {
     unsetenv("POSIXLY_CORRECT"); /* GNU argument permutation */
@@ -1182,6 +1284,7 @@ int main(void)
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_mirror),
         cmocka_unit_test(test_mirror_port_name_and_silence),
+        cmocka_unit_test(test_compare_options),
         cmocka_unit_test(test_command_help),
         cmocka_unit_test(test_top_level_help),
         cmocka_unit_test(test_program_name),

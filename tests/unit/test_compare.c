@@ -517,6 +517,47 @@ static void test_timeout(void **state)
     free(g);
 }
 
+/* What the replay asks: whether a sent request waits for the local
+ * answer (its timeout), how much is held (its budget), and abandoning a
+ * connection at the budget. */
+static void test_awaiting_held_abandon(void **state)
+{
+    (void)state;
+    struct got *g = calloc(1, sizeof(*g));
+    struct compare_conn *c = compare_conn_new(NULL, NULL, 1, on_exchange, g);
+    const char *req = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    size_t base = compare_conn_held(c, NULL);
+    assert_false(compare_conn_awaiting_local(c));
+    /* production answers before the requests are seen: held, copied */
+    compare_conn_feed(c, COMPARE_PROD, (const uint8_t *)resp, strlen(resp),
+                      1);
+    assert_true(compare_conn_held(c, NULL) >= base + strlen(resp));
+    compare_conn_feed(c, COMPARE_CLIENT, (const uint8_t *)req, strlen(req), 0);
+    assert_true(compare_conn_awaiting_local(c));
+    compare_conn_feed(c, COMPARE_LOCAL, (const uint8_t *)resp, strlen(resp),
+                      2);
+    assert_int_equal(g->n, 1); /* /a is whole on all three */
+    assert_true(compare_conn_awaiting_local(c)); /* /b */
+    compare_conn_abandon(c, COMPARE_R_LIMIT, "over --max-buffer");
+    assert_false(compare_conn_awaiting_local(c));
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->r[0].outcome, COMPARE_SAME);
+    assert_int_equal(g->r[1].outcome, COMPARE_NOT_COMPARABLE);
+    assert_int_equal(g->r[1].reason, COMPARE_R_LIMIT);
+    /* later requests are not comparable either; nothing is held */
+    compare_conn_feed(c, COMPARE_CLIENT, (const uint8_t *)req, 22, 3);
+    compare_conn_feed(c, COMPARE_PROD, (const uint8_t *)resp, strlen(resp),
+                      4);
+    assert_true(compare_conn_held(c, NULL) <= base);
+    compare_conn_finish(c);
+    for (int i = 1; i < g->n; i++) {
+        assert_int_equal(g->r[i].reason, COMPARE_R_LIMIT);
+    }
+    compare_conn_free(c);
+    free(g);
+}
+
 static void test_upgrade_stops(void **state)
 {
     (void)state;
@@ -810,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_gaps),
         cmocka_unit_test(test_missing_answers),
         cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_awaiting_held_abandon),
         cmocka_unit_test(test_upgrade_stops),
         cmocka_unit_test(test_other_protocols),
         cmocka_unit_test(test_limits),

@@ -38,6 +38,12 @@ struct rec {
     bool ended[MAX_IDS];
     uint8_t flags[MAX_IDS];   /* the flow's flags at its last data event */
     uint64_t sent[MAX_IDS];   /* engine_flow_server_sent() then */
+    /* reasm_server: the server's stream */
+    uint8_t sdata[MAX_IDS][4096];
+    size_t slen[MAX_IDS];
+    uint64_t sgap[MAX_IDS];
+    unsigned sgaps[MAX_IDS];
+    bool sended[MAX_IDS];
 };
 
 static void add_ev(struct rec *r, char kind, const struct flow *f,
@@ -93,6 +99,36 @@ static void ev_end(void *ctx, struct flow *f, enum flow_end_reason why)
     r->ends++;
 }
 
+static void ev_server_data(void *ctx, struct flow *f, const uint8_t *data,
+                           uint32_t len)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'd', f, len, FLOW_END_FIN);
+    assert_false(r->sended[f->id]);
+    assert_false(r->ended[f->id]);
+    assert_true(r->slen[f->id] + len <= sizeof(r->sdata[0]));
+    memcpy(r->sdata[f->id] + r->slen[f->id], data, len);
+    r->slen[f->id] += len;
+}
+
+static void ev_server_gap(void *ctx, struct flow *f, uint32_t len)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'g', f, len, FLOW_END_FIN);
+    assert_false(r->sended[f->id]);
+    r->sgap[f->id] += len;
+    r->sgaps[f->id]++;
+}
+
+static void ev_server_end(void *ctx, struct flow *f)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'e', f, 0, FLOW_END_FIN);
+    assert_false(r->sended[f->id]);
+    assert_false(r->ended[f->id]); /* always before the flow's end */
+    r->sended[f->id] = true;
+}
+
 /* ---- fixture ---- */
 
 struct tfx {
@@ -122,7 +158,9 @@ static struct tfx tfx_new(const struct engine_config *c)
     struct tfx t;
     t.r = calloc(1, sizeof(*t.r));
     assert_non_null(t.r);
-    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, t.r};
+    struct engine_events ev = {ev_open,        ev_data,       ev_gap,
+                               ev_end,         t.r,           ev_server_data,
+                               ev_server_gap,  ev_server_end};
     t.e = engine_new(c, &ev);
     assert_non_null(t.e);
     return t;
@@ -1046,7 +1084,7 @@ static void test_flow_counters(void **state)
     struct engine_config c = cfg_default();
     struct flow_counts fc;
     memset(&fc, 0, sizeof(fc));
-    struct engine_events ev = {NULL, NULL, NULL, count_end, &fc};
+    struct engine_events ev = {.end = count_end, .ctx = &fc};
     struct engine *e = engine_new(&c, &ev);
     struct tfx t = {e, NULL};
     cli(&t, 1, 40000, 0, 0, SYN, NULL);
@@ -1318,6 +1356,144 @@ static void test_server_acked_without_server_segments(void **state)
     tfx_free(&t);
 }
 
+
+/* ---- the server's direction (reasm_server) ---- */
+
+static void assert_server_data(const struct tfx *t, uint64_t id,
+                               const char *want)
+{
+    size_t n = strlen(want);
+    const struct rec *r = t->r;
+    if (r->slen[id] != n || memcmp(r->sdata[id], want, n) != 0) {
+        fail_msg("flow %llu's server delivered \"%.*s\", want \"%s\"",
+                 (unsigned long long)id, (int)r->slen[id],
+                 (const char *)r->sdata[id], want);
+    }
+}
+
+/* Off by default: the server's bytes are counted, not delivered. */
+static void test_server_stream_off(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 3 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "GET");
+    srv(&t, 4 * MS, 40000, SISN + 1, CISN + 4, ACK | PSH, "200");
+    cli(&t, 5 * MS, 40000, CISN + 4, SISN + 4, FIN | ACK, NULL);
+    assert_true(t.r->ended[1]);
+    assert_int_equal(t.r->slen[1], 0);
+    assert_false(t.r->sended[1]);
+    assert_int_equal(find_ev(t.r, 'e', 0), -1);
+    assert_int_equal(st(&t)->server_payload_bytes, 0);
+    tfx_free(&t);
+}
+
+/* In order despite reordering and retransmission; the server's FIN ends
+ * its stream before the flow ends. */
+static void test_server_stream_in_order(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.reasm_server = true;
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 3 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "GET /\r\n");
+    srv(&t, 4 * MS, 40000, SISN + 1 + 5, CISN + 8, ACK | PSH, "world");
+    assert_int_equal(t.r->slen[1], 0); /* waits behind the hole */
+    assert_true(engine_queued_bytes(t.e) > 0);
+    srv(&t, 5 * MS, 40000, SISN + 1, CISN + 8, ACK | PSH, "hello");
+    srv(&t, 6 * MS, 40000, SISN + 1, CISN + 8, ACK | PSH, "hel"); /* again */
+    assert_server_data(&t, 1, "helloworld");
+    assert_int_equal(engine_queued_bytes(t.e), 0);
+    srv(&t, 7 * MS, 40000, SISN + 11, CISN + 8, FIN | ACK, NULL);
+    assert_true(t.r->sended[1]);
+    assert_false(t.r->ended[1]);
+    cli(&t, 8 * MS, 40000, CISN + 8, SISN + 12, FIN | ACK, NULL);
+    assert_true(t.r->ended[1]);
+    assert_true(find_ev(t.r, 'e', 0) < find_ev(t.r, 'E', 0));
+    assert_data(&t, 1, "GET /\r\n");
+    assert_int_equal(st(&t)->server_payload_bytes, 10);
+    assert_int_equal(st(&t)->server_gaps, 0);
+    tfx_free(&t);
+}
+
+/* Bytes the client acknowledged that the capture never saw: a gap after
+ * the gap timeout, then delivery goes on. */
+static void test_server_stream_gap(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.reasm_server = true;
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 3 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "GET");
+    srv(&t, 4 * MS, 40000, SISN + 1, CISN + 4, ACK | PSH, "abc");
+    /* "defg" is missed; "hij" is captured; the client acknowledges all */
+    srv(&t, 5 * MS, 40000, SISN + 8, CISN + 4, ACK | PSH, "hij");
+    cli(&t, 6 * MS, 40000, CISN + 4, SISN + 11, ACK, NULL);
+    assert_server_data(&t, 1, "abc");
+    engine_advance(t.e, 6 * MS + c.gap_timeout_ns);
+    assert_server_data(&t, 1, "abchij");
+    assert_int_equal(t.r->sgap[1], 4);
+    assert_int_equal(t.r->sgaps[1], 1);
+    long g = find_ev(t.r, 'g', 0);
+    assert_true(g >= 0 && g < find_ev(t.r, 'd', 1));
+    assert_int_equal(st(&t)->server_gaps, 1);
+    assert_int_equal(st(&t)->server_gap_bytes, 4);
+    assert_int_equal(st(&t)->gaps, 0); /* the client's stream has none */
+    tfx_free(&t);
+}
+
+/* The client closes first: what the server's queue holds is delivered
+ * (its holes skipped) and its stream ends before the flow does; a reset
+ * by the server ends it too. */
+static void test_server_stream_ends_with_flow(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.reasm_server = true;
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 3 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "GET");
+    srv(&t, 4 * MS, 40000, SISN + 1, CISN + 4, ACK | PSH, "ab");
+    srv(&t, 5 * MS, 40000, SISN + 5, CISN + 4, ACK | PSH, "ef");
+    cli(&t, 6 * MS, 40000, CISN + 4, SISN + 3, FIN | ACK, NULL);
+    assert_true(t.r->ended[1]);
+    assert_true(t.r->sended[1]);
+    assert_server_data(&t, 1, "abef");
+    assert_int_equal(t.r->sgap[1], 2);
+    assert_true(find_ev(t.r, 'e', 0) < find_ev(t.r, 'E', 0));
+    assert_int_equal(engine_queued_bytes(t.e), 0);
+
+    handshake(&t, 10 * MS, 40001);
+    cli(&t, 12 * MS, 40001, CISN + 1, SISN + 1, ACK | PSH, "GET");
+    srv(&t, 13 * MS, 40001, SISN + 1, CISN + 4, ACK | PSH, "xy");
+    srv(&t, 14 * MS, 40001, SISN + 3, CISN + 4, RST | ACK, NULL);
+    assert_true(t.r->ended[2]);
+    assert_true(t.r->sended[2]);
+    assert_server_data(&t, 2, "xy");
+    assert_true(find_ev(t.r, 'e', 1) < find_ev(t.r, 'E', 1));
+    tfx_free(&t);
+}
+
+/* A connection joined mid-stream: the server's stream starts where the
+ * client's first data acknowledged it. */
+static void test_server_stream_mid(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    c.reasm_server = true;
+    struct tfx t = tfx_new(&c);
+    cli(&t, 1 * MS, 40000, CISN, SISN, ACK | PSH, "GET");
+    srv(&t, 2 * MS, 40000, SISN - 3, CISN + 3, ACK | PSH, "oldnew");
+    assert_server_data(&t, 1, "new");
+    engine_finish(t.e);
+    assert_true(t.r->sended[1]);
+    assert_true(t.r->ended[1]);
+    tfx_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1364,6 +1540,11 @@ int main(void)
         cmocka_unit_test(test_server_acked_clamped),
         cmocka_unit_test(test_server_acked_mid_stream),
         cmocka_unit_test(test_server_acked_without_server_segments),
+        cmocka_unit_test(test_server_stream_off),
+        cmocka_unit_test(test_server_stream_in_order),
+        cmocka_unit_test(test_server_stream_gap),
+        cmocka_unit_test(test_server_stream_ends_with_flow),
+        cmocka_unit_test(test_server_stream_mid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
