@@ -229,12 +229,13 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
         f->user = replay_open(r->replay, f->id);
         replay_set_flow_key(f->user, flow_sample_key(f));
     }
-    replay_data(r->replay, f->user, data, len, server_acked);
-    /* What compare pairs the local answers with: the bytes just given
-     * to the targets. A step that drops or rewrites requests on the way
-     * passes what it actually sent instead. */
+    /* What compare pairs the local answers with: the captured requests
+     * (the options that drop some are refused with --compare). Fed
+     * first, so that a write the replay starts at once already counts
+     * them as sent. */
     replay_compare_client(r->replay, f->user, data, len,
                           (int64_t)engine_now(r->engine));
+    replay_data(r->replay, f->user, data, len, server_acked);
 }
 
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)

@@ -1364,7 +1364,10 @@ static void cmp_local_sent(struct conn *c)
         return;
     }
     uint64_t now = now_ns();
-    uint64_t queued_after = c->queued - c->inflight;
+    /* Captured bytes not written yet: queued behind this write, or held
+     * by the HTTP layer until their head is whole. (Rewritten heads
+     * change lengths; a backlog of them makes this a little early.) */
+    uint64_t queued_after = c->queued - c->inflight + c->held;
     uint64_t upto =
         m->client_off > queued_after ? m->client_off - queued_after : 0;
     m->last_local_ns = now;
