@@ -540,7 +540,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             h->server[fam][i].seq = 0x80000000u + 77u * (uint32_t)i;
         }
     }
-    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, h};
+    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, h, NULL};
     h->e = engine_new(&h->cfg, &ev);
 
     struct frame *fr = malloc(sizeof(*fr));

@@ -192,6 +192,15 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
     replay_data(r->replay, f->user, data, len, server_acked);
 }
 
+/* The server answered: --pace ordered numbers production's answers. */
+static void on_server_data(void *ctx, struct flow *f)
+{
+    struct run *r = ctx;
+    if (r->replay != NULL && f->user != NULL && f->user != &tls_flow) {
+        replay_answer(r->replay, f->user);
+    }
+}
+
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
 {
     (void)ctx;
@@ -405,6 +414,9 @@ static void on_source_end(void *ctx, int status, const char *msg,
         tm_warn("%s ends inside a record: the incomplete last record was "
                 "ignored",
                 source_name(r->src));
+    }
+    if (r->lossless && r->replay != NULL) {
+        replay_drain_while_moving(r->replay);
     }
     stop(r);
 }
@@ -866,7 +878,7 @@ static void build_engine(struct run *r)
 {
     struct engine_config ec = engine_config_from_options(r->o);
     struct engine_events ev = {on_flow_open, on_flow_data, on_flow_gap,
-                               on_flow_end, r};
+                               on_flow_end, r, on_server_data};
     r->engine = engine_new(&ec, &ev);
     r->in.engine = r->engine;
 }
@@ -889,6 +901,7 @@ static int build_replay(struct run *r, uint64_t fds, char *err,
         .turns = o->turns,
         .turn_timeout_ns = o->turn_timeout_ns,
         .turn_quiet_ns = o->turn_quiet_ns,
+        .ordered = o->pace_ordered,
         .max_buffer = o->max_buffer,
         .flow_buffer = o->flow_buffer,
         .max_connections = o->max_connections

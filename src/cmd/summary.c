@@ -337,7 +337,7 @@ int summary_command(const struct tm_options *o)
     /* The engine a replay of the capture would use, so that summary
      * reports what replay would see. */
     struct engine_config ec = engine_config_from_options(o);
-    struct engine_events ev = {NULL, NULL, NULL, on_end, &s};
+    struct engine_events ev = {NULL, NULL, NULL, on_end, &s, NULL};
     struct engine *e = engine_new(&ec, &ev);
     struct capreader *rd = capreader_new();
     /* Every link type reaches the engine: summary lists what a capture

@@ -91,6 +91,10 @@ struct engine_events {
     void (*gap)(void *ctx, struct flow *f, uint32_t len);
     void (*end)(void *ctx, struct flow *f, enum flow_end_reason why);
     void *ctx;
+    /* Optional: the server sent payload it had not sent before (not a
+     * retransmission), in capture order with the client's data: an
+     * answer to what the client sent so far. */
+    void (*server_data)(void *ctx, struct flow *f);
 };
 
 struct engine_config {

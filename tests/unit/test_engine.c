@@ -122,7 +122,7 @@ static struct tfx tfx_new(const struct engine_config *c)
     struct tfx t;
     t.r = calloc(1, sizeof(*t.r));
     assert_non_null(t.r);
-    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, t.r};
+    struct engine_events ev = {ev_open, ev_data, ev_gap, ev_end, t.r, NULL};
     t.e = engine_new(c, &ev);
     assert_non_null(t.e);
     return t;
@@ -1046,7 +1046,7 @@ static void test_flow_counters(void **state)
     struct engine_config c = cfg_default();
     struct flow_counts fc;
     memset(&fc, 0, sizeof(fc));
-    struct engine_events ev = {NULL, NULL, NULL, count_end, &fc};
+    struct engine_events ev = {NULL, NULL, NULL, count_end, &fc, NULL};
     struct engine *e = engine_new(&c, &ev);
     struct tfx t = {e, NULL};
     cli(&t, 1, 40000, 0, 0, SYN, NULL);

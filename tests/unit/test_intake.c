@@ -224,7 +224,7 @@ static void test_to_engine(void **state)
     char err[512];
     struct parsed *sp = PARSE("summary", "in.pcap", "-p", "80");
     struct engine_config ec = engine_config_from_options(&sp->o);
-    struct engine_events ev = {NULL, NULL, NULL, NULL, NULL};
+    struct engine_events ev = {NULL, NULL, NULL, NULL, NULL, NULL};
     struct intake in = {.engine = engine_new(&ec, &ev), .name = "in.pcap"};
     struct cap_item it = packet(buf, PB_LINK_ETHERNET, 80);
     assert_int_equal(intake_packet(&in, &it, err, sizeof(err)),
