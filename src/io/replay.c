@@ -88,6 +88,8 @@ struct target {
      * ring, answer n at n % order_cap). */
     uint64_t order_prefix, order_cap;
     uint8_t *order_done;
+    uint64_t order_ahead; /* answers given beyond the prefix: given out of
+                             production's order */
 };
 
 /* --pace ordered: production answered, as `answer`, every client byte
@@ -1031,12 +1033,15 @@ static void order_advance(struct replay *r, struct target *t, uint64_t floor)
         /* Marks exist only within the ring's span after the prefix. */
         uint64_t span = TM_MIN(floor - t->order_prefix, t->order_cap);
         for (uint64_t i = 0; i < span; i++) {
-            t->order_done[(t->order_prefix + i) % t->order_cap] = 0;
+            uint8_t *d = &t->order_done[(t->order_prefix + i) % t->order_cap];
+            t->order_ahead -= *d;
+            *d = 0;
         }
         t->order_prefix = floor;
     }
     while (t->order_cap > 0 && t->order_done[t->order_prefix % t->order_cap]) {
         t->order_done[t->order_prefix % t->order_cap] = 0;
+        t->order_ahead--;
         t->order_prefix++;
     }
     if (t->order_prefix != before) {
@@ -1067,7 +1072,10 @@ static void order_given(struct replay *r, struct target *t, uint64_t answer)
         t->order_done = ring;
         t->order_cap = cap;
     }
-    t->order_done[answer % t->order_cap] = 1;
+    if (!t->order_done[answer % t->order_cap]) {
+        t->order_done[answer % t->order_cap] = 1;
+        t->order_ahead++;
+    }
     order_advance(r, t, t->order_prefix);
 }
 
@@ -1205,7 +1213,9 @@ static void on_order_timer(uv_timer_t *t)
 
 /*
  * Held chunks and a stalled replay: no target sent a byte and no write
- * completed for a fifth of --turn-quiet. The target is waiting for a held chunk:
+ * completed for a fifth of --turn-quiet, and the target gave answers out
+ * of production's order (a target merely at work on an awaited answer,
+ * a slow TRUNCATE, gives none). The target is waiting for a held chunk:
  * chunks that production's clients had in flight together can reach the
  * target in another order than production's server took them (which
  * backend process wins a lock is the scheduler's), and the one that won
@@ -1229,13 +1239,13 @@ static void on_order_stall(uv_timer_t *t)
     for (struct tm_list *n = r->order_blocked.next; n != &r->order_blocked;
          n = n->next) {
         struct conn *c = TM_CONTAINER_OF(n, struct conn, order_link);
-        if (c->head != NULL &&
+        if (c->head != NULL && c->target->order_ahead > 0 &&
             (first == NULL || c->head->seq < first->head->seq)) {
             first = c;
         }
     }
     if (first == NULL) {
-        return;
+        return; /* a target at work on what is awaited: only slow */
     }
     first->target->st.order_stalls++;
     tm_debug("connection %llu to %s: the target is stalled; sending the "

@@ -522,6 +522,72 @@ class Postgres(unittest.TestCase):
         self.assertEqual(self.local.history()[0], "0", err)
 
 
+def redis_digest(port):
+    r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port),
+                        "DEBUG", "DIGEST"], check=True, capture_output=True,
+                       timeout=30)
+    return r.stdout.decode().strip()
+
+
+@unittest.skipUnless(subprocess.run(["which", "redis-server",
+                                     "redis-benchmark"],
+                                    capture_output=True).returncode == 0,
+                     "redis-server and redis-benchmark are not installed")
+class Redis(unittest.TestCase):
+    """redis-benchmark into a production redis, mirrored live to a local
+    one: the keyspaces end equal (DEBUG DIGEST)."""
+
+    def setUp(self):
+        if REASON:
+            self.skipTest(REASON)
+        self.tmp = t.TempDir()
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=30)
+        self.tmp.cleanup()
+
+    def server(self):
+        port = t.free_port()
+        d = self.tmp(f"redis-{port}")
+        os.mkdir(d)
+        p = subprocess.Popen(["redis-server", "--port", str(port),
+                              "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", d,
+                              "--enable-debug-command", "yes"],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(port), "PING"],
+                              capture_output=True).stdout.strip() == b"PONG":
+                return port
+            time.sleep(0.05)
+        self.fail("redis-server did not start")
+
+    def mirror(self, *bench):
+        prod, local = self.server(), self.server()
+        rec = Recorder(prod, "--to", f"127.0.0.1:{local}")
+        r = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p",
+                            str(prod), "-q", "-n", "20000", "-r", "1000",
+                            "-c", "8", "-t", "set,incr,lpush,sadd,hset",
+                            *bench], capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rc, err = rec.stop()
+        self.assertEqual(rc, 0, err)
+        want = redis_digest(prod)
+        self.assertNotEqual(want, "0" * 40)
+        self.assertEqual(redis_digest(local), want, err)
+
+    def test_live_redis_benchmark(self):
+        self.mirror()
+
+    def test_live_redis_benchmark_pipelined(self):
+        self.mirror("-P", "16")
+
+
 if __name__ == "__main__":
     REASON = capture_permitted()
     if REASON:
