@@ -627,9 +627,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             h->server[fam][i].seq = 0x80000000u + 77u * (uint32_t)i;
         }
     }
-    struct engine_events ev = {ev_open,       ev_data,       ev_gap,
-                               ev_end,        h,             ev_server_data,
-                               ev_server_gap, ev_server_end};
+    struct engine_events ev = {
+        .open = ev_open,
+        .data = ev_data,
+        .gap = ev_gap,
+        .end = ev_end,
+        .ctx = h,
+        .server_data = ev_server_data,
+        .server_gap = ev_server_gap,
+        .server_end = ev_server_end,
+    };
     h->e = engine_new(&h->cfg, &ev);
 
     struct frame *fr = malloc(sizeof(*fr));

@@ -8,7 +8,7 @@
 #   scripts/deps.sh demo    build + python3 (the demo service)
 #   scripts/deps.sh check   build + what the tests use (cmocka, python3,
 #                           tcpdump, iproute2, iptables, openssl, clang,
-#                           valgrind, PostgreSQL, tshark, curl; on Debian chromium, for
+#                           valgrind, PostgreSQL, Redis, tshark, curl; on Debian chromium, for
 #                           the --diff-report page's test)
 #   scripts/deps.sh bench   check + perf tools for the benchmarks
 #
@@ -30,7 +30,7 @@ debian_build=(gcc make cmake pkg-config libuv1-dev libpcap-dev libcjson-dev
 debian_demo=(python3)
 debian_check=(libcmocka-dev python3 tcpdump iproute2 iptables openssl procps
               psmisc clang libclang-rt-14-dev valgrind chromium postgresql
-              tshark curl)
+              tshark curl redis-server redis-tools)
 debian_bench=(tcpflow linux-perf)
 brew_build=(cmake pkg-config libuv cjson http-parser brotli)
 brew_demo=(python3)

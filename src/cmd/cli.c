@@ -199,7 +199,10 @@ static const struct cli_option options[] = {
      .help = "only segments sent to this address are inbound (repeatable); "
              "keeps the service's own outbound connections to PORT out"},
     {OPTION("pace", OPT_PACE, "MODE", C_REPLAY), .deflt = "fast",
-     .help = "fast (as fast as the targets accept), realtime (the "
+     .help = "fast (as fast as the targets accept; connections are not "
+             "ordered against each other), ordered (as fast as the targets "
+             "answer, but a chunk goes only after every chunk production "
+             "had answered before it was captured), realtime (the "
              "capture's own timing), or a factor such as 2x or 0.5x"},
     {OPTION("max-pause", OPT_MAX_PAUSE, "DURATION", C_REPLAY),
      DURATION_AT(max_pause_ns), .deflt = "60s", .min = "1ns",
@@ -950,6 +953,12 @@ static enum cli_result check_command(struct tm_options *o, int npos,
         return usage_error(err, errlen,
                            "--flow-buffer must not exceed --max-buffer");
     }
+    if (o->pace_ordered && !o->turns) {
+        return usage_error(err, errlen,
+                           "--pace ordered needs --turns auto: the order "
+                           "between connections is kept by waiting for "
+                           "the target's answers");
+    }
     if (check_bounds(o, err, errlen) != CLI_RUN) {
         return CLI_USAGE;
     }
@@ -1169,6 +1178,11 @@ static enum cli_result apply_option(struct tm_options *o,
         return usage_error(err, errlen,
                            "invalid --turns '%s': use auto or off", arg);
     case OPT_PACE:
+        o->pace_ordered = strcmp(arg, "ordered") == 0;
+        if (o->pace_ordered) {
+            o->pace = 0; /* the source reads as fast as it may */
+            return CLI_RUN;
+        }
         if (parse_pace(arg, &o->pace, &why) < 0) {
             return usage_error(err, errlen, "invalid --pace '%s': %s", arg,
                                why);

@@ -62,6 +62,8 @@ struct tm_options {
     const char *stats_json;
     int verbosity; /* -1 quiet, 0 normal, 1 verbose, 2 debug */
     double pace;   /* 0: as fast as possible */
+    bool pace_ordered; /* --pace ordered: fast, keeping production's
+                          happens-before between connections */
     uint64_t max_pause_ns; /* --pace: the longest wait between packets */
     uint64_t gap_timeout_ns, rtx_timeout_ns, idle_timeout_ns;
     uint64_t retry_window_ns, connect_timeout_ns, write_timeout_ns;

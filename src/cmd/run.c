@@ -238,6 +238,15 @@ static void on_flow_data(void *ctx, struct flow *f, const uint8_t *data,
     replay_data(r->replay, f->user, data, len, server_acked);
 }
 
+/* The server answered: --pace ordered numbers production's answers. */
+static void on_server_answer(void *ctx, struct flow *f)
+{
+    struct run *r = ctx;
+    if (r->replay != NULL && f->user != NULL && f->user != &tls_flow) {
+        replay_answer(r->replay, f->user);
+    }
+}
+
 static void on_flow_gap(void *ctx, struct flow *f, uint32_t len)
 {
     struct run *r = ctx;
@@ -543,6 +552,9 @@ static void on_source_end(void *ctx, int status, const char *msg,
         tm_warn("%s ends inside a record: the incomplete last record was "
                 "ignored",
                 source_name(r->src));
+    }
+    if (r->lossless && r->replay != NULL) {
+        replay_drain_while_moving(r->replay);
     }
     stop(r);
 }
@@ -1026,6 +1038,7 @@ static void build_engine(struct run *r)
         .server_data = r->o->compare ? on_server_data : NULL,
         .server_gap = r->o->compare ? on_server_gap : NULL,
         .server_end = r->o->compare ? on_server_end : NULL,
+        .server_answer = on_server_answer,
     };
     r->engine = engine_new(&ec, &ev);
     r->in.engine = r->engine;
@@ -1071,6 +1084,7 @@ static int build_replay(struct run *r, uint64_t fds, char *err,
         .turns = o->turns,
         .turn_timeout_ns = o->turn_timeout_ns,
         .turn_quiet_ns = o->turn_quiet_ns,
+        .ordered = o->pace_ordered,
         .max_buffer = o->max_buffer,
         .flow_buffer = o->flow_buffer,
         .max_connections = o->max_connections

@@ -325,6 +325,18 @@ void stats_print(const struct run_report *rep)
                         "after --turn-timeout",
                         label, (unsigned long long)t->turns_timed_out);
             }
+            if (t->order_waits > 0) {
+                tm_verbose("-> %s: %llu chunks waited for other "
+                           "connections' answers (--pace ordered), %llu "
+                           "released by a stalled target",
+                           label, (unsigned long long)t->order_waits,
+                           (unsigned long long)t->order_stalls);
+            }
+            if (t->order_timed_out > 0) {
+                tm_warn("-> %s: %llu chunks sent before other connections' "
+                        "answers after --turn-timeout (--pace ordered)",
+                        label, (unsigned long long)t->order_timed_out);
+            }
         }
     }
     if (rep->compare != NULL) {
@@ -669,6 +681,9 @@ int stats_write_json(const char *path, const char *input,
             add_u64(o, "connections_sampled_out", t->connections_sampled_out);
             add_u64(o, "connections_rate_limited",
                     t->connections_rate_limited);
+            add_u64(o, "order_waits", t->order_waits);
+            add_u64(o, "order_timed_out", t->order_timed_out);
+            add_u64(o, "order_stalls", t->order_stalls);
             cJSON_AddItemToArray(targets, o);
         }
     }

@@ -750,11 +750,15 @@ static void outbound(struct engine *e, const struct tcp_segment *s,
         }
     } else if (s->wire_len > 0) {
         uint32_t end = s->seq + s->wire_len;
-        if (!(f->flags & FLOW_SRV_SEEN) ||
-            (int32_t)(end - f->srv_next) > 0) {
+        bool fresh = !(f->flags & FLOW_SRV_SEEN) ||
+                     (int32_t)(end - f->srv_next) > 0;
+        if (fresh) {
             f->srv_next = end;
         }
         f->flags |= FLOW_SRV_SEEN;
+        if (fresh && e->ev.server_answer != NULL) {
+            e->ev.server_answer(e->ev.ctx, f);
+        }
         if ((f->flags & FLOW_SYN) && !(f->flags & FLOW_DATA)) {
             f->flags |= FLOW_SERVER_FIRST;
         }

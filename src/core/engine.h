@@ -108,6 +108,10 @@ struct engine_events {
                         uint32_t len);
     void (*server_gap)(void *ctx, struct flow *f, uint32_t len);
     void (*server_end)(void *ctx, struct flow *f);
+    /* Optional: the server sent payload it had not sent before (not a
+     * retransmission), in capture order with the client's data: an
+     * answer to what the client sent so far (--pace ordered). */
+    void (*server_answer)(void *ctx, struct flow *f);
 };
 
 struct engine_config {

@@ -189,7 +189,8 @@ int parse_size(const char *s, uint64_t *bytes, const char **why)
 
 int parse_pace(const char *s, double *speed, const char **why)
 {
-    *why = "must be fast, realtime, or a factor such as 2x or 0.5x";
+    *why = "must be fast, ordered, realtime, or a factor such as 2x or "
+           "0.5x";
     if (s == NULL) {
         return -1;
     }

@@ -43,12 +43,20 @@
  * are spread over source addresses (see init_socket). */
 #define SPREAD_WINDOW_NS (60ull * 1000000000ull)
 #define SPREAD_DIALS     2048
+/* --pace ordered: a replay that stands still for this fraction of
+ * --turn-quiet (10 ms by default) while chunks are held is stalled (see
+ * on_order_stall). A loopback database answers in well under that; each
+ * stall costs the interval, and with eight pgbench clients on one row a
+ * fifth of the transactions meet one. */
+#define ORDER_STALL_DIVISOR 5
 
 struct chunk {
     struct chunk *next;
     uint32_t start, end, cap;
     uint64_t mark; /* server bytes production's client had heard */
     bool fresh;    /* the first chunk of a new local connection */
+    uint64_t depends; /* --pace ordered: production's answers before it */
+    uint64_t seq;     /* ... and its place in the capture */
     uint8_t data[];
 };
 
@@ -82,6 +90,21 @@ struct target {
      * unfinished, until it sends a byte. */
     bool answered_any, silent;
     struct httpflow_rate *rate; /* --max-rate; NULL: none */
+    /* --pace ordered: production's answers, numbered in the order its
+     * server gave them; answers 0..order_prefix-1 were all given by this
+     * target too. order_done marks those after the prefix that were (a
+     * ring, answer n at n % order_cap). */
+    uint64_t order_prefix, order_cap;
+    uint8_t *order_done;
+    uint64_t order_ahead; /* answers given beyond the prefix: given out of
+                             production's order */
+};
+
+/* --pace ordered: production answered, as `answer`, every client byte
+ * before session position `end`; the conn's target answers it once it
+ * sends a byte after those were written. */
+struct order_wait {
+    uint64_t answer, end;
 };
 
 struct conn {
@@ -105,13 +128,20 @@ struct conn {
     uint64_t server_sent;   /* production's server bytes in all */
     uint64_t turn_rx;       /* target bytes since the last release */
     uint64_t wait_start_ns, last_rx_ns;
+    /* --pace ordered: client bytes written, and written before the
+     * target's last byte came; the answers awaited (a FIFO ring). */
+    uint64_t delivered, heard;
+    struct order_wait *waits;
+    uint32_t waits_head, waits_len, waits_cap;
     uint32_t attempts;
     uint8_t state;
     bool flow_ended, target_eof, dropped, tcp_open, dirty;
     bool dialing;  /* counted in replay.dialing */
     bool turn_waiting; /* the timer waits for the target's answer */
     bool over_cap; /* counted in replay.over_cap */
+    bool order_blocked; /* on replay.order_blocked */
     struct tm_list link;      /* every conn: the replay's list */
+    struct tm_list order_link; /* replay.order_blocked */
     struct tm_list wait_link; /* the wait queue or the dirty list */
     /* HTTP-aware mirroring (see http_feed). */
     struct httpflow *flow; /* NULL: the bytes as they come */
@@ -140,6 +170,8 @@ struct replay_session {
     struct replay *r;
     uint64_t flow_id;
     uint64_t key;   /* what --sample hashes */
+    uint64_t client_bytes;   /* given to replay_data */
+    uint64_t answered_bytes; /* of those, answered in production */
     unsigned live;  /* conns whose handles are not closed yet */
     bool flow_gone; /* replay_end was called */
     struct cmp_state *cmp; /* NULL: not compared */
@@ -154,6 +186,17 @@ struct replay {
     struct tm_list conns;   /* every conn with a live handle */
     struct tm_list waitq;   /* conns waiting for a descriptor */
     struct tm_list dirty;   /* conns with bytes not yet being written */
+    struct tm_list order_blocked; /* conns held for other conns' answers */
+    uint64_t order_answers; /* production's answers so far (ordered) */
+    uint64_t chunk_seq;     /* replay_data calls so far */
+    uv_timer_t order_stall_timer; /* nothing moves while chunks are held */
+    bool order_stall_init;
+    uint64_t order_stall_activity;
+    /* The conn released by the last stall: it holds what the others wait
+     * for (a lock), and goes unheld until another conn's target answers
+     * (the lock was released). */
+    struct conn *order_free;
+    bool order_waking;
     size_t queued;
     size_t held; /* client bytes the conns' httpflows hold (undecided
                     heads): they count against --max-buffer too */
@@ -170,6 +213,9 @@ struct replay {
     void (*low_cb)(void *);
     void *low_ctx;
     uint64_t progress; /* counts writes, connects and closes */
+    uint64_t activity; /* progress and bytes read from targets */
+    uint64_t drain_activity; /* at the last drain timeout */
+    bool drain_while_moving;
     bool spread_sources; /* loopback dials from 127.0.0.2-251 */
     bool spread_failed;  /* ... which this host does not allow */
     uint64_t window_start_ns, window_dials, previous_window_dials;
@@ -259,6 +305,7 @@ struct replay *replay_new(uv_loop_t *loop, const struct replay_config *cfg)
     tm_list_init(&r->waitq);
     tm_list_init(&r->dirty);
     tm_list_init(&r->cmp_waiting);
+    tm_list_init(&r->order_blocked);
     return r;
 }
 
@@ -422,10 +469,11 @@ static void queue_free(struct conn *c)
 /* A byte with a higher mark than the one before starts a new chunk: the
  * chunk is the unit a turn holds back. */
 static void queue_append(struct conn *c, const uint8_t *data, uint32_t len,
-                         uint64_t mark)
+                         uint64_t mark, uint64_t depends, uint64_t seq)
 {
     struct chunk *t = c->tail;
-    bool same_turn = t != NULL && t->mark == mark && !c->break_next;
+    bool same_turn = t != NULL && t->mark == mark &&
+                     t->depends == depends && !c->break_next;
     if (same_turn && t->cap > t->end) {
         uint32_t n = TM_MIN(len, t->cap - t->end);
         memcpy(t->data + t->end, data, n);
@@ -448,6 +496,8 @@ static void queue_append(struct conn *c, const uint8_t *data, uint32_t len,
     k->mark = mark;
     k->fresh = c->break_next;
     c->break_next = false;
+    k->depends = depends;
+    k->seq = seq;
     memcpy(k->data, data, len);
     if (t != NULL) {
         t->next = k;
@@ -500,6 +550,9 @@ static void start_write(struct conn *c);
 static void do_shutdown(struct conn *c);
 static void conn_advance(struct conn *c);
 static void check_drained(struct replay *r);
+static void order_settle(struct conn *c, bool all);
+static void order_forget(struct conn *c);
+static void order_wake(struct replay *r);
 
 static void session_free(struct replay_session *s);
 
@@ -516,6 +569,8 @@ static void on_timer_closed(uv_handle_t *h)
     struct replay *r = c->session->r;
     queue_free(c);
     http_account(c);
+    free(c->waits);
+    c->waits = NULL;
     tm_list_remove(&c->link);
     session_release(c->session);
     check_drained(r);
@@ -607,6 +662,7 @@ static void conn_close(struct conn *c, bool reset)
     account_removed(r, c, c->queued);
     c->state = C_CLOSING;
     uv_timer_stop(&c->timer);
+    order_forget(c);
     if (c->tcp_open) {
         close_tcp(c, reset); /* finish_conn follows in on_tcp_closed */
     } else {
@@ -1020,9 +1076,310 @@ static void target_silent(struct replay *r, struct target *t)
     while (n != &r->conns) {
         struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
         n = n->next;
+        if (c->target == t && c->waits_len > 0) {
+            order_settle(c, true);
+        }
         if (c->target == t && c->turn_waiting) {
             conn_advance(c);
         }
+    }
+    order_wake(r); /* a sink's chunks wait for no answer */
+}
+
+/* ---- --pace ordered ---- */
+
+/* Whether chunk `k` may go: every answer production had given when it
+ * was captured has been given by this target (a sink gives none). */
+static bool order_allows(const struct conn *c, const struct chunk *k)
+{
+    const struct replay *r = c->session->r;
+    return !r->cfg.ordered || c->target->silent || c == r->order_free ||
+           k->depends <= c->target->order_prefix;
+}
+
+/* Moves the target's prefix past answers given (or given up on): at
+ * least to `floor`, then over every answer marked given after it. */
+static void order_advance(struct replay *r, struct target *t, uint64_t floor)
+{
+    uint64_t before = t->order_prefix;
+    if (floor > t->order_prefix) {
+        /* Marks exist only within the ring's span after the prefix. */
+        uint64_t span = TM_MIN(floor - t->order_prefix, t->order_cap);
+        for (uint64_t i = 0; i < span; i++) {
+            uint8_t *d = &t->order_done[(t->order_prefix + i) % t->order_cap];
+            t->order_ahead -= *d;
+            *d = 0;
+        }
+        t->order_prefix = floor;
+    }
+    while (t->order_cap > 0 && t->order_done[t->order_prefix % t->order_cap]) {
+        t->order_done[t->order_prefix % t->order_cap] = 0;
+        t->order_ahead--;
+        t->order_prefix++;
+    }
+    if (t->order_prefix != before) {
+        order_wake(r);
+    }
+}
+
+/* The target gave production's answer number `answer`. The ring holds
+ * the answers between the prefix and the newest given: as many as the
+ * queues hold unanswered chunks. */
+static void order_given(struct replay *r, struct target *t, uint64_t answer)
+{
+    if (answer < t->order_prefix) {
+        return;
+    }
+    uint64_t need = answer - t->order_prefix + 1;
+    if (need > t->order_cap) {
+        uint64_t cap = t->order_cap ? t->order_cap : 64;
+        while (cap < need) {
+            cap *= 2;
+        }
+        uint8_t *ring = tm_xcalloc((size_t)cap, 1);
+        for (uint64_t n = t->order_prefix;
+             n < t->order_prefix + t->order_cap; n++) {
+            ring[n % cap] = t->order_done[n % t->order_cap];
+        }
+        free(t->order_done);
+        t->order_done = ring;
+        t->order_cap = cap;
+    }
+    if (!t->order_done[answer % t->order_cap]) {
+        t->order_done[answer % t->order_cap] = 1;
+        t->order_ahead++;
+    }
+    order_advance(r, t, t->order_prefix);
+}
+
+/* Answers the conn's target has given: those awaited for bytes written
+ * before its last byte came, or all of them once it can answer no more
+ * (closed, dropped, a sink). */
+static void order_settle(struct conn *c, bool all)
+{
+    struct replay *r = c->session->r;
+    while (c->waits_len > 0) {
+        struct order_wait *w = &c->waits[c->waits_head];
+        if (!all && w->end > c->heard) {
+            break;
+        }
+        uint64_t answer = w->answer;
+        c->waits_head = (c->waits_head + 1) % c->waits_cap;
+        c->waits_len--;
+        order_given(r, c->target, answer);
+    }
+}
+
+static void order_await(struct conn *c, uint64_t answer, uint64_t end)
+{
+    if (c->waits_len == c->waits_cap) {
+        uint32_t cap = c->waits_cap ? c->waits_cap * 2 : 4;
+        struct order_wait *w = tm_xmalloc(cap * sizeof(*w));
+        for (uint32_t i = 0; i < c->waits_len; i++) {
+            w[i] = c->waits[(c->waits_head + i) % c->waits_cap];
+        }
+        free(c->waits);
+        c->waits = w;
+        c->waits_cap = cap;
+        c->waits_head = 0;
+    }
+    c->waits[(c->waits_head + c->waits_len) % c->waits_cap] =
+        (struct order_wait){answer, end};
+    c->waits_len++;
+}
+
+/* What has reached the target: the bytes written, less those still in
+ * libuv's queue. A byte the target sends answers these. */
+static uint64_t order_reached(const struct conn *c)
+{
+    uint64_t reached = c->delivered;
+    if (c->inflight > 0) {
+        size_t unsent =
+            uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+        reached += c->inflight > unsent ? c->inflight - unsent : 0;
+    }
+    return reached;
+}
+
+/* The target sent a byte when `reached` bytes had reached it. */
+static void order_heard(struct conn *c, uint64_t reached)
+{
+    if (reached > c->heard) {
+        c->heard = reached;
+    }
+    order_settle(c, false);
+}
+
+static void order_unblock(struct conn *c)
+{
+    if (c->order_blocked) {
+        c->order_blocked = false;
+        tm_list_remove(&c->order_link);
+        uv_timer_stop(&c->timer);
+    }
+}
+
+/* The conn can answer no more: nothing may wait for it. */
+static void order_forget(struct conn *c)
+{
+    if (c->session->r->order_free == c) {
+        c->session->r->order_free = NULL;
+    }
+    order_unblock(c);
+    order_settle(c, true);
+}
+
+/* Releases held conns whose head chunk may go now, the earliest
+ * captured first: chunks that production's clients had in flight
+ * together reach the target in their captured order, so that it meets
+ * them (and their locks) as production's server did, as far as it can.
+ * A conn released may give answers or close, which wakes again: the
+ * search repeats until no held conn may go. */
+static void order_wake(struct replay *r)
+{
+    if (r->order_waking) {
+        return;
+    }
+    r->order_waking = true;
+    for (;;) {
+        struct conn *first = NULL;
+        for (struct tm_list *n = r->order_blocked.next;
+             n != &r->order_blocked; n = n->next) {
+            struct conn *c = TM_CONTAINER_OF(n, struct conn, order_link);
+            if (c->head == NULL) {
+                first = c;
+                break;
+            }
+            if (order_allows(c, c->head) &&
+                (first == NULL || c->head->seq < first->head->seq)) {
+                first = c;
+            }
+        }
+        if (first == NULL) {
+            break;
+        }
+        order_unblock(first);
+        conn_advance(first);
+    }
+    r->order_waking = false;
+}
+
+static void on_order_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (!c->order_blocked || c->head == NULL) {
+        return;
+    }
+    struct replay *r = c->session->r;
+    c->target->st.order_timed_out++;
+    tm_verbose("connection %llu to %s: other connections' answers not "
+               "given within --turn-timeout; sending on",
+               (unsigned long long)c->session->flow_id, c->target->label);
+    /* What it waited for is given up for every conn: waiting again for
+     * the same answers would stall each of them as long. */
+    order_advance(r, c->target, c->head->depends);
+    if (c->order_blocked) {
+        order_unblock(c);
+        conn_advance(c);
+    }
+}
+
+/*
+ * Held chunks and a stalled replay: no target sent a byte and no write
+ * completed for a fifth of --turn-quiet, and the target gave answers out
+ * of production's order (a target merely at work on an awaited answer,
+ * a slow TRUNCATE, gives none). The target is waiting for a held chunk:
+ * chunks that production's clients had in flight together can reach the
+ * target in another order than production's server took them (which
+ * backend process wins a lock is the scheduler's), and the one that won
+ * here may be held for an answer that production gave first, which the
+ * target cannot give while the winner waits. The earliest captured held
+ * chunk goes (counted), which breaks the cycle.
+ */
+static void on_order_stall(uv_timer_t *t)
+{
+    struct replay *r = t->data;
+    uint64_t moved = r->progress + r->activity;
+    if (tm_list_empty(&r->order_blocked)) {
+        uv_timer_stop(t);
+        return;
+    }
+    if (moved != r->order_stall_activity) {
+        r->order_stall_activity = moved;
+        return; /* the timer repeats */
+    }
+    struct conn *first = NULL;
+    for (struct tm_list *n = r->order_blocked.next; n != &r->order_blocked;
+         n = n->next) {
+        struct conn *c = TM_CONTAINER_OF(n, struct conn, order_link);
+        if (c->head != NULL && c->target->order_ahead > 0 &&
+            (first == NULL || c->head->seq < first->head->seq)) {
+            first = c;
+        }
+    }
+    if (first == NULL) {
+        return; /* a target at work on what is awaited: only slow */
+    }
+    first->target->st.order_stalls++;
+    tm_debug("connection %llu to %s: the target is stalled; sending the "
+             "earliest held chunk",
+             (unsigned long long)first->session->flow_id,
+             first->target->label);
+    r->order_free = first;
+    order_unblock(first);
+    conn_advance(first);
+}
+
+static void order_watch_stall(struct replay *r)
+{
+    if (!r->order_stall_init) {
+        uv_timer_init(r->loop, &r->order_stall_timer);
+        r->order_stall_timer.data = r;
+        r->order_stall_init = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&r->order_stall_timer)) {
+        uint64_t ms = ns_to_ms(r->cfg.turn_quiet_ns / ORDER_STALL_DIVISOR);
+        r->order_stall_activity = r->progress + r->activity;
+        uv_timer_start(&r->order_stall_timer, on_order_stall, ms, ms);
+    }
+}
+
+/* The conn's next chunk waits for answers on other connections: held
+ * until they come or --turn-timeout passes. Returns whether it waits. */
+static bool order_hold(struct conn *c)
+{
+    if (order_allows(c, c->head)) {
+        order_unblock(c);
+        return false;
+    }
+    if (!c->order_blocked) {
+        struct replay *r = c->session->r;
+        c->order_blocked = true;
+        tm_list_append(&r->order_blocked, &c->order_link);
+        c->target->st.order_waits++;
+        uv_timer_start(&c->timer, on_order_timer,
+                       ns_to_ms(r->cfg.turn_timeout_ns), 0);
+        order_watch_stall(r);
+    }
+    return true;
+}
+
+void replay_answer(struct replay *r, struct replay_session *s)
+{
+    if (!r->cfg.ordered || s->client_bytes == s->answered_bytes) {
+        return; /* a greeting, or more of the same answer */
+    }
+    uint64_t answer = r->order_answers++;
+    s->answered_bytes = s->client_bytes;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->dropped || c->state == C_CLOSING || c->target_eof ||
+            c->target->silent) {
+            order_given(r, c->target, answer);
+            continue;
+        }
+        order_await(c, answer, s->client_bytes);
+        order_settle(c, false);
     }
 }
 
@@ -1098,6 +1455,9 @@ static void conn_advance(struct conn *c)
         release_turn(c, want);
     }
     if (!closing) {
+        if (r->cfg.ordered && order_hold(c)) {
+            return;
+        }
         start_write(c);
     } else {
         do_shutdown(c);
@@ -1142,6 +1502,7 @@ static void on_write(uv_write_t *req, int status)
     queue_consume(c, n);
     account_removed(r, c, n);
     c->target->st.bytes_delivered += n;
+    c->delivered += n;
     uv_timer_stop(&c->timer);
     conn_advance(c);
 }
@@ -1156,7 +1517,8 @@ static void start_write(struct conn *c)
     size_t total = 0;
     for (struct chunk *k = c->head;
          k != NULL && n < WRITE_MAX_BUFS && total < WRITE_MAX_BYTES &&
-         k->mark <= c->released_mark && !(k->fresh && k != c->head);
+         k->mark <= c->released_mark && !(k->fresh && k != c->head) &&
+         order_allows(c, k);
          k = k->next) {
         if (k->end == k->start) {
             continue;
@@ -1530,16 +1892,28 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = st->data;
     if (nread > 0) {
         cmp_local_data(c, buf->base, (size_t)nread);
+        c->session->r->activity++;
         c->target->st.bytes_received += (uint64_t)nread;
         c->target->answered_any = true;
         c->target->silent = false;
         c->turn_rx += (uint64_t)nread;
         c->last_rx_ns = now_ns();
+        /* The turn first: a conn whose own answer came waits for the
+         * answer it just heard like the rest (order_wake), so that it
+         * goes in capture order with them. */
+        bool ordering = c->waits_len > 0;
+        if (c->turn_waiting && c->session->r->order_free != c) {
+            c->session->r->order_free = NULL; /* the stall is over */
+        }
+        uint64_t reached = ordering ? order_reached(c) : 0;
         if (c->turn_waiting) {
             conn_advance(c);
         } else if (c->state == C_LINGER && final_answer(c) > 0 &&
                    c->turn_rx >= final_answer(c)) {
             conn_close(c, false); /* the last answer is complete */
+        }
+        if (ordering) {
+            order_heard(c, reached);
         }
         return;
     }
@@ -1550,6 +1924,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == UV_EOF) {
         c->target_eof = true;
         cmp_local_end(c);
+        order_settle(c, true); /* it will answer no more */
         if (c->state == C_LINGER) {
             conn_close(c, false);
         } else if (c->turn_waiting) {
@@ -1610,6 +1985,7 @@ struct replay_session *replay_open(struct replay *r, uint64_t flow_id)
         c->target = &r->targets[i];
         c->target->st.flows++;
         tm_list_init(&c->wait_link);
+        tm_list_init(&c->order_link);
         tm_list_append(&r->conns, &c->link);
         uv_timer_init(r->loop, &c->timer);
         c->timer.data = c;
@@ -1691,7 +2067,8 @@ static void conn_queue(struct conn *c, const uint8_t *data, uint32_t len,
         c->target->st.bytes_dropped += len;
         return;
     }
-    queue_append(c, data, len, mark);
+    queue_append(c, data, len, mark,
+                 r->cfg.ordered ? r->order_answers : 0, r->chunk_seq);
     c->queued += len;
     r->queued += len;
     if (!c->over_cap && c->queued > r->cfg.flow_buffer) {
@@ -1867,6 +2244,8 @@ void replay_data(struct replay *r, struct replay_session *s,
                  const uint8_t *data, uint32_t len, uint64_t server_acked)
 {
     uint64_t mark = r->cfg.turns ? server_acked : 0;
+    s->client_bytes += len;
+    r->chunk_seq++;
     for (size_t i = 0; i < r->n_targets; i++) {
         if (r->cfg.http != NULL) {
             http_feed(&s->conns[i], data, len, mark);
@@ -1947,6 +2326,12 @@ static void check_drained(struct replay *r)
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct replay *r = t->data;
+    uint64_t moved = r->progress + r->activity;
+    if (r->drain_while_moving && moved != r->drain_activity) {
+        r->drain_activity = moved;
+        uv_timer_again(t);
+        return;
+    }
     struct tm_list *n = r->conns.next;
     while (n != &r->conns) {
         struct conn *c = TM_CONTAINER_OF(n, struct conn, link);
@@ -1987,9 +2372,15 @@ void replay_drain(struct replay *r, uint64_t timeout_ns,
         r->drain_timer.data = r;
         r->drain_timer_init = true;
     }
-    uv_timer_start(&r->drain_timer, on_drain_timeout, ns_to_ms(timeout_ns),
-                   0);
+    r->drain_activity = r->progress + r->activity;
+    uint64_t ms = ns_to_ms(timeout_ns);
+    uv_timer_start(&r->drain_timer, on_drain_timeout, ms, ms);
     check_drained(r);
+}
+
+void replay_drain_while_moving(struct replay *r)
+{
+    r->drain_while_moving = true;
 }
 
 void replay_abort(struct replay *r)
@@ -2031,6 +2422,9 @@ void replay_free(struct replay *r)
     }
     free_chunks(r->grave);
     r->grave = NULL;
+    for (size_t i = 0; i < r->n_targets; i++) {
+        free(r->targets[i].order_done);
+    }
     r->closing_handles = 1; /* until both closes have been started */
     if (r->drain_timer_init) {
         r->closing_handles++;
@@ -2043,6 +2437,11 @@ void replay_free(struct replay *r)
     if (r->cmp_timer_init) {
         r->closing_handles++;
         uv_close((uv_handle_t *)&r->cmp_timer, on_replay_handle_closed);
+    }
+    if (r->order_stall_init) {
+        r->closing_handles++;
+        uv_close((uv_handle_t *)&r->order_stall_timer,
+                 on_replay_handle_closed);
     }
     if (--r->closing_handles == 0) {
         free(r->targets);

@@ -33,6 +33,10 @@ struct replay_config {
      * passed). Off: every byte goes out as soon as it is queued. */
     bool turns;
     uint64_t turn_timeout_ns, turn_quiet_ns;
+    /* --pace ordered: a client chunk goes out only once the target has
+     * answered every chunk (on any connection) that production's server
+     * had answered when it was captured (or --turn-timeout passed). */
+    bool ordered;
     uint64_t max_buffer, flow_buffer;
     uint64_t max_connections;
     bool lossless; /* a file: over --flow-buffer, pause rather than drop */
@@ -74,6 +78,11 @@ struct replay_target_stats {
     uint64_t connections_passed_through; /* not HTTP/1: bytes as they came */
     uint64_t connections_sampled_out;  /* not HTTP/1, dropped by --sample */
     uint64_t connections_rate_limited; /* not HTTP/1, by --max-rate */
+    uint64_t order_waits;     /* --pace ordered: chunks held for other
+                                 connections' answers */
+    uint64_t order_timed_out; /* ... released by --turn-timeout */
+    uint64_t order_stalls;    /* ... released because the whole replay
+                                 stood still (a fifth of --turn-quiet) */
 };
 
 struct replay;
@@ -110,6 +119,9 @@ void replay_data(struct replay *r, struct replay_session *s,
                  const uint8_t *data, uint32_t len, uint64_t server_acked);
 /* `len` client bytes were lost to the capture (a hole skipped). */
 void replay_gap(struct replay *r, struct replay_session *s, uint64_t len);
+/* Production's server sent new bytes on this connection: an answer to
+ * every client byte given so far (--pace ordered counts these). */
+void replay_answer(struct replay *r, struct replay_session *s);
 /* `end_acked`: what the client had heard when it closed; `server_sent`:
  * all production's server sent, so what the target should answer after
  * the last turn. */
@@ -156,6 +168,11 @@ bool replay_dial_backlog(const struct replay *r, size_t limit);
  */
 void replay_drain(struct replay *r, uint64_t timeout_ns,
                   void (*done)(void *ctx), void *ctx);
+
+/* At the end of a file the replay is paced by the targets' answers, and
+ * may rightly take longer than `timeout_ns`: the drain then ends only once
+ * nothing moved (no write, close or byte from a target) for that long. */
+void replay_drain_while_moving(struct replay *r);
 
 /* Drops every connection at once (a second interrupt). */
 void replay_abort(struct replay *r);

@@ -32,6 +32,7 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.handle = handle
         self.log = []
+        self.counter = 0
         self.lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._serve, daemon=True).start()
@@ -141,6 +142,23 @@ def http_server(srv, conn, pipelining=False):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
                      % (len(body), body))
         srv.note(path)
+
+
+def counter_server(srv, conn):
+    """RESET sets the server's counter to 0 after 0.5 s; ADD adds 1."""
+    buf = [b""]
+    while True:
+        line = read_line(conn, buf)
+        if line is None:
+            return
+        if line == b"RESET":
+            time.sleep(0.5)
+            with srv.lock:
+                srv.counter = 0
+        elif line == b"ADD":
+            with srv.lock:
+                srv.counter += 1
+        conn.sendall(b"OK\n")
 
 
 def pipelining_http_server(srv, conn):
@@ -284,6 +302,45 @@ class Turns(unittest.TestCase):
         time.sleep(0.3)
         self.assertLess(sum(off.count(p) for p in paths), 30)
 
+    # ---- the order between connections (--pace ordered) ----
+
+    def test_ordered_keeps_happens_before(self):
+        # One connection resets a counter (the server takes 0.5 s to do
+        # it, as a TRUNCATE waits for a lock), and only after its answer
+        # do three others add to it. Production ends at 3 per key.
+        def client(port):
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                buf = [b""]
+                c.sendall(b"RESET\n")
+                assert read_line(c, buf) == b"OK"
+            conns = [socket.create_connection(("127.0.0.1", port))
+                     for _ in range(3)]
+            for c in conns:
+                buf = [b""]
+                c.sendall(b"ADD\n")
+                assert read_line(c, buf) == b"OK"
+                c.close()
+        cap, prod = self.record(counter_server, client)
+        self.assertEqual(prod.counter, 3)
+        local = self.server(counter_server)
+        local.counter = 7  # what the reset clears
+        st, err = self.replay(cap, local, "--pace", "ordered")
+        self.assertEqual(local.counter, 3, err)
+        self.assertEqual(st["order_timed_out"], 0, err)
+        self.assertGreaterEqual(st["order_waits"], 1, err)
+        # Fast: the adds overtake the slow reset and are lost.
+        fast = self.server(counter_server)
+        fast.counter = 7
+        st, err = self.replay(cap, fast)
+        self.assertEqual(fast.counter, 0, err)
+        self.assertEqual(st["order_waits"], 0, err)
+
+    def test_ordered_needs_turns(self):
+        r = t.run(["replay", "/dev/null", "-p", "1", "--to",
+                   "127.0.0.1:1", "--pace", "ordered", "--turns", "off"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--pace ordered needs --turns auto", r.stderr)
+
     # ---- the end of a connection waits for the last answer ----
 
     def test_end_waits_for_the_last_answer(self):
@@ -395,13 +452,14 @@ class Postgres(unittest.TestCase):
         self.local.stop()
         self.tmp.cleanup()
 
-    def mirror_pgbench(self, *args):
+    def mirror_pgbench(self, *args, bench=("-n",), to=True):
         for c in (self.prod, self.local):
             r = c.pgbench("-i", "-q")
             self.assertEqual(r.returncode, 0, r.stderr)
-        rec = Recorder(self.prod.port, "--to",
-                       f"127.0.0.1:{self.local.port}", *args)
-        r = self.prod.pgbench("-c", "4", "-T", "4", "-n")
+        rec = Recorder(self.prod.port, *(("--to",
+                       f"127.0.0.1:{self.local.port}") if to else ()),
+                       *args)
+        r = self.prod.pgbench("-c", "4", "-T", "4", *bench)
         self.assertEqual(r.returncode, 0, r.stderr)
         rc, err = rec.stop()
         time.sleep(0.5)
@@ -415,6 +473,49 @@ class Postgres(unittest.TestCase):
         if slowed_and_dropped(err):
             return
         self.assertEqual(self.local.history(), prod, err)
+
+    def test_live_pgbench_prepared(self):
+        rc, err = self.mirror_pgbench(bench=("-n", "-M", "prepared"))
+        self.assertEqual(rc, 0, err)
+        prod = self.prod.history()
+        self.assertGreater(int(prod[0]), 100)
+        self.assertEqual(self.local.history(), prod, err)
+
+    def replay_pgbench(self, cap, *args):
+        r = self.local.pgbench("-i", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        stats = self.tmp("pg-stats.json")
+        r = t.run(["replay", cap, "-p", str(self.prod.port), "--to",
+                   f"127.0.0.1:{self.local.port}", "--stats-json", stats,
+                   *args], timeout=180)
+        err = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, err)
+        return t.read_json(stats)["targets"][0], err
+
+    def test_offline_pgbench_ordered_and_fast(self):
+        # Without -n, pgbench's first connection vacuums and truncates
+        # pgbench_history before the clients start.
+        cap = self.tmp("pg.pcap")
+        rc, err = self.mirror_pgbench("-o", cap, bench=("-c", "8"),
+                                      to=False)
+        self.assertEqual(rc, 0, err)
+        prod = self.prod.history()
+        self.assertGreater(int(prod[0]), 100)
+        # Ordered: the TRUNCATE runs before the inserts it preceded, and
+        # every transaction ends as it did.
+        st, err = self.replay_pgbench(cap, "--pace", "ordered")
+        self.assertEqual(self.local.history(), prod, err)
+        self.assertEqual(st["closed_before_finished"], 0, err)
+        self.assertEqual(st["order_timed_out"], 0, err)
+        self.assertGreater(st["order_waits"], 0, err)
+        # Fast: every transaction runs (the balances agree), but history
+        # rows inserted before the TRUNCATE overtook them may be lost.
+        st, err = self.replay_pgbench(cap)
+        local = self.local.history()
+        self.assertEqual(local[1], prod[1], err)
+        self.assertLessEqual(int(local[0]), int(prod[0]), err)
+        self.assertEqual(st["closed_before_finished"], 0, err)
+        self.assertEqual(st["order_waits"], 0, err)
 
     def test_streamed_pgbench_is_refused(self):
         # A live stream-mode mirror delivers the SSLRequest and the
@@ -436,6 +537,72 @@ class Postgres(unittest.TestCase):
         err = r.stderr.decode(errors="replace")
         self.assertNotEqual(self.local.history(), prod, err)
         self.assertEqual(self.local.history()[0], "0", err)
+
+
+def redis_digest(port):
+    r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port),
+                        "DEBUG", "DIGEST"], check=True, capture_output=True,
+                       timeout=30)
+    return r.stdout.decode().strip()
+
+
+@unittest.skipUnless(subprocess.run(["which", "redis-server",
+                                     "redis-benchmark"],
+                                    capture_output=True).returncode == 0,
+                     "redis-server and redis-benchmark are not installed")
+class Redis(unittest.TestCase):
+    """redis-benchmark into a production redis, mirrored live to a local
+    one: the keyspaces end equal (DEBUG DIGEST)."""
+
+    def setUp(self):
+        if REASON:
+            self.skipTest(REASON)
+        self.tmp = t.TempDir()
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=30)
+        self.tmp.cleanup()
+
+    def server(self):
+        port = t.free_port()
+        d = self.tmp(f"redis-{port}")
+        os.mkdir(d)
+        p = subprocess.Popen(["redis-server", "--port", str(port),
+                              "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", d,
+                              "--enable-debug-command", "yes"],
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(port), "PING"],
+                              capture_output=True).stdout.strip() == b"PONG":
+                return port
+            time.sleep(0.05)
+        self.fail("redis-server did not start")
+
+    def mirror(self, *bench):
+        prod, local = self.server(), self.server()
+        rec = Recorder(prod, "--to", f"127.0.0.1:{local}")
+        r = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p",
+                            str(prod), "-q", "-n", "20000", "-r", "1000",
+                            "-c", "8", "-t", "set,incr,lpush,sadd,hset",
+                            *bench], capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rc, err = rec.stop()
+        self.assertEqual(rc, 0, err)
+        want = redis_digest(prod)
+        self.assertNotEqual(want, "0" * 40)
+        self.assertEqual(redis_digest(local), want, err)
+
+    def test_live_redis_benchmark(self):
+        self.mirror()
+
+    def test_live_redis_benchmark_pipelined(self):
+        self.mirror("-P", "16")
 
 
 if __name__ == "__main__":

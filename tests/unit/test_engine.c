@@ -21,7 +21,7 @@
 /* ---- recorded events ---- */
 
 struct ev {
-    char kind; /* 'O' open, 'D' data, 'G' gap, 'E' end */
+    char kind; /* 'O' open, 'D' data, 'G' gap, 'E' end, 'S' server data */
     uint64_t id;
     uint32_t len;
     enum flow_end_reason why;
@@ -158,9 +158,16 @@ static struct tfx tfx_new(const struct engine_config *c)
     struct tfx t;
     t.r = calloc(1, sizeof(*t.r));
     assert_non_null(t.r);
-    struct engine_events ev = {ev_open,        ev_data,       ev_gap,
-                               ev_end,         t.r,           ev_server_data,
-                               ev_server_gap,  ev_server_end};
+    struct engine_events ev = {
+        .open = ev_open,
+        .data = ev_data,
+        .gap = ev_gap,
+        .end = ev_end,
+        .ctx = t.r,
+        .server_data = ev_server_data,
+        .server_gap = ev_server_gap,
+        .server_end = ev_server_end,
+    };
     t.e = engine_new(c, &ev);
     assert_non_null(t.e);
     return t;
@@ -1339,6 +1346,48 @@ static void test_server_acked_mid_stream(void **state)
     tfx_free(&t);
 }
 
+static void count_server_answer(void *ctx, struct flow *f)
+{
+    struct rec *r = ctx;
+    add_ev(r, 'S', f, 0, FLOW_END_FIN);
+}
+
+static size_t count_kind(const struct rec *r, char kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        n += r->ev[i].kind == kind;
+    }
+    return n;
+}
+
+/* Fresh server payload is reported, in capture order with the client's
+ * data; a retransmission, a bare ACK or a FIN is not. */
+static void test_server_answer_event(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct rec *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    struct engine_events ev = {.open = ev_open,
+                               .data = ev_data,
+                               .gap = ev_gap,
+                               .end = ev_end,
+                               .ctx = r,
+                               .server_answer = count_server_answer};
+    struct tfx t = {engine_new(&c, &ev), r};
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 2 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "Q1");
+    srv(&t, 3 * MS, 40000, SISN + 1, CISN + 3, ACK | PSH, "AB");
+    srv(&t, 4 * MS, 40000, SISN + 1, CISN + 3, ACK | PSH, "AB");
+    srv(&t, 5 * MS, 40000, SISN + 3, CISN + 3, ACK, NULL);
+    cli(&t, 6 * MS, 40000, CISN + 3, SISN + 3, ACK | PSH, "Q2");
+    srv(&t, 7 * MS, 40000, SISN + 3, CISN + 5, ACK | PSH | FIN, "CD");
+    assert_int_equal(count_kind(r, 'S'), 2);
+    assert_int_equal(r->ev[r->n - 1].kind, 'S');
+    tfx_free(&t);
+}
+
 /* Without the server's segments (a capture of one direction), the
  * client's acknowledgements alone tell the turns. */
 static void test_server_acked_without_server_segments(void **state)
@@ -1498,6 +1547,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syn_opens_flow),
+        cmocka_unit_test(test_server_answer_event),
         cmocka_unit_test(test_stray_segments_open_nothing),
         cmocka_unit_test(test_fin_completes_flow),
         cmocka_unit_test(test_last_ack_after_fin_opens_nothing),
