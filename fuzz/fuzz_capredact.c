@@ -9,7 +9,9 @@
  *              (holes, retransmissions, reordering), a length, and that
  *              many payload bytes
  *
- * Checks: the packet's length and every header byte stay; a payload byte
+ * Checks: the packet's length and every header byte but the TCP
+ * checksum stay, and the checksum, right before, is right after; a
+ * payload byte
  * either stays or becomes 'x'; CR and LF never change; the count
  * returned covers the bytes changed (and is at most the payload); a
  * fresh redactor fed the same
@@ -20,6 +22,27 @@
 #include "proto/capredact.h"
 
 #define HDR 40 /* IPv4 (20) + TCP (20) */
+
+#define TCP_CSUM (20 + 16) /* where the TCP checksum is */
+
+/* The ones' complement sum of the TCP pseudo-header, header and payload
+ * of the IPv4 packet `b` (`total` bytes), folded: 0xffff when its
+ * checksum is right. */
+static uint32_t tcp4_sum(const uint8_t *b, size_t total)
+{
+    uint64_t sum = 0;
+    for (int i = 12; i < 20; i += 2) {
+        sum += (uint32_t)b[i] << 8 | b[i + 1];
+    }
+    sum += 6 + (total - 20);
+    for (size_t i = 20; i < total; i += 2) {
+        sum += (uint32_t)b[i] << 8 | (i + 1 < total ? b[i + 1] : 0);
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint32_t)sum;
+}
 
 static size_t frame(uint8_t *b, int dir, uint32_t seq, const uint8_t *p,
                     size_t len)
@@ -47,6 +70,9 @@ static size_t frame(uint8_t *b, int dir, uint32_t seq, const uint8_t *p,
     b[32] = 5 << 4;
     b[33] = 0x18;
     memcpy(b + HDR, p, len);
+    uint32_t csum = ~tcp4_sum(b, total) & 0xffff;
+    b[TCP_CSUM] = (uint8_t)(csum >> 8);
+    b[TCP_CSUM + 1] = (uint8_t)csum;
     return total;
 }
 
@@ -71,7 +97,12 @@ static void run(const uint8_t *data, size_t size, uint8_t *changed_out,
         memcpy(orig, pkt, n);
         size_t done = capredact_packet(cr, 101, pkt, n, n);
         size_t diff = 0;
-        FZ_CHECK(memcmp(pkt, orig, HDR) == 0, "a header byte changed");
+        FZ_CHECK(memcmp(pkt, orig, TCP_CSUM) == 0 &&
+                     memcmp(pkt + TCP_CSUM + 2, orig + TCP_CSUM + 2,
+                            HDR - TCP_CSUM - 2) == 0,
+                 "a header byte changed");
+        FZ_CHECK(tcp4_sum(pkt, n) == 0xffff,
+                 "the TCP checksum is wrong after redaction");
         for (size_t i = HDR; i < n; i++) {
             if (pkt[i] != orig[i]) {
                 FZ_CHECK(pkt[i] == 'x', "a byte became something but x");

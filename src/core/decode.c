@@ -121,6 +121,7 @@ static enum decode_verdict decode_tcp(const struct cursor *c, size_t off,
     seg->flags = th[13];
     size_t avail = c->caplen - off - hlen;
     size_t wire = seglen - hlen;
+    seg->tcp = th;
     seg->payload = th + hlen;
     seg->wire_len = (uint32_t)wire;
     seg->payload_len = (uint32_t)(avail < wire ? avail : wire);

@@ -46,6 +46,7 @@ struct tcp_segment {
     uint16_t sport, dport;
     uint8_t src[16], dst[16]; /* IPv4 uses the first four bytes */
     uint32_t seq, ack;
+    const uint8_t *tcp; /* the TCP header (its checksum at +16) */
     const uint8_t *payload;
     uint32_t payload_len; /* payload bytes present in the record */
     uint32_t wire_len;    /* payload bytes the segment carried on the wire;

@@ -325,6 +325,47 @@ static void after_hole(struct stream *s, const uint8_t *p, size_t len)
     }
 }
 
+/* The ones' complement sum of `len` bytes read as big-endian 16-bit
+ * words (an odd last byte padded with zero), folded to 16 bits. */
+static uint32_t ones_sum(const uint8_t *p, size_t len)
+{
+    uint64_t sum = 0;
+    size_t i = 0;
+    for (; i + 1 < len; i += 2) {
+        sum += (uint32_t)p[i] << 8 | p[i + 1];
+    }
+    if (i < len) {
+        sum += (uint32_t)p[i] << 8;
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint32_t)sum;
+}
+
+/*
+ * Updates the TCP checksum at `field` for payload words whose sum went
+ * from `before` to `after` (RFC 1624: HC' = ~(~HC + ~m + m')). The
+ * payload starts at an even offset from the TCP header (its length is a
+ * multiple of 4), so the words summed are the ones the checksum covers.
+ * A checksum that was right stays right; one the capture holds unset
+ * (offloaded) stays as wrong as it was.
+ */
+static void update_checksum(uint8_t *field, uint32_t before, uint32_t after)
+{
+    uint32_t hc = (uint32_t)field[0] << 8 | field[1];
+    uint32_t sum = (~hc & 0xffff) + (~before & 0xffff) + after;
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    uint32_t out = ~sum & 0xffff;
+    field[0] = (uint8_t)(out >> 8);
+    field[1] = (uint8_t)out;
+}
+
+static size_t redact_payload(struct capredact *cr, struct stream *s,
+                             uint8_t *p, size_t len, uint32_t seq);
+
 size_t capredact_packet(struct capredact *cr, int linktype, uint8_t *pkt,
                         size_t caplen, size_t wirelen)
 {
@@ -354,6 +395,27 @@ size_t capredact_packet(struct capredact *cr, int linktype, uint8_t *pkt,
         return 0;
     }
     uint8_t *p = pkt + (seg.payload - pkt);
+    /* The checksum covers the whole payload: only a record that holds
+     * it all (and the checksum field) can have it kept right. */
+    bool whole = seg.payload_len == seg.wire_len;
+    uint32_t before = whole ? ones_sum(p, len) : 0;
+    size_t done = redact_payload(cr, s, p, len, seq);
+    if (whole) {
+        /* Bytes after a hole may be overwritten without being counted:
+         * the sums say whether anything changed. */
+        uint32_t after = ones_sum(p, len);
+        if (after != before) {
+            update_checksum(pkt + (seg.tcp - pkt) + 16, before, after);
+        }
+    }
+    return done;
+}
+
+/* Redacts the payload `p` (`len` bytes from `seq`) of one segment of
+ * stream `s`; returns the bytes overwritten. */
+static size_t redact_payload(struct capredact *cr, struct stream *s,
+                             uint8_t *p, size_t len, uint32_t seq)
+{
     size_t done = 0;
     int32_t behind = (int32_t)(s->next_seq - seq);
     if (behind > 0) {
