@@ -357,13 +357,54 @@ class Capture(unittest.TestCase):
     def test_switching_delivery_modes_loses_and_repeats_nothing(self):
         # Bursts above --batch-above hand the capture to the block ring,
         # quiet spells hand it back; the output and the mirror must hold
-        # every packet exactly once across each hand-over.
+        # every packet exactly once across each hand-over. The check
+        # needs a run the kernel dropped nothing from: a burst start on a
+        # machine busy with other work can overflow the per-packet ring
+        # (that is the kernel's loss, counted, not the hand-over's), so
+        # such a run is said and tried once more.
+        for attempt in (1, 2):
+            src, sent, sink, out = self.switching_run(attempt)
+            if src["kernel_drops"] == 0 or attempt == 2:
+                break
+            print(f"attempt {attempt}: the kernel dropped "
+                  f"{src['kernel_drops']} packets; once more")
+        self.assertGreaterEqual(src["delivery_switches"], 2, src)
+        if (t.WRAPPER or t.SANITIZED) and src["kernel_drops"] > 0:
+            # A run under valgrind or the sanitizers reads several times
+            # slower than the kernel fills the ring on a busy machine:
+            # its drops say nothing about the hand-over.
+            print(f"kernel dropped {src['kernel_drops']} packets in a "
+                  "slowed build; not comparing bytes")
+            return
+        self.assertEqual(src["kernel_drops"], 0, src)
+        self.assertEqual(sink.streams(),
+                         sorted((len(d), t.fnv64(bytes(d))) for d in sent))
+        packets = port_packets(out, int(self.service.port))
+        # Every client byte is in the capture, with no hole...
+        self.assertEqual(
+            sorted(client_coverage(packets).values()),
+            sorted([(0, len(d))] for d in sent),
+            f"{src}: the capture's client bytes differ from what was sent")
+        # ...and no packet twice: a copy from the other ring has the same
+        # bytes, where a TCP retransmission has a new IP ID.
+        raw = [p[0] for p in packets]
+        self.assertEqual(len(raw), len(set(raw)), "a packet was written twice")
+        self.assertEqual(src["handover_lost"], 0, src)
+        self.assertEqual(src["handover_unrecorded"], 0, src)
+        # The rings overlap for a millisecond at every switch: at burst
+        # rates both take packets, and the copies must have been skipped.
+        self.assertGreater(src["handover_duplicates_skipped"], 0, src)
+
+    def switching_run(self, attempt):
+        """One run of the mode-switch test: bursts and quiet spells on
+        four connections; returns (source stats, bytes sent, sink,
+        output capture)."""
         sink = t.Sink(self.tmp, expect=4)
-        out = self.tmp("switch.pcap")
-        stats = self.tmp("switch.json")
+        out = self.tmp(f"switch{attempt}.pcap")
+        stats = self.tmp(f"switch{attempt}.json")
         p = self.start("--batch-above", "2000", "--to", sink.to, "-o", out,
                        "--stats-json", stats)
-        rng = random.Random(7)
+        rng = random.Random(7 + attempt)
         sent = [bytearray() for _ in range(4)]
         socks = []
         for _ in range(4):
@@ -395,33 +436,7 @@ class Capture(unittest.TestCase):
         code, _, err = self.stop(p)
         self.assertEqual(code, 0, err)
         st = t.read_json(stats)
-        src = st["source"]
-        self.assertGreaterEqual(src["delivery_switches"], 2, src)
-        if (t.WRAPPER or t.SANITIZED) and src["kernel_drops"] > 0:
-            # A run under valgrind or the sanitizers reads several times
-            # slower than the kernel fills the ring on a busy machine:
-            # its drops say nothing about the hand-over.
-            print(f"kernel dropped {src['kernel_drops']} packets in a "
-                  "slowed build; not comparing bytes")
-            return
-        self.assertEqual(src["kernel_drops"], 0, src)
-        self.assertEqual(sink.streams(),
-                         sorted((len(d), t.fnv64(bytes(d))) for d in sent))
-        packets = port_packets(out, int(self.service.port))
-        # Every client byte is in the capture, with no hole...
-        self.assertEqual(
-            sorted(client_coverage(packets).values()),
-            sorted([(0, len(d))] for d in sent),
-            f"{src}: the capture's client bytes differ from what was sent")
-        # ...and no packet twice: a copy from the other ring has the same
-        # bytes, where a TCP retransmission has a new IP ID.
-        raw = [p[0] for p in packets]
-        self.assertEqual(len(raw), len(set(raw)), "a packet was written twice")
-        self.assertEqual(src["handover_lost"], 0, src)
-        self.assertEqual(src["handover_unrecorded"], 0, src)
-        # The rings overlap for a millisecond at every switch: at burst
-        # rates both take packets, and the copies must have been skipped.
-        self.assertGreater(src["handover_duplicates_skipped"], 0, src)
+        return st["source"], sent, sink, out
 
     def test_stdout_carries_only_the_capture(self):
         sink = t.Sink(self.tmp, expect=5)
