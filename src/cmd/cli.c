@@ -334,7 +334,10 @@ static const struct cli_option options[] = {
              "X-Amzn-Trace-Id, traceparent, tracestate, b3, X-B3-*, "
              "Connection, Keep-Alive, Content-Length, Transfer-Encoding and "
              "Content-Encoding (bodies are compared decoded), Set-Cookie "
-             "values (cookie names are compared), and header order"},
+             "values (cookie names are compared), and header order. Not "
+             "with the options that keep requests from the target "
+             "(--match-*, --skip-path, --safe-methods, --sample, "
+             "--max-rate)"},
     {OPTION("fail-on-diff", OPT_FAIL_ON_DIFF, NULL, C_RUN),
      FLAG_AT(fail_on_diff), .deflt_about = "off",
      .help = "exit with status 4 when any exchange differs (noise "

@@ -38,17 +38,66 @@ def _run(*cmd):
     subprocess.run(cmd, check=True, capture_output=True)
 
 
-def record(path, pod_index, clients=6, seed=1, port=8080, max_size=120000):
+def record(path, pod_index, clients=6, seed=1, port=8080, max_size=120000,
+           http=False):
     """Records `clients` connections to 10.244.K.11:PORT (K = pod_index+1)
     from 10.244.K.10; returns (server_ip, [client payload bytes]). The
     tests compare against the payloads, so a recording that tcpdump itself
-    dropped packets from is made again."""
+    dropped packets from is made again. With `http`, the pod is an HTTP/1.1
+    JSON service (HTTP_SERVER) and each client a keep-alive http.client
+    asking for HTTP_PATHS; the payloads are then those paths."""
     for attempt in range(4):
         ip, payloads, dropped = _record(path, pod_index, clients, seed, port,
-                                        max_size)
+                                        max_size, http)
         if dropped == 0:
-            return ip, payloads
+            return ip, (list(HTTP_PATHS) * clients if http else payloads)
     raise RuntimeError(f"tcpdump kept dropping packets ({dropped})")
+
+
+# The pod's HTTP service for record(http=True): JSON answers a shop would
+# give; http_answer() is the same function, for the tests' local copies.
+HTTP_PATHS = ("/items/1", "/items/2", "/health")
+HTTP_SERVER = r'''
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps(ANSWER(self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H)
+print("ready", flush=True)
+s.serve_forever()
+'''
+
+
+def http_answer(path, price=12.5):
+    """What the pod's HTTP service answers to GET `path`."""
+    if path.startswith("/items/"):
+        return {"id": path.rsplit("/", 1)[1], "price": price,
+                "currency": "EUR"}
+    return {"status": "ok"}
+
+
+def _http_server_program():
+    import inspect
+    return (inspect.getsource(http_answer) +
+            HTTP_SERVER.replace("ANSWER(", "http_answer("))
+
+
+def _talk_http(client_ip, server_ip, port):
+    import http.client
+    c = http.client.HTTPConnection(server_ip, port, timeout=20,
+                                   source_address=(client_ip, 0))
+    for path in HTTP_PATHS:
+        c.request("GET", path)
+        c.getresponse().read()
+    c.close()
 
 
 def _remove_leftovers():
@@ -69,7 +118,7 @@ def _remove_leftovers():
         subprocess.run(["ip", "netns", "del", f"tmk{tag}"], capture_output=True)
 
 
-def _record(path, pod_index, clients, seed, port, max_size):
+def _record(path, pod_index, clients, seed, port, max_size, http=False):
     _remove_leftovers()
     k = pod_index + 1
     tag = f"{os.getpid()}{k}"   # tka + 7 + 1 characters fit IFNAMSIZ
@@ -88,8 +137,9 @@ def _record(path, pod_index, clients, seed, port, max_size):
              "dev", vb)
         _run("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
         _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        program = _http_server_program() if http else SERVER
         server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c",
-                                   SERVER, server_ip, str(port)],
+                                   program, server_ip, str(port)],
                                   stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
         tcpdump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump",
@@ -106,6 +156,9 @@ def _record(path, pod_index, clients, seed, port, max_size):
         threads = []
         for data in payloads:
             def send(d=data):
+                if http:
+                    _talk_http(client_ip, server_ip, port)
+                    return
                 c = socket.socket()
                 c.settimeout(20)
                 c.bind((client_ip, 0))

@@ -1296,5 +1296,135 @@ class MeshMirror(unittest.TestCase):
                 else:
                     self.assertEqual(len(got), 8)
 
+class LocalShop:
+    """The local build of the pod's HTTP service on 127.0.0.1: it answers
+    as production does (podtraffic.http_answer) but for one change, the
+    price of item 2; it counts the requests it answered."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        shop = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                price = 12.75 if self.path == "/items/2" else 12.5
+                body = json.dumps(podtraffic.http_answer(self.path,
+                                                         price)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                with shop.lock:
+                    shop.answered += 1
+
+            def log_message(self, *a):
+                pass
+
+        self.lock = threading.Lock()
+        self.answered = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def wait(self, n, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if self.answered >= n:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MirrorCompare(unittest.TestCase):
+    """mirror --compare: a pod's HTTP service recorded in a network
+    namespace, streamed by the fake API server, compared with a local
+    build that prices one item differently."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.skip = None
+        if kubectl_path() is None:
+            cls.skip = "kubectl is not installed"
+        else:
+            ok, why = podtraffic.can_record()
+            if not ok:
+                cls.skip = why
+        if cls.skip:
+            print(f"skipping mirror --compare tests: {cls.skip}")
+            return
+        cls.dir = t.TempDir()
+        cls.path = cls.dir("http.pcap")
+        cls.ip, cls.requests = podtraffic.record(cls.path, 0, clients=3,
+                                                 http=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        if not cls.skip:
+            cls.dir.cleanup()
+
+    def setUp(self):
+        if self.skip:
+            self.skipTest(self.skip)
+        self.tmp = t.TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_mirror_compare_finds_the_changed_field(self):
+        st = standard_state(replicas=1)
+        pod = st["pods"][0]
+        pod["podIP"] = self.ip
+        pod["exec"] = [{"container": "tapmirror-tap", "argv0": "tcpdump",
+                        "capture": self.path, "modes": ["capture"]}]
+        local = LocalShop()
+        try:
+            with FakeKube(st, version="1.33") as fk:
+                stats, log = self.tmp("s.json"), self.tmp("diff.jsonl")
+                argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", "deployment/web",
+                        "-n", "shop", "-p", "8080", "--to",
+                        f"127.0.0.1:{local.port}", "-o", self.tmp("m.pcap"),
+                        "--stats-json", stats, "--diff-log", log,
+                        "--fail-on-diff"]
+                p = subprocess.Popen(argv, env=fk.env(),
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                err = t.wait_stderr(p, "capturing TCP port 8080", 60)
+                answered = local.wait(len(self.requests), 60 * t.SLOW)
+                time.sleep(1 * t.SLOW)  # the last answers reach compare
+                p.send_signal(signal.SIGINT)
+                _, rest = p.communicate(timeout=60)
+                err += rest.decode(errors="replace")
+        finally:
+            local.close()
+        self.assertTrue(answered, err)
+        # An exchange differed: --fail-on-diff makes that exit status 4.
+        self.assertEqual(p.returncode, 4, err)
+        cmp = t.read_json(stats)["compare"]
+        self.assertEqual(cmp["exchanges"], len(self.requests),
+                         json.dumps(cmp, indent=1))
+        self.assertEqual(cmp["differ"], self.requests.count("/items/2"))
+        self.assertEqual(cmp["same"], len(self.requests) - cmp["differ"])
+        self.assertIn("compared 9 exchanges: 6 same, 3 differ", err)
+        with open(log, encoding="utf-8") as f:
+            lines = [json.loads(x) for x in f]
+        self.assertEqual([x["request"] for x in lines], ["GET /items/2"] * 3)
+        for x in lines:
+            self.assertIn("$.price: 12.5 -> 12.75",
+                          [d.get("line") for d in x["differences"]])
+
+
 if __name__ == "__main__":
     t.main()
