@@ -38,6 +38,7 @@ import unittest
 import tmtest as t
 from test_capture import capture_permitted, wait_line
 from test_cli import deroff, json_paths
+from test_turns import Recorder
 
 sys.path.insert(0, os.path.join(t.ROOT, "tests", "lib"))
 from capbuild import eth, ipv4, pcap_header, pcap_record, tcp  # noqa: E402
@@ -197,23 +198,6 @@ class GreetingService(LineService):
         super()._run(conn)
 
 
-class Recorder:
-    """`tapmirror capture -i lo` of one port to a file."""
-
-    def __init__(self, port, path):
-        self.proc = t.start(["capture", "-i", "lo", "-p", port, "-o", path],
-                            stdin=subprocess.DEVNULL)
-        if wait_line(self.proc, "capturing", 15) is None:
-            self.proc.kill()
-            raise RuntimeError("capture did not start")
-
-    def stop(self):
-        time.sleep(0.5)
-        self.proc.send_signal(signal.SIGINT)
-        _, err = self.proc.communicate(timeout=60)
-        return self.proc.returncode, err.decode(errors="replace")
-
-
 def read_response(sock_file):
     """Reads one HTTP/1.1 response with a Content-Length from a file."""
     head = b""
@@ -299,7 +283,7 @@ class Compare(unittest.TestCase):
                                        greeting_traffic)):
             prod = service("prod")
             path = cls.tmp(f"{name}.pcap")
-            rec = Recorder(prod.port, path)
+            rec = Recorder(prod.port, "-o", path)
             try:
                 client(prod.port)
             finally:
