@@ -383,10 +383,10 @@ echo "ok   tmsink: $N connections match the client's own FNV-1a"
 # client's EOF: the client reads the whole answer, then sends more and
 # closes; nothing more comes back.
 "$TMSINK" --expect 2 --respond 1500 --respond-after 600 \
-    --port-file "$WORK/port3" --manifest "$WORK/sink3.json" --timeout 30s \
+    --port-file "$WORK/port-ra" --manifest "$WORK/sink-ra.json" --timeout 30s \
     --quiet > /dev/null &
 SINK_PID=$!
-port=$(wait_for_port "$WORK/port3")
+port=$(wait_for_port "$WORK/port-ra")
 python3 - "$port" << 'PYEOF' || fail "tmsink --respond-after did not answer before the EOF"
 import socket
 import sys
@@ -416,7 +416,7 @@ python3 -c 'import json, sys
 m = json.load(open(sys.argv[1]))
 got = [(c["bytes"], c["complete"]) for c in m["connections"]]
 if got != [(700, True), (1100, True)]:
-    sys.exit("tmsink recorded %r" % got)' "$WORK/sink3.json" ||
+    sys.exit("tmsink recorded %r" % got)' "$WORK/sink-ra.json" ||
     fail "tmsink --respond-after manifest"
 echo "ok   tmsink: --respond-after answers before the EOF and reads on"
 
