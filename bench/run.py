@@ -16,7 +16,9 @@ skipped when the disk cannot hold it). Then, per workload:
     unfinished);
   * --runs rounds of, alternately, the references and a *timed* tapmirror
     run with tmsink --no-hash as the target (bytes and completions still
-    checked):
+    checked), and the same replay with --turns off (stream mode). Where
+    the capture's server answered (W2: tmgen --response), every target
+    answers the same way (tmsink --respond N --respond-after REQUEST):
       - the bare libpcap read loop (bench_pcapread) over the same file;
       - tcpflow -Fk -r FILE -o DIR into tmpfs (if installed);
       - the socket floor (bench_connloop): the same connections and client
@@ -118,6 +120,17 @@ WORKLOADS = {
     ),
 }
 REPLAY_ORDER = ["W1", "W3", "W2", "W4"]
+
+
+def answering_sink(opts):
+    """tmsink options that answer as the capture's server did: with tmgen
+    --response, that many bytes once the request (--size) has arrived,
+    before the client's close. Every run of the workload, turn mode,
+    stream mode and the socket floor, uses the same target."""
+    if "--response" not in opts:
+        return ()
+    return ("--respond", opts[opts.index("--response") + 1],
+            "--respond-after", opts[opts.index("--size") + 1])
 
 # Keep-alive HTTP/1.1 (bench_httpgen, bench_httptarget): name ->
 # (description, generator options, quick generator options, variants,
@@ -318,9 +331,11 @@ class Bench:
             fp.write(want)
         return pcap, manifest, opts, False
 
-    def tapmirror_run(self, pcap, expect, hashed, tag, extra=()):
+    def tapmirror_run(self, pcap, expect, hashed, tag, extra=(),
+                      sink_extra=()):
         sink, port, sink_manifest = self.sink(tag, expect=expect,
-                                              hashed=hashed)
+                                              hashed=hashed,
+                                              extra=sink_extra)
         stats = os.path.join(self.tmp, tag + ".stats.json")
         if os.path.exists(stats):
             os.unlink(stats)
@@ -375,12 +390,13 @@ class Bench:
         finally:
             shutil.rmtree(outdir, ignore_errors=True)
 
-    def connloop_run(self, nflows, size, concurrency):
+    def connloop_run(self, nflows, size, concurrency, sink_extra=()):
         """The socket floor: the same number of connections with the same
         client bytes from a minimal C client (bench_connloop) into tmsink
         --no-hash, at the workload's concurrency; wall until both have
         exited. No capture is read: what the kernel and the receiver cost."""
-        sink, port, manifest = self.sink("connloop", expect=nflows)
+        sink, port, manifest = self.sink("connloop", expect=nflows,
+                                         extra=sink_extra)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [self.a.connloop, "--port", str(port), "--count", str(nflows),
@@ -456,10 +472,14 @@ class Bench:
             "%.1f MB client payload"
             % (pcap, "reused" if reused else "generated", totals["packets"],
                file_bytes / 1e6, nflows, nbytes / 1e6))
+        answer = answering_sink(opts)
+        if answer:
+            log("  target: tmsink %s (as the capture's server answered)"
+                % " ".join(answer))
         # Warm the page cache, then the correctness run.
         self.pcapread_run(pcap)
         checked = self.check(name, man, self.tapmirror_run(
-            pcap, nflows, True, name + "-checked"))
+            pcap, nflows, True, name + "-checked", sink_extra=answer))
         log("  checked run: %s%s" % ("OK" if checked["ok"] else "FAILED",
                                      "" if checked["ok"] else ": " +
                                      "; ".join(checked["problems"])))
@@ -481,13 +501,16 @@ class Bench:
             if use_tcpflow:
                 tf_runs.append(self.tcpflow_run(pcap))
             if use_connloop:
-                cl_runs.append(self.connloop_run(nflows, csize, conc))
+                cl_runs.append(self.connloop_run(nflows, csize, conc,
+                                                 sink_extra=answer))
             sr = self.tapmirror_run(pcap, nflows, False,
                                     "%s-stream-%d" % (name, i),
-                                    extra=("--turns", "off"))
+                                    extra=("--turns", "off"),
+                                    sink_extra=answer)
             stream_runs.append({"wall_s": sr["wall_s"], "cpu_s": sr["cpu_s"],
                                 "exit": sr["exit"]})
-            r = self.tapmirror_run(pcap, nflows, False, "%s-%d" % (name, i))
+            r = self.tapmirror_run(pcap, nflows, False, "%s-%d" % (name, i),
+                                   sink_extra=answer)
             sink = r["sink"] or {}
             st = r["stats"] or {}
             tg = (st.get("targets") or [{}])[0]
@@ -516,6 +539,7 @@ class Bench:
         res = {
             "description": desc,
             "tmgen_options": opts,
+            "target": "tmsink " + " ".join(answer) if answer else "tmsink",
             "capture": {"file_bytes": file_bytes,
                         "packets": totals["packets"], "flows": nflows,
                         "client_bytes": nbytes, "gaps": totals["gaps"],
@@ -553,9 +577,10 @@ class Bench:
                 "description": "bench_connloop: the same number of "
                                "connections of the same size (%s x %d B, "
                                "concurrency %d) from a minimal C client into "
-                               "tmsink --no-hash, no capture read: the "
+                               "tmsink --no-hash%s, no capture read: the "
                                "kernel's and the receiver's cost"
-                               % (nflows, csize, conc),
+                               % (nflows, csize, conc,
+                                  "".join(" " + a for a in answer)),
                 "runs": cl_runs,
                 "wall_s": median(r["wall_s"] for r in cl_runs),
                 "mbps": nflows * csize / median(r["wall_s"]

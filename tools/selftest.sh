@@ -379,6 +379,47 @@ if (t['connections'], t['complete'], t['bytes']) != (len(sent), len(sent), sum(s
 PYEOF
 echo "ok   tmsink: $N connections match the client's own FNV-1a"
 
+# --respond-after answers a request as a server would, before the
+# client's EOF: the client reads the whole answer, then sends more and
+# closes; nothing more comes back.
+"$TMSINK" --expect 2 --respond 1500 --respond-after 600 \
+    --port-file "$WORK/port-ra" --manifest "$WORK/sink-ra.json" --timeout 30s \
+    --quiet > /dev/null &
+SINK_PID=$!
+port=$(wait_for_port "$WORK/port-ra")
+python3 - "$port" << 'PYEOF' || fail "tmsink --respond-after did not answer before the EOF"
+import socket
+import sys
+for first in (600, 1000):
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    s.settimeout(10)
+    s.sendall(b'q' * first)
+    got = 0
+    while got < 1500:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit('EOF after %d response bytes' % got)
+        got += len(chunk)
+    if got != 1500:
+        sys.exit('%d response bytes, expected 1500' % got)
+    s.sendall(b'r' * 100)
+    s.shutdown(socket.SHUT_WR)
+    if s.recv(65536) != b'':
+        sys.exit('more bytes after the answer')
+    s.close()
+PYEOF
+rc=0
+wait "$SINK_PID" || rc=$?
+SINK_PID=
+[[ $rc -eq 0 ]] || fail "tmsink --respond-after --expect exited $rc"
+python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+got = [(c["bytes"], c["complete"]) for c in m["connections"]]
+if got != [(700, True), (1100, True)]:
+    sys.exit("tmsink recorded %r" % got)' "$WORK/sink-ra.json" ||
+    fail "tmsink --respond-after manifest"
+echo "ok   tmsink: --respond-after answers before the EOF and reads on"
+
 # --timeout exits 3 and still writes the manifest; an open connection is
 # not complete.
 # The timeout leaves a loaded machine time to start the client.

@@ -47,6 +47,7 @@ struct options {
     const char *manifest;
     const char *dump_dir;
     uint64_t respond;
+    uint64_t respond_after; /* 0: answer at EOF */
     uint64_t expect; /* 0: not set */
     uint64_t idle_ms;
     uint64_t timeout_ms;
@@ -79,6 +80,8 @@ struct conn {
     uint64_t tokens;      /* slow mode: bytes allowed this tick */
     uint64_t respond_left;
     FILE *dump;
+    bool responding; /* --respond bytes being written */
+    bool responded;  /* ... and all written (or failed) */
     unsigned open_handles;
     bool eof;
     bool reset_planned;
@@ -235,7 +238,13 @@ static void on_write(uv_write_t *req, int status)
     struct conn *c = req->data;
     if (status < 0 || c->respond_left == 0 || c->closing) {
         sink.responding--;
-        conn_finish(c, true, false);
+        c->responding = false;
+        c->responded = true;
+        /* With --respond-after the answer may go before the EOF: the
+         * connection then reads on until it. */
+        if (c->eof || status < 0) {
+            conn_finish(c, c->eof, false);
+        }
         return;
     }
     write_next_chunk(c);
@@ -251,8 +260,22 @@ static void write_next_chunk(struct conn *c)
     if (uv_write(c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write) !=
         0) {
         sink.responding--;
-        conn_finish(c, true, false);
+        c->responding = false;
+        c->responded = true;
+        conn_finish(c, c->eof, false);
     }
+}
+
+/* Starts the --respond answer: after the EOF, or with --respond-after
+ * once that many bytes arrived (a server answering a whole request). */
+static void start_response(struct conn *c)
+{
+    c->write_req = xmalloc(sizeof *c->write_req);
+    c->write_req->data = c;
+    c->respond_left = sink.opt.respond;
+    c->responding = true;
+    sink.responding++;
+    write_next_chunk(c);
 }
 
 static void on_eof(struct conn *c)
@@ -264,16 +287,15 @@ static void on_eof(struct conn *c)
         return;
     }
     sink.completed++;
-    if (sink.opt.respond == 0) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->responding) {
+        return; /* on_write finishes it */
+    }
+    if (sink.opt.respond == 0 || c->responded) {
         conn_finish(c, true, false);
         return;
     }
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->write_req = xmalloc(sizeof *c->write_req);
-    c->write_req->data = c;
-    c->respond_left = sink.opt.respond;
-    sink.responding++;
-    write_next_chunk(c);
+    start_response(c);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -326,6 +348,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                     c->id, strerror(errno));
             fclose(c->dump);
             c->dump = NULL;
+        }
+        if (sink.opt.respond_after > 0 && sink.opt.respond > 0 &&
+            !c->responding && !c->responded &&
+            c->bytes >= sink.opt.respond_after) {
+            start_response(c);
+            if (c->closing) {
+                return;
+            }
         }
         if (c->read_budget != UINT64_MAX) {
             c->read_budget -= n;
@@ -591,6 +621,8 @@ static void usage(FILE *out)
         "  --manifest FILE        write per-connection JSON at exit\n"
         "  --dump-dir DIR         save connection n's bytes to DIR/conn-n.bin\n"
         "  --respond BYTES        send BYTES back after each EOF (default 0)\n"
+        "  --respond-after BYTES  send the --respond bytes once BYTES have\n"
+        "                         been read instead, then read on to EOF\n"
         "  --expect N             exit 0 once N connections reached EOF\n"
         "  --idle-exit DURATION   exit 0 when idle with no connection open\n"
         "  --timeout DURATION     hard limit: write the manifest, exit 3\n"
@@ -729,6 +761,7 @@ enum {
     OPT_MANIFEST,
     OPT_DUMP_DIR,
     OPT_RESPOND,
+    OPT_RESPOND_AFTER,
     OPT_EXPECT,
     OPT_IDLE_EXIT,
     OPT_TIMEOUT,
@@ -746,6 +779,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"manifest", required_argument, NULL, OPT_MANIFEST},
         {"dump-dir", required_argument, NULL, OPT_DUMP_DIR},
         {"respond", required_argument, NULL, OPT_RESPOND},
+        {"respond-after", required_argument, NULL, OPT_RESPOND_AFTER},
         {"expect", required_argument, NULL, OPT_EXPECT},
         {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -779,6 +813,12 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_RESPOND:
             o->respond = parse_bytes(optarg, "bad --respond");
+            break;
+        case OPT_RESPOND_AFTER:
+            o->respond_after = parse_bytes(optarg, "bad --respond-after");
+            if (o->respond_after == 0) {
+                bad_usage("bad --respond-after", optarg);
+            }
             break;
         case OPT_EXPECT:
             o->expect = parse_bytes(optarg, "bad --expect");

@@ -748,7 +748,9 @@ static void outbound(struct engine *e, const struct tcp_segment *s,
             f->srv_base = s->seq + 1;
             f->flags |= FLOW_SRV_BASE;
         }
-    } else if (s->wire_len > 0) {
+    } else if (s->wire_len > 0 || (s->flags & TCP_FLAG_FIN)) {
+        /* A FIN says where the server's bytes end: the client's ACK of
+         * it is no byte heard, even from a server that sent none. */
         uint32_t end = s->seq + s->wire_len;
         bool fresh = !(f->flags & FLOW_SRV_SEEN) ||
                      (int32_t)(end - f->srv_next) > 0;
@@ -756,10 +758,11 @@ static void outbound(struct engine *e, const struct tcp_segment *s,
             f->srv_next = end;
         }
         f->flags |= FLOW_SRV_SEEN;
-        if (fresh && e->ev.server_answer != NULL) {
+        if (s->wire_len > 0 && fresh && e->ev.server_answer != NULL) {
             e->ev.server_answer(e->ev.ctx, f);
         }
-        if ((f->flags & FLOW_SYN) && !(f->flags & FLOW_DATA)) {
+        if (s->wire_len > 0 && (f->flags & FLOW_SYN) &&
+            !(f->flags & FLOW_DATA)) {
             f->flags |= FLOW_SERVER_FIRST;
         }
     }

@@ -30,7 +30,7 @@ enum flow_state { FLOW_OPEN = 0, FLOW_CLOSED };
 #define FLOW_SERVER_FIN 0x02 /* the server has closed its side */
 #define FLOW_DATA       0x04 /* the client has sent a payload byte */
 #define FLOW_SRV_BASE   0x08 /* srv_base is known */
-#define FLOW_SRV_SEEN   0x10 /* srv_next is known */
+#define FLOW_SRV_SEEN   0x10 /* srv_next is known (server data or FIN) */
 #define FLOW_SERVER_FIRST 0x20 /* the server sent data before the client
                                   (a greeting) */
 #define FLOW_SRV_REASM  0x40 /* srv_rs is started (reasm_server) */
@@ -57,7 +57,8 @@ struct flow {
      * server's first byte: after the SYN-ACK, or for a connection joined
      * mid-stream the acknowledgement of its first client data, so that
      * its first byte carries 0). Monotonic; never beyond what the server
-     * was seen sending (srv_next), when it was seen. */
+     * was seen sending (srv_next: the end of its data, or its FIN's
+     * sequence), when it was seen. */
     uint64_t server_acked;
     uint32_t srv_base, srv_next;
     /* The server's bytes in order, with engine_config.reasm_server only

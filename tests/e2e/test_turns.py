@@ -107,6 +107,18 @@ def greeting_server(srv, conn):
             conn.sendall(b"500 what\r\n")
 
 
+def slow_start_greeting_server(srv, conn):
+    """greeting_server that answers nothing until 1.5 s after its first
+    connection (a JVM warming up, a database's first authentication):
+    30 times --turn-quiet."""
+    with srv.lock:
+        if not srv.counter:
+            srv.counter = time.monotonic() + 1.5
+        ready = srv.counter
+    time.sleep(max(0.0, ready - time.monotonic()))
+    greeting_server(srv, conn)
+
+
 def greeting_client(port, n):
     for i in range(n):
         with socket.create_connection(("127.0.0.1", port)) as c:
@@ -260,6 +272,23 @@ class Turns(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(off.count("session"), 0)
         self.assertEqual(off.count("early"), 5)
+
+    def test_slow_first_answer_is_no_sink(self):
+        # A target that has not answered yet is taken for a sink (turns
+        # sent as captured) only after --turn-timeout (--linger for a
+        # close): a slower first answer than any shorter bound is common,
+        # and the connections released early would talk before the
+        # greeting.
+        cap, prod = self.record(greeting_server,
+                                lambda p: greeting_client(p, 5))
+        self.assertEqual(prod.count("session"), 5)
+        local = self.server(slow_start_greeting_server)
+        st, err = self.replay(cap, local, "-v")
+        time.sleep(0.3)
+        self.assertEqual(local.count("early"), 0, err)
+        self.assertEqual(local.count("session"), 5, err)
+        self.assertEqual(st["turns_timed_out"], 0, err)
+        self.assertNotIn("has answered nothing", err)
 
     def test_greeting_live(self):
         prod = self.server(greeting_server)

@@ -38,6 +38,7 @@ struct rec {
     bool ended[MAX_IDS];
     uint8_t flags[MAX_IDS];   /* the flow's flags at its last data event */
     uint64_t sent[MAX_IDS];   /* engine_flow_server_sent() then */
+    uint64_t end_acked[MAX_IDS]; /* the flow's server_acked at its end */
     /* reasm_server: the server's stream */
     uint8_t sdata[MAX_IDS][4096];
     size_t slen[MAX_IDS];
@@ -95,6 +96,7 @@ static void ev_end(void *ctx, struct flow *f, enum flow_end_reason why)
     struct rec *r = ctx;
     add_ev(r, 'E', f, 0, why);
     assert_false(r->ended[f->id]);
+    r->end_acked[f->id] = f->server_acked;
     r->ended[f->id] = true;
     r->ends++;
 }
@@ -1329,6 +1331,33 @@ static void test_server_acked_clamped(void **state)
     tfx_free(&t);
 }
 
+/* A server that sent no byte but its FIN: the client's ACK of the FIN
+ * moves nothing. Bytes behind a hole released after that ACK, and the
+ * client's close, waited for no answer in production (a capture with a
+ * lost client segment and a silent server, tmgen --loss). */
+static void test_server_acked_fin_is_no_byte(void **state)
+{
+    (void)state;
+    struct engine_config c = cfg_default();
+    struct tfx t = tfx_new(&c);
+    handshake(&t, 1 * MS, 40000);
+    cli(&t, 2 * MS, 40000, CISN + 1, SISN + 1, ACK | PSH, "Q1");
+    /* "Q2" at CISN + 3 was not captured. */
+    cli(&t, 3 * MS, 40000, CISN + 5, SISN + 1, ACK | PSH, "Q3");
+    cli(&t, 4 * MS, 40000, CISN + 7, SISN + 1, ACK | FIN, NULL);
+    srv(&t, 5 * MS, 40000, SISN + 1, CISN + 8, ACK | FIN, NULL);
+    cli(&t, 6 * MS, 40000, CISN + 8, SISN + 2, ACK, NULL);
+    engine_advance(t.e, 6 * MS + c.rtx_timeout_ns);
+    assert_data(&t, 1, "Q1Q3");
+    assert_int_equal(t.r->gap[1], 2);
+    assert_int_equal(mark_of(&t, 0), 0);
+    assert_int_equal(mark_of(&t, 1), 0);
+    assert_int_equal(t.r->sent[1], 0);
+    assert_int_equal(end_reason(&t, 1), FLOW_END_FIN);
+    assert_int_equal(t.r->end_acked[1], 0);
+    tfx_free(&t);
+}
+
 /* A connection joined mid-stream counts from its first client byte,
  * which waits for nothing even if an answer was seen before it. */
 static void test_server_acked_mid_stream(void **state)
@@ -1588,6 +1617,7 @@ int main(void)
         cmocka_unit_test(test_server_acked_marks_turns),
         cmocka_unit_test(test_server_acked_greeting),
         cmocka_unit_test(test_server_acked_clamped),
+        cmocka_unit_test(test_server_acked_fin_is_no_byte),
         cmocka_unit_test(test_server_acked_mid_stream),
         cmocka_unit_test(test_server_acked_without_server_segments),
         cmocka_unit_test(test_server_stream_off),
