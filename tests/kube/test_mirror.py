@@ -475,10 +475,11 @@ class Mirror(unittest.TestCase):
 
     # ---- --check
 
-    def check(self, state, *args, version="1.33", target="web"):
+    def check(self, state, *args, version="1.33", target="web", port="8080"):
         with FakeKube(state, version=version) as fk:
-            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, "-p", "8080",
-                    "-n", "shop", "--check", *args]
+            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target,
+                    *(["-p", port] if port else []), "-n", "shop", "--check",
+                    *args]
             r = subprocess.run(argv, env=fk.env(), stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=120 * t.SLOW)
             # Changes nothing: no tap, no exec; only access reviews.
@@ -503,7 +504,9 @@ class Mirror(unittest.TestCase):
                              "container api (the tap targets it)",
                              f"pod {PODS[0]} is not on the host network",
                              "node node-1: linux",
-                             "mesh: no sidecar",
+                             "port: the tap captures TCP port 8080 (pod "
+                             f"{PODS[0]} declares no ports)",
+                             f"mesh: none seen in pod {PODS[0]}",
                              "has no tap yet",
                              "enforce=none (privileged) in namespace shop; "
                              "tap profile netraw",
@@ -552,6 +555,63 @@ class Mirror(unittest.TestCase):
                 self.assertEqual(code, 0 if ok else 1, out + err)
                 self.assertIn("a run would start" if ok else
                               "a run would not start", out)
+
+    def test_check_resolves_targets_ports_and_meshes_as_a_run(self):
+        svc = {"kind": "Service", "metadata": {"name": "shopfront",
+                                               "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80,
+                                   "targetPort": "http"}]}}
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db",
+                                                   "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": self.NAMED}}}}
+        native = {"spec": {"initContainers": [
+            {"name": "istio-proxy", "image": "istio/proxyv2",
+             "restartPolicy": "Always"}]}}
+        pod = PODS[0]
+        for target, args, raw, annotations, ok, want in (
+                ("service/shopfront", ["-p", "80"], None, None, True,
+                 ["\u2713 service shopfront: 1 running pod",
+                  "\u2713 port: service port 80 is targetPort 'http', port "
+                  f"8080 in pod {pod}; the tap captures TCP port 8080",
+                  "\u2713 RBAC: can get services in namespace shop"]),
+                ("sts/db", ["-p", "http"], None, None, True,
+                 ["\u2713 statefulset db: 1 running pod",
+                  f"\u2713 port: http is 8080 in pod {pod}",
+                  "\u2713 RBAC: can get statefulsets in namespace shop"]),
+                ("web", ["-p", "grpc"], None, None, False,
+                 [f"\u2717 port: pod {pod} has no TCP container port named "
+                  "'grpc' (its ports: 8080 (http))"]),
+                ("web", [], native, None, True,
+                 [f"\u2713 mesh: Istio (sidecar) (native sidecar istio-proxy) "
+                  f"in pod {pod}; the run mirrors the sidecar's plaintext "
+                  "connections"]),
+                ("web", [], None, {"linkerd.io/proxy-version": "stable-2.14"},
+                 True,
+                 ["\u2713 mesh: Linkerd (annotation linkerd.io/proxy-version)"]),
+                ("web", [], None, {"ambient.istio.io/redirection": "enabled"},
+                 True,
+                 ["\u2713 mesh: Istio (ambient) (annotation "
+                  "ambient.istio.io/redirection) in pod "
+                  f"{pod}; the run mirrors the plaintext ztunnel delivers"]),
+                ("web", ["--mesh", "off"], native, None, True,
+                 ["--mesh off: the run mirrors the connections from other "
+                  "hosts"])):
+            with self.subTest(target=target, args=args, want=want[0]):
+                st = self.state(containers=self.NAMED, objects=[svc, sts])
+                if raw:
+                    st["pods"][0]["raw"] = raw
+                if annotations:
+                    st["pods"][0]["annotations"] = annotations
+                if "-p" not in args:
+                    args = ["-p", "8080", *args]
+                code, out, err, _ = self.check(st, *args, target=target,
+                                               port=None)
+                for line in want:
+                    self.assertIn(line, out)
+                self.assertEqual(code, 0 if ok else 1, out + err)
 
     def test_oversized_kubectl_output_is_refused_with_a_reason(self):
         # A pod's JSON is at most a few MiB (etcd refuses bigger objects);
