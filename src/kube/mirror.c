@@ -47,6 +47,7 @@ struct tap {
     char uid[64];
     char container[64];
     char ns[64];
+    char node[KUBE_NAME_LEN]; /* spec.nodeName, "" before scheduling */
     struct service_addr addrs[KUBE_MAX_IPS];
     size_t n_addrs;
     enum tap_state state;
@@ -1030,6 +1031,37 @@ static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
     return true;
 }
 
+/*
+ * The node's operating system, before injecting: a pod whose spec does
+ * not say it runs on Windows (a node affinity rather than a nodeSelector,
+ * a Windows-only node pool) is found out by its node, where a tap would
+ * be admitted and then never run nor leave. The node is cluster-scoped and
+ * a namespace's Role cannot grant reading it, so a node that cannot be
+ * read is taken for Linux.
+ */
+static void on_tap_node(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    char os[32], msg[1024];
+    if (t->state == T_GONE) {
+        return;
+    }
+    if (res->exit_code != 0) {
+        kube_error_line(res->err, msg, sizeof(msg));
+        tm_verbose("node %s of pod %s not read (%s): taking it for Linux",
+                   t->node, t->pod, msg);
+    } else if (kube_parse_node_os(res->out, res->out_len, os, sizeof(os), msg,
+                                  sizeof(msg)) == 0 &&
+               strcmp(os, "windows") == 0) {
+        tap_fail(t,
+                 "pod %s runs on node %s, a Windows node, where ephemeral "
+                 "containers are not supported: tapmirror cannot tap it",
+                 t->pod, t->node);
+        return;
+    }
+    tap_inject(t);
+}
+
 static void tap_begin(struct mirror *m, const struct kube_pod *pod)
 {
     char container[64];
@@ -1070,6 +1102,7 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     snprintf(t->pod, sizeof(t->pod), "%s", pod->name);
     snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
     snprintf(t->container, sizeof(t->container), "%s", container);
+    snprintf(t->node, sizeof(t->node), "%s", pod->node_name);
     if (!m->cfg.mesh_off) {
         t->mesh = pod->mesh;
         snprintf(t->mesh_sign, sizeof(t->mesh_sign), "%s", pod->mesh_sign);
@@ -1116,6 +1149,11 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
         } else {
             tap_wait(t);
         }
+        return;
+    }
+    if (t->node[0]) {
+        const char *args[] = {"get", "node", t->node, "-o", "json", NULL};
+        call(m, t, 0, args, NULL, on_tap_node);
         return;
     }
     tap_inject(t);

@@ -472,6 +472,31 @@ class Mirror(unittest.TestCase):
                 st = self.state()
                 st["pods"][0]["raw"] = raw
                 self.failure(st, ["-n", "shop"], pattern)
+        # A pod whose spec does not say it (an affinity, a Windows-only
+        # pool): its node does, and nothing is injected either.
+        st = self.state()
+        st["nodes"] = [{"name": "node-1", "os": "windows"}]
+        for version in ("1.27", "1.33"):
+            with self.subTest(version=version):
+                self.failure(st, ["-n", "shop"],
+                             rf"pod {PODS[0]} runs on node node-1, a Windows "
+                             r"node, where ephemeral containers are not "
+                             r"supported", version=version)
+        # A node the user may not read (a Role cannot grant it) is taken
+        # for Linux: the run starts.
+        st = self.state(rbac={"deny": ["get nodes"]})
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("n.pcap"), "-v")
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("node node-1 of pod", err)
+            self.assertEqual(sink.streams(),
+                             fnv_streams(self.caps[0]["payloads"]))
+            sink.stop()
 
     # ---- --check
 
