@@ -1273,11 +1273,14 @@ class MeshMirror(unittest.TestCase):
             return
         cls.dir = t.TempDir()
         cls.caps = {}
-        for k, hop in enumerate(("127.0.0.6", "pod")):
+        for k, (hop, iface) in enumerate((("127.0.0.6", "any"),
+                                          ("pod", "any"), ("pod", "lo"))):
             path = cls.dir(f"mesh{k}.pcap")
             ip, payloads = podtraffic.record_mesh(path, k, cls.dir(""),
-                                                  hop_from=hop, seed=k + 3)
-            cls.caps[hop] = {"path": path, "ip": ip, "payloads": payloads}
+                                                  hop_from=hop, seed=k + 3,
+                                                  iface=iface)
+            cls.caps[hop if iface == "any" else iface] = {
+                "path": path, "ip": ip, "payloads": payloads}
 
     @classmethod
     def tearDownClass(cls):
@@ -1320,14 +1323,23 @@ class MeshMirror(unittest.TestCase):
     def test_sidecar_hop_is_mirrored(self):
         istio_container = {"containers": ["api", "istio-proxy"],
                            "annotations": {"sidecar.istio.io/status": "{}"}}
-        native = {"raw": {"spec": {"initContainers": [
-            {"name": "linkerd-proxy", "image": "linkerd/proxy",
-             "restartPolicy": "Always"}]}}}
+
+        def native(name):
+            return {"raw": {"spec": {"initContainers": [
+                {"name": name, "image": "proxy", "restartPolicy": "Always"}]}}}
+        linkerd_container = {
+            "containers": ["api", "linkerd-proxy"],
+            "annotations": {"linkerd.io/proxy-version": "stable-2.14.10"}}
         for hop, shape, name in (("127.0.0.6", istio_container,
                                   "Istio (sidecar) (container istio-proxy)"),
-                                 ("pod", native,
+                                 ("127.0.0.6", native("istio-proxy"),
+                                  "Istio (sidecar) (native sidecar "
+                                  "istio-proxy)"),
+                                 ("pod", linkerd_container,
+                                  "Linkerd (container linkerd-proxy)"),
+                                 ("pod", native("linkerd-proxy"),
                                   "Linkerd (native sidecar linkerd-proxy)")):
-            with self.subTest(hop=hop):
+            with self.subTest(name=name):
                 cap = self.caps[hop]
                 sink, st, err, ex = self.mirror(cap, shape)
                 # Exactly the plaintext requests, nothing else.
@@ -1351,9 +1363,14 @@ class MeshMirror(unittest.TestCase):
         self.assertNotIn("Istio", err)
 
     def test_ambient_captures_the_loopback(self):
-        cap = self.caps["127.0.0.6"]
+        # What `tcpdump -i lo` sees in an ambient pod: ztunnel's plaintext
+        # hop, from a non-loopback address.
+        cap = self.caps["lo"]
         shape = {"annotations": {"ambient.istio.io/redirection": "enabled"}}
-        _, _, err, ex = self.mirror(cap, shape)
+        sink, st, err, ex = self.mirror(cap, shape)
+        self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]), err)
+        self.assertEqual(st["flows"]["seen"], len(cap["payloads"]))
+        self.assertEqual(st["flows"]["tls_connections"], 0)
         self.assertEqual(ex[0]["command"],
                          ["tcpdump", "-p", "-i", "lo", "--immediate-mode",
                           "-U", "-w", "-", "tcp", "port", "8080"])
