@@ -530,7 +530,7 @@ class Mirror(unittest.TestCase):
                              f"pod {PODS[0]} is not on the host network",
                              "node node-1: linux",
                              "port: the tap captures TCP port 8080 (pod "
-                             f"{PODS[0]} declares no ports)",
+                             f"{PODS[0]} declares 8080)",
                              f"mesh: none seen in pod {PODS[0]}",
                              "has no tap yet",
                              "enforce=none (privileged) in namespace shop; "
@@ -1016,6 +1016,9 @@ class Mirror(unittest.TestCase):
             pods = t.read_json(stats)["kubernetes"]["pods"]
             self.assertEqual(sorted(pods), sorted(PODS[:2] +
                                                   ["web-7d4b9c6f5d-third"]))
+            # Three pods of one image: its tcpdump was probed once.
+            probes = [e for e in fk.execs() if "--version" in e["command"]]
+            self.assertEqual(len(probes), 1, probes)
 
     def test_interrupt_stops_a_stubborn_kubectl(self):
         # The remote end ignores the closed standard input: kubectl must
@@ -1158,11 +1161,30 @@ class Mirror(unittest.TestCase):
         self.assertIn(b"Usage: kubectl tapmirror mirror", r.stdout)
 
     def test_replaced_pod_is_followed(self):
+        # Every target with a selector follows its pods as a Deployment.
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db",
+                                                   "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": ["api"]}}}}
+        svc = {"kind": "Service", "metadata": {"name": "shopfront",
+                                               "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80,
+                                   "targetPort": 8080}]}}
+        for target, port, what in (("deployment/web", 8080, "deployment web"),
+                                   ("sts/db", 8080, "statefulset db"),
+                                   ("service/shopfront", 80,
+                                    "service shopfront")):
+            with self.subTest(target=target):
+                self.replaced_pod_is_followed(target, port, what, [sts, svc])
+
+    def replaced_pod_is_followed(self, target, port, what, objects):
         a, b = self.caps[0], self.caps[1]
-        with FakeKube(self.state()) as fk:
+        with FakeKube(self.state(objects=objects)) as fk:
             sink = t.Sink(self.tmp)
             stats = self.tmp("switch.json")
-            p = self.start(fk, "deployment/web", "-n", "shop", "-p", 8080,
+            p = self.start(fk, target, "-n", "shop", "-p", port,
                            "--to", sink.to, "-o", self.tmp("switch.pcap"),
                            "--stats-json", stats)
             err = self.wait_for(p, "capturing TCP port")
@@ -1192,7 +1214,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(st["kubernetes"]["pod_switches"], 1)
             self.assertEqual(st["kubernetes"]["pods"],
                              [PODS[0], "web-5f6c7d8e9a-newpd"])
-            self.assertIn("following deployment web to pod", err)
+            self.assertIn(f"following {what} to pod", err)
 
     def test_gone_pod_target_is_an_error(self):
         with FakeKube(self.state()) as fk:
