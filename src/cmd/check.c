@@ -38,8 +38,11 @@ struct check {
     bool have_pod;
     struct {
         const char *verb, *resource, *sub;
+        const char *alt; /* another verb that also serves, or NULL */
+        const char *alt_why;
     } rbac[MAX_RBAC];
     size_t n_rbac, rbac_next;
+    bool asking_alt; /* the running review is rbac[rbac_next].alt's */
 };
 
 static void mark(struct check *c, bool ok, const char *fmt, ...)
@@ -117,17 +120,44 @@ static void finish(struct check *c)
 
 /* ---- RBAC: kubectl auth can-i for every verb a run uses ---- */
 
+static void ask_rbac(struct check *c, const char *verb);
+
 static void on_rbac(struct check *c, const struct kubectl_result *res)
 {
     char what[128], msg[1024];
-    size_t i = c->rbac_next++;
+    size_t i = c->rbac_next;
+    bool denied = res->exit_code == 1 && res->out_len >= 2 &&
+                  strncmp(res->out, "no", 2) == 0;
     snprintf(what, sizeof(what), "%s%s%s", c->rbac[i].resource,
              c->rbac[i].sub ? "/" : "", c->rbac[i].sub ? c->rbac[i].sub : "");
+    if (c->asking_alt) {
+        /* The first verb was denied; this one would also serve. */
+        c->asking_alt = false;
+        c->rbac_next++;
+        if (res->exit_code == 0) {
+            mark(c, true, "RBAC: can %s %s in %s (%s; not %s)",
+                 c->rbac[i].alt, what, c->nsdesc, c->rbac[i].alt_why,
+                 c->rbac[i].verb);
+        } else {
+            mark(c, false,
+                 "RBAC: cannot %s nor %s %s in %s; a Role granting '%s' on "
+                 "'%s' is needed (README: Real clusters)",
+                 c->rbac[i].verb, c->rbac[i].alt, what, c->nsdesc,
+                 c->rbac[i].verb, what);
+        }
+        step_rbac(c);
+        return;
+    }
+    if (denied && c->rbac[i].alt != NULL) {
+        c->asking_alt = true;
+        ask_rbac(c, c->rbac[i].alt);
+        return;
+    }
+    c->rbac_next++;
     if (res->exit_code == 0) {
         mark(c, true, "RBAC: can %s %s in %s", c->rbac[i].verb, what,
              c->nsdesc);
-    } else if (res->exit_code == 1 && res->out_len >= 2 &&
-               strncmp(res->out, "no", 2) == 0) {
+    } else if (denied) {
         mark(c, false,
              "RBAC: cannot %s %s in %s; a Role granting '%s' on '%s' is "
              "needed (README: Real clusters)",
@@ -140,16 +170,12 @@ static void on_rbac(struct check *c, const struct kubectl_result *res)
     step_rbac(c);
 }
 
-static void step_rbac(struct check *c)
+static void ask_rbac(struct check *c, const char *verb)
 {
-    if (c->rbac_next == c->n_rbac) {
-        finish(c);
-        return;
-    }
     size_t i = c->rbac_next;
     char sub[64];
-    const char *args[] = {"auth", "can-i", c->rbac[i].verb,
-                          c->rbac[i].resource, NULL, NULL};
+    const char *args[] = {"auth", "can-i", verb, c->rbac[i].resource, NULL,
+                          NULL};
     if (c->rbac[i].sub != NULL) {
         snprintf(sub, sizeof(sub), "--subresource=%s", c->rbac[i].sub);
         args[4] = sub;
@@ -157,12 +183,21 @@ static void step_rbac(struct check *c)
     run(c, args, on_rbac);
 }
 
+static void step_rbac(struct check *c)
+{
+    if (c->rbac_next == c->n_rbac) {
+        finish(c);
+        return;
+    }
+    ask_rbac(c, c->rbac[c->rbac_next].verb);
+}
+
 static void plan_rbac(struct check *c)
 {
     size_t n = 0;
 #define RBAC(v, r, s)                                                      \
     (c->rbac[n].verb = (v), c->rbac[n].resource = (r),                     \
-     c->rbac[n].sub = (s), n++)
+     c->rbac[n].sub = (s), c->rbac[n].alt = NULL, n++)
     if (c->deployment) {
         RBAC("get", c->resource, NULL);
         RBAC("list", "pods", NULL);
@@ -171,9 +206,17 @@ static void plan_rbac(struct check *c)
     /* kubectl 1.32 patches the subresource; older ones PUT it. */
     RBAC(c->minor >= 32 ? "patch" : "update", "pods", "ephemeralcontainers");
     RBAC("create", "pods", "exec");
+    if (c->minor >= 30) {
+        /* kubectl 1.30 and later exec over a WebSocket, a GET, and fall
+         * back to SPDY (create) when it is refused: either verb serves. */
+        c->rbac[n - 1].alt = "get";
+        c->rbac[n - 1].alt_why = "kubectl 1.30 and later exec over a "
+                                 "WebSocket";
+    }
 #undef RBAC
     c->n_rbac = n;
     c->rbac_next = 0;
+    c->asking_alt = false;
 }
 
 /* ---- Pod Security: the namespace's labels and the tap profile ---- */

@@ -568,8 +568,12 @@ class Mirror(unittest.TestCase):
                  [], False,
                  "\u2717 RBAC: cannot patch pods/ephemeralcontainers in "
                  "namespace shop; a Role granting 'patch'"),
-                (self.state(rbac={"deny": ["create pods/exec"]}), [], False,
-                 "\u2717 RBAC: cannot create pods/exec"),
+                (self.state(rbac={"deny": ["create pods/exec"]}), [], True,
+                 "\u2713 RBAC: can get pods/exec in namespace shop (kubectl "
+                 "1.30 and later exec over a WebSocket; not create)"),
+                (self.state(rbac={"deny": ["create pods/exec",
+                                           "get pods/exec"]}), [], False,
+                 "\u2717 RBAC: cannot create nor get pods/exec"),
                 (windows, [], False, "\u2717 node node-1 runs Windows"),
                 (hostnet, [], False, "the host network"),
                 (self.existing_tap_state(securityContext={"privileged": True}),
@@ -580,6 +584,11 @@ class Mirror(unittest.TestCase):
                 self.assertEqual(code, 0 if ok else 1, out + err)
                 self.assertIn("a run would start" if ok else
                               "a run would not start", out)
+        # kubectl before 1.30 execs over SPDY only: create it must be.
+        code, out, err, _ = self.check(
+            self.state(rbac={"deny": ["create pods/exec"]}), version="1.29")
+        self.assertIn("\u2717 RBAC: cannot create pods/exec", out)
+        self.assertEqual(code, 1, out + err)
 
     def test_check_resolves_targets_ports_and_meshes_as_a_run(self):
         svc = {"kind": "Service", "metadata": {"name": "shopfront",
