@@ -1392,6 +1392,17 @@ class MeshMirror(unittest.TestCase):
                          len(cap["payloads"]))
         self.assertIn("4 connections were TLS and were not replayed", err)
         self.assertNotIn("Istio", err)
+        # --replay-tls sends the mesh's TLS as it was, and still not the
+        # sidecar's plaintext hop.
+        sink, st, err, _ = self.mirror(cap, shape, "--mesh", "off",
+                                       "--replay-tls")
+        sent = [s for s in sink.streams() if s[0] > 0]
+        self.assertEqual(len(sent), len(cap["payloads"]), err)
+        self.assertEqual(set(sent) & set(fnv_streams(cap["payloads"])),
+                         set(), err)
+        self.assertEqual(st["flows"]["tls_connections"],
+                         len(cap["payloads"]))
+        self.assertIn("(--replay-tls)", err)
 
     def test_ambient_captures_the_loopback(self):
         # What `tcpdump -i lo` sees in an ambient pod: ztunnel's plaintext
