@@ -20,6 +20,7 @@
 #define MAX_FAST_FAILURES 6   /* attaches in a row that carried nothing */
 #define MAX_CONFLICTS     5
 #define SWITCH_POLL_MS    1000
+#define MAX_PORT_REFUSED  64
 /* kubectl's standard output for one object: etcd stores objects of at
  * most 1.5 MiB by default, and kubectl's indented JSON of one stays well
  * within this. */
@@ -99,6 +100,10 @@ struct mirror {
     bool service;
     struct kube_service svc;
     uint16_t port; /* the pods' port number, once resolved */
+    /* Pods (by uid) refused for having the port as another number: said
+     * once, not offered again at each refresh of the --all-pods set. */
+    char port_refused[MAX_PORT_REFUSED][64];
+    size_t n_port_refused;
     uint64_t streaming_since; /* loop ms the first stream listened; 0 */
     bool silence_warned;
     struct image_probe probes[MAX_PROBED_IMAGES];
@@ -419,6 +424,13 @@ static bool tap_refused(struct mirror *m, const struct kube_pod *pod)
 {
     for (struct tap *t = m->taps; t != NULL; t = t->next) {
         if (t->refused && strcmp(t->uid, pod->uid) == 0) {
+            return true;
+        }
+    }
+    size_t n = m->n_port_refused < MAX_PORT_REFUSED ? m->n_port_refused
+                                                    : MAX_PORT_REFUSED;
+    for (size_t i = 0; i < n; i++) {
+        if (pod->uid[0] && strcmp(m->port_refused[i], pod->uid) == 0) {
             return true;
         }
     }
@@ -1007,13 +1019,20 @@ static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
         return port_refused(m, "%s", err);
     }
     if (m->port != 0 && port != m->port) {
+        char asked[64];
+        /* -p as the user gave it: portstr is the resolved number by now. */
+        if (m->cfg.port_name != NULL) {
+            snprintf(asked, sizeof(asked), "%s", m->cfg.port_name);
+        } else {
+            snprintf(asked, sizeof(asked), "%u", m->cfg.port);
+        }
+        snprintf(m->port_refused[m->n_port_refused++ % MAX_PORT_REFUSED],
+                 sizeof(m->port_refused[0]), "%s", pod->uid);
         return port_refused(m,
                             "pod %s has port %s as %u, but the pods tapped "
                             "so far have it as %u: one run captures one "
                             "port number; tap that pod in a run of its own",
-                            pod->name,
-                            m->cfg.port_name ? m->cfg.port_name : m->portstr,
-                            port, m->port);
+                            pod->name, asked, port, m->port);
     }
     if (m->port == 0) {
         m->port = port;

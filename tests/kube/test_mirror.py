@@ -186,6 +186,39 @@ class Mirror(unittest.TestCase):
                           "8080 (http))", err)
             self.assertEqual(self.writes(fk), [])
 
+    def test_all_pods_refuses_a_pod_with_the_port_renumbered_once(self):
+        # A named targetPort that one pod declares as another number (a
+        # rollout that renumbered it): one run captures one port, so that
+        # pod is refused, once, not again at every refresh of the set.
+        svc = {"kind": "Service", "metadata": {"name": "shopfront",
+                                               "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80,
+                                   "targetPort": "http"}]}}
+        st = self.state(pods=2, containers=self.NAMED, objects=[svc])
+        # Pods are taken by name: m9vtl (8080) first, then x2k8q (9090).
+        st["pods"][0]["containers"] = [
+            {"name": "api", "image": "ghcr.io/example/web:1.5.0",
+             "ports": [{"name": "http", "containerPort": 9090}]}]
+        cap = self.caps[1]
+        with FakeKube(st, version="1.33") as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            p = self.start(fk, "service/shopfront", "-n", "shop", "-p", 80,
+                           "--all-pods", "--to", sink.to,
+                           "-o", self.tmp("renum.pcap"))
+            err = self.wait_for(p, "capturing TCP port 8080")
+            sink.wait(timeout=60)
+            time.sleep(12 * t.SLOW)  # past a refresh of the pod set
+            code, _, err = self.interrupt(p, err)
+            sink.stop()
+            self.assertEqual(code, 0, err)
+            self.assertEqual(err.count(
+                f"pod {PODS[0]} has port 80 as 9090, but the pods tapped so "
+                "far have it as 8080"), 1, err)
+            self.assertNotIn(f"new pod {PODS[0]}", err)
+            self.assertEqual([e["pod"] for e in capture_execs(fk)], [PODS[1]])
+            self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+
     def test_silence_is_reported_once(self):
         cap = self.caps[0]
         st = self.state(tcpdump={"immediate_mode": False})
