@@ -634,6 +634,10 @@ class Mirror(unittest.TestCase):
                "spec": {"selector": {"matchLabels": {"app": "web"}},
                         "template": {"metadata": {"labels": {"app": "web"}},
                                      "spec": {"containers": self.NAMED}}}}
+        ds, rs = (dict(sts, kind=kind, metadata={"name": name,
+                                                  "namespace": "shop"})
+                  for kind, name in (("DaemonSet", "agent"),
+                                     ("ReplicaSet", "web-7d4b9c6f5d")))
         native = {"spec": {"initContainers": [
             {"name": "istio-proxy", "image": "istio/proxyv2",
              "restartPolicy": "Always"}]}}
@@ -648,6 +652,12 @@ class Mirror(unittest.TestCase):
                  ["\u2713 statefulset db: 1 running pod",
                   f"\u2713 port: http is 8080 in pod {pod}",
                   "\u2713 RBAC: can get statefulsets in namespace shop"]),
+                ("ds/agent", ["-p", "http"], None, None, True,
+                 ["\u2713 daemonset agent: 1 running pod",
+                  "\u2713 RBAC: can get daemonsets in namespace shop"]),
+                ("replicaset/web-7d4b9c6f5d", [], None, None, True,
+                 ["\u2713 replicaset web-7d4b9c6f5d: 1 running pod",
+                  "\u2713 RBAC: can get replicasets in namespace shop"]),
                 ("web", ["-p", "grpc"], None, None, False,
                  [f"\u2717 port: pod {pod} has no TCP container port named "
                   "'grpc' (its ports: 8080 (http))"]),
@@ -667,7 +677,8 @@ class Mirror(unittest.TestCase):
                  ["--mesh off: the run mirrors the connections from other "
                   "hosts"])):
             with self.subTest(target=target, args=args, want=want[0]):
-                st = self.state(containers=self.NAMED, objects=[svc, sts])
+                st = self.state(containers=self.NAMED,
+                                objects=[svc, sts, ds, rs])
                 if raw:
                     st["pods"][0]["raw"] = raw
                 if annotations:
@@ -1208,7 +1219,8 @@ class Mirror(unittest.TestCase):
                                                    "namespace": "shop"},
                "spec": {"selector": {"matchLabels": {"app": "web"}},
                         "template": {"metadata": {"labels": {"app": "web"}},
-                                     "spec": {"containers": ["api"]}}}}
+                                     "spec": {"containers": [
+                                         {"name": "api", "image": "db:1"}]}}}}
         svc = {"kind": "Service", "metadata": {"name": "shopfront",
                                                "namespace": "shop"},
                "spec": {"selector": {"app": "web"},
