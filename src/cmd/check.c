@@ -22,7 +22,12 @@ struct check {
     const struct tm_options *o;
     struct kubectl *kc;
     step_fn *next; /* what the running call's answer goes to */
-    bool deployment;
+    bool deployment; /* any target with a selector */
+    bool service;
+    const char *kind;      /* "deployment", "service", "pod", ... */
+    char resource[32];     /* "deployments": what RBAC is asked for */
+    char what[300];        /* "service web", for messages */
+    struct kube_service svc;
     char target[KUBE_NAME_LEN];
     char nsdesc[96];
     char ns[64]; /* the namespace, once known */
@@ -33,8 +38,11 @@ struct check {
     bool have_pod;
     struct {
         const char *verb, *resource, *sub;
+        const char *alt; /* another verb that also serves, or NULL */
+        const char *alt_why;
     } rbac[MAX_RBAC];
     size_t n_rbac, rbac_next;
+    bool asking_alt; /* the running review is rbac[rbac_next].alt's */
 };
 
 static void mark(struct check *c, bool ok, const char *fmt, ...)
@@ -112,17 +120,44 @@ static void finish(struct check *c)
 
 /* ---- RBAC: kubectl auth can-i for every verb a run uses ---- */
 
+static void ask_rbac(struct check *c, const char *verb);
+
 static void on_rbac(struct check *c, const struct kubectl_result *res)
 {
     char what[128], msg[1024];
-    size_t i = c->rbac_next++;
+    size_t i = c->rbac_next;
+    bool denied = res->exit_code == 1 && res->out_len >= 2 &&
+                  strncmp(res->out, "no", 2) == 0;
     snprintf(what, sizeof(what), "%s%s%s", c->rbac[i].resource,
              c->rbac[i].sub ? "/" : "", c->rbac[i].sub ? c->rbac[i].sub : "");
+    if (c->asking_alt) {
+        /* The first verb was denied; this one would also serve. */
+        c->asking_alt = false;
+        c->rbac_next++;
+        if (res->exit_code == 0) {
+            mark(c, true, "RBAC: can %s %s in %s (%s; not %s)",
+                 c->rbac[i].alt, what, c->nsdesc, c->rbac[i].alt_why,
+                 c->rbac[i].verb);
+        } else {
+            mark(c, false,
+                 "RBAC: cannot %s nor %s %s in %s; a Role granting '%s' on "
+                 "'%s' is needed (README: Real clusters)",
+                 c->rbac[i].verb, c->rbac[i].alt, what, c->nsdesc,
+                 c->rbac[i].verb, what);
+        }
+        step_rbac(c);
+        return;
+    }
+    if (denied && c->rbac[i].alt != NULL) {
+        c->asking_alt = true;
+        ask_rbac(c, c->rbac[i].alt);
+        return;
+    }
+    c->rbac_next++;
     if (res->exit_code == 0) {
         mark(c, true, "RBAC: can %s %s in %s", c->rbac[i].verb, what,
              c->nsdesc);
-    } else if (res->exit_code == 1 && res->out_len >= 2 &&
-               strncmp(res->out, "no", 2) == 0) {
+    } else if (denied) {
         mark(c, false,
              "RBAC: cannot %s %s in %s; a Role granting '%s' on '%s' is "
              "needed (README: Real clusters)",
@@ -135,16 +170,12 @@ static void on_rbac(struct check *c, const struct kubectl_result *res)
     step_rbac(c);
 }
 
-static void step_rbac(struct check *c)
+static void ask_rbac(struct check *c, const char *verb)
 {
-    if (c->rbac_next == c->n_rbac) {
-        finish(c);
-        return;
-    }
     size_t i = c->rbac_next;
     char sub[64];
-    const char *args[] = {"auth", "can-i", c->rbac[i].verb,
-                          c->rbac[i].resource, NULL, NULL};
+    const char *args[] = {"auth", "can-i", verb, c->rbac[i].resource, NULL,
+                          NULL};
     if (c->rbac[i].sub != NULL) {
         snprintf(sub, sizeof(sub), "--subresource=%s", c->rbac[i].sub);
         args[4] = sub;
@@ -152,23 +183,40 @@ static void step_rbac(struct check *c)
     run(c, args, on_rbac);
 }
 
+static void step_rbac(struct check *c)
+{
+    if (c->rbac_next == c->n_rbac) {
+        finish(c);
+        return;
+    }
+    ask_rbac(c, c->rbac[c->rbac_next].verb);
+}
+
 static void plan_rbac(struct check *c)
 {
     size_t n = 0;
 #define RBAC(v, r, s)                                                      \
     (c->rbac[n].verb = (v), c->rbac[n].resource = (r),                     \
-     c->rbac[n].sub = (s), n++)
+     c->rbac[n].sub = (s), c->rbac[n].alt = NULL, n++)
     if (c->deployment) {
-        RBAC("get", "deployments", NULL);
+        RBAC("get", c->resource, NULL);
         RBAC("list", "pods", NULL);
     }
     RBAC("get", "pods", NULL);
     /* kubectl 1.32 patches the subresource; older ones PUT it. */
     RBAC(c->minor >= 32 ? "patch" : "update", "pods", "ephemeralcontainers");
     RBAC("create", "pods", "exec");
+    if (c->minor >= 30) {
+        /* kubectl 1.30 and later exec over a WebSocket, a GET, and fall
+         * back to SPDY (create) when it is refused: either verb serves. */
+        c->rbac[n - 1].alt = "get";
+        c->rbac[n - 1].alt_why = "kubectl 1.30 and later exec over a "
+                                 "WebSocket";
+    }
 #undef RBAC
     c->n_rbac = n;
     c->rbac_next = 0;
+    c->asking_alt = false;
 }
 
 /* ---- Pod Security: the namespace's labels and the tap profile ---- */
@@ -311,6 +359,55 @@ static void check_container(struct check *c, const struct kube_pod *pod)
          pod->name, names);
 }
 
+/* -p as the run resolves it in this pod: a named port, or a Service
+ * port mapped to its targetPort. */
+static void check_port(struct check *c, const struct kube_pod *pod)
+{
+    char how[256], err[768], ports[512];
+    uint16_t port = 0;
+    if (kube_resolve_port(c->service ? &c->svc : NULL, c->o->port_name,
+                          c->o->port, pod, &port, how, sizeof(how), err,
+                          sizeof(err)) < 0) {
+        mark(c, false, "port: %s", err);
+        return;
+    }
+    if (how[0]) {
+        mark(c, true, "port: %s; the tap captures TCP port %u", how, port);
+    } else if (c->o->port_name != NULL) {
+        mark(c, true, "port: %s is %u in pod %s", c->o->port_name, port,
+             pod->name);
+    } else {
+        kube_list_ports(pod, ports, sizeof(ports));
+        mark(c, true, "port: the tap captures TCP port %u (pod %s declares "
+             "%s)", port, pod->name, ports[0] ? ports : "no ports");
+    }
+}
+
+/* The mesh the run would see in the pod, and the hop it mirrors: what
+ * the start line of a run says. */
+static void check_mesh(struct check *c, const struct kube_pod *pod)
+{
+    if (pod->mesh == KUBE_MESH_NONE) {
+        mark(c, true,
+             "mesh: none seen in pod %s (no istio-proxy or linkerd-proxy "
+             "container or native sidecar, no mesh annotation)",
+             pod->name);
+    } else if (c->o->mesh_off) {
+        mark(c, true,
+             "mesh: %s (%s) in pod %s; --mesh off: the run mirrors the "
+             "connections from other hosts, which carry the mesh's TLS and "
+             "are counted as tls, not replayed",
+             kube_mesh_name(pod->mesh), pod->mesh_sign, pod->name);
+    } else {
+        mark(c, true, "mesh: %s (%s) in pod %s; the run mirrors %s",
+             kube_mesh_name(pod->mesh), pod->mesh_sign, pod->name,
+             pod->mesh == KUBE_MESH_ISTIO_AMBIENT
+                 ? "the plaintext ztunnel delivers on the pod's loopback"
+                 : "the sidecar's plaintext connections to the port, not "
+                   "the mesh's TLS");
+    }
+}
+
 static void check_pod(struct check *c)
 {
     const struct kube_pod *pod = &c->pod;
@@ -333,16 +430,8 @@ static void check_pod(struct check *c)
              "not supported",
              pod->name);
     }
-    const char *mesh = kube_mesh_sidecar(pod);
-    if (mesh != NULL) {
-        mark(c, true,
-             "mesh: sidecar %s in pod %s; the tap captures port %u on "
-             "every interface of the pod, so the hop mirrored is the "
-             "sidecar's plaintext one to the app",
-             mesh, pod->name, c->o->port);
-    } else {
-        mark(c, true, "mesh: no sidecar (istio-proxy, linkerd-proxy) seen");
-    }
+    check_port(c, pod);
+    check_mesh(c, pod);
     if (pod->has_tap) {
         switch (kube_tap_compare(pod, c->o->tap_image,
                                  c->o->container ? c->o->container
@@ -402,13 +491,13 @@ static void on_pods(struct check *c, const struct kubectl_result *res)
     size_t n = 0, refused = 0, running = 0, pick = SIZE_MAX;
     if (res->exit_code != 0) {
         explain(c, res, "pods", msg, sizeof(msg));
-        mark(c, false, "pods of deployment %s: %s", c->target, msg);
+        mark(c, false, "pods of %s: %s", c->what, msg);
         step_namespace(c);
         return;
     }
     if (kube_parse_pod_list(res->out, res->out_len, &pods, &n, &refused, msg,
                             sizeof(msg)) < 0) {
-        mark(c, false, "pods of deployment %s: %s", c->target, msg);
+        mark(c, false, "pods of %s: %s", c->what, msg);
         step_namespace(c);
         return;
     }
@@ -427,23 +516,22 @@ static void on_pods(struct check *c, const struct kubectl_result *res)
         }
     }
     if (running == 0) {
-        mark(c, false, "deployment %s in %s has no running pods", c->target,
-             c->nsdesc);
+        mark(c, false, "%s in %s has no running pods", c->what, c->nsdesc);
         free(pods);
         step_namespace(c);
         return;
     }
     if (pick == SIZE_MAX) {
         mark(c, false,
-             "the pods of deployment %s use the host network: a tap would "
+             "the pods of %s use the host network: a tap would "
              "capture the node's traffic, so tapmirror refuses",
-             c->target);
+             c->what);
         free(pods);
         step_namespace(c);
         return;
     }
-    mark(c, true, "deployment %s: %zu running pod%s (%s); the run taps %s",
-         c->target, running, running == 1 ? "" : "s", names,
+    mark(c, true, "%s: %zu running pod%s (%s); the run taps %s", c->what,
+         running, running == 1 ? "" : "s", names,
          c->o->all_pods ? "each of them (--all-pods)" : pods[pick].name);
     c->pod = pods[pick];
     c->have_pod = true;
@@ -454,16 +542,25 @@ static void on_pods(struct check *c, const struct kubectl_result *res)
 static void on_deployment(struct check *c, const struct kubectl_result *res)
 {
     char msg[1024], what[300];
-    snprintf(what, sizeof(what), "deployment %s", c->target);
+    snprintf(what, sizeof(what), "%s", c->what);
     if (res->exit_code != 0) {
         explain(c, res, what, msg, sizeof(msg));
         mark(c, false, "%s", msg);
         step_namespace(c);
         return;
     }
-    if (kube_parse_deployment(res->out, res->out_len, &c->dep, msg,
-                              sizeof(msg)) < 0) {
-        mark(c, false, "deployment %s: %s", c->target, msg);
+    if (c->service) {
+        if (kube_parse_service(res->out, res->out_len, &c->svc, msg,
+                               sizeof(msg)) < 0) {
+            mark(c, false, "%s: %s", c->what, msg);
+            step_namespace(c);
+            return;
+        }
+        snprintf(c->dep.selector, sizeof(c->dep.selector), "%s",
+                 c->svc.selector);
+    } else if (kube_parse_workload(res->out, res->out_len, c->kind, &c->dep,
+                                   msg, sizeof(msg)) < 0) {
+        mark(c, false, "%s: %s", c->what, msg);
         step_namespace(c);
         return;
     }
@@ -517,8 +614,7 @@ static void on_version(struct check *c, const struct kubectl_result *res)
     c->minor = client;
     mark(c, true, "kubectl 1.%d, API server 1.%d", client, server);
     if (c->deployment) {
-        const char *args[] = {"get", "deployment", c->target, "-o", "json",
-                              NULL};
+        const char *args[] = {"get", c->kind, c->target, "-o", "json", NULL};
         run(c, args, on_deployment);
     } else {
         const char *args[] = {"get", "pod", c->target, "-o", "json", NULL};
@@ -536,14 +632,15 @@ int mirror_check(const struct tm_options *o)
     struct check *c = tm_xcalloc(1, sizeof(*c));
     c->o = o;
     const char *name = o->target;
-    c->deployment = true;
-    if (strncmp(name, "pod/", 4) == 0) {
-        c->deployment = false;
-        name += 4;
-    } else if (strchr(name, '/') != NULL) {
-        name = strchr(name, '/') + 1;
+    c->kind = kube_target_kind(o->target, &name);
+    if (c->kind == NULL) { /* cli.c checked it */
+        c->kind = "deployment";
     }
+    c->deployment = strcmp(c->kind, "pod") != 0;
+    c->service = strcmp(c->kind, "service") == 0;
+    snprintf(c->resource, sizeof(c->resource), "%ss", c->kind);
     snprintf(c->target, sizeof(c->target), "%s", name);
+    snprintf(c->what, sizeof(c->what), "%s %s", c->kind, name);
     snprintf(c->nsdesc, sizeof(c->nsdesc), "%s%s",
              o->namespace_ ? "namespace " : "the current namespace",
              o->namespace_ ? o->namespace_ : "");

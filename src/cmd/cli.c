@@ -446,9 +446,10 @@ static const struct cli_option options[] = {
              "refuses it"},
     {OPTION("check", OPT_CHECK, NULL, C_MIRROR), FLAG_AT(check),
      .deflt_about = "off",
-     .help = "check what a run needs (versions, pods, RBAC, Pod Security, "
-             "nodes, an existing tap) and print a checklist, injecting and "
-             "running nothing; exit 0 only if a run would start"},
+     .help = "check what a run needs (versions, pods, port, mesh, RBAC, "
+             "Pod Security, nodes, an existing tap) and print a checklist, "
+             "injecting and running nothing; exit 0 only if a run would "
+             "start"},
     {OPTION("warn-silence", OPT_WARN_SILENCE, "DURATION", C_MIRROR),
      DURATION_AT(warn_silence_ns), .deflt = "30s",
      .help = "warn once, with the likely causes, when the tap has streamed "

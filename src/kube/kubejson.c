@@ -1309,19 +1309,6 @@ int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
     return 0;
 }
 
-const char *kube_mesh_sidecar(const struct kube_pod *pod)
-{
-    static const char *const sidecars[] = {"istio-proxy", "linkerd-proxy"};
-    for (size_t i = 0; i < TM_ARRAY_LEN(sidecars); i++) {
-        for (size_t k = 0; k < pod->n_containers; k++) {
-            if (strcmp(pod->containers[k], sidecars[i]) == 0) {
-                return sidecars[i];
-            }
-        }
-    }
-    return NULL;
-}
-
 const char *kube_tap_nonroot(const struct kube_pod *pod, char *why,
                              size_t len)
 {

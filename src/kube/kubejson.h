@@ -218,9 +218,6 @@ int kube_parse_namespace_psa(const char *json, size_t len,
 int kube_parse_node_os(const char *json, size_t len, char *os, size_t oslen,
                        char *err, size_t errlen);
 
-/* The service-mesh sidecar among the pod's containers (istio-proxy,
- * linkerd-proxy), or NULL. */
-const char *kube_mesh_sidecar(const struct kube_pod *pod);
 
 /* Why a tap injected into `pod` would run as a user other than root
  * (the pod's runAsUser or runAsNonRoot, which an ephemeral container

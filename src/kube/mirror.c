@@ -20,6 +20,7 @@
 #define MAX_FAST_FAILURES 6   /* attaches in a row that carried nothing */
 #define MAX_CONFLICTS     5
 #define SWITCH_POLL_MS    1000
+#define MAX_PORT_REFUSED  64
 /* kubectl's standard output for one object: etcd stores objects of at
  * most 1.5 MiB by default, and kubectl's indented JSON of one stays well
  * within this. */
@@ -47,6 +48,7 @@ struct tap {
     char uid[64];
     char container[64];
     char ns[64];
+    char node[KUBE_NAME_LEN]; /* spec.nodeName, "" before scheduling */
     struct service_addr addrs[KUBE_MAX_IPS];
     size_t n_addrs;
     enum tap_state state;
@@ -98,6 +100,10 @@ struct mirror {
     bool service;
     struct kube_service svc;
     uint16_t port; /* the pods' port number, once resolved */
+    /* Pods (by uid) refused for having the port as another number: said
+     * once, not offered again at each refresh of the --all-pods set. */
+    char port_refused[MAX_PORT_REFUSED][64];
+    size_t n_port_refused;
     uint64_t streaming_since; /* loop ms the first stream listened; 0 */
     bool silence_warned;
     struct image_probe probes[MAX_PROBED_IMAGES];
@@ -418,6 +424,13 @@ static bool tap_refused(struct mirror *m, const struct kube_pod *pod)
 {
     for (struct tap *t = m->taps; t != NULL; t = t->next) {
         if (t->refused && strcmp(t->uid, pod->uid) == 0) {
+            return true;
+        }
+    }
+    size_t n = m->n_port_refused < MAX_PORT_REFUSED ? m->n_port_refused
+                                                    : MAX_PORT_REFUSED;
+    for (size_t i = 0; i < n; i++) {
+        if (pod->uid[0] && strcmp(m->port_refused[i], pod->uid) == 0) {
             return true;
         }
     }
@@ -1006,13 +1019,20 @@ static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
         return port_refused(m, "%s", err);
     }
     if (m->port != 0 && port != m->port) {
+        char asked[64];
+        /* -p as the user gave it: portstr is the resolved number by now. */
+        if (m->cfg.port_name != NULL) {
+            snprintf(asked, sizeof(asked), "%s", m->cfg.port_name);
+        } else {
+            snprintf(asked, sizeof(asked), "%u", m->cfg.port);
+        }
+        snprintf(m->port_refused[m->n_port_refused++ % MAX_PORT_REFUSED],
+                 sizeof(m->port_refused[0]), "%s", pod->uid);
         return port_refused(m,
                             "pod %s has port %s as %u, but the pods tapped "
                             "so far have it as %u: one run captures one "
                             "port number; tap that pod in a run of its own",
-                            pod->name,
-                            m->cfg.port_name ? m->cfg.port_name : m->portstr,
-                            port, m->port);
+                            pod->name, asked, port, m->port);
     }
     if (m->port == 0) {
         m->port = port;
@@ -1028,6 +1048,37 @@ static bool resolve_port(struct mirror *m, const struct kube_pod *pod)
         }
     }
     return true;
+}
+
+/*
+ * The node's operating system, before injecting: a pod whose spec does
+ * not say it runs on Windows (a node affinity rather than a nodeSelector,
+ * a Windows-only node pool) is found out by its node, where a tap would
+ * be admitted and then never run nor leave. The node is cluster-scoped and
+ * a namespace's Role cannot grant reading it, so a node that cannot be
+ * read is taken for Linux.
+ */
+static void on_tap_node(struct call_ctx *c, const struct kubectl_result *res)
+{
+    struct tap *t = c->t;
+    char os[32], msg[1024];
+    if (t->state == T_GONE) {
+        return;
+    }
+    if (res->exit_code != 0) {
+        kube_error_line(res->err, msg, sizeof(msg));
+        tm_verbose("node %s of pod %s not read (%s): taking it for Linux",
+                   t->node, t->pod, msg);
+    } else if (kube_parse_node_os(res->out, res->out_len, os, sizeof(os), msg,
+                                  sizeof(msg)) == 0 &&
+               strcmp(os, "windows") == 0) {
+        tap_fail(t,
+                 "pod %s runs on node %s, a Windows node, where ephemeral "
+                 "containers are not supported: tapmirror cannot tap it",
+                 t->pod, t->node);
+        return;
+    }
+    tap_inject(t);
 }
 
 static void tap_begin(struct mirror *m, const struct kube_pod *pod)
@@ -1070,6 +1121,7 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
     snprintf(t->pod, sizeof(t->pod), "%s", pod->name);
     snprintf(t->uid, sizeof(t->uid), "%s", pod->uid);
     snprintf(t->container, sizeof(t->container), "%s", container);
+    snprintf(t->node, sizeof(t->node), "%s", pod->node_name);
     if (!m->cfg.mesh_off) {
         t->mesh = pod->mesh;
         snprintf(t->mesh_sign, sizeof(t->mesh_sign), "%s", pod->mesh_sign);
@@ -1116,6 +1168,11 @@ static void tap_begin(struct mirror *m, const struct kube_pod *pod)
         } else {
             tap_wait(t);
         }
+        return;
+    }
+    if (t->node[0]) {
+        const char *args[] = {"get", "node", t->node, "-o", "json", NULL};
+        call(m, t, 0, args, NULL, on_tap_node);
         return;
     }
     tap_inject(t);

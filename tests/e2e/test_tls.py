@@ -196,6 +196,43 @@ class Tls(unittest.TestCase):
             self.assertEqual(data[5], 1)
             self.assertNotIn(b"/tls-probe", data)
 
+    def test_live_capture_counts_tls_and_replays_it_only_when_asked(self):
+        # The capture command replays live: the same rule as a file.
+        for extra in ([], ["--replay-tls"]):
+            with self.subTest(extra=extra):
+                receiver = t.Receiver()
+                tls = TlsService(self.cert, self.key)
+                stats = self.tmp(f"live-{len(extra)}.json")
+                p = t.start(["capture", "-i", "lo", "-p", tls.port,
+                             "-o", self.tmp("live.pcap"), "--to", receiver.to,
+                             "--stats-json", stats, *extra],
+                            stdin=subprocess.DEVNULL)
+                self.assertIsNotNone(wait_line(p, "capturing", 15))
+                for _ in range(N_TLS):
+                    self.assertTrue(tls_client(tls.port).endswith(b"ok"))
+                time.sleep(0.3 * t.SLOW)
+                p.send_signal(signal.SIGINT)
+                _, err = p.communicate(timeout=30 * t.SLOW)
+                err = err.decode(errors="replace")
+                tls.close()
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(t.read_json(stats)["flows"]["tls_connections"],
+                                 N_TLS, err)
+                time.sleep(0.3 * t.SLOW)  # the receiver reads the last
+                got = [receiver.data(i) for i in range(len(receiver.conns))]
+                receiver.close()
+                if extra:
+                    self.assertIn("(--replay-tls)", err)
+                    hellos = [d for d in got if d]
+                    self.assertEqual(len(hellos), N_TLS, err)
+                    for data in hellos:
+                        self.assertEqual(data[0], 0x16)
+                        self.assertEqual(data[5], 1)
+                else:
+                    self.assertIn(f"{N_TLS} connections were TLS and were "
+                                  "not replayed", err)
+                    self.assertEqual(b"".join(got), b"", err)
+
     def test_plaintext_is_replayed_as_before(self):
         err, st = self.replay(self.plain_cap, self.plain_port)
         self.assertEqual(st["flows"]["tls_connections"], 0)

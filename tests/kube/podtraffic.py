@@ -256,24 +256,29 @@ def can_record_mesh():
 
 
 def record_mesh(path, pod_index, tmpdir, hop_from="127.0.0.6", clients=4,
-                seed=7, port=8080):
+                seed=7, port=8080, iface="any"):
     """_record_mesh(), made again while tcpdump itself dropped packets
     (as record() does): the tests compare against the payloads."""
     for attempt in range(4):
         ip, payloads, dropped = _record_mesh(path, pod_index, tmpdir,
-                                             hop_from, clients, seed, port)
+                                             hop_from, clients, seed, port,
+                                             iface)
         if dropped == 0:
             return ip, payloads
     raise RuntimeError(f"tcpdump kept dropping packets ({dropped})")
 
 
-def _record_mesh(path, pod_index, tmpdir, hop_from, clients, seed, port):
+def _record_mesh(path, pod_index, tmpdir, hop_from, clients, seed, port,
+                 iface):
     """A mesh pod: clients at 10.244.K.10 speak TLS to 10.244.K.11:PORT,
     which iptables redirects (as Istio's init container does) to a
     TLS-terminating proxy on 15006; the proxy forwards each request in
     plaintext to the application on 10.244.K.11:PORT from `hop_from`
-    (127.0.0.6: Istio; the pod's address: Linkerd). tcpdump -i any
-    records port PORT in the pod. Returns (server_ip, [plaintexts],
+    (127.0.0.6: Istio; the pod's address: Linkerd). tcpdump -i IFACE
+    records port PORT in the pod: "any" as the tap does behind a sidecar,
+    "lo" as it does in Istio's ambient mode, where ztunnel delivers the
+    plaintext over the loopback from a non-loopback address (the client's;
+    here the pod's, with hop_from="pod"). Returns (server_ip, [plaintexts],
     packets tcpdump dropped)."""
     cert, key = os.path.join(tmpdir, "c.pem"), os.path.join(tmpdir, "k.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -315,7 +320,7 @@ def _record_mesh(path, pod_index, tmpdir, hop_from, clients, seed, port):
             assert p.stdout.readline().strip() == "ready"
         tcpdump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump",
                                     "--immediate-mode", "-B", "65536", "-i",
-                                    "any", "-U", "-w", path, "tcp", "port",
+                                    iface, "-U", "-w", path, "tcp", "port",
                                     str(port)],
                                    stderr=subprocess.PIPE, text=True)
         seen = ""

@@ -186,6 +186,39 @@ class Mirror(unittest.TestCase):
                           "8080 (http))", err)
             self.assertEqual(self.writes(fk), [])
 
+    def test_all_pods_refuses_a_pod_with_the_port_renumbered_once(self):
+        # A named targetPort that one pod declares as another number (a
+        # rollout that renumbered it): one run captures one port, so that
+        # pod is refused, once, not again at every refresh of the set.
+        svc = {"kind": "Service", "metadata": {"name": "shopfront",
+                                               "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80,
+                                   "targetPort": "http"}]}}
+        st = self.state(pods=2, containers=self.NAMED, objects=[svc])
+        # Pods are taken by name: m9vtl (8080) first, then x2k8q (9090).
+        st["pods"][0]["containers"] = [
+            {"name": "api", "image": "ghcr.io/example/web:1.5.0",
+             "ports": [{"name": "http", "containerPort": 9090}]}]
+        cap = self.caps[1]
+        with FakeKube(st, version="1.33") as fk:
+            sink = t.Sink(self.tmp, expect=len(cap["payloads"]))
+            p = self.start(fk, "service/shopfront", "-n", "shop", "-p", 80,
+                           "--all-pods", "--to", sink.to,
+                           "-o", self.tmp("renum.pcap"))
+            err = self.wait_for(p, "capturing TCP port 8080")
+            sink.wait(timeout=60)
+            time.sleep(12 * t.SLOW)  # past a refresh of the pod set
+            code, _, err = self.interrupt(p, err)
+            sink.stop()
+            self.assertEqual(code, 0, err)
+            self.assertEqual(err.count(
+                f"pod {PODS[0]} has port 80 as 9090, but the pods tapped so "
+                "far have it as 8080"), 1, err)
+            self.assertNotIn(f"new pod {PODS[0]}", err)
+            self.assertEqual([e["pod"] for e in capture_execs(fk)], [PODS[1]])
+            self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]))
+
     def test_silence_is_reported_once(self):
         cap = self.caps[0]
         st = self.state(tcpdump={"immediate_mode": False})
@@ -472,13 +505,39 @@ class Mirror(unittest.TestCase):
                 st = self.state()
                 st["pods"][0]["raw"] = raw
                 self.failure(st, ["-n", "shop"], pattern)
+        # A pod whose spec does not say it (an affinity, a Windows-only
+        # pool): its node does, and nothing is injected either.
+        st = self.state()
+        st["nodes"] = [{"name": "node-1", "os": "windows"}]
+        for version in ("1.27", "1.33"):
+            with self.subTest(version=version):
+                self.failure(st, ["-n", "shop"],
+                             rf"pod {PODS[0]} runs on node node-1, a Windows "
+                             r"node, where ephemeral containers are not "
+                             r"supported", version=version)
+        # A node the user may not read (a Role cannot grant it) is taken
+        # for Linux: the run starts.
+        st = self.state(rbac={"deny": ["get nodes"]})
+        with FakeKube(st) as fk:
+            sink = t.Sink(self.tmp, expect=5)
+            p = self.start(fk, "web", "-n", "shop", "-p", 8080, "--to",
+                           sink.to, "-o", self.tmp("n.pcap"), "-v")
+            err = self.wait_for(p, "capturing TCP port")
+            sink.wait(timeout=60)
+            code, _, err = self.interrupt(p, err)
+            self.assertEqual(code, 0, err)
+            self.assertIn("node node-1 of pod", err)
+            self.assertEqual(sink.streams(),
+                             fnv_streams(self.caps[0]["payloads"]))
+            sink.stop()
 
     # ---- --check
 
-    def check(self, state, *args, version="1.33", target="web"):
+    def check(self, state, *args, version="1.33", target="web", port="8080"):
         with FakeKube(state, version=version) as fk:
-            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target, "-p", "8080",
-                    "-n", "shop", "--check", *args]
+            argv = [*t.WRAPPER, t.TAPMIRROR, "mirror", target,
+                    *(["-p", port] if port else []), "-n", "shop", "--check",
+                    *args]
             r = subprocess.run(argv, env=fk.env(), stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=120 * t.SLOW)
             # Changes nothing: no tap, no exec; only access reviews.
@@ -503,7 +562,9 @@ class Mirror(unittest.TestCase):
                              "container api (the tap targets it)",
                              f"pod {PODS[0]} is not on the host network",
                              "node node-1: linux",
-                             "mesh: no sidecar",
+                             "port: the tap captures TCP port 8080 (pod "
+                             f"{PODS[0]} declares 8080)",
+                             f"mesh: none seen in pod {PODS[0]}",
                              "has no tap yet",
                              "enforce=none (privileged) in namespace shop; "
                              "tap profile netraw",
@@ -540,8 +601,12 @@ class Mirror(unittest.TestCase):
                  [], False,
                  "\u2717 RBAC: cannot patch pods/ephemeralcontainers in "
                  "namespace shop; a Role granting 'patch'"),
-                (self.state(rbac={"deny": ["create pods/exec"]}), [], False,
-                 "\u2717 RBAC: cannot create pods/exec"),
+                (self.state(rbac={"deny": ["create pods/exec"]}), [], True,
+                 "\u2713 RBAC: can get pods/exec in namespace shop (kubectl "
+                 "1.30 and later exec over a WebSocket; not create)"),
+                (self.state(rbac={"deny": ["create pods/exec",
+                                           "get pods/exec"]}), [], False,
+                 "\u2717 RBAC: cannot create nor get pods/exec"),
                 (windows, [], False, "\u2717 node node-1 runs Windows"),
                 (hostnet, [], False, "the host network"),
                 (self.existing_tap_state(securityContext={"privileged": True}),
@@ -552,6 +617,79 @@ class Mirror(unittest.TestCase):
                 self.assertEqual(code, 0 if ok else 1, out + err)
                 self.assertIn("a run would start" if ok else
                               "a run would not start", out)
+        # kubectl before 1.30 execs over SPDY only: create it must be.
+        code, out, err, _ = self.check(
+            self.state(rbac={"deny": ["create pods/exec"]}), version="1.29")
+        self.assertIn("\u2717 RBAC: cannot create pods/exec", out)
+        self.assertEqual(code, 1, out + err)
+
+    def test_check_resolves_targets_ports_and_meshes_as_a_run(self):
+        svc = {"kind": "Service", "metadata": {"name": "shopfront",
+                                               "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80,
+                                   "targetPort": "http"}]}}
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db",
+                                                   "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": self.NAMED}}}}
+        ds, rs = (dict(sts, kind=kind, metadata={"name": name,
+                                                  "namespace": "shop"})
+                  for kind, name in (("DaemonSet", "agent"),
+                                     ("ReplicaSet", "web-7d4b9c6f5d")))
+        native = {"spec": {"initContainers": [
+            {"name": "istio-proxy", "image": "istio/proxyv2",
+             "restartPolicy": "Always"}]}}
+        pod = PODS[0]
+        for target, args, raw, annotations, ok, want in (
+                ("service/shopfront", ["-p", "80"], None, None, True,
+                 ["\u2713 service shopfront: 1 running pod",
+                  "\u2713 port: service port 80 is targetPort 'http', port "
+                  f"8080 in pod {pod}; the tap captures TCP port 8080",
+                  "\u2713 RBAC: can get services in namespace shop"]),
+                ("sts/db", ["-p", "http"], None, None, True,
+                 ["\u2713 statefulset db: 1 running pod",
+                  f"\u2713 port: http is 8080 in pod {pod}",
+                  "\u2713 RBAC: can get statefulsets in namespace shop"]),
+                ("ds/agent", ["-p", "http"], None, None, True,
+                 ["\u2713 daemonset agent: 1 running pod",
+                  "\u2713 RBAC: can get daemonsets in namespace shop"]),
+                ("replicaset/web-7d4b9c6f5d", [], None, None, True,
+                 ["\u2713 replicaset web-7d4b9c6f5d: 1 running pod",
+                  "\u2713 RBAC: can get replicasets in namespace shop"]),
+                ("web", ["-p", "grpc"], None, None, False,
+                 [f"\u2717 port: pod {pod} has no TCP container port named "
+                  "'grpc' (its ports: 8080 (http))"]),
+                ("web", [], native, None, True,
+                 [f"\u2713 mesh: Istio (sidecar) (native sidecar istio-proxy) "
+                  f"in pod {pod}; the run mirrors the sidecar's plaintext "
+                  "connections"]),
+                ("web", [], None, {"linkerd.io/proxy-version": "stable-2.14"},
+                 True,
+                 ["\u2713 mesh: Linkerd (annotation linkerd.io/proxy-version)"]),
+                ("web", [], None, {"ambient.istio.io/redirection": "enabled"},
+                 True,
+                 ["\u2713 mesh: Istio (ambient) (annotation "
+                  "ambient.istio.io/redirection) in pod "
+                  f"{pod}; the run mirrors the plaintext ztunnel delivers"]),
+                ("web", ["--mesh", "off"], native, None, True,
+                 ["--mesh off: the run mirrors the connections from other "
+                  "hosts"])):
+            with self.subTest(target=target, args=args, want=want[0]):
+                st = self.state(containers=self.NAMED,
+                                objects=[svc, sts, ds, rs])
+                if raw:
+                    st["pods"][0]["raw"] = raw
+                if annotations:
+                    st["pods"][0]["annotations"] = annotations
+                if "-p" not in args:
+                    args = ["-p", "8080", *args]
+                code, out, err, _ = self.check(st, *args, target=target,
+                                               port=None)
+                for line in want:
+                    self.assertIn(line, out)
+                self.assertEqual(code, 0 if ok else 1, out + err)
 
     def test_oversized_kubectl_output_is_refused_with_a_reason(self):
         # A pod's JSON is at most a few MiB (etcd refuses bigger objects);
@@ -931,6 +1069,9 @@ class Mirror(unittest.TestCase):
             pods = t.read_json(stats)["kubernetes"]["pods"]
             self.assertEqual(sorted(pods), sorted(PODS[:2] +
                                                   ["web-7d4b9c6f5d-third"]))
+            # Three pods of one image: its tcpdump was probed once.
+            probes = [e for e in fk.execs() if "--version" in e["command"]]
+            self.assertEqual(len(probes), 1, probes)
 
     def test_interrupt_stops_a_stubborn_kubectl(self):
         # The remote end ignores the closed standard input: kubectl must
@@ -1073,11 +1214,31 @@ class Mirror(unittest.TestCase):
         self.assertIn(b"Usage: kubectl tapmirror mirror", r.stdout)
 
     def test_replaced_pod_is_followed(self):
+        # Every target with a selector follows its pods as a Deployment.
+        sts = {"kind": "StatefulSet", "metadata": {"name": "db",
+                                                   "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": [
+                                         {"name": "api", "image": "db:1"}]}}}}
+        svc = {"kind": "Service", "metadata": {"name": "shopfront",
+                                               "namespace": "shop"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "web", "port": 80,
+                                   "targetPort": 8080}]}}
+        for target, port, what in (("deployment/web", 8080, "deployment web"),
+                                   ("sts/db", 8080, "statefulset db"),
+                                   ("service/shopfront", 80,
+                                    "service shopfront")):
+            with self.subTest(target=target):
+                self.replaced_pod_is_followed(target, port, what, [sts, svc])
+
+    def replaced_pod_is_followed(self, target, port, what, objects):
         a, b = self.caps[0], self.caps[1]
-        with FakeKube(self.state()) as fk:
+        with FakeKube(self.state(objects=objects)) as fk:
             sink = t.Sink(self.tmp)
             stats = self.tmp("switch.json")
-            p = self.start(fk, "deployment/web", "-n", "shop", "-p", 8080,
+            p = self.start(fk, target, "-n", "shop", "-p", port,
                            "--to", sink.to, "-o", self.tmp("switch.pcap"),
                            "--stats-json", stats)
             err = self.wait_for(p, "capturing TCP port")
@@ -1107,7 +1268,7 @@ class Mirror(unittest.TestCase):
             self.assertEqual(st["kubernetes"]["pod_switches"], 1)
             self.assertEqual(st["kubernetes"]["pods"],
                              [PODS[0], "web-5f6c7d8e9a-newpd"])
-            self.assertIn("following deployment web to pod", err)
+            self.assertIn(f"following {what} to pod", err)
 
     def test_gone_pod_target_is_an_error(self):
         with FakeKube(self.state()) as fk:
@@ -1188,11 +1349,14 @@ class MeshMirror(unittest.TestCase):
             return
         cls.dir = t.TempDir()
         cls.caps = {}
-        for k, hop in enumerate(("127.0.0.6", "pod")):
+        for k, (hop, iface) in enumerate((("127.0.0.6", "any"),
+                                          ("pod", "any"), ("pod", "lo"))):
             path = cls.dir(f"mesh{k}.pcap")
             ip, payloads = podtraffic.record_mesh(path, k, cls.dir(""),
-                                                  hop_from=hop, seed=k + 3)
-            cls.caps[hop] = {"path": path, "ip": ip, "payloads": payloads}
+                                                  hop_from=hop, seed=k + 3,
+                                                  iface=iface)
+            cls.caps[hop if iface == "any" else iface] = {
+                "path": path, "ip": ip, "payloads": payloads}
 
     @classmethod
     def tearDownClass(cls):
@@ -1235,14 +1399,23 @@ class MeshMirror(unittest.TestCase):
     def test_sidecar_hop_is_mirrored(self):
         istio_container = {"containers": ["api", "istio-proxy"],
                            "annotations": {"sidecar.istio.io/status": "{}"}}
-        native = {"raw": {"spec": {"initContainers": [
-            {"name": "linkerd-proxy", "image": "linkerd/proxy",
-             "restartPolicy": "Always"}]}}}
+
+        def native(name):
+            return {"raw": {"spec": {"initContainers": [
+                {"name": name, "image": "proxy", "restartPolicy": "Always"}]}}}
+        linkerd_container = {
+            "containers": ["api", "linkerd-proxy"],
+            "annotations": {"linkerd.io/proxy-version": "stable-2.14.10"}}
         for hop, shape, name in (("127.0.0.6", istio_container,
                                   "Istio (sidecar) (container istio-proxy)"),
-                                 ("pod", native,
+                                 ("127.0.0.6", native("istio-proxy"),
+                                  "Istio (sidecar) (native sidecar "
+                                  "istio-proxy)"),
+                                 ("pod", linkerd_container,
+                                  "Linkerd (container linkerd-proxy)"),
+                                 ("pod", native("linkerd-proxy"),
                                   "Linkerd (native sidecar linkerd-proxy)")):
-            with self.subTest(hop=hop):
+            with self.subTest(name=name):
                 cap = self.caps[hop]
                 sink, st, err, ex = self.mirror(cap, shape)
                 # Exactly the plaintext requests, nothing else.
@@ -1264,11 +1437,27 @@ class MeshMirror(unittest.TestCase):
                          len(cap["payloads"]))
         self.assertIn("4 connections were TLS and were not replayed", err)
         self.assertNotIn("Istio", err)
+        # --replay-tls sends the mesh's TLS as it was, and still not the
+        # sidecar's plaintext hop.
+        sink, st, err, _ = self.mirror(cap, shape, "--mesh", "off",
+                                       "--replay-tls")
+        sent = [s for s in sink.streams() if s[0] > 0]
+        self.assertEqual(len(sent), len(cap["payloads"]), err)
+        self.assertEqual(set(sent) & set(fnv_streams(cap["payloads"])),
+                         set(), err)
+        self.assertEqual(st["flows"]["tls_connections"],
+                         len(cap["payloads"]))
+        self.assertIn("(--replay-tls)", err)
 
     def test_ambient_captures_the_loopback(self):
-        cap = self.caps["127.0.0.6"]
+        # What `tcpdump -i lo` sees in an ambient pod: ztunnel's plaintext
+        # hop, from a non-loopback address.
+        cap = self.caps["lo"]
         shape = {"annotations": {"ambient.istio.io/redirection": "enabled"}}
-        _, _, err, ex = self.mirror(cap, shape)
+        sink, st, err, ex = self.mirror(cap, shape)
+        self.assertEqual(sink.streams(), fnv_streams(cap["payloads"]), err)
+        self.assertEqual(st["flows"]["seen"], len(cap["payloads"]))
+        self.assertEqual(st["flows"]["tls_connections"], 0)
         self.assertEqual(ex[0]["command"],
                          ["tcpdump", "-p", "-i", "lo", "--immediate-mode",
                           "-U", "-w", "-", "tcp", "port", "8080"])

@@ -935,7 +935,8 @@ static void test_pod_user_os_and_sidecar(void **state)
     parse_spec("", &pod);
     assert_null(kube_tap_nonroot(&pod, why, sizeof(why)));
     assert_false(pod.windows);
-    assert_string_equal(kube_mesh_sidecar(&pod), "istio-proxy");
+    assert_int_equal(pod.mesh, KUBE_MESH_ISTIO_SIDECAR);
+    assert_string_equal(pod.mesh_sign, "container istio-proxy");
     parse_spec("\"securityContext\":{\"runAsUser\":1000},"
                "\"nodeName\":\"n1\",", &pod);
     assert_non_null(kube_tap_nonroot(&pod, why, sizeof(why)));
