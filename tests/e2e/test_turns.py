@@ -544,7 +544,8 @@ class HttpTurns(unittest.TestCase):
         started = time.monotonic()
         r = t.run(["replay", cap, "-p", prod_port, "--to",
                    f"127.0.0.1:{local.port}", "--turn-quiet", "3s",
-                   "--turn-timeout", "20s", "--stats-json", stats, *args],
+                   "--turn-timeout", "20s", "--linger", "10s",
+                   "--stats-json", stats, *args],
                   timeout=300)
         took = time.monotonic() - started
         err = r.stderr.decode(errors="replace")
