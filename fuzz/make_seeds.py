@@ -569,6 +569,41 @@ def http1_seeds():
     return out
 
 
+def httpturn_seeds():
+    """Seeds for fuzz_httpturn (layout in fuzz_httpturn.c): a seed, then
+    steps of the client's or the target's bytes."""
+    def step(data, target=False, end=False):
+        n = len(data)
+        return bytes([(n >> 8) << 2 | (2 if end else 0) | (1 if target else 0),
+                      n & 0xff]) + data
+
+    get = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    post = (b"POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 4\r\n\r\n")
+    cont = b"HTTP/1.1 100 Continue\r\n\r\n"
+    return {
+        "keepalive": bytes([1]) + step(get) + step(ok, True) + step(get) +
+                     step(ok[:20], True) + step(ok[20:], True),
+        "head-204-304": bytes([2]) + step(b"HEAD /h HTTP/1.1\r\n\r\n") +
+                        step(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+                             True) +
+                        step(get) + step(b"HTTP/1.1 204 No Content\r\n\r\n",
+                                         True) +
+                        step(get) +
+                        step(b"HTTP/1.1 304 Not Modified\r\n\r\n", True),
+        "continue-waited": bytes([3]) + step(post) + step(cont, True) +
+                           step(b"body") + step(ok, True),
+        "continue-pipelined": bytes([4]) + step(post + b"body") +
+                              step(cont + ok, True),
+        "close-delimited": bytes([5]) + step(b"GET / HTTP/1.0\r\n\r\n") +
+                           step(b"HTTP/1.0 200 OK\r\n\r\nrest", True, True),
+        "not-http": bytes([6]) + step(b"\0\0\0\x08\x04\xd2\x16\x2f") +
+                    step(b"N", True),
+        "greeting": bytes([7]) + step(b"220 hi\r\n", True) + step(get),
+    }
+
+
 def httpbody_seeds():
     """Seeds for fuzz_httpbody (layout in fuzz_httpbody.c)."""
     import zlib
@@ -834,6 +869,7 @@ TARGETS = {
     "diffreport": diffreport_seeds,
     "httpflow": httpflow_seeds,
     "capredact": capredact_seeds,
+    "httpturn": httpturn_seeds,
 }
 # Written only once fuzz_kubejson.c exists (see fuzz/CMakeLists.txt).
 if os.path.exists(os.path.join(HERE, "fuzz_kubejson.c")):

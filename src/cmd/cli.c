@@ -246,8 +246,8 @@ static const struct cli_option options[] = {
     {OPTION("turns", OPT_TURNS, "MODE", C_RUN), .deflt = "auto",
      .help = "auto: replay each connection in turns, as its client spoke: "
              "bytes the client sent only after hearing from the server wait "
-             "for the target's answer; off: send every byte as soon as it "
-             "is captured"},
+             "for the target's answer (HTTP/1: the end of its response); "
+             "off: send every byte as soon as it is captured"},
     {OPTION("turn-timeout", OPT_TURN_TIMEOUT, "DURATION", C_RUN),
      DURATION_AT(turn_timeout_ns), .deflt = "5s", .min = "1ns",
      .help = "send a held turn anyway when the target has not answered it "
@@ -255,7 +255,8 @@ static const struct cli_option options[] = {
     {OPTION("turn-quiet", OPT_TURN_QUIET, "DURATION", C_RUN),
      DURATION_AT(turn_quiet_ns), .deflt = "50ms", .min = "1ns",
      .help = "a target that answered a turn in part and then sent nothing "
-             "for this long has answered it"},
+             "for this long has answered it (not HTTP/1, where the "
+             "response's end does)"},
     {OPTION("match-method", OPT_MATCH_METHOD, "LIST", C_RUN),
      .help = "HTTP/1: replay only requests with one of these methods "
              "(GET,HEAD; repeatable, the lists add up); other requests "

@@ -313,9 +313,11 @@ void stats_print(const struct run_report *rep)
             }
             if (t->turns > 0) {
                 tm_verbose("-> %s: %llu turns waited for the target's "
-                           "answer, %llu ended by a quiet target, %llu by "
+                           "answer, %llu ended by the end of its HTTP/1 "
+                           "response, %llu by a quiet target, %llu by "
                            "--turn-timeout",
                            label, (unsigned long long)t->turns,
+                           (unsigned long long)t->turns_http_end,
                            (unsigned long long)t->turns_quiet,
                            (unsigned long long)t->turns_timed_out);
             }
@@ -668,6 +670,7 @@ int stats_write_json(const char *path, const char *input,
             add_u64(o, "turns", t->turns);
             add_u64(o, "turns_quiet", t->turns_quiet);
             add_u64(o, "turns_timed_out", t->turns_timed_out);
+            add_u64(o, "turns_http_end", t->turns_http_end);
             add_u64(o, "closed_before_finished", t->closed_before_finished);
             add_u64(o, "requests_forwarded", t->requests_forwarded);
             add_u64(o, "requests_rewritten", t->requests_rewritten);

@@ -12,6 +12,7 @@
 #include "core/list.h"
 #include "log.h"
 #include "core/util.h"
+#include "proto/httpturn.h"
 
 /* Queue chunks grow geometrically from the first write's size (at least
  * CHUNK_MIN) up to CHUNK_LARGE: a connection waiting with one small
@@ -138,6 +139,12 @@ struct conn {
     bool flow_ended, target_eof, dropped, tcp_open, dirty;
     bool dialing;  /* counted in replay.dialing */
     bool turn_waiting; /* the timer waits for the target's answer */
+    /* HTTP/1 turns (see turn_http_state): where the target's response to
+     * the last request written ends. NULL before the first write on a
+     * local connection, and once it is known not to be HTTP/1
+     * (turn_http_off): bytes are counted then. */
+    struct httpturn *turn_http;
+    bool turn_http_off;
     bool over_cap; /* counted in replay.over_cap */
     bool order_blocked; /* on replay.order_blocked */
     struct tm_list link;      /* every conn: the replay's list */
@@ -569,6 +576,8 @@ static void on_timer_closed(uv_handle_t *h)
     struct replay *r = c->session->r;
     queue_free(c);
     http_account(c);
+    httpturn_free(c->turn_http);
+    c->turn_http = NULL;
     free(c->waits);
     c->waits = NULL;
     tm_list_remove(&c->link);
@@ -884,6 +893,7 @@ static bool take_parked(struct conn *c)
     r->open_fds++;
     uv_tcp_nodelay(&c->tcp, 1);
     c->turn_rx = greeting;
+    c->turn_http_off = greeting > 0; /* it spoke first: not HTTP/1 */
     c->target->st.bytes_received += greeting;
     if (t->greeting_len > 0) {
         cmp_local_data(c, (const char *)t->greeting, t->greeting_len);
@@ -1013,12 +1023,91 @@ static uint64_t final_answer(const struct conn *c)
                : 0;
 }
 
-/* Whether the target has answered the last turn: as many bytes as
- * production's server did, or some and then quiet for --turn-quiet (its
- * answer is shorter). */
+/* Where the local connection's HTTP/1 framing stands: UNKNOWN when it
+ * is not HTTP/1 (or the framing stopped), and bytes count instead. */
+static enum httpturn_state turn_http_state(const struct conn *c)
+{
+    return c->turn_http != NULL ? httpturn_state(c->turn_http)
+                                : HTTPTURN_UNKNOWN;
+}
+
+/* The framing stopped for good: its framers go, and the connection's
+ * turns are counted in bytes until it is replaced. */
+static void turn_http_check(struct conn *c)
+{
+    if (c->turn_http != NULL && httpturn_stopped(c->turn_http)) {
+        tm_debug("connection %llu to %s: turns end by byte counts (%s)",
+                 (unsigned long long)c->session->flow_id, c->target->label,
+                 httpturn_reason(c->turn_http));
+        httpturn_free(c->turn_http);
+        c->turn_http = NULL;
+        c->turn_http_off = true;
+    }
+}
+
+/* Bytes written to the target: its requests, if it speaks HTTP/1 (the
+ * framing starts with the local connection's first byte). */
+static void turn_http_sent(struct conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (!c->session->r->cfg.turns || c->turn_http_off) {
+        return;
+    }
+    if (c->turn_http == NULL) {
+        c->turn_http = httpturn_new();
+    }
+    for (unsigned i = 0; i < n; i++) {
+        httpturn_sent(c->turn_http, (const uint8_t *)bufs[i].base,
+                      bufs[i].len);
+    }
+    turn_http_check(c);
+}
+
+static void turn_http_received(struct conn *c, const char *data, size_t len)
+{
+    if (c->turn_http == NULL) {
+        c->turn_http_off = true; /* it spoke first: not HTTP/1 */
+        return;
+    }
+    httpturn_received(c->turn_http, (const uint8_t *)data, len);
+    turn_http_check(c);
+}
+
+static void turn_http_received_end(struct conn *c)
+{
+    if (c->turn_http != NULL) {
+        httpturn_received_end(c->turn_http); /* a close-delimited body */
+        turn_http_check(c);
+    }
+}
+
+/* A new local connection: framed afresh. */
+static void turn_http_restart(struct conn *c)
+{
+    httpturn_free(c->turn_http);
+    c->turn_http = NULL;
+    c->turn_http_off = false;
+}
+
+/* Whether the target has answered the last turn. HTTP/1: the response
+ * to the last request written has ended, however long it is (shorter
+ * than production's is not waited on for --turn-quiet, longer is not cut
+ * at production's length). Otherwise: as many bytes as production's
+ * server sent, or some and then quiet for --turn-quiet (its answer is
+ * shorter). */
 static bool answered(const struct conn *c, uint64_t need)
 {
-    if (c->target_eof || c->turn_rx >= need) {
+    if (c->target_eof) {
+        return true;
+    }
+    switch (turn_http_state(c)) {
+    case HTTPTURN_ANSWERED:
+        return true;
+    case HTTPTURN_OWED:
+        return false;
+    case HTTPTURN_UNKNOWN:
+        break;
+    }
+    if (c->turn_rx >= need) {
         return true;
     }
     const struct replay *r = c->session->r;
@@ -1421,7 +1510,9 @@ static void conn_advance(struct conn *c)
             c->target->st.turns++;
         }
         if (answered(c, need)) {
-            if (c->turn_rx < need && !c->target_eof) {
+            if (turn_http_state(c) == HTTPTURN_ANSWERED) {
+                c->target->st.turns_http_end++;
+            } else if (c->turn_rx < need && !c->target_eof) {
                 c->target->st.turns_quiet++;
             }
         } else if (now - c->wait_start_ns >= limit) {
@@ -1445,7 +1536,7 @@ static void conn_advance(struct conn *c)
                        (unsigned long long)need);
         } else {
             uint64_t due = c->wait_start_ns + limit;
-            if (c->turn_rx > 0) {
+            if (c->turn_rx > 0 && turn_http_state(c) == HTTPTURN_UNKNOWN) {
                 due = TM_MIN(due, c->last_rx_ns + r->cfg.turn_quiet_ns);
             }
             uint64_t ms = due > now ? ns_to_ms(due - now) : 1;
@@ -1541,6 +1632,7 @@ static void start_write(struct conn *c)
         return;
     }
     c->unsent = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    turn_http_sent(c, bufs, n);
     cmp_local_sent(c);
     if (r->cfg.write_timeout_ns > 0) {
         uint64_t ms = ns_to_ms(r->cfg.write_timeout_ns);
@@ -1549,12 +1641,41 @@ static void start_write(struct conn *c)
 }
 
 /* At a cut (--linger, --drain-timeout) after the half-close: the target
- * has not closed and sent less than production's server did. A pause is
- * no answer here: in stream mode the rest is the whole conversation, and
- * a target still working on a slow request is quiet too. */
+ * has not closed and sent less than production's server did (HTTP/1:
+ * has not ended the response to the last request). A pause is no answer
+ * here: in stream mode the rest is the whole conversation, and a target
+ * still working on a slow request is quiet too. */
 static bool cut_short(const struct conn *c)
 {
-    return !c->target_eof && c->turn_rx < final_answer(c);
+    if (c->target_eof) {
+        return false;
+    }
+    switch (turn_http_state(c)) {
+    case HTTPTURN_ANSWERED:
+        return false;
+    case HTTPTURN_OWED:
+        return true;
+    case HTTPTURN_UNKNOWN:
+        break;
+    }
+    return c->turn_rx < final_answer(c);
+}
+
+/* Whether the target has finished its answer after the client's last
+ * byte: the response to the last request ended (HTTP/1), or as many
+ * bytes as production's server sent after it, when it sent any. */
+static bool last_answer_done(const struct conn *c)
+{
+    switch (turn_http_state(c)) {
+    case HTTPTURN_ANSWERED:
+        return true;
+    case HTTPTURN_OWED:
+        return false;
+    case HTTPTURN_UNKNOWN:
+        break;
+    }
+    uint64_t rest = final_answer(c);
+    return rest > 0 && c->turn_rx >= rest;
 }
 
 static void on_linger_timeout(uv_timer_t *t)
@@ -1590,8 +1711,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         return;
     }
     c->target->st.completed++;
-    uint64_t rest = final_answer(c);
-    if (c->target_eof || (rest > 0 && c->turn_rx >= rest)) {
+    if (c->target_eof || last_answer_done(c)) {
         conn_close(c, false);
         return;
     }
@@ -1892,6 +2012,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = st->data;
     if (nread > 0) {
         cmp_local_data(c, buf->base, (size_t)nread);
+        turn_http_received(c, buf->base, (size_t)nread);
         c->session->r->activity++;
         c->target->st.bytes_received += (uint64_t)nread;
         c->target->answered_any = true;
@@ -1908,8 +2029,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         uint64_t reached = ordering ? order_reached(c) : 0;
         if (c->turn_waiting) {
             conn_advance(c);
-        } else if (c->state == C_LINGER && final_answer(c) > 0 &&
-                   c->turn_rx >= final_answer(c)) {
+        } else if (c->state == C_LINGER && last_answer_done(c)) {
             conn_close(c, false); /* the last answer is complete */
         }
         if (ordering) {
@@ -1924,6 +2044,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == UV_EOF) {
         c->target_eof = true;
         cmp_local_end(c);
+        turn_http_received_end(c);
         order_settle(c, true); /* it will answer no more */
         if (c->state == C_LINGER) {
             conn_close(c, false);
@@ -2207,6 +2328,7 @@ static void conn_reconnect(struct conn *c)
     c->turn_rx = 0;
     c->turn_waiting = false;
     c->target_eof = false;
+    turn_http_restart(c);
     uv_timer_stop(&c->timer);
     c->target->st.gap_reconnects++;
     c->state = C_RECONNECT;

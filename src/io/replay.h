@@ -63,6 +63,8 @@ struct replay_target_stats {
     uint64_t turns;           /* client turns held for the target's answer */
     uint64_t turns_quiet;     /* ... released by a quiet target */
     uint64_t turns_timed_out; /* ... released by --turn-timeout */
+    uint64_t turns_http_end;  /* ... released at the end of the target's
+                                 HTTP/1 response */
     uint64_t closed_before_finished; /* closed (by --linger or the
                                         drain) while the target had not
                                         answered the last turn */

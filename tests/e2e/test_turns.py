@@ -5,6 +5,8 @@ and from the file; and the end of a connection waiting for the target's
 last answer (--linger as a maximum, counted when it cuts).
 
 Each case runs with --turns off too, showing the failure turns fix."""
+import http.client
+import http.server
 import os
 import re
 import signal
@@ -394,6 +396,223 @@ class Turns(unittest.TestCase):
             self.assertIn("closed before the target finished: 1; raise "
                           "--linger", err)
             self.assertEqual(st["flows_dropped"], 0)
+
+
+# ---- HTTP/1: a turn ends where the target's response ends ----
+
+# One keep-alive conversation: a GET, a HEAD (its answer says
+# Content-Length but has no body), a 204, a 304 (Content-Length again),
+# a POST whose client waits for 100 Continue before the body, a POST
+# whose client sends head and body together (Expect: 100-continue all
+# the same), a GET, then the client's close.
+HTTP_REQUESTS = ["GET /a", "HEAD /b", "GET /none", "GET /same", "POST /e",
+                 "POST /f", "GET /g"]
+# Turns per connection: every request but the first, the body after the
+# 100 Continue, and the close.
+HTTP_TURNS = len(HTTP_REQUESTS) - 1 + 1 + 1
+HTTP_PAUSE = 0.2
+
+
+class TurnHandler(http.server.BaseHTTPRequestHandler):
+    """Production's server ("prod"), or a local one whose responses are
+    shorter ("short") or longer ("long") than production's. The local
+    ones send each response in two parts, HTTP_PAUSE apart, and note
+    whether the client's next bytes (or its close) came before the
+    second: a request sent before the previous response ended. The long
+    one's first part is longer than production's whole response."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.answer()
+
+    def do_HEAD(self):
+        self.answer()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.answer()
+
+    def answer(self):
+        srv = self.server
+        with srv.lock:
+            srv.log.setdefault(self.client_address, []).append(
+                f"{self.command} {self.path}")
+        mode = srv.mode
+        body = {"prod": b"p" * 300, "short": b"s", "long": b"l" * 3000}[mode]
+        pad = {"prod": 100, "short": 0, "long": 2000}[mode]
+        status = {"/none": 204, "/same": 304}.get(self.path, 200)
+        head = b"HTTP/1.1 %d %s\r\n" % (status, {200: b"OK", 204: b"No Content",
+                                                  304: b"Not Modified"}[status])
+        if pad:
+            head += b"X-Pad: " + b"x" * pad + b"\r\n"
+        if status != 204:
+            head += b"Content-Length: %d\r\n" % len(body)
+        data = head + b"\r\n"
+        if status == 200 and self.command != "HEAD":
+            data += body
+        if mode == "prod":
+            self.wfile.write(data)
+            return
+        cut = 1000 if mode == "long" else len(data) // 2
+        self.wfile.write(data[:cut])
+        time.sleep(HTTP_PAUSE)
+        try:
+            self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            with srv.lock:
+                srv.early += 1
+        except BlockingIOError:
+            pass
+        self.wfile.write(data[cut:])
+
+
+class TurnServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, mode):
+        super().__init__(("127.0.0.1", 0), TurnHandler)
+        self.mode = mode
+        self.log = {}
+        self.early = 0
+        self.lock = threading.Lock()
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def handle_error(self, request, client_address):
+        pass  # a client gone mid-answer (stream mode's end)
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+def turn_http_client(port):
+    """http.client on one keep-alive connection, waiting for every
+    response before the next request."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def call(method, path):
+        c.request(method, path)
+        r = c.getresponse()
+        r.read()
+        return r.status
+
+    assert call("GET", "/a") == 200
+    assert call("HEAD", "/b") == 200
+    assert call("GET", "/none") == 204
+    assert call("GET", "/same") == 304
+    # The head, then the body only once 100 Continue came.
+    body = b"b" * 50
+    c.putrequest("POST", "/e")
+    c.putheader("Expect", "100-continue")
+    c.putheader("Content-Length", str(len(body)))
+    c.endheaders()
+    interim = b""
+    while b"\r\n\r\n" not in interim:
+        chunk = c.sock.recv(1)
+        assert chunk, "closed before 100 Continue"
+        interim += chunk
+    assert interim.startswith(b"HTTP/1.1 100"), interim
+    c.send(body)
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200
+    # Head and body in one segment: the client waits for the final
+    # answer only (http.client skips the 100).
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    c.request("POST", "/f", body=body, headers={"Expect": "100-continue"})
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200
+    assert call("GET", "/g") == 200
+    c.close()
+
+
+class HttpTurns(unittest.TestCase):
+    """Replayed to a local server whose answers are shorter or longer than
+    production's, each request waits for the end of the previous local
+    response: not for --turn-quiet after a shorter one, not only for
+    production's byte count of a longer one."""
+
+    CONNECTIONS = 2
+
+    def setUp(self):
+        if REASON:
+            self.skipTest(REASON)
+        self.tmp = t.TempDir()
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.close()
+        self.tmp.cleanup()
+
+    def server(self, mode):
+        s = TurnServer(mode)
+        self.servers.append(s)
+        return s
+
+    def record(self):
+        prod = self.server("prod")
+        cap = self.tmp("prod.pcap")
+        rec = Recorder(prod.port, "-o", cap)
+        for _ in range(self.CONNECTIONS):
+            turn_http_client(prod.port)
+        rc, err = rec.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(list(prod.log.values()),
+                         [HTTP_REQUESTS] * self.CONNECTIONS)
+        return cap, prod.port
+
+    def replay(self, cap, prod_port, mode, *args):
+        local = self.server(mode)
+        stats = self.tmp(f"stats-{mode}.json")
+        started = time.monotonic()
+        r = t.run(["replay", cap, "-p", prod_port, "--to",
+                   f"127.0.0.1:{local.port}", "--turn-quiet", "3s",
+                   "--turn-timeout", "20s", "--linger", "10s",
+                   "--stats-json", stats, *args],
+                  timeout=300)
+        took = time.monotonic() - started
+        err = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, err)
+        return local, t.read_json(stats)["targets"][0], took, err
+
+    def test_response_end_ends_the_turn(self):
+        cap, prod_port = self.record()
+        for mode in ("short", "long"):
+            with self.subTest(mode=mode):
+                local, st, took, err = self.replay(cap, prod_port, mode)
+                # Every request, in order, on its own connection...
+                self.assertEqual(sorted(local.log.values()),
+                                 [HTTP_REQUESTS] * self.CONNECTIONS, err)
+                # ... each sent only once the previous response ended ...
+                self.assertEqual(local.early, 0, err)
+                # ... which is what ended every turn: not a quiet target,
+                # not the timeout.
+                want = HTTP_TURNS * self.CONNECTIONS
+                self.assertEqual(st["turns"], want, err)
+                self.assertEqual(st["turns_http_end"], want, err)
+                self.assertEqual(st["turns_quiet"], 0, err)
+                self.assertEqual(st["turns_timed_out"], 0, err)
+                self.assertEqual(st["closed_before_finished"], 0, err)
+                # No --turn-quiet (3 s) per turn, not even one: the
+                # connections run side by side, HTTP_PAUSE per response.
+                self.assertLess(took, 3 + len(HTTP_REQUESTS) * HTTP_PAUSE,
+                                err)
+
+    def test_stream_mode_is_unchanged(self):
+        # --turns off sends each connection as captured: the long server
+        # hears the next requests while it is still answering.
+        cap, prod_port = self.record()
+        local, st, _, err = self.replay(cap, prod_port, "long",
+                                        "--turns", "off")
+        self.assertGreater(local.early, 0, err)
+        self.assertEqual(st["turns"], 0)
+        self.assertEqual(st["turns_http_end"], 0)
 
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
