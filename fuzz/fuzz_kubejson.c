@@ -12,7 +12,8 @@
  * Checks: each reader returns 0 or -1, and -1 comes with a one-line
  * message; every string it fills is terminated within its field; counts
  * stay within their arrays; pod and deployment names are DNS-1123
- * subdomains (pod names are passed back to kubectl as arguments); a
+ * subdomains (pod names are passed back to kubectl as arguments), a node
+ * name and a default container empty or DNS-1123 names; a
  * deployment's selector (handed to kubectl -l) holds only label
  * characters, ',', '=', '!', '(', ')' and spaces and is never empty; a pod the
  * tap was added to (kube_pod_with_tap) parses back with the tap, its image and
@@ -101,6 +102,14 @@ static void check_pod(const struct kube_pod *p)
         FZ_CHECK(tm_dns1123_name(p->name, 253), "pod name \"%s\" was accepted",
                  p->name);
     }
+    /* A node name goes back to kubectl (get node NAME), a default
+     * container into messages: empty, or a DNS-1123 name. */
+    FZ_CHECK(p->node_name[0] == '\0' ||
+                 tm_dns1123_name(p->node_name, sizeof(p->node_name) - 1),
+             "node name \"%s\" was accepted", p->node_name);
+    FZ_CHECK(p->default_container[0] == '\0' ||
+                 tm_dns1123_name(p->default_container, 63),
+             "default container \"%s\" was accepted", p->default_container);
     FZ_CHECK(p->n_containers <= KUBE_MAX_CONTAINERS, "%zu containers",
              p->n_containers);
     for (size_t i = 0; i < p->n_containers; i++) {
@@ -131,6 +140,9 @@ static void check_deployment(const struct kube_deployment *d)
         FZ_CHECK(tm_dns1123_name(d->name, 253),
                  "deployment name \"%s\" was accepted", d->name);
     }
+    FZ_CHECK(d->default_container[0] == '\0' ||
+                 tm_dns1123_name(d->default_container, 63),
+             "default container \"%s\" was accepted", d->default_container);
     FZ_CHECK(d->selector[0] != '\0', "an empty selector was accepted");
     for (const char *c = d->selector; *c; c++) {
         FZ_CHECK(selector_char(*c), "selector character %02x in \"%s\"",

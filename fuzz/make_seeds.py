@@ -497,6 +497,12 @@ def kubejson_seeds():
                             '"status":{"phase":"Run\\u0007ning","ephemeralContainerStatuses":'
                             '[{"name":"tapmirror-tap","state":{"waiting":{"reason":"E\\u0085",'
                             '"message":"\\u202e\\u001b[8mhidden"}}}]}}]}',
+        # a node name that would be a flag of `kubectl get node NAME`, a
+        # default container that is a terminal sequence
+        "pod-names-flags": '{"metadata":{"name":"web-0","annotations":'
+                           '{"kubectl.kubernetes.io/default-container":"\\u001b]0;x\\u0007"}},'
+                           '"spec":{"nodeName":"--raw=/api","containers":[{"name":"c"}]},'
+                           '"status":{"phase":"Running"}}',
     }
     return {k: v if isinstance(v, bytes) else v.encode() for k, v in docs.items()}
 

@@ -41,6 +41,17 @@ static bool copy_string(char *dst, size_t size, const cJSON *item)
     return true;
 }
 
+/* Copies a name that goes back to kubectl as an argument or into a
+ * message (a node, a default container): only a DNS-1123 name, which can
+ * be neither a flag nor a terminal control; anything else leaves dst
+ * empty, as if the field were absent. */
+static void copy_name(char *dst, size_t size, const cJSON *item)
+{
+    if (!copy_string(dst, size, item) || !tm_dns1123_name(dst, size - 1)) {
+        dst[0] = '\0';
+    }
+}
+
 /* Copies what fits of free text to be shown (a phase, a status message,
  * an image), made safe for a terminal. */
 static void copy_text(char *dst, size_t size, const cJSON *item)
@@ -309,9 +320,9 @@ int kube_parse_workload(const char *json, size_t len, const char *kind,
                  kind);
         goto out;
     }
-    copy_string(d->default_container, sizeof(d->default_container),
-                path(tmpl, "metadata", "annotations",
-                     "kubectl.kubernetes.io/default-container"));
+    copy_name(d->default_container, sizeof(d->default_container),
+              path(tmpl, "metadata", "annotations",
+                   "kubectl.kubernetes.io/default-container"));
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -552,7 +563,7 @@ static void read_pod_placement(const cJSON *spec, struct kube_pod *p)
                          ? (long long)user->valuedouble
                          : -1;
     p->run_as_non_root = cJSON_IsTrue(child(psc, "runAsNonRoot"));
-    copy_string(p->node_name, sizeof(p->node_name), child(spec, "nodeName"));
+    copy_name(p->node_name, sizeof(p->node_name), child(spec, "nodeName"));
     const cJSON *os = path(spec, "nodeSelector", "kubernetes.io/os", NULL);
     const cJSON *pod_os = path(spec, "os", "name", NULL);
     p->windows = (cJSON_IsString(os) && os->valuestring != NULL &&
@@ -639,9 +650,9 @@ static int read_pod(const cJSON *root, struct kube_pod *p, char *err,
                 child(meta, "resourceVersion"));
     const cJSON *del = child(meta, "deletionTimestamp");
     p->terminating = del != NULL && !cJSON_IsNull(del);
-    copy_string(p->default_container, sizeof(p->default_container),
-                path(meta, "annotations",
-                     "kubectl.kubernetes.io/default-container", NULL));
+    copy_name(p->default_container, sizeof(p->default_container),
+              path(meta, "annotations",
+                   "kubectl.kubernetes.io/default-container", NULL));
     p->host_network = cJSON_IsTrue(child(spec, "hostNetwork"));
     read_mesh(meta, spec, p);
     read_pod_placement(spec, p);

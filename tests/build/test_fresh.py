@@ -13,9 +13,10 @@ Makefile as a user would, with:
   has been removed, so a missing package is seen without uninstalling it.
 
 It checks that `make` reports the missing package with `make deps` and
-runs no package manager, that `make deps` installs it and says so, and
-that `make demo` configures, builds and runs the demo with the tests left
-unconfigured.
+runs no package manager, that `make deps` installs it and says so, that
+`make demo` configures, builds and runs the demo with the tests left
+unconfigured, and that `make demo` and `make check`'s first step install
+a missing package and say so.
 """
 import os
 import re
@@ -198,6 +199,34 @@ class FreshMachine(unittest.TestCase):
         res = self.make(timeout=300)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertEqual(self.package_manager_calls(), [])
+
+    def test_4_make_demo_and_check_install_what_is_missing(self):
+        # The README's two commands install a missing package and say so,
+        # then go on: make demo runs the demo (its build is the one
+        # test_3 made), make check's first step is scripts/deps.sh check.
+        env = self._env_missing_a_package()
+        res = self.make("demo", env=env)
+        out = res.stdout + res.stderr
+        self.assertEqual(res.returncode, 0, out)
+        self.assertIn("tapmirror: installing missing packages with apt-get: "
+                      f"{HIDDEN_PACKAGE}", res.stderr)
+        self.assertIn(f"tapmirror: installed: {HIDDEN_PACKAGE}", res.stderr)
+        self.assertIn("6 requests on 4 connections", res.stdout)
+        installs = [c for c in self.package_manager_calls()
+                    if c.startswith("apt-get install")]
+        self.assertEqual([c.split()[-1] for c in installs], [HIDDEN_PACKAGE])
+        os.unlink(self.pm_log)
+        res = subprocess.run([os.path.join(self.src, "scripts", "deps.sh"),
+                              "check"], cwd=self.src, env=env,
+                             capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        # (other test packages this machine lacks may be installed too)
+        self.assertRegex(res.stderr, rf"tapmirror: installed: (.* )?"
+                                     rf"{re.escape(HIDDEN_PACKAGE)}\b")
+        self.assertIn(HIDDEN_PACKAGE, " ".join(
+            c for c in self.package_manager_calls()
+            if c.startswith("apt-get install")))
 
 
 if __name__ == "__main__":

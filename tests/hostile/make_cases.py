@@ -34,6 +34,9 @@ Fields of cases.json ("runs" items):
             the first N bytes of the input
   max_seconds  wall time limit for this run (default 10)
   min_seconds  the run must take at least this long (pacing)
+  stdin     for replay: true = the capture is given as "-" on standard
+            input (a live source: stamps ahead of this machine's clock
+            are clamped)
   known_bug an explanation: the run is expected to fail until src/ is
             fixed; run_cases.py reports it as XFAIL (and XPASS when it
             starts passing, so the marker can be removed)
@@ -338,6 +341,14 @@ def build():
                  delivered=[REQ_ALL], args=["--pace", "0.5x", "--max-pause", "1s"],
                  stats={"flows.completed": 1, "source.pauses_capped": 1},
                  min_seconds=0.9, max_seconds=6),
+          # Through a pipe it is a live source: the stamp past 2^63 ns is
+          # taken as now (counted, warned about), the one before the
+          # epoch moves nothing, and the connection is not expired.
+          replay(0, r"^tapmirror: warning: .*stamped \d+ s ahead of this "
+                    r"machine's clock",
+                 delivered=[REQ_ALL], stdin=True,
+                 stats={"flows.completed": 1, "flows.expired": 0,
+                        "source.timestamps_clamped": 1}),
           summary(0, "", stats={"packets": 8})])
 
     # ---- IP and TCP headers ----

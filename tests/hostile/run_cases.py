@@ -128,7 +128,7 @@ def gnu_time():
 TIME = gnu_time()
 
 
-def run_process(argv, timeout, tmp):
+def run_process(argv, timeout, tmp, stdin_path=None):
     """Runs argv; returns (status, stdout, stderr, seconds, peak RSS bytes).
     status is the exit status, or -SIGNAL; None on timeout (killed).
 
@@ -143,8 +143,24 @@ def run_process(argv, timeout, tmp):
     argv = WRAPPER + argv
     if TIME and not WRAPPER:
         argv = [TIME, "-o", time_out, "-f", "%M %x"] + argv
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_f,
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_path
+                         else subprocess.DEVNULL, stdout=out_f,
                          stderr=err_f, start_new_session=True)
+    if stdin_path:
+        # A pipe, not the file itself: a regular file on standard input
+        # is read as a file.
+        def feed():
+            try:
+                with open(stdin_path, "rb") as f:
+                    p.stdin.write(f.read())
+            except OSError:
+                pass  # tapmirror stopped reading: its status says why
+            finally:
+                try:
+                    p.stdin.close()
+                except OSError:
+                    pass
+        threading.Thread(target=feed, daemon=True).start()
     try:
         p.wait(timeout)
         hung = False
@@ -214,14 +230,18 @@ def run_one(binary, case, run, path, port, tmp):
     receiver = None
     if run["command"] == "replay":
         receiver = Receiver()
-        argv = [binary, "replay", path, "-p", str(port), "--to",
+        # "stdin": the capture comes through a pipe, a live source whose
+        # clock follows this machine's.
+        argv = [binary, "replay", "-" if run.get("stdin") else path, "-p",
+                str(port), "--to",
                 f"127.0.0.1:{receiver.port}", "--stats-json", stats_path, "-q"]
         if "output" in run:
             argv += ["-o", out_path]
     else:
         argv = [binary, "summary", path, "-p", str(port), "--json"]
     argv += run.get("args", [])
-    status, out, err, seconds, rss = run_process(argv, timeout, tmp)
+    status, out, err, seconds, rss = run_process(
+        argv, timeout, tmp, path if run.get("stdin") else None)
     conns = receiver.stop() if receiver else []
     err_text = err.decode("utf-8", "replace")
     if WRAPPER:
@@ -352,6 +372,8 @@ def main():
                 label = f"{case['name']} {run['command']}"
                 if run.get("args"):
                     label += " " + " ".join(run["args"])
+                if run.get("stdin"):
+                    label += " < pipe"
                 known = run.get("known_bug")
                 mem = "?" if rss is None else f"{rss / 1048576:.1f}"
                 stat = f"({secs:.2f} s, {mem} MiB)"

@@ -229,6 +229,52 @@ static void test_pod_text_is_escaped(void **state)
     assert_string_equal(pod.tap.message, "pull \\x1b[8mdenied");
 }
 
+/* A node name goes back to kubectl (get node NAME) and into --check's
+ * lines, a default container into a message: a value that is no DNS-1123
+ * name (a flag, a terminal control) is dropped, a valid one kept. */
+static void test_names_from_the_pod_are_checked(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"-oyaml", "--raw=/api", "n1\\u001b[2J",
+                                      "N1", "a\\u009bb", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char doc[512], err[256];
+        struct kube_pod pod;
+        struct kube_deployment dep;
+        snprintf(doc, sizeof(doc),
+                 "{\"metadata\":{\"name\":\"web-0\",\"annotations\":"
+                 "{\"kubectl.kubernetes.io/default-container\":\"%s\"}},"
+                 "\"spec\":{\"nodeName\":\"%s\",\"selector\":{\"matchLabels\":"
+                 "{\"app\":\"web\"}},\"template\":{\"metadata\":"
+                 "{\"annotations\":{\"kubectl.kubernetes.io/"
+                 "default-container\":\"%s\"}},\"spec\":{\"containers\":"
+                 "[{\"name\":\"c\"}]}},\"containers\":[{\"name\":\"c\"}]}}",
+                 bad[i], bad[i], bad[i]);
+        assert_int_equal(kube_parse_pod(doc, strlen(doc), &pod, err,
+                                        sizeof(err)),
+                         0);
+        assert_string_equal(pod.node_name, "");
+        assert_string_equal(pod.default_container, "");
+        assert_int_equal(kube_parse_deployment(doc, strlen(doc), &dep, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(dep.default_container, "");
+    }
+    static const char good[] =
+        "{\"metadata\":{\"name\":\"web-0\",\"annotations\":"
+        "{\"kubectl.kubernetes.io/default-container\":\"api\"}},"
+        "\"spec\":{\"nodeName\":\"ip-10-0-1-2.eu-west-1.compute.internal\","
+        "\"containers\":[{\"name\":\"api\"}]}}";
+    struct kube_pod pod;
+    char err[256];
+    assert_int_equal(kube_parse_pod(good, sizeof(good) - 1, &pod, err,
+                                    sizeof(err)),
+                     0);
+    assert_string_equal(pod.node_name,
+                        "ip-10-0-1-2.eu-west-1.compute.internal");
+    assert_string_equal(pod.default_container, "api");
+}
+
 #define IMAGE "docker.io/nicolaka/netshoot:v0.16"
 #define BASE_POD                                                               \
     "{\"metadata\":{\"name\":\"web-1\",\"namespace\":\"shop\"},"               \
@@ -1152,6 +1198,7 @@ int main(void)
         cmocka_unit_test(test_tcpdump_error_line_not_its_banner),
         cmocka_unit_test(test_pod_list_says_why_pods_are_left_out),
         cmocka_unit_test(test_pod_text_is_escaped),
+        cmocka_unit_test(test_names_from_the_pod_are_checked),
         cmocka_unit_test(test_tapmirrors_own_tap_is_the_same),
         cmocka_unit_test(test_baseline_profile_tap_is_ours),
         cmocka_unit_test(test_pod_security_refusal_names_its_level),
