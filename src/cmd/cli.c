@@ -392,8 +392,9 @@ static const struct cli_option options[] = {
      .help = "size of the kernel capture ring, mapped into the process "
              "(a second one with a --batch-above rate): the default "
              "takes about 132 MiB; blocks pack packets, per-packet "
-             "delivery gives each a frame sized for the largest one (128 KiB on lo, "
-             "twice SIZE of memory); a bigger ring absorbs longer stalls"},
+             "delivery gives each a frame sized for the largest one "
+             "(128 KiB on lo, twice SIZE of memory); a bigger ring "
+             "absorbs longer stalls"},
     /* COUNT_AT, and a case in apply_option() for "never". */
     {OPTION("batch-above", OPT_BATCH_ABOVE, "PPS", C_CAPTURE),
      COUNT_AT(batch_above), .deflt = "0", .max = "100000000",
