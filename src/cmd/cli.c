@@ -390,18 +390,22 @@ static const struct cli_option options[] = {
      .help = "bytes captured per packet"},
     {OPTION("kernel-buffer", OPT_KERNEL_BUFFER, "SIZE", C_CAPTURE),
      SIZE_AT(kernel_buffer), .deflt = "128MiB",
-     .help = "size of each kernel capture ring (two with --batch-above): "
-             "with per-packet delivery every packet takes a frame sized "
-             "for the largest one (128 KiB on lo), blocks pack them; a "
-             "bigger ring absorbs longer stalls"},
+     .help = "size of the kernel capture ring, mapped into the process "
+             "(a second one with a --batch-above rate): the default "
+             "takes about 132 MiB; blocks pack packets, per-packet "
+             "delivery gives each a frame sized for the largest one "
+             "(128 KiB on lo, twice SIZE of memory); a bigger ring "
+             "absorbs longer stalls"},
     /* COUNT_AT, and a case in apply_option() for "never". */
     {OPTION("batch-above", OPT_BATCH_ABOVE, "PPS", C_CAPTURE),
-     COUNT_AT(batch_above), .deflt = "50000", .max = "100000000",
-     .help = "packet rate above which the capture switches from "
-             "per-packet delivery to 1 ms blocks: a ring that holds many "
-             "more packets and far fewer wake-ups, for up to 1 ms of added "
-             "latency; it switches back below a fifth of the rate. 0: "
-             "always blocks; 'never': always per packet"},
+     COUNT_AT(batch_above), .deflt = "0", .max = "100000000",
+     .help = "0: deliver in 1 ms blocks always (up to 1 ms of added "
+             "latency; a ring deep enough for a burst from idle); PPS: "
+             "deliver each packet at once below this rate and switch to "
+             "blocks above it, back below a fifth of it, which adds a "
+             "second ring and drops packets when a burst fills the "
+             "per-packet ring before the switch; 'never': always per "
+             "packet"},
     {OPTION("promisc", OPT_PROMISC, NULL, C_CAPTURE), FLAG_AT(promisc),
      .deflt_about = "off",
      .help = "put the interface in promiscuous mode"},

@@ -4,8 +4,11 @@
  * Why two rings, and the measurements behind the numbers below:
  * docs/DESIGN.md, "Live capture: two rings".
  *
- * A live capture delivers each packet as it arrives while traffic is
- * light, from a per-packet ring (TPACKET_V2, immediate mode). Above
+ * By default (--batch-above 0) a live capture has one ring that packs
+ * packets into blocks (TPACKET_V3): deep enough that a burst from idle
+ * drops nothing, for up to BLOCK_TIMEOUT_MS of added latency. With a
+ * --batch-above rate it delivers each packet as it arrives while traffic
+ * is light, from a per-packet ring (TPACKET_V2, immediate mode). Above
  * --batch-above packets/s, when one read finds RING_PRESSURE_PACKETS
  * waiting, or on a kernel drop, it hands over to a second ring that packs
  * packets into blocks (TPACKET_V3), for up to BLOCK_TIMEOUT_MS of added

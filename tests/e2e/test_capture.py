@@ -16,6 +16,9 @@ import unittest
 import tmtest as t
 
 REASON = None
+# How far over the README's idle figure the default capture may be: the
+# allocator, libraries and a kernel that rounds a ring up differently.
+IDLE_RSS_MARGIN = 16 * 1024 * 1024
 
 
 def capture_permitted():
@@ -176,6 +179,37 @@ class Capture(unittest.TestCase):
             p.wait(timeout=30 * t.SLOW)
             os.close(master)
         self.assertRegex(out, rb"pkts .*\| kernel drops \d+")
+
+    def test_default_capture_idle_memory_is_as_documented(self):
+        # The kernel rings are mapped into the process and resident from
+        # the start: the default capture on lo must stay within the idle
+        # memory the README promises (plus a margin for the allocator and
+        # libraries), whatever other default changes.
+        if not t.MEASURE_MEMORY:
+            self.skipTest("memory is not measured under a wrapper or "
+                          "sanitizer")
+        with open(os.path.join(t.ROOT, "README.md")) as fp:
+            readme = fp.read()
+        m = re.search(r"default\s+capture\s+takes\s+about\s+(\d+)\s+MiB\s+"
+                      r"of\s+resident\s+memory\s+while\s+idle", readme)
+        self.assertIsNotNone(m, "README does not state the capture's idle "
+                             "memory")
+        documented = int(m.group(1)) * 1024 * 1024
+        p = self.start("-o", "/dev/null")
+        try:
+            time.sleep(0.5)
+            rss = None
+            with open(f"/proc/{p.pid}/status") as fp:
+                for line in fp:
+                    if line.startswith("VmRSS:"):
+                        rss = int(line.split()[1]) * 1024
+        finally:
+            code, _, err = self.stop(p)
+        self.assertEqual(code, 0, err)
+        self.assertIsNotNone(rss)
+        self.assertLessEqual(rss, documented + IDLE_RSS_MARGIN,
+                             f"idle RSS {rss / 1048576:.1f} MiB, documented "
+                             f"{documented / 1048576:.0f} MiB")
 
     def test_live_capture_replays_every_connection(self):
         sink = t.Sink(self.tmp, expect=20)

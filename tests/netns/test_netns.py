@@ -57,8 +57,8 @@ CLIENT_JOIN = 120           # all clients of one test
 SINK_WAIT = 90              # the receiver has every connection
 STOP_TIMEOUT = 60           # tapmirror exits after SIGINT
 
-# tapmirror's default --kernel-buffer (128 MiB, about 2,000 frames of
-# 64 KiB in immediate mode) holds more than one test's packets; set
+# tapmirror's default capture ring (one --kernel-buffer of 128 MiB in
+# blocks) holds more than one test's packets; set
 # TAPMIRROR_NETNS_KERNEL_BUFFER to try another size.
 KERNEL_BUFFER = os.environ.get("TAPMIRROR_NETNS_KERNEL_BUFFER", "")
 

@@ -250,7 +250,7 @@ static void test_capture(void **state)
     assert_true(r->o.promisc);
     assert_int_equal(r->o.snaplen, 65535);
     assert_int_equal(r->o.kernel_buffer, 64ULL << 20);
-    assert_int_equal(r->o.batch_above, 50000);
+    assert_int_equal(r->o.batch_above, 0);
     run_free(r);
     r = RUN("capture", "-i", "lo", "-p", "80", "--batch-above", "never");
     expect_run(r);
@@ -894,7 +894,7 @@ static void test_option_table(void **state)
     }
     /* Giving a default changes nothing. */
     struct run *r = RUN("capture", "-i", "eth0", "-p", "1", "--gap-timeout", "200ms",
-            "--kernel-buffer", "128MiB", "--batch-above", "50000",
+            "--kernel-buffer", "128MiB", "--batch-above", "0",
             "--snaplen", "262144");
     struct run *d = RUN("capture", "-i", "eth0", "-p", "1");
     expect_run(r);
