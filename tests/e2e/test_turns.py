@@ -754,8 +754,14 @@ class Postgres(unittest.TestCase):
         st, err = self.replay_pgbench(cap, "--pace", "ordered")
         self.assertEqual(self.local.history(), prod, err)
         self.assertEqual(st["closed_before_finished"], 0, err)
-        self.assertEqual(st["order_timed_out"], 0, err)
         self.assertGreater(st["order_waits"], 0, err)
+        # A lock cycle the stall check does not see (the target gave no
+        # answer out of production's order) is broken by --turn-timeout:
+        # rare, and never silent.
+        if st["order_timed_out"] > 0:
+            self.assertIn(f"{st['order_timed_out']} chunks sent before "
+                          "other connections' answers after "
+                          "--turn-timeout", err)
         # Fast: every transaction runs (the balances agree), but history
         # rows inserted before the TRUNCATE overtook them may be lost.
         st, err = self.replay_pgbench(cap)
